@@ -1,0 +1,18 @@
+//! dkms-rs: DKMS kernel-module packages for Debian, natively.
+//!
+//! The tour (see `DESIGN.md` of the project for the whole contract):
+//!
+//! ```text
+//! dkms.conf --conf--> ModuleConf (resolved for one kernel/arch)
+//!    |                      |
+//!    |            build: copy source -> patch -> PRE_BUILD -> make (log) -> strip -> store
+//!    |            install: back up original module -> place atomically -> depmod
+//!    v
+//! source tree + ModuleConf --package--> DebPackage --deb--> .deb (ar + tar + xz)
+//!                         templates (minijinja) ^
+//! ```
+//!
+//! Module map:
+//! - [`conf`]: dkms.conf, native reader for declarative files, bash evaluation for the rest.
+
+pub mod conf;

@@ -14,5 +14,7 @@
 //!
 //! Module map:
 //! - [`conf`]: dkms.conf, native reader for declarative files, bash evaluation for the rest.
+//! - [`templates`]: minijinja templates for generated package files, embedded, overridable.
 
 pub mod conf;
+pub mod templates;

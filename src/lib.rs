@@ -18,3 +18,4 @@
 
 pub mod conf;
 pub mod templates;
+pub mod cli;

@@ -14,5 +14,7 @@
 //!
 //! Module map:
 //! - [`conf`]: dkms.conf, native reader for declarative files, bash evaluation for the rest.
+//! - [`deb`]: .deb writing as dpkg-deb does it (ar, GNU tar, compression, md5sums); knows nothing of dkms.
 
 pub mod conf;
+pub mod deb;

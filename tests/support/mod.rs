@@ -87,3 +87,6 @@ pub fn run_ok(cmd: &mut Command) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Booting Debian kernels in qemu with modules loaded from a busybox initramfs.
+pub mod qemu;

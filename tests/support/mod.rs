@@ -90,3 +90,6 @@ pub fn run_ok(cmd: &mut Command) -> String {
 
 /// Booting Debian kernels in qemu with modules loaded from a busybox initramfs.
 pub mod qemu;
+
+/// The reference -dkms package built with dh + dh_dkms + dpkg-buildpackage.
+pub mod debhelper;

@@ -127,8 +127,25 @@ fn dpkg_installs_builds_and_removes_the_module() {
         );
     }
 
-    // The maintainer scripts are safe to run twice.
+    // Arguments the scripts do not handle change nothing.
     let info = |script: &str| format!("/var/lib/dpkg/info/{PACKAGE}.{script}");
+    run_ok(
+        Command::new("sh")
+            .arg(info("postinst"))
+            .arg("abort-upgrade"),
+    );
+    run_ok(
+        Command::new("sh")
+            .arg(info("prerm"))
+            .args(["failed-upgrade", "0.1"]),
+    );
+    assert_eq!(
+        dkms_status(),
+        status,
+        "an unhandled argument changed the state"
+    );
+
+    // The maintainer scripts are safe to run twice.
     run_ok(
         Command::new("sh")
             .arg(info("postinst"))

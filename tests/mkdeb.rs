@@ -556,3 +556,39 @@ fn data_files_equal_the_debhelper_reference() {
     got.sort();
     assert_eq!(got, expected, "ours (left) vs dh_dkms (right)");
 }
+
+/// What the package says, for review: the control file and the maintainer scripts as dpkg-deb
+/// extracts them, and the changelog and copyright as installed.
+#[test]
+fn rendered_files_of_hello() {
+    if !require_tool("dpkg-deb") {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    // A fixed epoch: a checkout's mtimes (the default) differ from clone to clone.
+    let deb = run_ok(
+        mkdeb()
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .args(["--maintainer", MAINTAINER, "-o"])
+            .arg(out.path())
+            .arg(hello_source()),
+    );
+    let root = out.path().join("root");
+    run_ok(
+        Command::new("dpkg-deb")
+            .arg("-R")
+            .arg(deb.trim())
+            .arg(&root),
+    );
+    for file in ["control", "postinst", "prerm"] {
+        let text = fs::read_to_string(root.join("DEBIAN").join(file)).unwrap();
+        insta::assert_snapshot!(format!("hello_{file}"), text);
+    }
+    let doc = root.join("usr/share/doc/hello-dkms");
+    let changelog = run_ok(Command::new("zcat").arg(doc.join("changelog.gz")));
+    insta::assert_snapshot!("hello_changelog", changelog);
+    insta::assert_snapshot!(
+        "hello_copyright",
+        fs::read_to_string(doc.join("copyright")).unwrap()
+    );
+}

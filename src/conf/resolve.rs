@@ -227,7 +227,9 @@ pub fn resolve(
     if clean.is_empty() {
         clean = format!("make -C {ksrc} M={build_dir} clean");
     }
-    let (clang, lld) = kernel_toolchain(ctx);
+    // Read once: read_conf greps $kernel_config, BUILD_EXCLUSIVE_CONFIG its twin.
+    let kconfig = std::fs::read(&ctx.kernel_config).ok();
+    let (clang, lld) = kernel_toolchain(ctx, kconfig.as_deref());
     if clang {
         make_command.push_str(" CC=clang");
     }
@@ -261,18 +263,19 @@ pub fn resolve(
     let bec = r.get("BUILD_EXCLUSIVE_CONFIG", 0);
     if !bec.is_empty() {
         // dkms greps $kernel_source_dir/.config here, not $kernel_config.
-        if let Ok(bytes) = std::fs::read(ctx.kernel_source_dir.join(".config")) {
-            let config = String::from_utf8_lossy(&bytes);
+        let config_path = ctx.kernel_source_dir.join(".config");
+        let config = if config_path == ctx.kernel_config {
+            kconfig.clone()
+        } else {
+            std::fs::read(&config_path).ok()
+        };
+        if let Some(config) = config {
             for kconf in posix::split_and_glob(bec) {
                 build_exclude |= match kconf.strip_prefix('!') {
                     // grep -q ... && exclude: a bad pattern (exit 2) does not exclude.
-                    Some(name) => {
-                        posix::ere_match_lines(&format!("^{name}=[ym]"), &config) == Some(true)
-                    }
+                    Some(name) => config_set(name, &config) == Some(true),
                     // grep -q ... || exclude: a bad pattern does.
-                    None => {
-                        posix::ere_match_lines(&format!("^{kconf}=[ym]"), &config) != Some(true)
-                    }
+                    None => config_set(&kconf, &config) != Some(true),
                 };
             }
         }
@@ -394,7 +397,7 @@ fn override_dest_module_location(ctx: &ResolveContext, raw: &str) -> String {
 
 /// Whether the kernel was built with clang / linked with lld, as read_conf checks it:
 /// the `.comment` section of `vmlinux` when the headers carry one, else `$kernel_config`.
-fn kernel_toolchain(ctx: &ResolveContext) -> (bool, bool) {
+fn kernel_toolchain(ctx: &ResolveContext, kconfig: Option<&[u8]>) -> (bool, bool) {
     let vmlinux = ctx.kernel_source_dir.join("vmlinux");
     if vmlinux.exists() {
         // Rare (Debian headers ship no vmlinux): ask readelf as dkms does.
@@ -407,14 +410,27 @@ fn kernel_toolchain(ctx: &ResolveContext) -> (bool, bool) {
             .unwrap_or_default();
         return (comment.contains("clang"), comment.contains("LLD"));
     }
-    match std::fs::read(&ctx.kernel_config) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            (
-                text.contains("CONFIG_CC_IS_CLANG=y"),
-                text.contains("CONFIG_LD_IS_LLD=y"),
-            )
-        }
-        Err(_) => (false, false),
+    match kconfig {
+        Some(text) => (
+            memchr::memmem::find(text, b"CONFIG_CC_IS_CLANG=y").is_some(),
+            memchr::memmem::find(text, b"CONFIG_LD_IS_LLD=y").is_some(),
+        ),
+        None => (false, false),
     }
+}
+
+/// `grep -q -E "^<name>=[ym]" .config`: a plain symbol is searched directly (the common case,
+/// and a regex compile per symbol saved); anything with regex syntax goes to regcomp.
+fn config_set(name: &str, config: &[u8]) -> Option<bool> {
+    if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+        return posix::ere_match_lines(&format!("^{name}=[ym]"), &String::from_utf8_lossy(config));
+    }
+    let found = memchr::memmem::find_iter(config, name.as_bytes()).any(|at| {
+        (at == 0 || config[at - 1] == b'\n')
+            && matches!(
+                config.get(at + name.len()..at + name.len() + 2),
+                Some(b"=y" | b"=m")
+            )
+    });
+    Some(found)
 }

@@ -228,7 +228,7 @@ pub fn resolve(
         clean = format!("make -C {ksrc} M={build_dir} clean");
     }
     // Read once: read_conf greps $kernel_config, BUILD_EXCLUSIVE_CONFIG its twin.
-    let kconfig = std::fs::read(&ctx.kernel_config).ok();
+    let kconfig = KernelConfig::load(&ctx.kernel_config);
     let (clang, lld) = kernel_toolchain(ctx, kconfig.as_deref());
     if clang {
         make_command.push_str(" CC=clang");
@@ -267,15 +267,16 @@ pub fn resolve(
         let config = if config_path == ctx.kernel_config {
             kconfig.clone()
         } else {
-            std::fs::read(&config_path).ok()
+            KernelConfig::load(&config_path)
         };
         if let Some(config) = config {
+            let config = &config.bytes;
             for kconf in posix::split_and_glob(bec) {
                 build_exclude |= match kconf.strip_prefix('!') {
                     // grep -q ... && exclude: a bad pattern (exit 2) does not exclude.
-                    Some(name) => config_set(name, &config) == Some(true),
+                    Some(name) => config_set(name, config) == Some(true),
                     // grep -q ... || exclude: a bad pattern does.
-                    None => config_set(&kconf, &config) != Some(true),
+                    None => config_set(&kconf, config) != Some(true),
                 };
             }
         }
@@ -397,7 +398,7 @@ fn override_dest_module_location(ctx: &ResolveContext, raw: &str) -> String {
 
 /// Whether the kernel was built with clang / linked with lld, as read_conf checks it:
 /// the `.comment` section of `vmlinux` when the headers carry one, else `$kernel_config`.
-fn kernel_toolchain(ctx: &ResolveContext, kconfig: Option<&[u8]>) -> (bool, bool) {
+fn kernel_toolchain(ctx: &ResolveContext, kconfig: Option<&KernelConfig>) -> (bool, bool) {
     let vmlinux = ctx.kernel_source_dir.join("vmlinux");
     if vmlinux.exists() {
         // Rare (Debian headers ship no vmlinux): ask readelf as dkms does.
@@ -410,13 +411,7 @@ fn kernel_toolchain(ctx: &ResolveContext, kconfig: Option<&[u8]>) -> (bool, bool
             .unwrap_or_default();
         return (comment.contains("clang"), comment.contains("LLD"));
     }
-    match kconfig {
-        Some(text) => (
-            memchr::memmem::find(text, b"CONFIG_CC_IS_CLANG=y").is_some(),
-            memchr::memmem::find(text, b"CONFIG_LD_IS_LLD=y").is_some(),
-        ),
-        None => (false, false),
-    }
+    kconfig.map_or((false, false), |k| (k.clang, k.lld))
 }
 
 /// `grep -q -E "^<name>=[ym]" .config`: a plain symbol is searched directly (the common case,
@@ -433,4 +428,51 @@ fn config_set(name: &str, config: &[u8]) -> Option<bool> {
             )
     });
     Some(found)
+}
+
+/// A kernel `.config` and what read_conf greps in it. Kept per process while the file's
+/// identity and mtime stay the same: `status` reads many dkms.conf for one kernel.
+struct KernelConfig {
+    bytes: Vec<u8>,
+    clang: bool,
+    lld: bool,
+}
+
+type ConfigKey = (PathBuf, u64, u64, i64, i64, u64);
+
+impl KernelConfig {
+    fn load(path: &Path) -> Option<std::sync::Arc<KernelConfig>> {
+        use std::os::unix::fs::MetadataExt;
+        use std::sync::{Arc, Mutex};
+        static CACHE: Mutex<Vec<(ConfigKey, Arc<KernelConfig>)>> = Mutex::new(Vec::new());
+        let m = std::fs::metadata(path).ok()?;
+        let key = (
+            path.to_path_buf(),
+            m.dev(),
+            m.ino(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.size(),
+        );
+        if let Ok(cache) = CACHE.lock()
+            && let Some((_, k)) = cache.iter().find(|(k, _)| *k == key)
+        {
+            return Some(k.clone());
+        }
+        let bytes = std::fs::read(path).ok()?;
+        let config = Arc::new(KernelConfig {
+            // grep's pattern has no anchor: anywhere in the file counts.
+            clang: memchr::memmem::find(&bytes, b"CONFIG_CC_IS_CLANG=y").is_some(),
+            lld: memchr::memmem::find(&bytes, b"CONFIG_LD_IS_LLD=y").is_some(),
+            bytes,
+        });
+        if let Ok(mut cache) = CACHE.lock() {
+            cache.retain(|(k, _)| k.0 != key.0);
+            if cache.len() >= 16 {
+                cache.remove(0);
+            }
+            cache.push((key, config.clone()));
+        }
+        Some(config)
+    }
 }

@@ -12,13 +12,20 @@ use std::path::{Path, PathBuf};
 
 use minijinja::context;
 
-use crate::conf::{self, ConfError};
+use crate::conf::{self, ConfError, ModuleConf, ResolveContext};
 use crate::deb::{self, Compression, ControlMember, DataTree, DebBuild, DebError, WrittenDeb};
 use crate::templates::{TemplateError, Templates};
 
-/// What the packaged module depends on: dkms-rs when present, else Debian's dkms of the version
-/// that brought common.postinst (the same floor dh_dkms puts into `${misc:Depends}`).
-pub const DKMS_DEPENDS: &str = "dkms-rs | dkms (>= 2.1.0.0)";
+/// What the packaged module depends on: dkms-rs, else Debian's dkms of the version that brought
+/// common.postinst, or of the one that understands BUILD_EXCLUSIVE_CONFIG when the module uses
+/// it (the floors dh_dkms puts into `${misc:Depends}`).
+pub fn dkms_depends(conf: &ModuleConf) -> &'static str {
+    if conf.build_exclusive_config.is_some() {
+        "dkms-rs | dkms (>= 3.0.3-4~)"
+    } else {
+        "dkms-rs | dkms (>= 2.1.0.0)"
+    }
+}
 
 /// Licenses whose text Debian ships in /usr/share/common-licenses (base-files), so that the
 /// generated copyright file can point to it instead of carrying the text.
@@ -122,6 +129,8 @@ pub struct PackageIdentity {
     pub package: String,
     /// The Debian version: PACKAGE_VERSION, plus `-<revision>` when given.
     pub deb_version: String,
+    /// The package's Depends.
+    pub depends: &'static str,
 }
 
 impl PackageIdentity {
@@ -132,7 +141,10 @@ impl PackageIdentity {
         revision: Option<&str>,
     ) -> Result<Self, PackageError> {
         let conf_path = source_dir.join("dkms.conf");
-        let (name, version) = conf::read_identity(&conf_path)?;
+        // Resolved for no kernel in particular: what the package carries holds for all.
+        let conf = conf::read(&conf_path, &ResolveContext::new("", ""))?;
+        let depends = dkms_depends(&conf);
+        let (name, version) = (conf.package_name, conf.package_version);
         let package = match package_name {
             Some(p) => {
                 check_package_name(p).map_err(|reason| PackageError::BadOption {
@@ -176,6 +188,7 @@ impl PackageIdentity {
             version,
             package,
             deb_version,
+            depends,
         })
     }
 
@@ -248,7 +261,7 @@ pub fn mkdeb(opts: &MkdebOptions) -> Result<WrittenDeb, PackageError> {
         deb_version => &id.deb_version,
         maintainer => &maintainer,
         maintainer_name => maintainer_name,
-        depends => DKMS_DEPENDS,
+        depends => id.depends,
         synopsis => synopsis,
         description => description,
         license => &opts.license,

@@ -592,3 +592,36 @@ fn rendered_files_of_hello() {
         fs::read_to_string(doc.join("copyright")).unwrap()
     );
 }
+
+/// The dkms alternative of Depends is the one dh_dkms computes for the same dkms.conf:
+/// `>= 2.1.0.0`, or `>= 3.0.3-4~` once BUILD_EXCLUSIVE_CONFIG is used.
+#[test]
+fn dkms_dependency_matches_dh_dkms() {
+    if !support::debhelper::require_debhelper() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("exclusive");
+    copy_tree(&hello_source(), &src);
+    let conf = fs::read_to_string(src.join("dkms.conf")).unwrap();
+    fs::write(
+        src.join("dkms.conf"),
+        conf.replace("PACKAGE_NAME=\"hello\"", "PACKAGE_NAME=\"exclusive\"")
+            + "BUILD_EXCLUSIVE_CONFIG=\"CONFIG_MODULES\"\n",
+    )
+    .unwrap();
+    for (source, name) in [(hello_source(), "hello"), (src, "exclusive")] {
+        let refdir = work.path().join(format!("ref-{name}"));
+        fs::create_dir(&refdir).unwrap();
+        let reference = support::debhelper::build_dh_reference(&source, name, "0.1", &refdir);
+        let expected = field(&reference, "Depends");
+        let out = work.path().join(format!("out-{name}"));
+        fs::create_dir(&out).unwrap();
+        let ours = build(&source, &out, &[]);
+        assert_eq!(
+            field(&ours, "Depends"),
+            format!("dkms-rs | {expected}"),
+            "{name}"
+        );
+    }
+}

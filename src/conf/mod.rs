@@ -208,6 +208,8 @@ pub struct ModuleConf {
     pub build_depends: Vec<String>,
     /// BUILD_EXCLUSIVE_* says: not for this kernel/arch.
     pub build_exclude: bool,
+    /// BUILD_EXCLUSIVE_CONFIG as written: packages using it need dkms >= 3.0.3 (dh_dkms).
+    pub build_exclusive_config: Option<String>,
     pub obsolete_by: Option<String>,
 }
 

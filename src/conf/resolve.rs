@@ -368,6 +368,7 @@ pub fn resolve(
             autoinstall: !r.get("AUTOINSTALL", 0).is_empty(),
             build_depends,
             build_exclude,
+            build_exclusive_config: opt("BUILD_EXCLUSIVE_CONFIG"),
             obsolete_by: opt("OBSOLETE_BY"),
         },
         problems,

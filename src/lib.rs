@@ -14,5 +14,19 @@
 //!
 //! Module map:
 //! - [`conf`]: dkms.conf, native reader for declarative files, bash evaluation for the rest.
+//! - [`framework`]: /etc/dkms/framework.conf(.d): tree roots, jobs, signing keys.
+//! - [`kernel`]: kernel releases, headers, module suffix, dkms's version order.
+//! - [`tree`]: the dkms tree: paths, states, `status`, the lock.
+//! - [`build`]: the build pipeline of one module for one kernel, and make.log.
+//! - [`install`]: install / uninstall / depmod.
+//! - [`jobs`]: parallel builds bounded by `-j`, in dependency order, readable output.
+//! - [`action`]: the dkms actions as the CLI runs them, their errors and exit codes.
 
+pub mod action;
+pub mod build;
 pub mod conf;
+pub mod framework;
+pub mod install;
+pub mod jobs;
+pub mod kernel;
+pub mod tree;

@@ -1,0 +1,110 @@
+//! The hello module built against real headers loads into the matching Debian kernel booted in
+//! qemu, and the kernel refuses it when built for the other flavour.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use support::qemu;
+
+const AMD64: &str = "6.1.0-56-amd64";
+const CLOUD: &str = "6.1.0-56-cloud-amd64";
+
+/// Build examples/hello for `kver` with plain kbuild in a scratch copy; returns its hello.ko.
+fn build_hello(kver: &str, scratch: &tempfile::TempDir) -> PathBuf {
+    let src = scratch.path().join(format!("hello-{kver}"));
+    std::fs::create_dir_all(&src).unwrap();
+    for file in ["hello.c", "Makefile"] {
+        std::fs::copy(support::hello_source().join(file), src.join(file)).unwrap();
+    }
+    support::run_ok(
+        Command::new("make")
+            .arg("-C")
+            .arg(format!("/lib/modules/{kver}/build"))
+            .arg(format!("M={}", src.display()))
+            .arg("modules"),
+    );
+    src.join("hello.ko")
+}
+
+/// Headers for both flavours, the qemu tools and both kernel images, or skip/fail.
+fn prerequisites() -> bool {
+    let Some(kernels) = support::require_kernels(2) else {
+        return false;
+    };
+    for k in [AMD64, CLOUD] {
+        if !kernels.iter().any(|have| have == k) {
+            return support::missing(&format!("headers for {k} (linux-headers-{k})"));
+        }
+    }
+    support::require_tool("make")
+        && qemu::require_qemu()
+        && qemu::kernel_image(AMD64).is_some()
+        && qemu::kernel_image(CLOUD).is_some()
+}
+
+fn assert_loads(kver: &str) {
+    if !prerequisites() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let ko = build_hello(kver, &scratch);
+    let boot = qemu::boot_with_modules(kver, &[ko]);
+    eprintln!("{kver}: booted in {:.1} s", boot.elapsed.as_secs_f64());
+    assert!(
+        !boot.timed_out,
+        "{kver} did not power off:\n{}",
+        boot.console
+    );
+    assert_eq!(
+        boot.insmod_status(0),
+        Some(0),
+        "insmod hello.ko into {kver}:\n{}",
+        boot.console
+    );
+    assert!(
+        boot.dmesg().contains("Hello world."),
+        "no greeting from hello.ko in {kver}'s dmesg:\n{}",
+        boot.console
+    );
+}
+
+#[test]
+fn hello_loads_into_amd64_kernel() {
+    assert_loads(AMD64);
+}
+
+#[test]
+fn hello_loads_into_cloud_kernel() {
+    assert_loads(CLOUD);
+}
+
+/// The other half of the proof: a module built for -amd64 is rejected by the -cloud kernel
+/// (modversions: "disagrees about version of symbol module_layout"), so "Hello world." above
+/// really comes from a module that matched its kernel.
+#[test]
+fn hello_built_for_amd64_is_rejected_by_cloud_kernel() {
+    if !prerequisites() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let ko = build_hello(AMD64, &scratch);
+    let boot = qemu::boot_with_modules(CLOUD, &[ko]);
+    assert!(
+        !boot.timed_out,
+        "{CLOUD} did not power off:\n{}",
+        boot.console
+    );
+    let status = boot.insmod_status(0);
+    assert!(
+        status.is_some_and(|s| s != 0),
+        "insmod of an {AMD64} module into {CLOUD} should fail, got {status:?}:\n{}",
+        boot.console
+    );
+    assert!(
+        !boot.dmesg().is_empty() && !boot.console.contains("Hello world."),
+        "{CLOUD} ran an {AMD64} module (or never printed dmesg):\n{}",
+        boot.console
+    );
+}

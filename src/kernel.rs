@@ -1,7 +1,9 @@
 //! Kernel releases and architectures: headers, `.config`, module suffix, dkms's version order.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// A kernel release as `uname -r` prints it, e.g. `6.1.0-56-amd64`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -31,21 +33,31 @@ impl KernelRelease {
 
     /// The module file suffix dkms uses for this kernel: `.ko` plus the compression that
     /// the kernel's own modules.dep shows (dkms's `set_module_suffix` reads /lib/modules).
+    /// Read once per kernel and process: modules.dep is large and `status` asks per module.
     pub fn module_compression(&self) -> Compression {
-        let dep = Path::new("/lib/modules").join(&self.0).join("modules.dep");
-        let Ok(text) = std::fs::read_to_string(dep) else {
-            return Compression::None;
-        };
-        // Same precedence as dkms: the last matching grep wins.
-        if text.contains(".zst:") {
-            Compression::Zstd
-        } else if text.contains(".xz:") {
-            Compression::Xz
-        } else if text.contains(".gz:") {
-            Compression::Gzip
-        } else {
-            Compression::None
-        }
+        static SEEN: Mutex<BTreeMap<String, Compression>> = Mutex::new(BTreeMap::new());
+        let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+        *seen
+            .entry(self.0.clone())
+            .or_insert_with(|| read_module_compression(&self.0))
+    }
+}
+
+/// dkms's `set_module_suffix`: the compression the kernel's own modules.dep shows.
+fn read_module_compression(kernel: &str) -> Compression {
+    let dep = Path::new("/lib/modules").join(kernel).join("modules.dep");
+    let Ok(text) = std::fs::read_to_string(dep) else {
+        return Compression::None;
+    };
+    // Same precedence as dkms: the last matching grep wins.
+    if text.contains(".zst:") {
+        Compression::Zstd
+    } else if text.contains(".xz:") {
+        Compression::Xz
+    } else if text.contains(".gz:") {
+        Compression::Gzip
+    } else {
+        Compression::None
     }
 }
 

@@ -193,6 +193,8 @@ pub struct Session {
     pub conf_override: Option<PathBuf>,
     /// framework.conf `autoinstall_all_kernels`.
     pub autoinstall_all_kernels: bool,
+    /// framework.conf's module signing settings.
+    pub signing: build::SigningConf,
 }
 
 impl Session {
@@ -471,6 +473,7 @@ impl Session {
                             conf,
                             jobs: self.jobs,
                             build_dir,
+                            signing: &self.signing,
                         },
                         &self.console,
                     )?;
@@ -599,12 +602,6 @@ impl Session {
                 build::remove_dir_if_exists(&module_dir)?;
             }
         }
-        if let Some(conf) = targets.first().and_then(|t| self.read_conf(mv, t).ok())
-            && conf.post_remove.is_some()
-            && !kernels_left
-        {
-            // POST_REMOVE already ran per uninstall; nothing more here (dkms runs it there too).
-        }
         self.depmod_kernels(touched)
     }
 
@@ -628,32 +625,40 @@ impl Session {
     pub fn autoinstall(&self, targets: &[Target]) -> Result<(), ActionError> {
         let mut todo: Vec<(ModuleVersion, Target, ModuleConf)> = Vec::new();
         let mut failed = Vec::new();
+        let mut by_module: BTreeMap<String, Vec<ModuleVersion>> = BTreeMap::new();
+        for mv in self.tree.added_modules(None, None) {
+            by_module.entry(mv.module.clone()).or_default().push(mv);
+        }
+        for versions in by_module.values_mut() {
+            versions.sort_by_key(|mv| std::cmp::Reverse(version_key(&mv.version)));
+        }
         for target in targets {
-            let mut newest: BTreeMap<String, (ModuleVersion, ModuleConf)> = BTreeMap::new();
-            for mv in self.tree.added_modules(None, None) {
-                let conf = match self.read_conf(&mv, target) {
-                    Ok(conf) => conf,
-                    Err(e) => {
-                        self.console.error(&e);
-                        failed.push(format!("{mv} ({target})"));
+            for versions in by_module.values() {
+                // The common no-op: the newest version is installed; no dkms.conf to read.
+                if versions
+                    .first()
+                    .is_some_and(|mv| self.tree.is_installed(mv, target))
+                {
+                    continue;
+                }
+                // Else the newest version with AUTOINSTALL, unless that one is installed.
+                for mv in versions {
+                    let conf = match self.read_conf(mv, target) {
+                        Ok(conf) => conf,
+                        Err(e) => {
+                            self.console.error(&e);
+                            failed.push(format!("{mv} ({target})"));
+                            break;
+                        }
+                    };
+                    if !conf.autoinstall {
                         continue;
                     }
-                };
-                if !conf.autoinstall {
-                    continue;
+                    if !self.tree.is_installed(mv, target) {
+                        todo.push((mv.clone(), target.clone(), conf));
+                    }
+                    break;
                 }
-                let newer = newest
-                    .get(&mv.module)
-                    .is_none_or(|(old, _)| version_key(&mv.version) > version_key(&old.version));
-                if newer {
-                    newest.insert(mv.module.clone(), (mv, conf));
-                }
-            }
-            for (mv, conf) in newest.into_values() {
-                if self.tree.is_installed(&mv, target) {
-                    continue;
-                }
-                todo.push((mv, target.clone(), conf));
             }
         }
         // BUILD_DEPENDS: wait for the dependency's job on the same target; a dependency that

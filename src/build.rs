@@ -30,6 +30,74 @@ pub struct BuildRequest<'a> {
     /// Where to build: `<m>/<v>/build`, or a per-kernel directory when the same module
     /// builds for several kernels at once.
     pub build_dir: PathBuf,
+    /// framework.conf's signing settings.
+    pub signing: &'a SigningConf,
+}
+
+/// framework.conf's `sign_file`, `mok_signing_key`, `mok_certificate`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SigningConf {
+    pub sign_file: Option<PathBuf>,
+    pub mok_signing_key: Option<PathBuf>,
+    pub mok_certificate: Option<PathBuf>,
+}
+
+/// How to sign modules for one kernel, when everything for it is there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signing {
+    pub sign_file: PathBuf,
+    pub hash: String,
+    pub key: PathBuf,
+    pub cert: PathBuf,
+}
+
+impl SigningConf {
+    /// dkms's `prepare_signing` on Debian: kbuild's sign-file, the MOK pair in /var/lib/dkms,
+    /// the kernel's CONFIG_MODULE_SIG_HASH. `None` when sign-file or the key pair is missing
+    /// (dkms would create the pair with openssl; dkms-rs leaves key creation to the admin).
+    pub fn for_kernel(
+        &self,
+        target: &Target,
+        headers: &Path,
+        config: Option<&str>,
+    ) -> Option<Signing> {
+        let kernel = target.kernel.as_str();
+        let sign_file = self.sign_file.clone().unwrap_or_else(|| {
+            let short = kernel.rsplit_once('.').map_or(kernel, |(a, _)| a);
+            let debian = PathBuf::from(format!("/usr/lib/linux-kbuild-{short}/scripts/sign-file"));
+            if debian.is_file() {
+                debian
+            } else {
+                headers.join("scripts/sign-file")
+            }
+        });
+        let key = self
+            .mok_signing_key
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/var/lib/dkms/mok.key"));
+        let cert = self
+            .mok_certificate
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/var/lib/dkms/mok.pub"));
+        let key_ok = key.to_string_lossy().starts_with("pkcs11:") || key.is_file();
+        if !is_executable(&sign_file) || !key_ok || !cert.is_file() {
+            return None;
+        }
+        let hash = config
+            .and_then(|c| {
+                c.lines()
+                    .find_map(|l| l.strip_prefix("CONFIG_MODULE_SIG_HASH="))
+                    .map(|h| h.trim_matches('"').to_string())
+            })
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "sha512".to_string());
+        Some(Signing {
+            sign_file,
+            hash,
+            key,
+            cert,
+        })
+    }
 }
 
 /// The make command dkms runs: a leading `make` becomes `make -jN KERNELRELEASE=<k>`.
@@ -177,16 +245,8 @@ pub fn build(req: &BuildRequest, console: &Console) -> Result<Duration, ActionEr
         ));
     }
 
-    let mut make_command = localise(&conf.make_command);
-    if let Some(config) = &config_text {
-        // dkms's read_conf: kernels built with clang/lld need the same tools for modules.
-        if config.contains("CONFIG_CC_IS_CLANG=y") {
-            make_command.push_str(" CC=clang");
-        }
-        if config.contains("CONFIG_LD_IS_LLD=y") {
-            make_command.push_str(" LD=ld.lld");
-        }
-    }
+    // conf already appended CC=clang / LD=ld.lld for clang-built kernels, as read_conf does.
+    let make_command = localise(&conf.make_command);
     let invocation = make_invocation(&make_command, req.jobs, target.kernel.as_str());
     let log_path = build_dir.join("make.log");
     let mut log = std::fs::File::create(&log_path).map_err(|e| io_error(&log_path, e))?;
@@ -253,10 +313,24 @@ pub fn build(req: &BuildRequest, console: &Console) -> Result<Duration, ActionEr
     }
     rename(&log_path, &stage_log.join("make.log"))?;
     let compression = target.kernel.module_compression();
+    let signing = req
+        .signing
+        .for_kernel(target, &headers, config_text.as_deref());
     for record in &conf.modules {
         let built = built_module_path(build_dir, &record.built_location, &record.built_name);
         if record.strip {
             run_quiet(Command::new("strip").arg("-g").arg(&built), build_dir)?;
+        }
+        if let Some(sign) = &signing {
+            console.verbose(&format!("Signing module {}", built.display()));
+            run_quiet(
+                Command::new(&sign.sign_file)
+                    .arg(&sign.hash)
+                    .arg(&sign.key)
+                    .arg(&sign.cert)
+                    .arg(&built),
+                build_dir,
+            )?;
         }
         let mut stored = built.clone();
         let mut ext = "";

@@ -307,24 +307,48 @@ impl Tree {
         kernel: Option<&str>,
         arch: Option<&str>,
     ) -> Vec<StatusEntry> {
+        let modules = self.added_modules(module, version);
+        // Modules are independent: read them on all CPUs, keep dkms's order.
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(modules.len().div_ceil(16).max(1));
+        let chunk = modules.len().div_ceil(workers).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = modules
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || self.status_of(part, kernel, arch)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    }
+
+    fn status_of(
+        &self,
+        modules: &[ModuleVersion],
+        kernel: Option<&str>,
+        arch: Option<&str>,
+    ) -> Vec<StatusEntry> {
         let mut entries = Vec::new();
-        for mv in self.added_modules(module, version) {
+        for mv in modules {
             let before = entries.len();
-            for target in self.target_dirs(&mv, kernel, arch) {
-                let ctx = self.resolve_context(&target, Some(&mv));
-                let conf_path = self.source_dir(&mv).join("dkms.conf");
+            for target in self.target_dirs(mv, kernel, arch) {
+                let ctx = self.resolve_context(&target, Some(mv));
+                let conf_path = self.source_dir(mv).join("dkms.conf");
                 let Ok(conf) = crate::conf::read(&conf_path, &ctx) else {
                     continue;
                 };
-                if !self.is_built(&mv, &target, &conf) {
+                if !self.is_built(mv, &target, &conf) {
                     continue;
                 }
-                let installed = self.is_installed(&mv, &target);
+                let installed = self.is_installed(mv, &target);
                 let mut notes = Vec::new();
                 if self.original_dir(&mv.module, &target).is_dir() {
                     notes.push("(original_module exists)");
                 }
-                if installed && !self.installed_matches_built(&mv, &target, &conf) {
+                if installed && !self.installed_matches_built(mv, &target, &conf) {
                     notes.push("(WARNING! Diff between built and installed module!)");
                 }
                 entries.push(StatusEntry {
@@ -340,7 +364,7 @@ impl Tree {
             }
             if entries.len() == before {
                 entries.push(StatusEntry {
-                    module: mv,
+                    module: mv.clone(),
                     target: None,
                     state: ModuleState::Added,
                     notes: Vec::new(),

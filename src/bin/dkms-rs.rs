@@ -154,6 +154,11 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
         symlink_modules: framework.symlink_modules,
         conf_override: cli.conf.clone(),
         autoinstall_all_kernels: framework.autoinstall_all_kernels,
+        signing: dkms::build::SigningConf {
+            sign_file: framework.sign_file.clone(),
+            mok_signing_key: framework.mok_signing_key.clone(),
+            mok_certificate: framework.mok_certificate.clone(),
+        },
     };
     let Some(action) = cli.action else {
         return Err(ActionError::Usage(

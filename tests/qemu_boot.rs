@@ -8,8 +8,18 @@ use std::process::Command;
 
 use support::qemu;
 
-const AMD64: &str = "6.1.0-56-amd64";
-const CLOUD: &str = "6.1.0-56-cloud-amd64";
+/// The generic and the cloud flavour of the installed Debian kernels with headers.
+fn flavours() -> Option<(String, String)> {
+    let kernels = support::kernels_with_headers();
+    let newest = |cloud: bool| {
+        kernels
+            .iter()
+            .filter(|k| k.ends_with("-amd64") && k.ends_with("-cloud-amd64") == cloud)
+            .max()
+            .cloned()
+    };
+    Some((newest(false)?, newest(true)?))
+}
 
 /// Build examples/hello for `kver` with plain kbuild in a scratch copy; returns its hello.ko.
 fn build_hello(kver: &str, scratch: &tempfile::TempDir) -> PathBuf {
@@ -29,25 +39,26 @@ fn build_hello(kver: &str, scratch: &tempfile::TempDir) -> PathBuf {
 }
 
 /// Headers for both flavours, the qemu tools and both kernel images, or skip/fail.
-fn prerequisites() -> bool {
-    let Some(kernels) = support::require_kernels(2) else {
-        return false;
+/// Returns the two flavours' kernel releases.
+fn prerequisites() -> Option<(String, String)> {
+    let Some((amd64, cloud)) = flavours() else {
+        support::missing(
+            "headers for an -amd64 and a -cloud-amd64 kernel (linux-headers-amd64 linux-headers-cloud-amd64)",
+        );
+        return None;
     };
-    for k in [AMD64, CLOUD] {
-        if !kernels.iter().any(|have| have == k) {
-            return support::missing(&format!("headers for {k} (linux-headers-{k})"));
-        }
-    }
-    support::require_tool("make")
+    let ready = support::require_tool("make")
         && qemu::require_qemu()
-        && qemu::kernel_image(AMD64).is_some()
-        && qemu::kernel_image(CLOUD).is_some()
+        && qemu::kernel_image(&amd64).is_some()
+        && qemu::kernel_image(&cloud).is_some();
+    ready.then_some((amd64, cloud))
 }
 
-fn assert_loads(kver: &str) {
-    if !prerequisites() {
+fn assert_loads(pick: fn((String, String)) -> String) {
+    let Some(flavours) = prerequisites() else {
         return;
-    }
+    };
+    let kver = &pick(flavours);
     let scratch = tempfile::tempdir().unwrap();
     let ko = build_hello(kver, &scratch);
     let boot = qemu::boot_with_modules(kver, &[ko]);
@@ -72,12 +83,12 @@ fn assert_loads(kver: &str) {
 
 #[test]
 fn hello_loads_into_amd64_kernel() {
-    assert_loads(AMD64);
+    assert_loads(|(amd64, _)| amd64);
 }
 
 #[test]
 fn hello_loads_into_cloud_kernel() {
-    assert_loads(CLOUD);
+    assert_loads(|(_, cloud)| cloud);
 }
 
 /// The other half of the proof: a module built for -amd64 is rejected by the -cloud kernel
@@ -85,26 +96,26 @@ fn hello_loads_into_cloud_kernel() {
 /// really comes from a module that matched its kernel.
 #[test]
 fn hello_built_for_amd64_is_rejected_by_cloud_kernel() {
-    if !prerequisites() {
+    let Some((amd64, cloud)) = prerequisites() else {
         return;
-    }
+    };
     let scratch = tempfile::tempdir().unwrap();
-    let ko = build_hello(AMD64, &scratch);
-    let boot = qemu::boot_with_modules(CLOUD, &[ko]);
+    let ko = build_hello(&amd64, &scratch);
+    let boot = qemu::boot_with_modules(&cloud, &[ko]);
     assert!(
         !boot.timed_out,
-        "{CLOUD} did not power off:\n{}",
+        "{cloud} did not power off:\n{}",
         boot.console
     );
     let status = boot.insmod_status(0);
     assert!(
         status.is_some_and(|s| s != 0),
-        "insmod of an {AMD64} module into {CLOUD} should fail, got {status:?}:\n{}",
+        "insmod of an {amd64} module into {cloud} should fail, got {status:?}:\n{}",
         boot.console
     );
     assert!(
         !boot.dmesg().is_empty() && !boot.console.contains("Hello world."),
-        "{CLOUD} ran an {AMD64} module (or never printed dmesg):\n{}",
+        "{cloud} ran an {amd64} module (or never printed dmesg):\n{}",
         boot.console
     );
 }

@@ -1,0 +1,174 @@
+//! data.tar: the package's files, streamed once from disk into the compressor, with the
+//! md5sums and the Installed-Size gathered on the way.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::Path;
+
+use md5::{Digest, Md5};
+
+use super::compress::Compressor;
+use super::tar::TarWriter;
+use super::{DataEntry, DebBuild, DebError, FileContent};
+
+/// Read and write buffer size: large enough that syscalls do not dominate.
+const BUF: usize = 256 << 10;
+
+/// What the data.tar pass learnt about the tree.
+pub struct DataSummary {
+    /// The `md5sums` control file (dh_md5sums' format and order).
+    pub md5sums: Vec<u8>,
+    /// dpkg-gencontrol's count for the data tree alone, root directory included.
+    pub installed_kib: u64,
+    /// Size of the uncompressed data.tar.
+    pub tar_size: u64,
+}
+
+/// Size in dpkg-gencontrol's units: files and symlinks ceil(bytes / 1024).
+pub fn kib(bytes: u64) -> u64 {
+    bytes.div_ceil(1024)
+}
+
+/// Writes the compressed data.tar into `out` (a temp file at `out_path`).
+pub fn write_data_tar(
+    build: &DebBuild,
+    out: &File,
+    out_path: &Path,
+) -> Result<DataSummary, DebError> {
+    let write_err = |source: io::Error| DebError::Write {
+        path: out_path.to_path_buf(),
+        source,
+    };
+    let compressor = Compressor::new(BufWriter::with_capacity(BUF, out), &build.compression)
+        .map_err(write_err)?;
+    let mut tar = TarWriter::new(compressor);
+    let mtime = build.mtime;
+    let mut md5_lines: Vec<(&str, String)> = Vec::new();
+    let mut installed_kib = 0;
+    let mut buf = vec![0u8; BUF];
+
+    for (path, entry) in build.data.archive_order() {
+        match entry {
+            DataEntry::Dir => {
+                installed_kib += 1;
+                let name = if path.is_empty() {
+                    "./".to_string()
+                } else {
+                    format!("./{path}/")
+                };
+                tar.dir(&name, 0o755, mtime).map_err(write_err)?;
+            }
+            DataEntry::Symlink { target } => {
+                installed_kib += kib(target.len() as u64);
+                tar.symlink(&format!("./{path}"), target, mtime)
+                    .map_err(write_err)?;
+            }
+            DataEntry::File {
+                content,
+                executable,
+            } => {
+                let mode = if *executable { 0o755 } else { 0o644 };
+                let name = format!("./{path}");
+                let digest = match content {
+                    FileContent::Bytes(bytes) => {
+                        installed_kib += kib(bytes.len() as u64);
+                        tar.file_bytes(&name, mode, bytes, mtime)
+                            .map_err(write_err)?;
+                        Md5::digest(bytes)
+                    }
+                    FileContent::Disk(source) => {
+                        let (size, digest) =
+                            copy_file(&mut tar, &name, mode, mtime, source, &mut buf, out_path)?;
+                        installed_kib += kib(size);
+                        digest
+                    }
+                };
+                md5_lines.push((path, hex(&digest)));
+            }
+        }
+    }
+    let compressor = tar.finish().map_err(write_err)?;
+    let tar_size = compressor.uncompressed();
+    let writer = compressor.finish().map_err(write_err)?;
+    writer
+        .into_inner()
+        .map_err(|e| write_err(e.into_error()))?
+        .sync_data()
+        .map_err(write_err)?;
+
+    // dh_md5sums: `find -type f | LC_ALL=C sort | xargs md5sum`, i.e. sorted by the whole path.
+    md5_lines.sort_by(|a, b| a.0.cmp(b.0));
+    let mut md5sums = Vec::new();
+    for (path, digest) in md5_lines {
+        md5sums.extend_from_slice(format!("{digest}  {path}\n").as_bytes());
+    }
+    Ok(DataSummary {
+        md5sums,
+        installed_kib,
+        tar_size,
+    })
+}
+
+/// Streams one file from disk into the tar; returns its size and md5.
+fn copy_file<W: Write>(
+    tar: &mut TarWriter<W>,
+    name: &str,
+    mode: u32,
+    mtime: u64,
+    source: &Path,
+    buf: &mut [u8],
+    out_path: &Path,
+) -> Result<(u64, md5::digest::Output<Md5>), DebError> {
+    let read_err = |e: io::Error| DebError::ReadSource {
+        path: source.to_path_buf(),
+        source: e,
+    };
+    let write_err = |e: io::Error| DebError::Write {
+        path: out_path.to_path_buf(),
+        source: e,
+    };
+    let mut file = File::open(source).map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(DebError::NotAFile {
+            path: source.to_path_buf(),
+        });
+    }
+    let size = meta.len();
+    tar.file_header(name, mode, size, mtime)
+        .map_err(write_err)?;
+    let mut md5 = Md5::new();
+    let mut left = size;
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = match file.read(&mut buf[..want]) {
+            Ok(0) => {
+                return Err(DebError::SourceChanged {
+                    path: source.to_path_buf(),
+                });
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_err(e)),
+        };
+        md5.update(&buf[..n]);
+        tar.content(&buf[..n]).map_err(write_err)?;
+        left -= n as u64;
+    }
+    // One more byte means the file grew after its size went into the header.
+    match file.read(&mut buf[..1]) {
+        Ok(0) => {}
+        Ok(_) => {
+            return Err(DebError::SourceChanged {
+                path: source.to_path_buf(),
+            });
+        }
+        Err(e) => return Err(read_err(e)),
+    }
+    tar.end_content().map_err(write_err)?;
+    Ok((size, md5.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -74,21 +74,24 @@ pkgs=(acpi-call-dkms vpoll-dkms tp-smapi-dkms bbswitch-dkms)
 mkdir -p "$work/ext" "$work/t2/src"
 for d in "$debs"/*.deb; do dpkg-deb -x "$d" "$work/ext"; done
 cp -a "$work/ext/usr/src/." "$work/t2/src/"
-mv_list=$(cd "$work/t2/src" && for d in */; do d=${d%/}; echo "${d%-*}/${d##*-}"; done)
+mv_list=$(cd "$work/t2/src" && for d in */; do d=${d%/}; echo "${d%-*}/${d##*-}"; done | tr "\n" " ")
 echo "modules:" $mv_list >&2
-prepare() { # $1 = tree name
-    rm -rf "$work/$1"
-    mkdir -p "$work/$1/tree" "$work/$1/lib/modules/$k1" "$work/$1/lib/modules/$k2"
-    for mv in $mv_list; do
-        "$rs" add "$mv" -q --dkmstree "$work/$1/tree" --sourcetree "$work/t2/src" --installtree "$work/$1/lib/modules"
-    done
-}
-export -f prepare; export work rs mv_list k1 k2
+# hyperfine runs --prepare through sh: a script file, not a bash function.
+cat > "$work/prepare" <<PREP
+#!/bin/bash
+set -e
+rm -rf "$work/\$1"
+mkdir -p "$work/\$1/tree" "$work/\$1/lib/modules/$k1" "$work/\$1/lib/modules/$k2"
+for mv in $mv_list; do
+    "$rs" add "\$mv" -q --dkmstree "$work/\$1/tree" --sourcetree "$work/t2/src" --installtree "$work/\$1/lib/modules"
+done
+PREP
+chmod +x "$work/prepare"
 D() { echo "--dkmstree $work/$1/tree --sourcetree $work/t2/src --installtree $work/$1/lib/modules --no-depmod"; }
 hyperfine --runs "${RUNS2:-3}" --export-markdown "$work/p2.md" -i \
-    -n "dkms autoinstall -k $k1; -k $k2" --prepare "prepare t3" \
+    -n "dkms autoinstall -k $k1; -k $k2" --prepare "$work/prepare t3" \
     "dkms autoinstall -k $k1 $(D t3); dkms autoinstall -k $k2 $(D t3)" \
-    -n "dkms-rs autoinstall -k $k1 -k $k2" --prepare "prepare t4" \
+    -n "dkms-rs autoinstall -k $k1 -k $k2" --prepare "$work/prepare t4" \
     "$rs autoinstall -k $k1 -k $k2 $(D t4)" >&2
 cat "$work/p2.md"
 echo "after the last runs:" >&2

@@ -80,6 +80,8 @@ pub enum ActionError {
     /// A failure already printed (by the line of its finished job); carries its exit code.
     #[error("exit status {code}")]
     Reported { code: i32 },
+    #[error(transparent)]
+    Package(Box<crate::package::PackageError>),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -114,6 +116,7 @@ impl ActionError {
             ActionError::Command { .. } => 1,
             ActionError::Autoinstall { .. } => 11,
             ActionError::Reported { code } => *code,
+            ActionError::Package(e) => e.exit_code(),
             ActionError::Io { .. } => 1,
         }
     }
@@ -755,6 +758,37 @@ impl Session {
             }
         }
         Ok(())
+    }
+}
+
+impl Session {
+    /// `mkdeb`: the `<m>-dkms` package of an added module, written to `<m>/<v>/deb/` as
+    /// `dkms mkdeb` did (the seed's workflow). The maintainer comes from `maintainer` or,
+    /// as for Debian's tools, DEBFULLNAME/DEBEMAIL.
+    pub fn mkdeb(
+        &self,
+        mv: &ModuleVersion,
+        maintainer: Option<String>,
+    ) -> Result<PathBuf, ActionError> {
+        self.require_added(mv)?;
+        let output_dir = self.tree.version_dir(mv).join("deb");
+        std::fs::create_dir_all(&output_dir).map_err(|e| io_error(&output_dir, e))?;
+        let opts = crate::package::MkdebOptions {
+            source_dir: self.tree.source_dir(mv),
+            output_dir,
+            maintainer,
+            revision: None,
+            description: None,
+            package_name: None,
+            templates: None,
+            license: "GPL-2".to_string(),
+            copyright_file: None,
+            compression: crate::deb::Compression::default(),
+            source_date_epoch: None,
+        };
+        let written =
+            crate::package::mkdeb(&opts).map_err(|e| ActionError::Package(Box::new(e)))?;
+        Ok(written.path)
     }
 }
 

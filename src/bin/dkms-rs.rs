@@ -23,6 +23,8 @@ enum Action {
     Match,
     /// `conf show PATH`: dkms.conf as dkms-rs resolves it.
     Conf,
+    /// The `<module>-dkms` .deb of an added module, into `<dkmstree>/<m>/<v>/deb/`.
+    Mkdeb,
 }
 
 /// Build and install kernel modules with DKMS, compatible with dkms 3.0.10's tree and exit codes.
@@ -91,6 +93,9 @@ struct Cli {
     /// For `conf show`: the output format.
     #[arg(long, value_enum, default_value_t = ShowFormat::Kv)]
     format: ShowFormat,
+    /// For `mkdeb`: `Name <email>` (default: DEBFULLNAME and DEBEMAIL, as for dch).
+    #[arg(long)]
+    maintainer: Option<String>,
     /// Print the version.
     #[arg(short = 'V', long)]
     version: bool,
@@ -240,8 +245,14 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
         | Action::Install
         | Action::Uninstall
         | Action::Unbuild
-        | Action::Remove => {
-            if cli.all && matches!(action, Action::Add | Action::Build | Action::Install) {
+        | Action::Remove
+        | Action::Mkdeb => {
+            if cli.all
+                && matches!(
+                    action,
+                    Action::Add | Action::Build | Action::Install | Action::Mkdeb
+                )
+            {
                 return Err(ActionError::Usage(format!(
                     "the action {action:?} does not support the --all parameter"
                 )));
@@ -277,6 +288,11 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                 Action::Install => session.install(&mv, &targets),
                 Action::Uninstall => session.uninstall(&mv, &targets),
                 Action::Unbuild => session.unbuild(&mv, &targets),
+                Action::Mkdeb => {
+                    let deb = session.mkdeb(&mv, cli.maintainer.clone())?;
+                    console.say(&format!("{}", deb.display()));
+                    Ok(())
+                }
                 _ => session.remove(&mv, &targets),
             }
         }

@@ -625,7 +625,31 @@ impl Session {
 
     /// `autoinstall`: build and install, for each target, the newest version of every added
     /// module with AUTOINSTALL that is not installed there, in BUILD_DEPENDS order, in parallel.
+    /// `<etc>/no-autoinstall` turns it off, and a kernel without headers is skipped, as
+    /// Debian's dkms_autoinstaller (the kernel hook) does before calling dkms.
     pub fn autoinstall(&self, targets: &[Target]) -> Result<(), ActionError> {
+        if self.tree.etc_dir.join("no-autoinstall").exists() {
+            self.console.say(&format!(
+                "dkms-rs: autoinstall for dkms modules has been disabled ({})",
+                self.tree.etc_dir.join("no-autoinstall").display()
+            ));
+            return Ok(());
+        }
+        let with_headers: Vec<Target> = targets
+            .iter()
+            .filter(|t| {
+                let ok = crate::kernel::has_headers(&self.tree.headers_dir(&t.kernel));
+                if !ok {
+                    self.console.say(&format!(
+                        "dkms-rs: autoinstall for kernel {} was skipped since the kernel headers for this kernel do not seem to be installed",
+                        t.kernel
+                    ));
+                }
+                ok
+            })
+            .cloned()
+            .collect();
+        let targets = with_headers.as_slice();
         let mut todo: Vec<(ModuleVersion, Target, ModuleConf)> = Vec::new();
         let mut failed = Vec::new();
         let mut by_module: BTreeMap<String, Vec<ModuleVersion>> = BTreeMap::new();

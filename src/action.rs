@@ -172,7 +172,7 @@ impl Console {
         if self.quiet {
             return;
         }
-        eprintln!("Error! {error}");
+        eprintln!("dkms-rs: error: {error}");
         if let ActionError::MakeFailed(failure) = error {
             for line in failure.tail.lines() {
                 eprintln!("    {line}");

@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser, ValueEnum};
 use dkms::action::{ActionError, Console, Session};
+use dkms::cli::{Generate, fail, generate, parse};
 use dkms::conf::ShowFormat;
 use dkms::framework::Framework;
 use dkms::kernel::{KernelRelease, Target, machine_arch};
@@ -27,9 +28,29 @@ enum Action {
     Mkdeb,
 }
 
-/// Build and install kernel modules with DKMS, compatible with dkms 3.0.10's tree and exit codes.
+/// Build and install kernel modules with DKMS: a drop-in for dkms 3.0.10 on the same tree.
+///
+/// The tree (/var/lib/dkms), the status lines and the exit codes are dkms 3.0.10's, so real
+/// dkms reads what dkms-rs did and the other way round. Builds for several kernels or modules
+/// run in parallel (-j); commands on one tree take turns (a lock), the second one waiting.
+/// Settings come from /etc/dkms/framework.conf and /etc/dkms/framework.conf.d/*.conf.
+///
+/// Exit codes: 3 already added/built (or not added), 4 dkms.conf missing, 6 install or depmod
+/// failure, 7 module not produced, 8 bad dkms.conf, 10 make failed, 11 autoinstall failure,
+/// 13 missing BUILD_DEPENDS, 21 no kernel headers, 77 BUILD_EXCLUSIVE (not for this kernel).
+///
+/// Examples:
+///
+///   dkms-rs add -m hello -v 0.1
+///   dkms-rs build hello/0.1 -k 6.1.0-56-amd64 -k 6.1.0-56-cloud-amd64
+///   dkms-rs install hello/0.1 -k 6.1.0-56-amd64
+///   dkms-rs status
+///   dkms-rs autoinstall -k 6.1.0-56-amd64
+///   dkms-rs remove hello/0.1 --all
+///   dkms-rs mkdeb -m hello -v 0.1
+///   dkms-rs conf show --kernel 6.1.0-56-amd64 /usr/src/hello-0.1
 #[derive(Debug, Parser)]
-#[command(name = "dkms-rs", disable_version_flag = true)]
+#[command(name = "dkms-rs", disable_version_flag = true, verbatim_doc_comment)]
 struct Cli {
     /// What to do.
     #[arg(value_enum)]
@@ -99,10 +120,22 @@ struct Cli {
     /// Print the version.
     #[arg(short = 'V', long)]
     version: bool,
+    /// Print the man page or a bash completion script, and exit.
+    #[arg(long, value_name = "WHAT", hide = true)]
+    generate: Option<Generate>,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse::<Cli>("dkms-rs") {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    if let Some(what) = cli.generate {
+        return match generate(what, Cli::command(), &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail("dkms-rs", &e, 1),
+        };
+    }
     if cli.version {
         println!(
             "dkms-rs {} (dkms-3.0.10 compatible)",

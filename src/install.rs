@@ -230,9 +230,21 @@ pub fn uninstall(
     let compression = target.kernel.module_compression();
     let keep = tree.original_dir(&mv.module, target);
     if was_active {
+        let built = tree.built_dir(mv, target).join("module");
         for record in &conf.modules {
             let dest_dir = lib_dir.join(record.dest_location.trim_start_matches('/'));
-            while let Some(file) = kernel::module_file(&dest_dir, &record.dest_name, compression) {
+            let ours = kernel::module_file(&built, &record.dest_name, compression);
+            // dkms's find_actual_dest_module_location: only a file of our version is ours to
+            // delete (the install may have left a newer module of someone else in place).
+            let owned = |file: &Path| {
+                ours.as_deref().is_some_and(|ours| {
+                    crate::tree::same_bytes(ours, file)
+                        || module_version_info(ours).0 == module_version_info(file).0
+                })
+            };
+            while let Some(file) =
+                kernel::module_file(&dest_dir, &record.dest_name, compression).filter(|f| owned(f))
+            {
                 std::fs::remove_file(&file).map_err(|e| io_error(&file, e))?;
                 console.verbose(&format!("Deleted {}", file.display()));
             }

@@ -95,3 +95,22 @@ fn no_autoinstall_file_turns_autoinstall_off() {
     session.autoinstall(std::slice::from_ref(&target)).unwrap();
     assert!(s.installed_module(&kernels[0], "auto").exists());
 }
+
+#[test]
+fn match_installs_on_a_kernel_what_the_template_kernel_has() {
+    let Some(kernels) = support::require_kernels(2) else {
+        return;
+    };
+    let (k1, k2) = (kernels[0].as_str(), kernels[1].as_str());
+    let s = Scratch::new(&kernels);
+    s.add_hello_source();
+    s.write_module("other", "1.0", "", TRIVIAL);
+    ok(&mut s.dkms_rs(&["install", "hello/0.1", "-k", k1]));
+    ok(&mut s.dkms_rs(&["add", "other/1.0"]));
+    ok(&mut s.dkms_rs(&["match", "--templatekernel", k1, "-k", k2]));
+    assert!(s.installed_module(k2, "hello").exists());
+    assert!(
+        !s.installed_module(k2, "other").exists(),
+        "not installed on the template"
+    );
+}

@@ -60,3 +60,49 @@ fn original_module_is_backed_up_and_restored() {
         "depmod sees the restored module: {dep}"
     );
 }
+
+#[test]
+fn a_newer_module_in_place_is_neither_replaced_nor_deleted() {
+    if !support::require_tool("modinfo") {
+        return;
+    }
+    let Some(kernels) = support::require_kernels(1) else {
+        return;
+    };
+    let k = kernels[0].as_str();
+    let newer = Scratch::new(&kernels);
+    newer.write_module("hello", "0.2", "", TRIVIAL);
+    ok(&mut newer.dkms_rs(&["build", "hello/0.2", "-k", k]));
+    let new_ko = newer
+        .dkms_tree
+        .join(format!("hello/0.2/{k}/x86_64/module/hello.ko"));
+
+    let s = Scratch::new(&kernels);
+    s.add_hello_source();
+    let place = s.installed_module(k, "hello");
+    std::fs::create_dir_all(place.parent().unwrap()).unwrap();
+    std::fs::copy(&new_ko, &place).unwrap();
+    let new_bytes = std::fs::read(&place).unwrap();
+
+    // dkms 3.0.10 counts the refused module as installed and keeps the newer file.
+    let (code, _, err) = core_support::run(&mut s.dkms_rs(&["install", "hello/0.1", "-k", k]));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("not newer"), "{err}");
+    assert_eq!(std::fs::read(&place).unwrap(), new_bytes);
+    let ours = ok(&mut s.dkms_rs(&["status"]));
+    assert_eq!(
+        ours,
+        format!(
+            "hello/0.1, {k}, x86_64: installed (WARNING! Diff between built and installed module!)\n"
+        )
+    );
+    if support::require_tool("dkms") {
+        assert_eq!(ok(&mut s.dkms(&["status"])), ours);
+    }
+    ok(&mut s.dkms_rs(&["uninstall", "hello/0.1", "-k", k]));
+    assert_eq!(
+        std::fs::read(&place).unwrap(),
+        new_bytes,
+        "not ours to delete"
+    );
+}

@@ -14,13 +14,27 @@
 //!
 //! Module map:
 //! - [`conf`]: dkms.conf, native reader for declarative files, bash evaluation for the rest.
+//! - [`framework`]: /etc/dkms/framework.conf(.d): tree roots, jobs, signing keys.
+//! - [`kernel`]: kernel releases, headers, module suffix, dkms's version order.
+//! - [`tree`]: the dkms tree: paths, states, `status`, the lock.
+//! - [`build`]: the build pipeline of one module for one kernel, and make.log.
+//! - [`install`]: install / uninstall / depmod.
+//! - [`jobs`]: parallel builds bounded by `-j`, in dependency order, readable output.
+//! - [`action`]: the dkms actions as the CLI runs them, their errors and exit codes.
 //! - [`deb`]: .deb writing as dpkg-deb does it (ar, GNU tar, compression, md5sums); knows nothing of dkms.
 //! - [`package`]: mkdeb: a module source tree -> `<name>-dkms_<version>_all.deb`.
 //! - [`templates`]: minijinja templates for generated package files, embedded, overridable.
 //! - [`cli`]: what the binaries share: man pages and completions from clap, one-line errors.
 
+pub mod action;
+pub mod build;
 pub mod cli;
 pub mod conf;
 pub mod deb;
+pub mod framework;
+pub mod install;
+pub mod jobs;
+pub mod kernel;
 pub mod package;
 pub mod templates;
+pub mod tree;

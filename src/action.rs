@@ -1,0 +1,851 @@
+//! The dkms actions (add, build, install, uninstall, unbuild, remove, autoinstall, match) as
+//! the CLI runs them, their errors and dkms's exit codes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::build::{self, BuildRequest};
+use crate::conf::{ConfError, ModuleConf};
+use crate::install::{self, InstallOptions};
+use crate::jobs::{self, Job, Outcome};
+use crate::kernel::{KernelRelease, Target, version_key};
+use crate::tree::{ModuleVersion, Tree};
+
+/// Why an action failed; [`ActionError::exit_code`] is dkms 3's exit code for it.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("DKMS tree already contains {module} ({dir})")]
+    AlreadyAdded { module: ModuleVersion, dir: PathBuf },
+    #[error("{module} is not located in the DKMS tree {tree}")]
+    NotAdded {
+        module: ModuleVersion,
+        tree: PathBuf,
+    },
+    #[error("module source directory {dir} does not exist")]
+    SourceMissing { dir: PathBuf },
+    #[error("{dir} must contain a dkms.conf file")]
+    NotASourceTree { dir: PathBuf },
+    #[error("could not locate dkms.conf: {path} does not exist")]
+    ConfMissing { path: PathBuf },
+    #[error(transparent)]
+    Conf(#[from] ConfError),
+    #[error("already built: {dir} exists (use remove or unbuild first)")]
+    AlreadyBuilt { dir: PathBuf },
+    #[error(
+        "{what} is not built: BUILD_EXCLUSIVE in {conf} does not match this kernel/arch/config"
+    )]
+    BuildExcluded { what: String, conf: PathBuf },
+    #[error("{dir} does not appear to have module source in it")]
+    NoSource { dir: PathBuf },
+    #[error(
+        "no headers for kernel {kernel} at {dir}: install linux-headers-{kernel} or use --kernelsourcedir"
+    )]
+    NoHeaders { kernel: KernelRelease, dir: PathBuf },
+    #[error("{what} needs BUILD_DEPENDS {missing:?}, which are not built there")]
+    MissingBuildDepends { what: String, missing: Vec<String> },
+    #[error("patch {patch} named in dkms.conf is not in {dir}")]
+    PatchMissing { patch: String, dir: PathBuf },
+    #[error("applying patch {patch} failed in {dir}")]
+    PatchFailed { patch: String, dir: PathBuf },
+    #[error(
+        "make failed (status {}) for {} on {}; see {}",
+        .0.status, .0.module, .0.target, .0.log.display()
+    )]
+    MakeFailed(Box<MakeFailure>),
+    #[error("build of {name} failed for {target}: make did not produce it in {dir}")]
+    ModuleNotProduced {
+        name: String,
+        target: Target,
+        dir: PathBuf,
+    },
+    #[error("{dir} does not exist: cannot install a module onto a non-existent kernel")]
+    NoKernelDir { dir: PathBuf },
+    #[error("installation of {module} aborted: no module was installed")]
+    InstallAborted { module: ModuleVersion },
+    #[error("PRE_INSTALL of {module} failed, aborting install (override with --force)")]
+    PreInstall { module: ModuleVersion },
+    #[error("depmod failed for kernel {kernel}: {detail}")]
+    Depmod {
+        kernel: KernelRelease,
+        detail: String,
+    },
+    #[error("{command} failed: {detail}")]
+    Command { command: String, detail: String },
+    #[error("one or more modules failed to install during autoinstall: {}", failed.join(", "))]
+    Autoinstall { failed: Vec<String> },
+    /// A failure already printed (by the line of its finished job); carries its exit code.
+    #[error("exit status {code}")]
+    Reported { code: i32 },
+    #[error(transparent)]
+    Package(Box<crate::package::PackageError>),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ActionError {
+    /// dkms 3's exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ActionError::Usage(_) => 1,
+            ActionError::AlreadyAdded { .. }
+            | ActionError::NotAdded { .. }
+            | ActionError::AlreadyBuilt { .. } => 3,
+            ActionError::SourceMissing { .. } => 2,
+            ActionError::NotASourceTree { .. } => 9,
+            ActionError::ConfMissing { .. } => 4,
+            ActionError::Conf(e) => e.exit_code(),
+            ActionError::BuildExcluded { .. } => 77,
+            ActionError::NoSource { .. } => 8,
+            ActionError::NoHeaders { .. } => 21,
+            ActionError::MissingBuildDepends { .. } => 13,
+            ActionError::PatchMissing { .. } => 5,
+            ActionError::PatchFailed { .. } => 6,
+            ActionError::MakeFailed(_) => 10,
+            ActionError::ModuleNotProduced { .. } => 7,
+            ActionError::NoKernelDir { .. }
+            | ActionError::InstallAborted { .. }
+            | ActionError::Depmod { .. } => 6,
+            ActionError::PreInstall { .. } => 101,
+            ActionError::Command { .. } => 1,
+            ActionError::Autoinstall { .. } => 11,
+            ActionError::Reported { code } => *code,
+            ActionError::Package(e) => e.exit_code(),
+            ActionError::Io { .. } => 1,
+        }
+    }
+}
+
+/// A failed make run: what and where its log is.
+#[derive(Debug)]
+pub struct MakeFailure {
+    pub module: ModuleVersion,
+    pub target: Target,
+    pub status: i32,
+    pub log: PathBuf,
+    /// The last lines of make.log.
+    pub tail: String,
+}
+
+/// An I/O error about a path.
+pub fn io_error(path: &Path, source: std::io::Error) -> ActionError {
+    ActionError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What the user sees: `-q` silences it, `--verbose` adds the commands run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Console {
+    pub quiet: bool,
+    pub verbose: bool,
+}
+
+impl Console {
+    pub fn say(&self, line: &str) {
+        if !self.quiet {
+            println!("{line}");
+        }
+    }
+
+    pub fn verbose(&self, line: &str) {
+        if self.verbose && !self.quiet {
+            println!("{line}");
+        }
+    }
+
+    pub fn warn(&self, line: &str) {
+        if !self.quiet {
+            eprintln!("Warning: {line}");
+        }
+    }
+
+    /// One line for an error, plus the end of make.log for a failed build.
+    pub fn error(&self, error: &ActionError) {
+        if self.quiet {
+            return;
+        }
+        eprintln!("dkms-rs: error: {error}");
+        if let ActionError::MakeFailed(failure) = error {
+            for line in failure.tail.lines() {
+                eprintln!("    {line}");
+            }
+        }
+    }
+}
+
+/// Everything one command works with.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub tree: Tree,
+    pub console: Console,
+    /// `-j`: make's job count and how many builds run at once; `None` = bare `-j` (`-j0`).
+    pub jobs: Option<usize>,
+    pub force: bool,
+    pub force_version_override: bool,
+    pub no_depmod: bool,
+    pub symlink_modules: bool,
+    /// `-c`: a dkms.conf to use instead of the module's own.
+    pub conf_override: Option<PathBuf>,
+    /// framework.conf `autoinstall_all_kernels`.
+    pub autoinstall_all_kernels: bool,
+    /// framework.conf's module signing settings.
+    pub signing: build::SigningConf,
+}
+
+impl Session {
+    fn concurrency(&self) -> usize {
+        self.jobs.unwrap_or(1).max(1)
+    }
+
+    fn install_options(&self) -> InstallOptions {
+        InstallOptions {
+            force: self.force,
+            force_version_override: self.force_version_override,
+            symlink_modules: self.symlink_modules,
+        }
+    }
+
+    /// The module's dkms.conf resolved for a target.
+    pub fn read_conf(
+        &self,
+        mv: &ModuleVersion,
+        target: &Target,
+    ) -> Result<ModuleConf, ActionError> {
+        let path = self
+            .conf_override
+            .clone()
+            .unwrap_or_else(|| self.tree.source_dir(mv).join("dkms.conf"));
+        read_conf_at(&self.tree, &path, target, Some(mv))
+    }
+
+    fn require_added(&self, mv: &ModuleVersion) -> Result<(), ActionError> {
+        if self.tree.is_added(mv) {
+            Ok(())
+        } else {
+            Err(ActionError::NotAdded {
+                module: mv.clone(),
+                tree: self.tree.dkms_tree.clone(),
+            })
+        }
+    }
+
+    /// `add`: link `<source_tree>/<m>-<v>` into the tree after checking its dkms.conf.
+    pub fn add(&self, mv: &ModuleVersion, target: &Target) -> Result<(), ActionError> {
+        if self.tree.is_added(mv) {
+            return Err(ActionError::AlreadyAdded {
+                module: mv.clone(),
+                dir: self.tree.version_dir(mv),
+            });
+        }
+        let source = self.tree.source_tree_dir(mv);
+        if !source.is_dir() {
+            return Err(ActionError::SourceMissing { dir: source });
+        }
+        let conf_path = self
+            .conf_override
+            .clone()
+            .unwrap_or_else(|| source.join("dkms.conf"));
+        let conf = read_conf_at(&self.tree, &conf_path, target, Some(mv))?;
+        let link = self.tree.source_dir(mv);
+        self.console.say(&format!(
+            "Creating symlink {} -> {}",
+            link.display(),
+            source.display()
+        ));
+        let build_dir = self.tree.build_dir(mv);
+        std::fs::create_dir_all(&build_dir).map_err(|e| io_error(&build_dir, e))?;
+        let tmp = self.tree.version_dir(mv).join(".source.dkms-rs");
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&source, &tmp).map_err(|e| io_error(&link, e))?;
+        std::fs::rename(&tmp, &link).map_err(|e| io_error(&link, e))?;
+        if let Some(script) = &conf.post_add {
+            build::run_script("post_add", script, &link, None, &self.console)?;
+        }
+        Ok(())
+    }
+
+    /// `add <dir>`: copy a source tree to `<source_tree>/<m>-<v>` (unless it is there) and add it.
+    pub fn add_source_tree(
+        &self,
+        dir: &Path,
+        target: &Target,
+    ) -> Result<ModuleVersion, ActionError> {
+        let from = dir.canonicalize().map_err(|e| io_error(dir, e))?;
+        let conf_path = from.join("dkms.conf");
+        if !conf_path.is_file() {
+            return Err(ActionError::NotASourceTree { dir: from });
+        }
+        let conf = read_conf_at(&self.tree, &conf_path, target, None)?;
+        let mv = ModuleVersion {
+            module: conf.package_name.clone(),
+            version: conf.package_version.clone(),
+        };
+        let dest = self.tree.source_tree_dir(&mv);
+        if from != dest {
+            if self.force {
+                build::remove_dir_if_exists(&dest)?;
+            }
+            std::fs::create_dir_all(&dest).map_err(|e| io_error(&dest, e))?;
+            let status = std::process::Command::new("cp")
+                .arg("-fr")
+                .arg(format!("{}/.", from.display()))
+                .arg(&dest)
+                .status()
+                .map_err(|e| io_error(&dest, e))?;
+            if !status.success() {
+                return Err(ActionError::Command {
+                    command: format!("cp -fr {} {}", from.display(), dest.display()),
+                    detail: format!("exit status {status}"),
+                });
+            }
+        }
+        self.add(&mv, target)?;
+        Ok(mv)
+    }
+
+    /// `build`: build for every target (in parallel); already built targets are skipped.
+    pub fn build(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
+        if !self.tree.is_added(mv) {
+            self.add(mv, &targets[0])?;
+        }
+        let mut todo = Vec::new();
+        for target in targets {
+            let conf = self.read_conf(mv, target)?;
+            if self.tree.is_built(mv, target, &conf) {
+                if self.force {
+                    self.unbuild_one(mv, target, &conf)?;
+                } else {
+                    self.console.say(&format!(
+                        "Module {mv} already built for kernel {target}, skip. You may override by specifying --force."
+                    ));
+                    continue;
+                }
+            }
+            todo.push((mv.clone(), target.clone(), conf));
+        }
+        let outcomes = self.build_all(todo, |_, _, _| Ok(None))?;
+        first_failure(outcomes)
+    }
+
+    /// `install`: build what is not built, install, one depmod per kernel.
+    pub fn install(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
+        if !self.tree.is_added(mv) {
+            self.add(mv, &targets[0])?;
+        }
+        let mut todo = Vec::new();
+        for target in targets {
+            let conf = self.read_conf(mv, target)?;
+            if self.tree.is_installed(mv, target) && self.tree.is_built(mv, target, &conf) {
+                if self.force {
+                    install::uninstall(&self.tree, mv, target, &conf, &self.console)?;
+                } else {
+                    self.console.say(&format!(
+                        "Module {mv} already installed on kernel {target}, skip. You may override by specifying --force."
+                    ));
+                    continue;
+                }
+            }
+            todo.push((mv.clone(), target.clone(), conf));
+        }
+        let installed = Mutex::new(Vec::new());
+        let outcomes = self.build_all(todo, |mv, target, conf| {
+            self.install_one(mv, target, conf, &installed)
+        })?;
+        let result = first_failure(outcomes);
+        self.depmod_or_roll_back(installed.into_inner().unwrap_or_default())?;
+        result
+    }
+
+    fn install_one(
+        &self,
+        mv: &ModuleVersion,
+        target: &Target,
+        conf: &ModuleConf,
+        installed: &Mutex<Vec<(ModuleVersion, Target, ModuleConf)>>,
+    ) -> Result<Option<String>, ActionError> {
+        // Installs touch shared files (modules dir, links): one at a time.
+        let mut done = installed.lock().unwrap_or_else(|e| e.into_inner());
+        install::install(
+            &self.tree,
+            mv,
+            target,
+            conf,
+            self.install_options(),
+            &self.console,
+        )?;
+        done.push((mv.clone(), target.clone(), conf.clone()));
+        let dir = self.tree.kernel_modules_dir(&target.kernel).join(
+            conf.modules
+                .first()
+                .map(|r| r.dest_location.trim_start_matches('/'))
+                .unwrap_or(""),
+        );
+        Ok(Some(format!("installed to {}/", dir.display())))
+    }
+
+    /// depmod once per kernel touched; on failure uninstall what this command installed there.
+    fn depmod_or_roll_back(
+        &self,
+        installed: Vec<(ModuleVersion, Target, ModuleConf)>,
+    ) -> Result<(), ActionError> {
+        if self.no_depmod {
+            return Ok(());
+        }
+        let kernels: BTreeSet<KernelRelease> =
+            installed.iter().map(|(_, t, _)| t.kernel.clone()).collect();
+        let mut first_error = None;
+        for kernel in kernels {
+            if let Err(e) = install::depmod(&self.tree, &kernel) {
+                for (mv, target, conf) in installed.iter().filter(|(_, t, _)| t.kernel == kernel) {
+                    install::uninstall(&self.tree, mv, target, conf, &self.console)?;
+                }
+                self.console.error(&e);
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Build (in parallel) the given (module, target) pairs, then run `after` on each success.
+    fn build_all(
+        &self,
+        todo: Vec<(ModuleVersion, Target, ModuleConf)>,
+        after: impl Fn(&ModuleVersion, &Target, &ModuleConf) -> Result<Option<String>, ActionError>
+        + Sync,
+    ) -> Result<Vec<Outcome>, ActionError> {
+        let deps = vec![Vec::new(); todo.len()];
+        Ok(self.run_jobs(todo, deps, after))
+    }
+
+    /// Run build(+after) jobs with dependencies; skips the build when already built.
+    fn run_jobs(
+        &self,
+        todo: Vec<(ModuleVersion, Target, ModuleConf)>,
+        deps: Vec<Vec<usize>>,
+        after: impl Fn(&ModuleVersion, &Target, &ModuleConf) -> Result<Option<String>, ActionError>
+        + Sync,
+    ) -> Vec<Outcome> {
+        let mut per_module: BTreeMap<&ModuleVersion, usize> = BTreeMap::new();
+        for (mv, _, _) in &todo {
+            *per_module.entry(mv).or_default() += 1;
+        }
+        let shared: BTreeSet<ModuleVersion> = per_module
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(mv, _)| mv.clone())
+            .collect();
+        let jobs: Vec<Job<(ModuleVersion, Target, ModuleConf)>> = todo
+            .into_iter()
+            .zip(deps)
+            .map(|(item, after)| Job {
+                name: format!("{}, {}, {}", item.0, item.1.kernel, item.1.arch),
+                after,
+                item,
+            })
+            .collect();
+        jobs::run(
+            &jobs,
+            self.concurrency(),
+            &self.console,
+            |(mv, target, conf)| {
+                let name = format!("{mv}, {}, {}", target.kernel, target.arch);
+                let mut line = String::new();
+                if !self.tree.is_built(mv, target, conf) {
+                    let build_dir = if shared.contains(mv) {
+                        // One build dir per kernel when the same module builds for several at once.
+                        self.tree
+                            .version_dir(mv)
+                            .join(format!(".build-{}-{}", target.kernel, target.arch))
+                    } else {
+                        self.tree.build_dir(mv)
+                    };
+                    let started = Instant::now();
+                    build::build(
+                        &BuildRequest {
+                            tree: &self.tree,
+                            module: mv,
+                            target,
+                            conf,
+                            jobs: self.jobs,
+                            build_dir,
+                            signing: &self.signing,
+                        },
+                        &self.console,
+                    )?;
+                    line = format!("{name}: built in {:.1} s", started.elapsed().as_secs_f64());
+                }
+                match after(mv, target, conf)? {
+                    Some(more) if line.is_empty() => Ok(format!("{name}: {more}")),
+                    Some(more) => Ok(format!("{line}, {more}")),
+                    None => Ok(line),
+                }
+            },
+        )
+    }
+
+    fn unbuild_one(
+        &self,
+        mv: &ModuleVersion,
+        target: &Target,
+        _conf: &ModuleConf,
+    ) -> Result<(), ActionError> {
+        let dir = self.tree.built_dir(mv, target);
+        build::remove_dir_if_exists(&dir)?;
+        if let Some(kernel_dir) = dir.parent() {
+            // dkms removes <k> when no other arch is left in it.
+            let _ = std::fs::remove_dir(kernel_dir);
+        }
+        Ok(())
+    }
+
+    /// `uninstall`: for each target where this version is installed.
+    pub fn uninstall(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
+        self.require_added(mv)?;
+        let mut touched = BTreeSet::new();
+        for target in targets {
+            let conf = self.read_conf(mv, target)?;
+            if !(self.tree.is_built(mv, target, &conf) && self.tree.is_installed(mv, target)) {
+                self.console.say(&format!(
+                    "Module {} {} is not installed for kernel {target}. Skipping...",
+                    mv.module, mv.version
+                ));
+                continue;
+            }
+            install::uninstall(&self.tree, mv, target, &conf, &self.console)?;
+            self.console
+                .say(&format!("Module {mv} uninstalled from kernel {target}"));
+            touched.insert(target.kernel.clone());
+        }
+        self.depmod_kernels(touched)
+    }
+
+    fn depmod_kernels(&self, kernels: BTreeSet<KernelRelease>) -> Result<(), ActionError> {
+        if self.no_depmod {
+            return Ok(());
+        }
+        for kernel in kernels {
+            install::depmod(&self.tree, &kernel)?;
+        }
+        Ok(())
+    }
+
+    /// `unbuild`: uninstall and forget the build for each target.
+    pub fn unbuild(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
+        self.require_added(mv)?;
+        let touched = self.uninstall_and_unbuild(mv, targets)?;
+        self.depmod_kernels(touched)
+    }
+
+    fn uninstall_and_unbuild(
+        &self,
+        mv: &ModuleVersion,
+        targets: &[Target],
+    ) -> Result<BTreeSet<KernelRelease>, ActionError> {
+        let mut touched = BTreeSet::new();
+        for target in targets {
+            let conf = self.read_conf(mv, target)?;
+            if self.tree.is_built(mv, target, &conf) && self.tree.is_installed(mv, target) {
+                install::uninstall(&self.tree, mv, target, &conf, &self.console)?;
+                touched.insert(target.kernel.clone());
+            }
+            if self.tree.is_built(mv, target, &conf) {
+                self.unbuild_one(mv, target, &conf)?;
+                self.console
+                    .say(&format!("Module {mv} unbuilt for kernel {target}"));
+            } else {
+                self.console.say(&format!(
+                    "Module {} {} is not built for kernel {target}. Skipping...",
+                    mv.module, mv.version
+                ));
+            }
+        }
+        Ok(touched)
+    }
+
+    /// `remove`: uninstall, unbuild, and drop the version from the tree once no kernel is left.
+    pub fn remove(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
+        self.require_added(mv)?;
+        let touched = self.uninstall_and_unbuild(mv, targets)?;
+        let version_dir = self.tree.version_dir(mv);
+        let kernels_left = std::fs::read_dir(&version_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'))
+            // dkms keeps the version while any dir other than these is left.
+            .any(|n| {
+                !["build", "tarball", "driver_disk", "rpm", "deb", "source"]
+                    .iter()
+                    .any(|s| n.ends_with(s))
+            });
+        if !kernels_left {
+            self.console.say(&format!(
+                "Deleting module {}-{} completely from the DKMS tree.",
+                mv.module, mv.version
+            ));
+            build::remove_dir_if_exists(&version_dir)?;
+            let module_dir = self.tree.module_dir(&mv.module);
+            let empty = std::fs::read_dir(&module_dir)
+                .map(|d| {
+                    d.flatten()
+                        .all(|e| e.file_name().to_string_lossy().starts_with('.'))
+                })
+                .unwrap_or(false);
+            if empty {
+                build::remove_dir_if_exists(&module_dir)?;
+            }
+        }
+        self.depmod_kernels(touched)
+    }
+
+    /// The targets a module version is built for (what `--all` means), in dkms's order.
+    pub fn built_targets(&self, mv: &ModuleVersion) -> Vec<Target> {
+        let mut targets: Vec<Target> = self
+            .tree
+            .target_dirs(mv, None, None)
+            .into_iter()
+            .filter(|t| {
+                self.read_conf(mv, t)
+                    .is_ok_and(|conf| self.tree.is_built(mv, t, &conf))
+            })
+            .collect();
+        targets.sort_by_key(|a| version_key(&a.kernel.0));
+        targets
+    }
+
+    /// `autoinstall`: build and install, for each target, the newest version of every added
+    /// module with AUTOINSTALL that is not installed there, in BUILD_DEPENDS order, in parallel.
+    /// `<etc>/no-autoinstall` turns it off, and a kernel without headers is skipped, as
+    /// Debian's dkms_autoinstaller (the kernel hook) does before calling dkms.
+    pub fn autoinstall(&self, targets: &[Target]) -> Result<(), ActionError> {
+        if self.tree.etc_dir.join("no-autoinstall").exists() {
+            self.console.say(&format!(
+                "dkms-rs: autoinstall for dkms modules has been disabled ({})",
+                self.tree.etc_dir.join("no-autoinstall").display()
+            ));
+            return Ok(());
+        }
+        let with_headers: Vec<Target> = targets
+            .iter()
+            .filter(|t| {
+                let ok = crate::kernel::has_headers(&self.tree.headers_dir(&t.kernel));
+                if !ok {
+                    self.console.say(&format!(
+                        "dkms-rs: autoinstall for kernel {} was skipped since the kernel headers for this kernel do not seem to be installed",
+                        t.kernel
+                    ));
+                }
+                ok
+            })
+            .cloned()
+            .collect();
+        let targets = with_headers.as_slice();
+        let mut todo: Vec<(ModuleVersion, Target, ModuleConf)> = Vec::new();
+        let mut failed = Vec::new();
+        let mut by_module: BTreeMap<String, Vec<ModuleVersion>> = BTreeMap::new();
+        for mv in self.tree.added_modules(None, None) {
+            by_module.entry(mv.module.clone()).or_default().push(mv);
+        }
+        for versions in by_module.values_mut() {
+            versions.sort_by_key(|mv| std::cmp::Reverse(version_key(&mv.version)));
+        }
+        for target in targets {
+            for versions in by_module.values() {
+                // The common no-op: the newest version is installed; no dkms.conf to read.
+                if versions
+                    .first()
+                    .is_some_and(|mv| self.tree.is_installed(mv, target))
+                {
+                    continue;
+                }
+                // Else the newest version with AUTOINSTALL, unless that one is installed.
+                for mv in versions {
+                    let conf = match self.read_conf(mv, target) {
+                        Ok(conf) => conf,
+                        Err(e) => {
+                            self.console.error(&e);
+                            failed.push(format!("{mv} ({target})"));
+                            break;
+                        }
+                    };
+                    if !conf.autoinstall {
+                        continue;
+                    }
+                    if !self.tree.is_installed(mv, target) {
+                        todo.push((mv.clone(), target.clone(), conf));
+                    }
+                    break;
+                }
+            }
+        }
+        // BUILD_DEPENDS: wait for the dependency's job on the same target; a dependency that
+        // is neither planned nor installed there means this module cannot be built.
+        let mut deps = vec![Vec::new(); todo.len()];
+        let mut runnable = vec![true; todo.len()];
+        for (i, (mv, target, conf)) in todo.iter().enumerate() {
+            for dep in &conf.build_depends {
+                if let Some(j) = todo
+                    .iter()
+                    .position(|(m, t, _)| &m.module == dep && t == target)
+                {
+                    deps[i].push(j);
+                } else if self.tree.installed_version(dep, target).is_none() {
+                    self.console.say(&format!(
+                        "{mv} autoinstall failed due to missing dependencies: {dep}"
+                    ));
+                    runnable[i] = false;
+                }
+            }
+        }
+        let mut kept = Vec::new();
+        let mut index_map = vec![None; todo.len()];
+        for (i, item) in todo.into_iter().enumerate() {
+            if runnable[i] {
+                index_map[i] = Some(kept.len());
+                kept.push((item, std::mem::take(&mut deps[i])));
+            } else {
+                failed.push(format!("{} ({})", item.0, item.1));
+            }
+        }
+        let (todo, deps): (Vec<_>, Vec<_>) = kept
+            .into_iter()
+            .map(|(item, d)| {
+                let d: Vec<usize> = d.iter().filter_map(|&j| index_map[j]).collect();
+                (item, d)
+            })
+            .unzip();
+        let names: Vec<String> = todo
+            .iter()
+            .map(|(mv, t, _)| format!("{mv} ({t})"))
+            .collect();
+        let installed = Mutex::new(Vec::new());
+        let outcomes = self.run_jobs(todo, deps, |mv, target, conf| {
+            self.install_one(mv, target, conf, &installed)
+        });
+        for (name, outcome) in names.into_iter().zip(outcomes) {
+            match outcome {
+                Outcome::Done(_) => {}
+                // BUILD_EXCLUSIVE: not for this kernel, which is not a failure.
+                Outcome::Failed(ActionError::BuildExcluded { .. }) => {}
+                Outcome::Failed(_) => failed.push(name),
+                Outcome::Blocked(why) => {
+                    self.console.say(&format!(
+                        "{name} autoinstall failed due to missing dependencies: {}",
+                        why.join(" ")
+                    ));
+                    failed.push(name);
+                }
+            }
+        }
+        if let Err(e) = self.depmod_or_roll_back(installed.into_inner().unwrap_or_default()) {
+            failed.push(e.to_string());
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(ActionError::Autoinstall { failed })
+        }
+    }
+
+    /// `match --templatekernel T -k K [module]`: install on K what is installed on T.
+    pub fn match_kernel(
+        &self,
+        template: &KernelRelease,
+        target: &Target,
+        module: Option<&str>,
+    ) -> Result<(), ActionError> {
+        if &target.kernel == template {
+            return Err(ActionError::Usage(
+                "the templatekernel and the specified kernel version are the same".into(),
+            ));
+        }
+        let template_target = Target {
+            kernel: template.clone(),
+            arch: target.arch.clone(),
+        };
+        self.console.say(&format!(
+            "Matching modules in kernel: {target} to the configuration of kernel: {template_target}"
+        ));
+        for mv in self.tree.added_modules(module, None) {
+            if self.tree.is_installed(&mv, &template_target) {
+                self.install(&mv, std::slice::from_ref(target))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Session {
+    /// `mkdeb`: the `<m>-dkms` package of an added module, written to `<m>/<v>/deb/` as
+    /// `dkms mkdeb` did (the seed's workflow). The maintainer comes from `maintainer` or,
+    /// as for Debian's tools, DEBFULLNAME/DEBEMAIL.
+    pub fn mkdeb(
+        &self,
+        mv: &ModuleVersion,
+        maintainer: Option<String>,
+    ) -> Result<PathBuf, ActionError> {
+        self.require_added(mv)?;
+        let output_dir = self.tree.version_dir(mv).join("deb");
+        std::fs::create_dir_all(&output_dir).map_err(|e| io_error(&output_dir, e))?;
+        let opts = crate::package::MkdebOptions {
+            source_dir: self.tree.source_dir(mv),
+            output_dir,
+            maintainer,
+            revision: None,
+            description: None,
+            package_name: None,
+            templates: None,
+            license: "GPL-2".to_string(),
+            copyright_file: None,
+            compression: crate::deb::Compression::default(),
+            source_date_epoch: None,
+        };
+        let written =
+            crate::package::mkdeb(&opts).map_err(|e| ActionError::Package(Box::new(e)))?;
+        Ok(written.path)
+    }
+}
+
+/// Read a dkms.conf for a target, with dkms's "missing" error first.
+pub fn read_conf_at(
+    tree: &Tree,
+    path: &Path,
+    target: &Target,
+    module: Option<&ModuleVersion>,
+) -> Result<ModuleConf, ActionError> {
+    if !path.is_file() {
+        return Err(ActionError::ConfMissing {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(crate::conf::read(
+        path,
+        &tree.resolve_context(target, module),
+    )?)
+}
+
+/// The first failure among job outcomes (jobs print their own lines as they finish).
+fn first_failure(outcomes: Vec<Outcome>) -> Result<(), ActionError> {
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Done(_) => {}
+            Outcome::Failed(e) => {
+                return Err(ActionError::Reported {
+                    code: e.exit_code(),
+                });
+            }
+            Outcome::Blocked(_) => return Err(ActionError::Reported { code: 1 }),
+        }
+    }
+    Ok(())
+}

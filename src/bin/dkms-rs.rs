@@ -1,0 +1,425 @@
+//! `dkms-rs`: the dkms-3-compatible command line (argument parsing -> library call -> exit code).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, ValueEnum};
+use dkms::action::{ActionError, Console, Session};
+use dkms::cli::{Generate, fail, generate, parse};
+use dkms::conf::ShowFormat;
+use dkms::framework::Framework;
+use dkms::kernel::{KernelRelease, Target, machine_arch};
+use dkms::tree::{ModuleVersion, Tree};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Action {
+    Add,
+    Build,
+    Install,
+    Uninstall,
+    Unbuild,
+    Remove,
+    Status,
+    Autoinstall,
+    Match,
+    /// `conf show PATH`: dkms.conf as dkms-rs resolves it.
+    Conf,
+    /// The `<module>-dkms` .deb of an added module, into `<dkmstree>/<m>/<v>/deb/`.
+    Mkdeb,
+}
+
+/// Build and install kernel modules with DKMS: a drop-in for dkms 3.0.10 on the same tree.
+///
+/// The tree (/var/lib/dkms), the status lines and the exit codes are dkms 3.0.10's, so real
+/// dkms reads what dkms-rs did and the other way round. Builds for several kernels or modules
+/// run in parallel (-j); commands on one tree take turns (a lock), the second one waiting.
+/// Settings come from /etc/dkms/framework.conf and /etc/dkms/framework.conf.d/*.conf.
+///
+/// Exit codes: 3 already added/built (or not added), 4 dkms.conf missing, 6 install or depmod
+/// failure, 7 module not produced, 8 bad dkms.conf, 10 make failed, 11 autoinstall failure,
+/// 13 missing BUILD_DEPENDS, 21 no kernel headers, 77 BUILD_EXCLUSIVE (not for this kernel).
+///
+/// Examples:
+///
+///   dkms-rs add -m hello -v 0.1
+///   dkms-rs build hello/0.1 -k 6.1.0-56-amd64 -k 6.1.0-56-cloud-amd64
+///   dkms-rs install hello/0.1 -k 6.1.0-56-amd64
+///   dkms-rs status
+///   dkms-rs autoinstall -k 6.1.0-56-amd64
+///   dkms-rs remove hello/0.1 --all
+///   dkms-rs mkdeb -m hello -v 0.1
+///   dkms-rs conf show --kernel 6.1.0-56-amd64 /usr/src/hello-0.1
+#[derive(Debug, Parser)]
+#[command(name = "dkms-rs", disable_version_flag = true, verbatim_doc_comment)]
+struct Cli {
+    /// What to do.
+    #[arg(value_enum)]
+    action: Option<Action>,
+    /// `<module>/<version>`, a source directory holding dkms.conf, or for `conf`: `show PATH`.
+    args: Vec<String>,
+    /// Module name, or `<module>/<version>`.
+    #[arg(short = 'm', long = "module")]
+    module: Option<String>,
+    /// Module version.
+    #[arg(short = 'v')]
+    module_version: Option<String>,
+    /// Kernel release, or `<kernel>/<arch>`; repeatable.
+    #[arg(short = 'k', long = "kernelver")]
+    kernels: Vec<String>,
+    /// Architecture; one for all kernels, or one per `-k`.
+    #[arg(short = 'a', long = "arch")]
+    arches: Vec<String>,
+    /// Every kernel the module is built for (remove, unbuild, uninstall).
+    #[arg(long)]
+    all: bool,
+    /// Rebuild/reinstall even if done; skip the version sanity check.
+    #[arg(long)]
+    force: bool,
+    /// Install even when the kernel has the same or a newer version of the module.
+    #[arg(long)]
+    force_version_override: bool,
+    /// Make jobs, and builds run at once (default: number of CPUs; 0 = unlimited make -j).
+    #[arg(short = 'j')]
+    jobs: Option<usize>,
+    /// Kernel headers to build against instead of /lib/modules/<k>/build.
+    #[arg(long)]
+    kernelsourcedir: Option<PathBuf>,
+    /// The dkms tree (default /var/lib/dkms).
+    #[arg(long)]
+    dkmstree: Option<PathBuf>,
+    /// Where module sources live (default /usr/src).
+    #[arg(long)]
+    sourcetree: Option<PathBuf>,
+    /// Where modules are installed (default /lib/modules).
+    #[arg(long)]
+    installtree: Option<PathBuf>,
+    /// Do not run depmod after install/uninstall.
+    #[arg(long)]
+    no_depmod: bool,
+    /// Use this dkms.conf instead of the module's own.
+    #[arg(short = 'c')]
+    conf: Option<PathBuf>,
+    /// Print nothing.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    /// Print the commands run.
+    #[arg(long)]
+    verbose: bool,
+    /// For `match`: the kernel whose installed modules to match.
+    #[arg(long)]
+    templatekernel: Option<String>,
+    /// For `conf show`: the kernel to resolve dkms.conf for.
+    #[arg(long)]
+    kernel: Option<String>,
+    /// For `conf show`: the output format.
+    #[arg(long, value_enum, default_value_t = ShowFormat::Kv)]
+    format: ShowFormat,
+    /// For `mkdeb`: `Name <email>` (default: DEBFULLNAME and DEBEMAIL, as for dch).
+    #[arg(long)]
+    maintainer: Option<String>,
+    /// Print the version.
+    #[arg(short = 'V', long)]
+    version: bool,
+    /// Print the man page or a bash completion script, and exit.
+    #[arg(long, value_name = "WHAT", hide = true)]
+    generate: Option<Generate>,
+}
+
+fn main() -> ExitCode {
+    let cli = match parse::<Cli>("dkms-rs") {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    if let Some(what) = cli.generate {
+        return match generate(what, Cli::command(), &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail("dkms-rs", &e, 1),
+        };
+    }
+    if cli.version {
+        println!(
+            "dkms-rs {} (dkms-3.0.10 compatible)",
+            env!("CARGO_PKG_VERSION")
+        );
+        return ExitCode::SUCCESS;
+    }
+    let console = Console {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
+    match run(cli, console) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if !matches!(e, ActionError::Reported { .. }) {
+                console.error(&e);
+            }
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
+    }
+}
+
+fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
+    let etc = PathBuf::from("/etc/dkms");
+    let framework = Framework::read(&etc).map_err(|e| dkms::action::io_error(&etc, e))?;
+    let tree = Tree {
+        dkms_tree: cli.dkmstree.clone().unwrap_or(framework.dkms_tree.clone()),
+        source_tree: cli
+            .sourcetree
+            .clone()
+            .unwrap_or(framework.source_tree.clone()),
+        install_tree: cli
+            .installtree
+            .clone()
+            .unwrap_or(framework.install_tree.clone()),
+        etc_dir: framework.etc_dir.clone(),
+        kernel_source_dir: cli.kernelsourcedir.clone(),
+    };
+    let jobs = match cli.jobs.or(framework.parallel_jobs) {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None => Some(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    };
+    let session = Session {
+        tree,
+        console: Console {
+            verbose: console.verbose || framework.verbose,
+            ..console
+        },
+        jobs,
+        force: cli.force,
+        force_version_override: cli.force_version_override,
+        no_depmod: cli.no_depmod,
+        symlink_modules: framework.symlink_modules,
+        conf_override: cli.conf.clone(),
+        autoinstall_all_kernels: framework.autoinstall_all_kernels,
+        signing: dkms::build::SigningConf {
+            sign_file: framework.sign_file.clone(),
+            mok_signing_key: framework.mok_signing_key.clone(),
+            mok_certificate: framework.mok_certificate.clone(),
+        },
+    };
+    let Some(action) = cli.action else {
+        return Err(ActionError::Usage(
+            "no action given: add, build, install, uninstall, unbuild, remove, status, autoinstall, match or conf".into(),
+        ));
+    };
+    let (mut module, mut version, source_dir) = module_args(&cli);
+    match action {
+        Action::Conf => {
+            let [show, path] = cli.args.as_slice() else {
+                return Err(ActionError::Usage("usage: dkms-rs conf show PATH".into()));
+            };
+            if show != "show" {
+                return Err(ActionError::Usage("usage: dkms-rs conf show PATH".into()));
+            }
+            let text = dkms::conf::show(
+                std::path::Path::new(path),
+                cli.kernel.as_deref(),
+                cli.arches.first().map(String::as_str),
+                cli.format,
+            )?;
+            print!("{text}");
+            Ok(())
+        }
+        Action::Status => {
+            let kernels: Vec<Option<String>> = if cli.kernels.is_empty() {
+                vec![None]
+            } else {
+                cli.kernels
+                    .iter()
+                    .map(|k| Some(split_kernel(k).0))
+                    .collect()
+            };
+            for (i, kernel) in kernels.iter().enumerate() {
+                let arch = cli
+                    .kernels
+                    .get(i)
+                    .and_then(|k| split_kernel(k).1)
+                    .or_else(|| cli.arches.get(i).or(cli.arches.first()).cloned());
+                for entry in session.tree.status(
+                    module.as_deref(),
+                    version.as_deref(),
+                    kernel.as_deref(),
+                    arch.as_deref(),
+                ) {
+                    println!("{entry}");
+                }
+            }
+            Ok(())
+        }
+        Action::Autoinstall => {
+            let targets = if cli.kernels.is_empty() && session.autoinstall_all_kernels {
+                all_kernels_with_headers(&session.tree)
+            } else {
+                targets(&cli)?
+            };
+            session.autoinstall(&targets)
+        }
+        Action::Match => {
+            let Some(template) = &cli.templatekernel else {
+                return Err(ActionError::Usage(
+                    "usage: match --templatekernel=<kernel> -k <kernel> [module]".into(),
+                ));
+            };
+            let targets = targets(&cli)?;
+            let [target] = targets.as_slice() else {
+                return Err(ActionError::Usage(
+                    "match does not support multiple kernel version parameters".into(),
+                ));
+            };
+            let _lock = session
+                .tree
+                .lock()
+                .map_err(|e| dkms::action::io_error(&session.tree.dkms_tree, e))?;
+            session.match_kernel(&KernelRelease(template.clone()), target, module.as_deref())
+        }
+        Action::Add
+        | Action::Build
+        | Action::Install
+        | Action::Uninstall
+        | Action::Unbuild
+        | Action::Remove
+        | Action::Mkdeb => {
+            if cli.all
+                && matches!(
+                    action,
+                    Action::Add | Action::Build | Action::Install | Action::Mkdeb
+                )
+            {
+                return Err(ActionError::Usage(format!(
+                    "the action {action:?} does not support the --all parameter"
+                )));
+            }
+            let _lock = session
+                .tree
+                .lock()
+                .map_err(|e| dkms::action::io_error(&session.tree.dkms_tree, e))?;
+            let first_target = targets(&cli)?.remove(0);
+            if let Some(dir) = source_dir.filter(|_| module.is_none()) {
+                let mv = session.add_source_tree(&dir, &first_target)?;
+                if action == Action::Add {
+                    return Ok(());
+                }
+                module = Some(mv.module);
+                version = Some(mv.version);
+            }
+            let (Some(module), Some(version)) = (module, version) else {
+                return Err(ActionError::Usage(format!(
+                    "arguments <module> and <module-version> are not specified: {} <module>/<version> or -m <module> -v <version>",
+                    format!("{action:?}").to_lowercase()
+                )));
+            };
+            let mv = ModuleVersion { module, version };
+            let targets = if cli.all {
+                session.built_targets(&mv)
+            } else {
+                targets(&cli)?
+            };
+            match action {
+                Action::Add => session.add(&mv, &first_target),
+                Action::Build => session.build(&mv, &targets),
+                Action::Install => session.install(&mv, &targets),
+                Action::Uninstall => session.uninstall(&mv, &targets),
+                Action::Unbuild => session.unbuild(&mv, &targets),
+                Action::Mkdeb => {
+                    let deb = session.mkdeb(&mv, cli.maintainer.clone())?;
+                    console.say(&format!("{}", deb.display()));
+                    Ok(())
+                }
+                _ => session.remove(&mv, &targets),
+            }
+        }
+    }
+}
+
+/// Module and version from `-m M[/V]`, `-v V`, or a positional `M/V`; or a source directory.
+fn module_args(cli: &Cli) -> (Option<String>, Option<String>, Option<PathBuf>) {
+    let mut module = None;
+    let mut version = cli.module_version.clone();
+    let mut source_dir = None;
+    let mut take = |s: &str| match s.split_once('/') {
+        Some((m, v)) if !m.is_empty() => {
+            module = Some(m.to_string());
+            version = Some(v.to_string());
+        }
+        _ => module = Some(s.to_string()),
+    };
+    if let Some(m) = &cli.module {
+        take(m);
+    }
+    if cli.action != Some(Action::Conf) {
+        for arg in &cli.args {
+            let path = std::path::Path::new(arg);
+            if path.is_dir() && path.join("dkms.conf").is_file() {
+                source_dir = Some(path.to_path_buf());
+            } else if arg.ends_with("dkms.conf") && path.is_file() {
+                source_dir = path.parent().map(|p| p.to_path_buf());
+            } else if cli.module.is_none() {
+                take(arg);
+            }
+        }
+    }
+    (module, version, source_dir)
+}
+
+/// `K` or `K/A`.
+fn split_kernel(arg: &str) -> (String, Option<String>) {
+    match arg.split_once('/') {
+        Some((k, a)) => (k.to_string(), Some(a.to_string())),
+        None => (arg.to_string(), None),
+    }
+}
+
+fn running_kernel() -> Result<KernelRelease, ActionError> {
+    KernelRelease::running()
+        .map_err(|e| dkms::action::io_error(std::path::Path::new("/proc/sys/kernel/osrelease"), e))
+}
+
+/// The (kernel, arch) pairs of the command line, as dkms's `setup_kernels_arches` makes them.
+fn targets(cli: &Cli) -> Result<Vec<Target>, ActionError> {
+    let mut kernels = Vec::new();
+    let mut arches: Vec<Option<String>> = Vec::new();
+    for k in &cli.kernels {
+        let (k, a) = split_kernel(k);
+        kernels.push(k);
+        arches.push(a);
+    }
+    if kernels.is_empty() {
+        kernels.push(running_kernel()?.0);
+        arches.push(None);
+    }
+    if cli.arches.len() > 1 && cli.arches.len() != kernels.len() {
+        return Err(ActionError::Usage(
+            "if more than one arch is given, give as many kernel versions (1:1)".into(),
+        ));
+    }
+    Ok(kernels
+        .into_iter()
+        .zip(arches)
+        .enumerate()
+        .map(|(i, (k, a))| Target {
+            kernel: KernelRelease(k),
+            arch: a
+                .or_else(|| cli.arches.get(i).or(cli.arches.first()).cloned())
+                .unwrap_or_else(machine_arch),
+        })
+        .collect())
+}
+
+/// Every kernel under the install tree with headers (framework.conf `autoinstall_all_kernels`).
+fn all_kernels_with_headers(tree: &Tree) -> Vec<Target> {
+    let mut kernels: Vec<Target> = std::fs::read_dir(&tree.install_tree)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .map(KernelRelease)
+        .filter(|k| dkms::kernel::has_headers(&tree.headers_dir(k)))
+        .map(|kernel| Target {
+            kernel,
+            arch: machine_arch(),
+        })
+        .collect();
+    kernels.sort();
+    kernels
+}

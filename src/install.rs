@@ -1,0 +1,405 @@
+//! Install, uninstall and depmod: placing built modules into `<install_tree>/<k>/`.
+//!
+//! Every module file appears by rename; a module that would be overwritten is moved to
+//! `<m>/original_module/<k>/<a>/` first and put back on uninstall.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::action::{ActionError, Console, io_error};
+use crate::build::{remove_dir_if_exists, run_script};
+use crate::conf::ModuleConf;
+use crate::kernel::{self, KernelRelease, Target, version_key};
+use crate::tree::{ModuleVersion, Tree};
+
+/// Switches of `install`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InstallOptions {
+    pub force: bool,
+    pub force_version_override: bool,
+    /// framework.conf `symlink_modules`: link to the built module instead of copying it.
+    pub symlink_modules: bool,
+}
+
+/// `version:` and `srcversion:` of a module file, from modinfo.
+fn module_version_info(file: &Path) -> (String, String) {
+    let out = Command::new("modinfo").arg(file).output();
+    let text = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let (mut version, mut srcversion) = (String::new(), String::new());
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("version:") => version = words.next().unwrap_or("").to_string(),
+            Some("srcversion:") => srcversion = words.next().unwrap_or("").to_string(),
+            _ => {}
+        }
+    }
+    (version, srcversion)
+}
+
+/// Every `<name>.ko[.ext]` under a kernel's module directory (dkms's `find_module`).
+fn find_modules(lib_dir: &Path, name: &str) -> Vec<PathBuf> {
+    let plain = format!("{name}.ko");
+    walkdir::WalkDir::new(lib_dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy();
+            n == plain.as_str()
+                || n.strip_prefix(plain.as_str())
+                    .is_some_and(|ext| [".gz", ".xz", ".zst"].contains(&ext))
+        })
+        .map(|e| e.into_path())
+        .collect()
+}
+
+/// dkms's OBSOLETE_BY rule: the module is part of kernel `obsolete_by` and later ones.
+fn obsoleted(kernel: &str, obsolete_by: &str) -> bool {
+    let obs: Vec<&str> = obsolete_by.split('-').collect();
+    let my: Vec<&str> = kernel.split('-').collect();
+    let (Some(o0), Some(m0)) = (obs.first(), my.first()) else {
+        return false;
+    };
+    if version_key(o0) == version_key(m0) {
+        match (obs.get(1), my.get(1)) {
+            (None, _) => true,
+            (Some(o1), Some(m1)) => version_key(m1) >= version_key(o1),
+            (Some(_), None) => false,
+        }
+    } else {
+        version_key(m0) > version_key(o0)
+    }
+}
+
+/// dkms's `check_version_sanity`: `Err(message)` when the kernel already has this module
+/// at the same or a newer version (or the module is obsolete on this kernel).
+fn version_sanity(
+    lib_dir: &Path,
+    ours: &Path,
+    dest_name: &str,
+    kernel: &str,
+    obsolete_by: Option<&str>,
+    opts: InstallOptions,
+) -> Result<(), String> {
+    if let Some(obs) = obsolete_by.filter(|o| !o.is_empty())
+        && !opts.force
+        && obsoleted(kernel, obs)
+    {
+        return Err(format!(
+            "Module has been obsoleted due to being included in kernel {obs}. \
+             You may override by specifying --force."
+        ));
+    }
+    if opts.force_version_override {
+        return Ok(());
+    }
+    let found = find_modules(lib_dir, dest_name);
+    let [theirs] = found.as_slice() else {
+        return Ok(());
+    };
+    let (their_ver, their_src) = module_version_info(theirs);
+    let (our_ver, our_src) = module_version_info(ours);
+    if opts.force {
+        return Ok(());
+    }
+    if their_ver == our_ver {
+        let _same_source = their_src == our_src;
+        return Err(format!(
+            "Module version {our_ver} for {dest_name}.ko exactly matches what is already found \
+             in kernel {kernel}. DKMS will not replace this module. You may override by specifying --force."
+        ));
+    }
+    if !their_ver.is_empty()
+        && !our_ver.is_empty()
+        && version_key(&their_ver) > version_key(&our_ver)
+    {
+        return Err(format!(
+            "Module version {our_ver} for {dest_name}.ko is not newer than what is already found \
+             in kernel {kernel} ({their_ver}). You may override by specifying --force."
+        ));
+    }
+    Ok(())
+}
+
+/// Install a built module for one target, without depmod (the caller runs it once per kernel).
+pub fn install(
+    tree: &Tree,
+    mv: &ModuleVersion,
+    target: &Target,
+    conf: &ModuleConf,
+    opts: InstallOptions,
+    console: &Console,
+) -> Result<(), ActionError> {
+    let lib_dir = tree.kernel_modules_dir(&target.kernel);
+    if !lib_dir.exists() {
+        return Err(ActionError::NoKernelDir { dir: lib_dir });
+    }
+    let built = tree.built_dir(mv, target).join("module");
+    let compression = target.kernel.module_compression();
+    let link = tree.kernel_link(&mv.module, target);
+    let first_install = !link.is_symlink();
+    let mut any_installed = false;
+    for (count, record) in conf.modules.iter().enumerate() {
+        let ours =
+            kernel::module_file(&built, &record.dest_name, compression).ok_or_else(|| {
+                ActionError::ModuleNotProduced {
+                    name: format!("{}.ko", record.dest_name),
+                    target: target.clone(),
+                    dir: built.clone(),
+                }
+            })?;
+        if let Err(why) = version_sanity(
+            &lib_dir,
+            &ours,
+            &record.dest_name,
+            target.kernel.as_str(),
+            conf.obsolete_by.as_deref(),
+            opts,
+        ) {
+            // dkms 3.0.10 counts this as installed (Ubuntu ships the same module built in).
+            console.warn(&format!("{}.ko: {why}", record.dest_name));
+            any_installed = true;
+            continue;
+        }
+        if count == 0
+            && let Some(script) = &conf.pre_install
+            && !run_script("pre_install", script, &tree.source_dir(mv), None, console)?
+            && !opts.force
+        {
+            return Err(ActionError::PreInstall { module: mv.clone() });
+        }
+        let dest_dir = lib_dir.join(record.dest_location.trim_start_matches('/'));
+        let file_name = ours
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        let dest = dest_dir.join(&file_name);
+        if first_install
+            && let Some(existing) = kernel::module_file(&dest_dir, &record.dest_name, compression)
+        {
+            let keep = tree.original_dir(&mv.module, target);
+            console.say(&format!(
+                "{}: storing original {} in {}",
+                record.dest_name,
+                existing.display(),
+                keep.display()
+            ));
+            std::fs::create_dir_all(&keep).map_err(|e| io_error(&keep, e))?;
+            let kept_name = existing
+                .file_name()
+                .map(|n| n.to_os_string())
+                .unwrap_or_default();
+            move_file(&existing, &keep.join(kept_name))?;
+        }
+        std::fs::create_dir_all(&dest_dir).map_err(|e| io_error(&dest_dir, e))?;
+        if opts.symlink_modules {
+            replace_with_symlink(&ours, &dest)?;
+        } else {
+            copy_into_place(&ours, &dest)?;
+        }
+        console.verbose(&format!("Installed {}", dest.display()));
+        any_installed = true;
+    }
+    if !any_installed {
+        return Err(ActionError::InstallAborted { module: mv.clone() });
+    }
+    let relative = Path::new(&mv.version)
+        .join(target.kernel.as_str())
+        .join(&target.arch);
+    replace_with_symlink(&relative, &link)?;
+    if let Some(script) = &conf.post_install {
+        run_script("post_install", script, &tree.source_dir(mv), None, console)?;
+    }
+    Ok(())
+}
+
+/// Uninstall a module version from one target, without depmod. Returns whether it was
+/// the active (installed) version there.
+pub fn uninstall(
+    tree: &Tree,
+    mv: &ModuleVersion,
+    target: &Target,
+    conf: &ModuleConf,
+    console: &Console,
+) -> Result<bool, ActionError> {
+    let was_active = tree.is_installed(mv, target);
+    let lib_dir = tree.kernel_modules_dir(&target.kernel);
+    let compression = target.kernel.module_compression();
+    let keep = tree.original_dir(&mv.module, target);
+    if was_active {
+        let built = tree.built_dir(mv, target).join("module");
+        for record in &conf.modules {
+            let dest_dir = lib_dir.join(record.dest_location.trim_start_matches('/'));
+            let ours = kernel::module_file(&built, &record.dest_name, compression);
+            // dkms's find_actual_dest_module_location: only a file of our version is ours to
+            // delete (the install may have left a newer module of someone else in place).
+            let owned = |file: &Path| {
+                ours.as_deref().is_some_and(|ours| {
+                    crate::tree::same_bytes(ours, file)
+                        || module_version_info(ours).0 == module_version_info(file).0
+                })
+            };
+            while let Some(file) =
+                kernel::module_file(&dest_dir, &record.dest_name, compression).filter(|f| owned(f))
+            {
+                std::fs::remove_file(&file).map_err(|e| io_error(&file, e))?;
+                console.verbose(&format!("Deleted {}", file.display()));
+            }
+            if let Some(original) = kernel::module_file(&keep, &record.dest_name, compression) {
+                let name = original
+                    .file_name()
+                    .map(|n| n.to_os_string())
+                    .unwrap_or_default();
+                console.say(&format!(
+                    "{}: restoring original module to {}",
+                    record.dest_name,
+                    dest_dir.display()
+                ));
+                std::fs::create_dir_all(&dest_dir).map_err(|e| io_error(&dest_dir, e))?;
+                move_file(&original, &dest_dir.join(name))?;
+            } else {
+                remove_empty_dirs(&dest_dir, &lib_dir);
+            }
+        }
+        let link = tree.kernel_link(&mv.module, target);
+        std::fs::remove_file(&link).map_err(|e| io_error(&link, e))?;
+    }
+    if let Some(script) = &conf.post_remove {
+        run_script("post_remove", script, &tree.source_dir(mv), None, console)?;
+    }
+    if was_active && keep.is_dir() && !keep.join("collisions").exists() {
+        remove_dir_if_exists(&keep)?;
+        if let Some(kernel_dir) = keep.parent() {
+            let _ = std::fs::remove_dir(kernel_dir);
+            if let Some(originals) = kernel_dir.parent() {
+                let _ = std::fs::remove_dir(originals);
+            }
+        }
+    }
+    Ok(was_active)
+}
+
+/// Remove `dir` and its parents while empty, stopping at `stop` (dkms: `rmdir -p --ignore-fail-on-non-empty`).
+fn remove_empty_dirs(dir: &Path, stop: &Path) {
+    let mut current = Some(dir);
+    while let Some(d) = current {
+        if d == stop || !d.starts_with(stop) || std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        current = d.parent();
+    }
+}
+
+/// `depmod -a <k>` (with `-F /boot/System.map-<k>` when present) against the install tree.
+/// For a tree other than /lib/modules, depmod's `-b` needs `<base>/lib/modules/<k>`: a
+/// temporary base with a `lib/modules` link gives it that for any directory.
+pub fn depmod(tree: &Tree, kernel: &KernelRelease) -> Result<(), ActionError> {
+    let mut cmd = Command::new("depmod");
+    cmd.arg("-a");
+    let _base_guard;
+    if tree.install_tree != Path::new("/lib/modules") {
+        let install = tree
+            .install_tree
+            .canonicalize()
+            .map_err(|e| io_error(&tree.install_tree, e))?;
+        let base = match install.strip_suffix_path("lib/modules") {
+            Some(base) => base,
+            None => {
+                let dir = tempfile::tempdir().map_err(|e| io_error(&install, e))?;
+                let lib = dir.path().join("lib");
+                std::fs::create_dir(&lib).map_err(|e| io_error(&lib, e))?;
+                std::os::unix::fs::symlink(&install, lib.join("modules"))
+                    .map_err(|e| io_error(&lib, e))?;
+                let base = dir.path().to_path_buf();
+                _base_guard = dir;
+                base
+            }
+        };
+        cmd.arg("-b").arg(base);
+    }
+    cmd.arg(kernel.as_str());
+    let system_map = PathBuf::from(format!("/boot/System.map-{kernel}"));
+    if system_map.is_file() {
+        cmd.arg("-F").arg(&system_map);
+    }
+    let out = cmd.output().map_err(|e| io_error(Path::new("depmod"), e))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(ActionError::Depmod {
+            kernel: kernel.clone(),
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+trait StripSuffixPath {
+    fn strip_suffix_path(&self, suffix: &str) -> Option<PathBuf>;
+}
+
+impl StripSuffixPath for Path {
+    fn strip_suffix_path(&self, suffix: &str) -> Option<PathBuf> {
+        if self.ends_with(suffix) {
+            let mut base = self.to_path_buf();
+            for _ in Path::new(suffix).components() {
+                base.pop();
+            }
+            Some(base)
+        } else {
+            None
+        }
+    }
+}
+
+/// A hidden temporary name beside `dest`, for write-then-rename.
+fn temp_beside(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.dkms-rs-{}", std::process::id()))
+}
+
+/// Copy `from` to `dest` so that `dest` appears complete or not at all.
+fn copy_into_place(from: &Path, dest: &Path) -> Result<(), ActionError> {
+    let tmp = temp_beside(dest);
+    std::fs::copy(from, &tmp).map_err(|e| io_error(from, e))?;
+    std::fs::rename(&tmp, dest).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io_error(dest, e)
+    })
+}
+
+/// Move a file, across file systems if need be (the dkms tree and /lib may differ).
+fn move_file(from: &Path, to: &Path) -> Result<(), ActionError> {
+    if std::fs::rename(from, to).is_ok() {
+        return Ok(());
+    }
+    copy_into_place(from, to)?;
+    std::fs::remove_file(from).map_err(|e| io_error(from, e))
+}
+
+/// Point `link` at `target`, replacing whatever was there in one rename.
+fn replace_with_symlink(target: &Path, link: &Path) -> Result<(), ActionError> {
+    let tmp = temp_beside(link);
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp).map_err(|e| io_error(link, e))?;
+    std::fs::rename(&tmp, link).map_err(|e| io_error(link, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn obsolete_by_follows_dkms() {
+        assert!(obsoleted("6.1.0-56-amd64", "6.1.0"));
+        assert!(obsoleted("6.2.0-1", "6.1.0-5"));
+        assert!(!obsoleted("6.0.0-1", "6.1.0-5"));
+        assert!(obsoleted("6.1.0-7", "6.1.0-5"));
+        assert!(!obsoleted("6.1.0-3", "6.1.0-5"));
+    }
+}

@@ -1,0 +1,161 @@
+//! Running independent builds in parallel, bounded by `-j`, in dependency order, with output
+//! that stays readable: one line per finished job, a progress line only on a terminal.
+
+use std::io::{IsTerminal, Write};
+use std::sync::{Condvar, Mutex};
+
+use crate::action::{ActionError, Console};
+
+/// A unit of work: a name for the progress line and the indices of jobs it waits for.
+#[derive(Debug, Clone)]
+pub struct Job<T> {
+    pub name: String,
+    pub after: Vec<usize>,
+    pub item: T,
+}
+
+/// How a job ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Done; the line to print.
+    Done(String),
+    /// Not run because a job it waits for failed.
+    Blocked(Vec<String>),
+    Failed(ActionError),
+}
+
+#[derive(Default)]
+struct State {
+    started: Vec<bool>,
+    outcomes: Vec<Option<Outcome>>,
+    running: Vec<String>,
+    finished: usize,
+}
+
+/// Run `work` over the jobs with at most `concurrency` at once. A job starts once every job
+/// in its `after` list is done; if one of those failed, it is blocked.
+pub fn run<T: Sync>(
+    jobs: &[Job<T>],
+    concurrency: usize,
+    console: &Console,
+    work: impl Fn(&T) -> Result<String, ActionError> + Sync,
+) -> Vec<Outcome> {
+    let total = jobs.len();
+    let state = Mutex::new(State {
+        started: vec![false; total],
+        outcomes: (0..total).map(|_| None).collect(),
+        ..State::default()
+    });
+    let wake = Condvar::new();
+    let tty = !console.quiet && std::io::stderr().is_terminal();
+    let workers = concurrency.clamp(1, total.max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                    let next = loop {
+                        // Block jobs whose dependencies failed.
+                        for i in 0..total {
+                            if st.started[i] {
+                                continue;
+                            }
+                            let failed: Vec<String> = jobs[i]
+                                .after
+                                .iter()
+                                .filter(|&&d| {
+                                    matches!(
+                                        st.outcomes[d],
+                                        Some(Outcome::Failed(_)) | Some(Outcome::Blocked(_))
+                                    )
+                                })
+                                .map(|&d| jobs[d].name.clone())
+                                .collect();
+                            if !failed.is_empty() {
+                                st.started[i] = true;
+                                st.outcomes[i] = Some(Outcome::Blocked(failed));
+                                st.finished += 1;
+                            }
+                        }
+                        let ready = (0..total).find(|&i| {
+                            !st.started[i]
+                                && jobs[i]
+                                    .after
+                                    .iter()
+                                    .all(|&d| matches!(st.outcomes[d], Some(Outcome::Done(_))))
+                        });
+                        if let Some(i) = ready {
+                            break Some(i);
+                        }
+                        if st.finished == total
+                            || st.running.is_empty() && !st.started.contains(&false)
+                        {
+                            break None;
+                        }
+                        if st.running.is_empty() {
+                            // Nothing runs and nothing is ready: a dependency cycle.
+                            for i in 0..total {
+                                if !st.started[i] {
+                                    st.started[i] = true;
+                                    st.outcomes[i] = Some(Outcome::Blocked(vec![
+                                        "a dependency cycle".to_string(),
+                                    ]));
+                                    st.finished += 1;
+                                }
+                            }
+                            break None;
+                        }
+                        st = wake.wait(st).unwrap_or_else(|e| e.into_inner());
+                    };
+                    let Some(i) = next else {
+                        wake.notify_all();
+                        return;
+                    };
+                    st.started[i] = true;
+                    st.running.push(jobs[i].name.clone());
+                    if tty {
+                        progress(&st, total);
+                    }
+                    drop(st);
+                    let result = work(&jobs[i].item);
+                    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                    st.running.retain(|n| n != &jobs[i].name);
+                    st.finished += 1;
+                    if tty {
+                        eprint!("\r\x1b[K");
+                    }
+                    match &result {
+                        Ok(line) => console.say(line),
+                        Err(e) => console.error(e),
+                    }
+                    if tty && st.finished < total {
+                        progress(&st, total);
+                    }
+                    st.outcomes[i] = Some(match result {
+                        Ok(line) => Outcome::Done(line),
+                        Err(e) => Outcome::Failed(e),
+                    });
+                    drop(st);
+                    wake.notify_all();
+                }
+            });
+        }
+    });
+    let st = state.into_inner().unwrap_or_else(|e| e.into_inner());
+    st.outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or(Outcome::Blocked(Vec::new())))
+        .collect()
+}
+
+fn progress(st: &State, total: usize) {
+    let mut err = std::io::stderr();
+    let _ = write!(
+        err,
+        "\r\x1b[K[{}/{}] building {}",
+        st.finished,
+        total,
+        st.running.join(", ")
+    );
+    let _ = err.flush();
+}

@@ -1,0 +1,197 @@
+//! Kernel releases and architectures: headers, `.config`, module suffix, dkms's version order.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// A kernel release as `uname -r` prints it, e.g. `6.1.0-56-amd64`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KernelRelease(pub String);
+
+impl fmt::Display for KernelRelease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl KernelRelease {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The running kernel (`uname -r`).
+    pub fn running() -> std::io::Result<KernelRelease> {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")?;
+        Ok(KernelRelease(release.trim().to_string()))
+    }
+
+    /// `/lib/modules/<k>/build`: dkms looks for headers there whatever `--installtree` says.
+    pub fn default_headers_dir(&self) -> PathBuf {
+        Path::new("/lib/modules").join(&self.0).join("build")
+    }
+
+    /// The module file suffix dkms uses for this kernel: `.ko` plus the compression that
+    /// the kernel's own modules.dep shows (dkms's `set_module_suffix` reads /lib/modules).
+    /// Read once per kernel and process: modules.dep is large and `status` asks per module.
+    pub fn module_compression(&self) -> Compression {
+        static SEEN: Mutex<BTreeMap<String, Compression>> = Mutex::new(BTreeMap::new());
+        let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+        *seen
+            .entry(self.0.clone())
+            .or_insert_with(|| read_module_compression(&self.0))
+    }
+}
+
+/// dkms's `set_module_suffix`: the compression the kernel's own modules.dep shows.
+fn read_module_compression(kernel: &str) -> Compression {
+    let dep = Path::new("/lib/modules").join(kernel).join("modules.dep");
+    let Ok(text) = std::fs::read_to_string(dep) else {
+        return Compression::None;
+    };
+    // Same precedence as dkms: the last matching grep wins.
+    if text.contains(".zst:") {
+        Compression::Zstd
+    } else if text.contains(".xz:") {
+        Compression::Xz
+    } else if text.contains(".gz:") {
+        Compression::Gzip
+    } else {
+        Compression::None
+    }
+}
+
+/// A (kernel, arch) pair, the unit dkms builds and installs for.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Target {
+    pub kernel: KernelRelease,
+    pub arch: String,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.kernel, self.arch)
+    }
+}
+
+/// `uname -m` of this machine, which dkms uses when no `-a` is given.
+pub fn machine_arch() -> String {
+    std::env::consts::ARCH.to_string()
+}
+
+/// Whether a directory holds usable headers: dkms's `_check_kernel_dir` tests `<dir>/include`.
+pub fn has_headers(headers_dir: &Path) -> bool {
+    headers_dir.join("include").exists()
+}
+
+/// How modules of a kernel are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Xz,
+    Zstd,
+}
+
+impl Compression {
+    /// `.gz`, `.xz`, `.zst` or empty.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::None => "",
+            Compression::Gzip => ".gz",
+            Compression::Xz => ".xz",
+            Compression::Zstd => ".zst",
+        }
+    }
+
+    /// The command dkms runs to compress a module in place (same flags as dkms 3.0.10).
+    pub fn command(self) -> Option<&'static [&'static str]> {
+        match self {
+            Compression::None => None,
+            Compression::Gzip => Some(&["gzip", "-9f"]),
+            Compression::Xz => Some(&["xz", "-f"]),
+            Compression::Zstd => Some(&["zstd", "-q", "-f", "-T0", "-20", "--ultra"]),
+        }
+    }
+}
+
+/// The module file of `name` in `dir`: `name.ko` or `name.ko<ext>`, as dkms's
+/// `compressed_or_uncompressed` finds it.
+pub fn module_file(dir: &Path, name: &str, compression: Compression) -> Option<PathBuf> {
+    let plain = dir.join(format!("{name}.ko"));
+    if plain.exists() {
+        return Some(plain);
+    }
+    let compressed = dir.join(format!("{name}.ko{}", compression.extension()));
+    compressed.exists().then_some(compressed)
+}
+
+/// dkms's `VER`: numbers padded to three digits so that plain string order is version order.
+pub fn version_key(version: &str) -> String {
+    let mut out = String::new();
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if !digits.is_empty() {
+            for _ in digits.len()..3 {
+                out.push('0');
+            }
+            out.push_str(digits);
+            digits.clear();
+        }
+    };
+    for c in version.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            if c != ' ' {
+                out.push(c);
+            }
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
+}
+
+/// Whether a directory name under `<dkms_tree>/<m>/<v>/` is a kernel release: dkms's status
+/// glob `+([0-9]).*` (digits, then a dot).
+pub fn looks_like_kernel_dir(name: &str) -> bool {
+    let digits = name.bytes().take_while(u8::is_ascii_digit).count();
+    digits > 0 && name.as_bytes().get(digits) == Some(&b'.')
+}
+
+/// The compiler a kernel was built with, from `CONFIG_CC_VERSION_TEXT` of its `.config`
+/// (dkms exports it as `CC` for PRE_BUILD when that command exists).
+pub fn config_compiler(config: &str) -> Option<String> {
+    config.lines().find_map(|line| {
+        let text = line.strip_prefix("CONFIG_CC_VERSION_TEXT=\"")?;
+        let (cc, _) = text.split_once(' ')?;
+        Some(cc.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_key_orders_like_dkms() {
+        assert_eq!(version_key("2.6.9-1cvs"), "002.006.009-001cvs");
+        assert!(version_key("0.10") > version_key("0.9"));
+        assert!(version_key("1.2.3") > version_key("1.2"));
+    }
+
+    #[test]
+    fn kernel_dir_glob() {
+        assert!(looks_like_kernel_dir("6.1.0-56-amd64"));
+        assert!(!looks_like_kernel_dir("build"));
+        assert!(!looks_like_kernel_dir("6"));
+        assert!(!looks_like_kernel_dir("source"));
+    }
+
+    #[test]
+    fn compiler_from_config() {
+        let config = "X=y\nCONFIG_CC_VERSION_TEXT=\"gcc-12 (Debian 12.2.0-14) 12.2.0\"\n";
+        assert_eq!(config_compiler(config).as_deref(), Some("gcc-12"));
+    }
+}

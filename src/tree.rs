@@ -1,0 +1,423 @@
+//! The dkms tree on disk: where things live, what state a module is in, `status`, the lock.
+//!
+//! The layout is dkms 3.0.10's, so that real dkms and dkms-rs read each other's work:
+//! `<dkms_tree>/<m>/<v>/source -> <source_tree>/<m>-<v>`, `<m>/<v>/<k>/<a>/{module,log}`,
+//! `<m>/kernel-<k>-<a> -> <v>/<k>/<a>` marking the installed version, `<m>/original_module/`.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::conf::{ModuleConf, ResolveContext};
+use crate::kernel::{self, KernelRelease, Target};
+
+/// The three roots dkms works on (`--dkmstree`, `--sourcetree`, `--installtree`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tree {
+    pub dkms_tree: PathBuf,
+    pub source_tree: PathBuf,
+    pub install_tree: PathBuf,
+    /// Where `/etc/dkms/<module>*.conf` overrides are read.
+    pub etc_dir: PathBuf,
+    /// `--kernelsourcedir`: headers for every kernel of this command.
+    pub kernel_source_dir: Option<PathBuf>,
+}
+
+/// A module version in the tree.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ModuleVersion {
+    pub module: String,
+    pub version: String,
+}
+
+impl std::fmt::Display for ModuleVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.module, self.version)
+    }
+}
+
+/// What dkms says of a module version on a kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleState {
+    Added,
+    Built,
+    Installed,
+}
+
+/// One line of `dkms status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusEntry {
+    pub module: ModuleVersion,
+    /// `None` for a module that is only added.
+    pub target: Option<Target>,
+    pub state: ModuleState,
+    /// dkms's suffixes: `(original_module exists)`, `(WARNING! Diff between built and installed module!)`.
+    pub notes: Vec<&'static str>,
+}
+
+impl std::fmt::Display for StatusEntry {
+    /// Exactly dkms 3.0.10's `do_status` line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.target, self.state) {
+            (None, _) | (_, ModuleState::Added) => write!(f, "{}: added", self.module),
+            (Some(t), state) => {
+                let word = if state == ModuleState::Installed {
+                    "installed"
+                } else {
+                    "built"
+                };
+                write!(f, "{}, {}, {}: {word}", self.module, t.kernel, t.arch)?;
+                for note in &self.notes {
+                    write!(f, " {note}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A held lock on the tree; released when dropped.
+#[derive(Debug)]
+pub struct TreeLock {
+    _file: File,
+}
+
+impl Tree {
+    pub fn module_dir(&self, module: &str) -> PathBuf {
+        self.dkms_tree.join(module)
+    }
+
+    pub fn version_dir(&self, mv: &ModuleVersion) -> PathBuf {
+        self.dkms_tree.join(&mv.module).join(&mv.version)
+    }
+
+    /// `<m>/<v>/source`, the symlink `add` makes to `<source_tree>/<m>-<v>`.
+    pub fn source_dir(&self, mv: &ModuleVersion) -> PathBuf {
+        self.version_dir(mv).join("source")
+    }
+
+    /// `<source_tree>/<m>-<v>`.
+    pub fn source_tree_dir(&self, mv: &ModuleVersion) -> PathBuf {
+        self.source_tree
+            .join(format!("{}-{}", mv.module, mv.version))
+    }
+
+    /// `<m>/<v>/build`, dkms's one build directory per module version.
+    pub fn build_dir(&self, mv: &ModuleVersion) -> PathBuf {
+        self.version_dir(mv).join("build")
+    }
+
+    /// `<m>/<v>/<k>/<a>`: exists once the module is built for that target.
+    pub fn built_dir(&self, mv: &ModuleVersion, target: &Target) -> PathBuf {
+        self.version_dir(mv)
+            .join(target.kernel.as_str())
+            .join(&target.arch)
+    }
+
+    /// `<m>/kernel-<k>-<a>`, the link that marks the installed version.
+    pub fn kernel_link(&self, module: &str, target: &Target) -> PathBuf {
+        self.module_dir(module)
+            .join(format!("kernel-{}-{}", target.kernel, target.arch))
+    }
+
+    /// `<m>/original_module/<k>/<a>`, where an overwritten module is kept for uninstall.
+    pub fn original_dir(&self, module: &str, target: &Target) -> PathBuf {
+        self.module_dir(module)
+            .join("original_module")
+            .join(target.kernel.as_str())
+            .join(&target.arch)
+    }
+
+    /// `<install_tree>/<k>`.
+    pub fn kernel_modules_dir(&self, kernel: &KernelRelease) -> PathBuf {
+        self.install_tree.join(kernel.as_str())
+    }
+
+    /// The headers of a kernel: `--kernelsourcedir` or `/lib/modules/<k>/build`.
+    pub fn headers_dir(&self, kernel: &KernelRelease) -> PathBuf {
+        self.kernel_source_dir
+            .clone()
+            .unwrap_or_else(|| kernel.default_headers_dir())
+    }
+
+    /// What dkms.conf sees while read for one target (and module, when known).
+    pub fn resolve_context(
+        &self,
+        target: &Target,
+        module: Option<&ModuleVersion>,
+    ) -> ResolveContext {
+        let mut ctx = ResolveContext::new(target.kernel.as_str(), &target.arch)
+            .with_kernel_source_dir(self.headers_dir(&target.kernel));
+        if let Some(mv) = module {
+            ctx = ctx.with_module(&mv.module, &mv.version);
+        }
+        ctx.dkms_tree = self.dkms_tree.clone();
+        ctx.source_tree = self.source_tree.clone();
+        ctx.install_tree = self.install_tree.clone();
+        ctx.etc_dir = self.etc_dir.clone();
+        ctx
+    }
+
+    /// dkms's `is_module_added`: the version dir exists with a `source` link or dir.
+    pub fn is_added(&self, mv: &ModuleVersion) -> bool {
+        let source = self.source_dir(mv);
+        source.is_symlink() || source.is_dir()
+    }
+
+    /// Every `<m>/<v>` that is added, in the order of dkms's `$dkms_tree/*/*` glob
+    /// (whole `m/v` strings sorted, so `a-b/1` comes before `a/1` as in bash).
+    pub fn added_modules(&self, module: Option<&str>, version: Option<&str>) -> Vec<ModuleVersion> {
+        let mut found = Vec::new();
+        let modules: Vec<String> = match module {
+            Some(m) => vec![m.to_string()],
+            None => visible_names(&self.dkms_tree),
+        };
+        for m in modules {
+            let versions: Vec<String> = match version {
+                Some(v) => vec![v.to_string()],
+                None => visible_names(&self.dkms_tree.join(&m)),
+            };
+            for v in versions {
+                let mv = ModuleVersion {
+                    module: m.clone(),
+                    version: v,
+                };
+                if self.is_added(&mv) {
+                    found.push(mv);
+                }
+            }
+        }
+        found.sort_by_key(|a| a.to_string());
+        found
+    }
+
+    /// The `<k>/<a>` directories under a module version, in dkms's glob order; not checked.
+    pub fn target_dirs(
+        &self,
+        mv: &ModuleVersion,
+        kernel: Option<&str>,
+        arch: Option<&str>,
+    ) -> Vec<Target> {
+        let dir = self.version_dir(mv);
+        let kernels: Vec<String> = match kernel {
+            Some(k) => vec![k.to_string()],
+            None => visible_names(&dir)
+                .into_iter()
+                .filter(|k| kernel::looks_like_kernel_dir(k))
+                .collect(),
+        };
+        let mut targets = Vec::new();
+        for k in kernels {
+            let archs: Vec<String> = match arch {
+                Some(a) => vec![a.to_string()],
+                None => visible_names(&dir.join(&k)),
+            };
+            for a in archs {
+                if dir.join(&k).join(&a).is_dir() {
+                    targets.push(Target {
+                        kernel: KernelRelease(k.clone()),
+                        arch: a,
+                    });
+                }
+            }
+        }
+        targets.sort_by(|a, b| {
+            format!("{}/{}", a.kernel, a.arch).cmp(&format!("{}/{}", b.kernel, b.arch))
+        });
+        targets
+    }
+
+    /// dkms's `is_module_built`: `<k>/<a>/module/` holds every DEST_MODULE_NAME of the conf.
+    pub fn is_built(&self, mv: &ModuleVersion, target: &Target, conf: &ModuleConf) -> bool {
+        let module_dir = self.built_dir(mv, target).join("module");
+        if !module_dir.is_dir() {
+            return false;
+        }
+        let compression = target.kernel.module_compression();
+        conf.modules
+            .iter()
+            .all(|r| kernel::module_file(&module_dir, &r.dest_name, compression).is_some())
+    }
+
+    /// dkms's `_is_module_installed`: `kernel-<k>-<a>` resolves to this version's built dir.
+    pub fn is_installed(&self, mv: &ModuleVersion, target: &Target) -> bool {
+        let link = self.kernel_link(&mv.module, target);
+        match std::fs::read_link(&link) {
+            Ok(dest) => {
+                let expected = Path::new(&mv.version)
+                    .join(target.kernel.as_str())
+                    .join(&target.arch);
+                if dest == expected {
+                    return self.built_dir(mv, target).is_dir();
+                }
+                match (
+                    link.canonicalize(),
+                    self.built_dir(mv, target).canonicalize(),
+                ) {
+                    (Ok(a), Ok(b)) => a == b,
+                    _ => false,
+                }
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The version of `module` installed for a target, if any.
+    pub fn installed_version(&self, module: &str, target: &Target) -> Option<String> {
+        let dest = std::fs::read_link(self.kernel_link(module, target)).ok()?;
+        let version = dest.components().next()?.as_os_str().to_str()?.to_string();
+        let mv = ModuleVersion {
+            module: module.to_string(),
+            version,
+        };
+        self.is_installed(&mv, target).then_some(mv.version)
+    }
+
+    /// Take the tree's lock, waiting (with a message on stderr) while another command holds it.
+    pub fn lock(&self) -> std::io::Result<TreeLock> {
+        std::fs::create_dir_all(&self.dkms_tree)?;
+        // A dot file: invisible to dkms's `$dkms_tree/*` globs.
+        let path = self.dkms_tree.join(".dkms-rs.lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut err = std::io::stderr();
+                let _ = writeln!(
+                    err,
+                    "Waiting for {} (another dkms-rs command is working on this tree)...",
+                    path.display()
+                );
+                file.lock()?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        Ok(TreeLock { _file: file })
+    }
+
+    /// The status lines dkms 3.0.10 prints, for modules matching the filters.
+    pub fn status(
+        &self,
+        module: Option<&str>,
+        version: Option<&str>,
+        kernel: Option<&str>,
+        arch: Option<&str>,
+    ) -> Vec<StatusEntry> {
+        let modules = self.added_modules(module, version);
+        // Modules are independent: read them on all CPUs, keep dkms's order.
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(modules.len().div_ceil(16).max(1));
+        let chunk = modules.len().div_ceil(workers).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = modules
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || self.status_of(part, kernel, arch)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    }
+
+    fn status_of(
+        &self,
+        modules: &[ModuleVersion],
+        kernel: Option<&str>,
+        arch: Option<&str>,
+    ) -> Vec<StatusEntry> {
+        let mut entries = Vec::new();
+        for mv in modules {
+            let before = entries.len();
+            for target in self.target_dirs(mv, kernel, arch) {
+                let ctx = self.resolve_context(&target, Some(mv));
+                let conf_path = self.source_dir(mv).join("dkms.conf");
+                let Ok(conf) = crate::conf::read(&conf_path, &ctx) else {
+                    continue;
+                };
+                if !self.is_built(mv, &target, &conf) {
+                    continue;
+                }
+                let installed = self.is_installed(mv, &target);
+                let mut notes = Vec::new();
+                if self.original_dir(&mv.module, &target).is_dir() {
+                    notes.push("(original_module exists)");
+                }
+                if installed && !self.installed_matches_built(mv, &target, &conf) {
+                    notes.push("(WARNING! Diff between built and installed module!)");
+                }
+                entries.push(StatusEntry {
+                    module: mv.clone(),
+                    target: Some(target),
+                    state: if installed {
+                        ModuleState::Installed
+                    } else {
+                        ModuleState::Built
+                    },
+                    notes,
+                });
+            }
+            if entries.len() == before {
+                entries.push(StatusEntry {
+                    module: mv.clone(),
+                    target: None,
+                    state: ModuleState::Added,
+                    notes: Vec::new(),
+                });
+            }
+        }
+        entries
+    }
+
+    /// Whether every installed module file is the built one byte for byte (dkms `diff -q`).
+    fn installed_matches_built(
+        &self,
+        mv: &ModuleVersion,
+        target: &Target,
+        conf: &ModuleConf,
+    ) -> bool {
+        let compression = target.kernel.module_compression();
+        let built = self.built_dir(mv, target).join("module");
+        let lib = self.kernel_modules_dir(&target.kernel);
+        conf.modules.iter().all(|r| {
+            let Some(ours) = kernel::module_file(&built, &r.dest_name, compression) else {
+                return false;
+            };
+            let dest = lib.join(r.dest_location.trim_start_matches('/'));
+            let Some(theirs) = kernel::module_file(&dest, &r.dest_name, compression) else {
+                return false;
+            };
+            same_bytes(&ours, &theirs)
+        })
+    }
+}
+
+/// Names in a directory that a bash `*` glob would list (no dot files), sorted.
+fn visible_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Two files with the same content.
+pub fn same_bytes(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(ma), Ok(mb)) if ma.len() == mb.len() => {}
+        _ => return false,
+    }
+    match (std::fs::read(a), std::fs::read(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}

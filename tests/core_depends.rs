@@ -1,0 +1,59 @@
+//! BUILD_DEPENDS: autoinstall builds a module only once what it depends on is installed, for
+//! each kernel, with builds of independent modules running in parallel.
+
+mod core_support;
+mod support;
+
+use core_support::{Scratch, TRIVIAL, ok};
+
+#[test]
+fn autoinstall_follows_build_depends_on_two_kernels() {
+    let Some(kernels) = support::require_kernels(2) else {
+        return;
+    };
+    let s = Scratch::new(&kernels);
+    let install_tree = s.install_tree.display().to_string();
+    // The dependent's make fails unless the base module is already installed for that kernel:
+    // the build order is proven by the build itself.
+    s.write_module(
+        "upper",
+        "1.0",
+        &format!(
+            "AUTOINSTALL=yes\nBUILD_DEPENDS[0]=\"base\"\n\
+             MAKE[0]=\"test -f {install_tree}/$kernelver/updates/dkms/base.ko && make -C $kernel_source_dir M=$dkms_tree/upper/1.0/build\"\n"
+        ),
+        TRIVIAL,
+    );
+    s.write_module("base", "1.0", "AUTOINSTALL=yes\n", TRIVIAL);
+    s.write_module("side", "1.0", "AUTOINSTALL=yes\n", TRIVIAL);
+    for m in ["upper/1.0", "base/1.0", "side/1.0"] {
+        ok(&mut s.dkms_rs(&["add", m]));
+    }
+    let out = ok(&mut s.dkms_rs(&[
+        "autoinstall",
+        "-k",
+        &kernels[0],
+        "-k",
+        &kernels[1],
+        "-j",
+        "2",
+    ]));
+    assert_eq!(
+        out.lines().filter(|l| l.contains(": built in")).count(),
+        6,
+        "{out}"
+    );
+    for k in &kernels {
+        for m in ["base", "upper", "side"] {
+            assert!(s.installed_module(k, m).exists(), "{m} on {k}\n{out}");
+        }
+        let dep = std::fs::read_to_string(s.install_tree.join(k).join("modules.dep")).unwrap();
+        assert!(dep.contains("updates/dkms/upper.ko:"), "{dep}");
+    }
+    if support::require_tool("dkms") {
+        assert_eq!(
+            ok(&mut s.dkms_rs(&["status"])),
+            ok(&mut s.dkms(&["status"]))
+        );
+    }
+}

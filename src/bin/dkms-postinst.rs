@@ -1,0 +1,143 @@
+//! `dkms-postinst`: the maintainer-script hook of -dkms packages (argument parsing -> library
+//! call -> exit code).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use dkms::action::{ActionError, Console};
+use dkms::cli::{Generate, fail, generate, parse};
+use dkms::kernel::KernelRelease;
+use dkms::postinst::{Hook, Roots};
+use dkms::tree::ModuleVersion;
+
+/// Build, install and remove the module of a -dkms package from its maintainer scripts.
+///
+/// The postinst of a package made by dkms-mkdeb runs `dkms-postinst configure` when this
+/// program is installed, and Debian's /usr/lib/dkms/common.postinst otherwise; its prerm runs
+/// `dkms-postinst remove`. `configure` does what common.postinst does, with the dkms-rs core:
+/// add the module from /usr/src/NAME-VERSION, then build and install it for the running
+/// kernel and the newest installed one (every kernel under /lib/modules when the running
+/// kernel is not installed, as in a chroot; every kernel with autoinstall_all_kernels in
+/// /etc/dkms/framework.conf). Kernels without headers and BUILD_EXCLUSIVE mismatches are
+/// skipped with a message. /etc/dkms/no-autoinstall turns configure off.
+///
+/// Running configure twice does nothing the second time. On an upgrade (PREVIOUS given)
+/// older versions of the module left in the tree are removed.
+///
+/// Exit codes are common.postinst's, which are dkms's: 0 done (or skipped), 10 a build failed
+/// (make.log path printed; the package stays unconfigured, as with common.postinst),
+/// 8 bad dkms.conf, 6 install or depmod failure, 2 module source missing.
+///
+/// Examples:
+///
+///   dkms-postinst configure hello 0.1
+///   dkms-postinst configure hello 0.2 0.1-1
+///   dkms-postinst remove hello 0.1
+///   dkms-postinst --dkmstree /tmp/t/tree --sourcetree /tmp/t/src configure hello 0.1
+#[derive(Debug, Parser)]
+#[command(name = "dkms-postinst", version, verbatim_doc_comment)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Step>,
+    /// The dkms tree (default: framework.conf's dkms_tree, /var/lib/dkms).
+    #[arg(long, global = true, value_name = "DIR")]
+    dkmstree: Option<PathBuf>,
+    /// Where module sources live (default /usr/src).
+    #[arg(long, global = true, value_name = "DIR")]
+    sourcetree: Option<PathBuf>,
+    /// Where modules are installed and kernels are found (default /lib/modules).
+    #[arg(long, global = true, value_name = "DIR")]
+    installtree: Option<PathBuf>,
+    /// Kernel headers to build against instead of /lib/modules/<k>/build.
+    #[arg(long, global = true, value_name = "DIR")]
+    kernelsourcedir: Option<PathBuf>,
+    /// framework.conf, framework.conf.d, no-autoinstall and module overrides (default /etc/dkms).
+    #[arg(long, global = true, value_name = "DIR")]
+    etcdir: Option<PathBuf>,
+    /// The kernel to treat as running (default: uname -r), e.g. when preparing an image.
+    #[arg(long, global = true, value_name = "KERNEL")]
+    running_kernel: Option<String>,
+    /// Print the commands run.
+    #[arg(long, global = true)]
+    verbose: bool,
+    /// Print the man page or a bash completion script, and exit.
+    #[arg(long, value_name = "WHAT", hide = true)]
+    generate: Option<Generate>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Step {
+    /// postinst configure: add, build and install the module (common.postinst).
+    Configure {
+        /// The module name (dkms.conf PACKAGE_NAME).
+        name: String,
+        /// The module version (dkms.conf PACKAGE_VERSION).
+        version: String,
+        /// The package version configured before (postinst's $2); empty on a first install.
+        previous: Option<String>,
+    },
+    /// prerm remove/upgrade/deconfigure: remove the module version from every kernel.
+    Remove {
+        /// The module name.
+        name: String,
+        /// The module version.
+        version: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match parse::<Cli>("dkms-postinst") {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    if let Some(what) = cli.generate {
+        return match generate(what, Cli::command(), &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail("dkms-postinst", &e, 1),
+        };
+    }
+    let Some(step) = cli.command else {
+        return fail(
+            "dkms-postinst",
+            &"no step given: configure NAME VERSION [PREVIOUS] or remove NAME VERSION",
+            2,
+        );
+    };
+    let roots = Roots {
+        dkms_tree: cli.dkmstree,
+        source_tree: cli.sourcetree,
+        install_tree: cli.installtree,
+        kernel_source_dir: cli.kernelsourcedir,
+        etc_dir: cli.etcdir,
+    };
+    let console = Console {
+        quiet: false,
+        verbose: cli.verbose,
+    };
+    let result = Hook::open(roots, cli.running_kernel.map(KernelRelease), console).and_then(
+        |hook| match step {
+            Step::Configure {
+                name,
+                version,
+                previous,
+            } => hook.configure(
+                &ModuleVersion {
+                    module: name,
+                    version,
+                },
+                previous.as_deref(),
+            ),
+            Step::Remove { name, version } => hook.remove(&ModuleVersion {
+                module: name,
+                version,
+            }),
+        },
+    );
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // Already printed by the job that failed (with the make.log path).
+        Err(ActionError::Reported { code }) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => fail("dkms-postinst", &e, e.exit_code()),
+    }
+}

@@ -27,7 +27,7 @@ use dkms::tree::ModuleVersion;
 ///
 /// Exit codes are common.postinst's, which are dkms's: 0 done (or skipped), 10 a build failed
 /// (make.log path printed; the package stays unconfigured, as with common.postinst),
-/// 8 bad dkms.conf, 6 install or depmod failure, 2 module source missing.
+/// 8 bad dkms.conf, 6 install or depmod failure.
 ///
 /// Examples:
 ///

@@ -173,3 +173,89 @@ fn build_exclusive_skips_as_common_postinst() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.status, "pioracle/1.0: added\n");
 }
+
+/// common.postinst's own `get_newest_kernel` (its functions, with /boot and /lib/modules
+/// pointed at temp dirs) against [`dkms::postinst::Hook::newest_kernel`] on the same files.
+#[test]
+fn newest_kernel_is_common_postinsts_choice() {
+    if !oracle_available() || !support::require_tool("dpkg") {
+        return;
+    }
+    let text = std::fs::read_to_string("/usr/lib/dkms/common.postinst").unwrap();
+    let start = text
+        .find("# Check the existence of a kernel named as $1")
+        .expect("common.postinst layout: _is_kernel_name_correct");
+    let end = text
+        .find("\nNAME=$1")
+        .expect("common.postinst layout: NAME=$1");
+    let functions = text[start..end]
+        .replace("/boot/config-*", "$ORACLE_BOOT/config-*")
+        .replace("/lib/modules/$1", "$ORACLE_MODS/$1");
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        // (running, /boot/config-*, /lib/modules/*)
+        (
+            "6.1.0-56-amd64",
+            &[
+                "6.1.0-56-amd64",
+                "6.1.0-9-amd64",
+                "6.1.0-100-amd64",
+                "5.10.0-30-amd64",
+            ],
+            &["6.1.0-56-amd64", "6.1.0-100-amd64"],
+        ),
+        (
+            "6.1.0-56-amd64",
+            &["6.1.0-56-amd64", "6.1.0-56-cloud-amd64"],
+            &["6.1.0-56-amd64", "6.1.0-56-cloud-amd64"],
+        ),
+        // The newest has no modules dir: none.
+        ("6.1.0-56-amd64", &["6.1.0-57-amd64"], &["6.1.0-56-amd64"]),
+        // Older than the running kernel only.
+        ("6.18.0-1-amd64", &["6.1.0-56-amd64"], &["6.1.0-56-amd64"]),
+        ("6.1.0-56-amd64", &[], &["6.1.0-56-amd64"]),
+    ];
+    let mut chosen = 0;
+    for (running, configs, installed) in cases {
+        let t = tempfile::tempdir().unwrap();
+        let boot = t.path().join("boot");
+        let mods = t.path().join("lib/modules");
+        std::fs::create_dir_all(&boot).unwrap();
+        for c in *configs {
+            std::fs::write(boot.join(format!("config-{c}")), "").unwrap();
+        }
+        for k in *installed {
+            std::fs::create_dir_all(mods.join(k)).unwrap();
+        }
+        let theirs = ok(Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{functions}\nCURRENT_KERNEL=\"$1\"\nget_newest_kernel"
+            ))
+            .arg("sh")
+            .arg(running)
+            .env("ORACLE_BOOT", &boot)
+            .env("ORACLE_MODS", &mods));
+        let mut hook = dkms::postinst::Hook::open(
+            dkms::postinst::Roots {
+                dkms_tree: Some(t.path().join("tree")),
+                source_tree: Some(t.path().join("src")),
+                install_tree: Some(mods.clone()),
+                kernel_source_dir: None,
+                etc_dir: Some(t.path().join("etc")),
+            },
+            Some(dkms::kernel::KernelRelease(running.to_string())),
+            dkms::action::Console::default(),
+        )
+        .unwrap();
+        hook.boot_dir = boot;
+        let ours = hook.newest_kernel().map(|k| k.0).unwrap_or_default();
+        assert_eq!(
+            ours,
+            theirs.trim(),
+            "running {running}, configs {configs:?}"
+        );
+        chosen += usize::from(!ours.is_empty());
+    }
+    // Not only empty answers: the choice itself is compared.
+    assert!(chosen >= 2, "{chosen}");
+}

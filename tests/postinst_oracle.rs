@@ -174,6 +174,25 @@ fn build_exclusive_skips_as_common_postinst() {
     assert_eq!(r.status, "pioracle/1.0: added\n");
 }
 
+#[test]
+fn bad_dkms_conf_fails_as_common_postinst() {
+    if !kernels_needed(1) {
+        return;
+    }
+    let r = compare(None, |s| {
+        let dir = s.write_module("pioracle", "1.0", "", TRIVIAL);
+        let conf = std::fs::read_to_string(dir.join("dkms.conf")).unwrap();
+        // dkms: "'BUILT_MODULE_NAME' directive ends in '.o' or '.ko'".
+        let conf = conf.replace(
+            "BUILT_MODULE_NAME[0]=\"pioracle\"",
+            "BUILT_MODULE_NAME[0]=\"pioracle.ko\"",
+        );
+        assert!(conf.contains("pioracle.ko"));
+        std::fs::write(dir.join("dkms.conf"), conf).unwrap();
+    });
+    assert_ne!(r.code, 0, "{r:?}");
+}
+
 /// common.postinst's own `get_newest_kernel` (its functions, with /boot and /lib/modules
 /// pointed at temp dirs) against [`dkms::postinst::Hook::newest_kernel`] on the same files.
 #[test]

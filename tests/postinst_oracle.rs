@@ -193,6 +193,16 @@ fn bad_dkms_conf_fails_as_common_postinst() {
     assert_ne!(r.code, 0, "{r:?}");
 }
 
+/// No /usr/src/NAME-VERSION: common.postinst calls it a binaries-only package and exits 0.
+#[test]
+fn missing_source_is_not_a_failure_as_in_common_postinst() {
+    if !kernels_needed(1) {
+        return;
+    }
+    let r = compare(None, |_| {});
+    assert_eq!(r.status, "", "{r:?}");
+}
+
 /// common.postinst's own `get_newest_kernel` (its functions, with /boot and /lib/modules
 /// pointed at temp dirs) against [`dkms::postinst::Hook::newest_kernel`] on the same files.
 #[test]

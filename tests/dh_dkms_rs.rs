@@ -636,3 +636,49 @@ fn dkms_conf_with_build_exclusive_config_depends_on_newer_dkms() {
     );
     assert!(substvars.contains("dkms (>= 3.0.3-4~)"), "{substvars}");
 }
+
+/// Architecture-dependent packages are chosen as debhelper chooses them (wildcards through
+/// dpkg-architecture), and `debian/<package>.dkms.<host arch>` wins over `debian/<package>.dkms`.
+#[test]
+fn arch_packages_and_arch_specific_files() {
+    if !require_tool("dpkg-architecture") {
+        return;
+    }
+    let host = run_ok(Command::new("dpkg-architecture").arg("-qDEB_HOST_ARCH"))
+        .trim()
+        .to_string();
+    let src = two_package_source();
+    let root = src.path();
+    let mut control = fs::read_to_string(root.join("debian/control")).unwrap();
+    control.push_str(
+        "\nPackage: gamma-modules\nArchitecture: linux-any\nDescription: gamma\n gamma.\n\n\
+         Package: delta-modules\nArchitecture: hurd-any\nDescription: delta\n delta.\n",
+    );
+    fs::write(root.join("debian/control"), control).unwrap();
+    let hello = fs::read_to_string(hello_source().join("dkms.conf")).unwrap();
+    for (file, module) in [
+        ("gamma-modules.dkms", "gamma"),
+        (&format!("gamma-modules.dkms.{host}") as &str, "gamma-host"),
+        ("delta-modules.dkms", "delta"),
+    ] {
+        fs::write(
+            root.join("debian").join(file),
+            hello.replace("\"hello\"", &format!("\"{module}\"")),
+        )
+        .unwrap();
+    }
+    ok(root, &["-a"]);
+    assert!(acted_on(root, "gamma-modules"));
+    assert!(
+        root.join("debian/gamma-modules/usr/src/gamma-host-0.1/dkms.conf")
+            .is_file(),
+        "the {host} file is the one installed"
+    );
+    for other in ["alpha-dkms", "beta-dkms", "delta-modules"] {
+        assert!(!acted_on(root, other), "{other}");
+    }
+    // -p of a package not built on this architecture: known, so no error, but skipped.
+    let out = dh_dkms_rs(root, &["-p", "delta-modules"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!acted_on(root, "delta-modules"));
+}

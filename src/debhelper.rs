@@ -701,11 +701,10 @@ impl PackageContext<'_> {
     }
 }
 
-/// A `debian/<package>.dkms` is a dkms.conf itself when it assigns PACKAGE_NAME (dh_dkms
+/// A `debian/<package>.dkms` is a dkms.conf itself when it assigns PACKAGE_NAME anywhere (dh_dkms
 /// looks for `PACKAGE_NAME="..."`; an unquoted assignment counts here too), else it names one.
 fn is_dkms_conf(text: &str) -> bool {
-    text.lines()
-        .any(|l| l.trim_start().starts_with("PACKAGE_NAME="))
+    text.lines().any(|l| l.contains("PACKAGE_NAME="))
 }
 
 /// Where the dkms.conf of `package` is: the FILE argument, or what `debian/<package>.dkms`
@@ -1134,6 +1133,7 @@ mod tests {
             "PACKAGE_NAME=\"hello\"\nPACKAGE_VERSION=0.1\n"
         ));
         assert!(is_dkms_conf("  PACKAGE_NAME=hello\n"));
+        assert!(is_dkms_conf("if true; then PACKAGE_NAME=hello; fi\n"));
         assert!(!is_dkms_conf("dkms.conf\n"));
     }
 }

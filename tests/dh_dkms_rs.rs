@@ -682,3 +682,27 @@ fn arch_packages_and_arch_specific_files() {
     assert!(out.status.success(), "{out:?}");
     assert!(!acted_on(root, "delta-modules"));
 }
+
+/// DH_OPTIONS is read like the command line; what is unknown there is ignored with a warning.
+#[test]
+fn dh_options_and_dh_verbose_from_the_environment() {
+    let src = two_package_source();
+    let out = Command::new(cargo_bin("dh_dkms-rs"))
+        .env("DH_OPTIONS", "-p beta-dkms --frobnicate")
+        .env("DH_VERBOSE", "1")
+        .env_remove("DH_INTERNAL_OPTIONS")
+        .env_remove("DH_NO_ACT")
+        .current_dir(src.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr,
+        "dh_dkms-rs: warning: ignored unknown options in DH_OPTIONS\n"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\tinstall -p -D -m644 "), "{stdout}");
+    assert!(acted_on(src.path(), "beta-dkms"));
+    assert!(!acted_on(src.path(), "alpha-dkms"));
+}

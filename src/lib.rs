@@ -25,6 +25,7 @@
 //! - [`deb`]: .deb writing as dpkg-deb does it (ar, GNU tar, compression, md5sums); knows nothing of dkms.
 //! - [`package`]: mkdeb: a module source tree -> `<name>-dkms_<version>_all.deb`.
 //! - [`templates`]: minijinja templates for generated package files, embedded, overridable.
+//! - [`debhelper`]: dh_dkms-rs, the debhelper command and `dh` addon for `debian/` packagers.
 //! - [`cli`]: what the binaries share: man pages and completions from clap, one-line errors.
 
 pub mod action;
@@ -32,6 +33,7 @@ pub mod build;
 pub mod cli;
 pub mod conf;
 pub mod deb;
+pub mod debhelper;
 pub mod framework;
 pub mod install;
 pub mod jobs;

@@ -15,7 +15,20 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("prerm", include_str!("../templates/prerm")),
     ("changelog", include_str!("../templates/changelog")),
     ("copyright", include_str!("../templates/copyright")),
+    // The maintainer-script bodies: included by `postinst`/`prerm` above, and used on their own
+    // by dh_dkms-rs as debhelper autoscripts (with `autoscript` defined).
+    (
+        "autoscripts/postinst-dkms",
+        include_str!("../templates/autoscripts/postinst-dkms"),
+    ),
+    (
+        "autoscripts/prerm-dkms",
+        include_str!("../templates/autoscripts/prerm-dkms"),
+    ),
 ];
+
+/// The subdirectory of an override directory holding autoscript overrides.
+const AUTOSCRIPTS_DIR: &str = "autoscripts";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -74,12 +87,19 @@ impl Templates {
             .collect();
 
         if let Some(dir) = override_dir {
-            let entries = fs_read_dir(dir)?;
-            for path in entries {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+            let mut entries: Vec<(String, PathBuf)> = fs_read_dir(dir)?
+                .into_iter()
+                .map(|path| (file_name(&path), path))
+                .collect();
+            let sub = dir.join(AUTOSCRIPTS_DIR);
+            if sub.is_dir() {
+                entries.extend(
+                    fs_read_dir(&sub)?
+                        .into_iter()
+                        .map(|path| (format!("{AUTOSCRIPTS_DIR}/{}", file_name(&path)), path)),
+                );
+            }
+            for (name, path) in entries {
                 let Some(slot) = sources.iter_mut().find(|(n, _)| *n == name) else {
                     return Err(TemplateError::Unknown {
                         dir: dir.to_path_buf(),
@@ -117,6 +137,12 @@ impl Templates {
             .and_then(|t| t.render(context))
             .map_err(|source| TemplateError::Render { origin, source })
     }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn origin_of(origins: &[(String, String)], name: &str) -> String {

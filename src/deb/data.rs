@@ -90,11 +90,8 @@ pub fn write_data_tar(
     let compressor = tar.finish().map_err(write_err)?;
     let tar_size = compressor.uncompressed();
     let writer = compressor.finish().map_err(write_err)?;
-    writer
-        .into_inner()
-        .map_err(|e| write_err(e.into_error()))?
-        .sync_data()
-        .map_err(write_err)?;
+    // A temp file read back at once: no fsync (the final .deb gets one).
+    writer.into_inner().map_err(|e| write_err(e.into_error()))?;
 
     // dh_md5sums: `find -type f | LC_ALL=C sort | xargs md5sum`, i.e. sorted by the whole path.
     md5_lines.sort_by(|a, b| a.0.cmp(b.0));

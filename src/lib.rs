@@ -15,6 +15,12 @@
 //! Module map:
 //! - [`conf`]: dkms.conf, native reader for declarative files, bash evaluation for the rest.
 //! - [`deb`]: .deb writing as dpkg-deb does it (ar, GNU tar, compression, md5sums); knows nothing of dkms.
+//! - [`package`]: mkdeb: a module source tree -> `<name>-dkms_<version>_all.deb`.
+//! - [`templates`]: minijinja templates for generated package files, embedded, overridable.
+//! - [`cli`]: what the binaries share: man pages and completions from clap, one-line errors.
 
+pub mod cli;
 pub mod conf;
 pub mod deb;
+pub mod package;
+pub mod templates;

@@ -3,8 +3,26 @@
 //! dkms 3 sources dkms.conf as bash at every step; here a native reader handles declarative
 //! files without spawning anything and hands over to bash (with dkms's own prelude) for files
 //! that need the shell.
+//!
+//! - [`lexer`]: shell words of declarative files;
+//! - [`native`]: dkms's `safe_source` without a shell;
+//! - [`bash`]: dkms's `safe_source` in bash, for everything else;
+//! - [`resolve`]: read_conf's rules (defaults, MAKE_MATCH, overrides, validation);
+//! - [`show`]: `dkms-rs conf show` rendering.
 
-use std::path::PathBuf;
+pub mod bash;
+pub mod lexer;
+pub mod native;
+mod posix;
+pub mod resolve;
+pub mod show;
+pub mod vars;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+pub use resolve::Resolution;
+pub use show::{ShowFormat, show};
 
 /// Everything dkms exposes to dkms.conf while reading it for one kernel and architecture.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +41,138 @@ pub struct ResolveContext {
     pub install_tree: PathBuf,
     /// Where `/etc/dkms/<module>*.conf` overrides are looked up.
     pub etc_dir: PathBuf,
+    /// `$kernel_config`: `<kernel_source_dir>/.config` unless given (`--kconfig`).
+    pub kernel_config: PathBuf,
+    /// `$module` as dkms has it while reading (`-m`); `None`: PACKAGE_NAME of the file
+    /// itself (read twice, as `dkms build` after `dkms add` sees it).
+    pub module: Option<String>,
+    /// `$module_version` (`-v`); `None`: PACKAGE_VERSION of the file itself.
+    pub module_version: Option<String>,
+    /// What dkms's `distro_version` says (`debian` here): picks the DEST_MODULE_LOCATION
+    /// override.
+    pub running_distribution: String,
+    /// `$ADDON_MODULES_DIR`: when set, every module goes to `/<it>` (dkms checks it first).
+    pub addon_modules_dir: Option<String>,
 }
+
+impl ResolveContext {
+    /// dkms's defaults for `kernelver`/`arch`: trees `/var/lib/dkms`, `/usr/src`,
+    /// `/lib/modules`, overrides in `/etc/dkms`, headers in `/lib/modules/<k>/build`.
+    pub fn new(kernelver: &str, arch: &str) -> Self {
+        let kernel_source_dir = PathBuf::from(format!("/lib/modules/{kernelver}/build"));
+        let (running_distribution, addon_modules_dir) = host_distribution().clone();
+        ResolveContext {
+            kernelver: kernelver.to_owned(),
+            arch: arch.to_owned(),
+            kernel_config: kernel_source_dir.join(".config"),
+            kernel_source_dir,
+            dkms_tree: PathBuf::from("/var/lib/dkms"),
+            source_tree: PathBuf::from("/usr/src"),
+            install_tree: PathBuf::from("/lib/modules"),
+            etc_dir: PathBuf::from("/etc/dkms"),
+            module: None,
+            module_version: None,
+            running_distribution,
+            addon_modules_dir,
+        }
+    }
+
+    /// Point `$kernel_source_dir` (and `$kernel_config` with it) elsewhere, as `--kernelsourcedir`.
+    pub fn with_kernel_source_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.kernel_source_dir = dir.into();
+        self.kernel_config = self.kernel_source_dir.join(".config");
+        self
+    }
+
+    /// Read as `dkms <action> -m <module> -v <version>` does.
+    pub fn with_module(mut self, module: &str, version: &str) -> Self {
+        self.module = Some(module.to_owned());
+        self.module_version = Some(version.to_owned());
+        self
+    }
+}
+
+/// dkms's `distro_version` (from `/etc/os-release`) and `ADDON_MODULES_DIR`, once per process.
+fn host_distribution() -> &'static (String, Option<String>) {
+    static HOST: OnceLock<(String, Option<String>)> = OnceLock::new();
+    HOST.get_or_init(|| {
+        let mut addon = std::env::var("ADDON_MODULES_DIR")
+            .ok()
+            .filter(|s| !s.is_empty());
+        if addon.is_none() && Path::new("/etc/sysconfig/module-init-tools").exists() {
+            addon = bash::snippet(
+                ". /etc/sysconfig/module-init-tools >/dev/null; printf %s \"$ADDON_MODULES_DIR\"",
+            )
+            .filter(|s| !s.is_empty());
+        }
+        let distro = if addon.is_some() {
+            String::new()
+        } else {
+            distro_version()
+        };
+        (distro, addon)
+    })
+}
+
+/// dkms's `distro_version` for the usual declarative `/etc/os-release`; bash otherwise.
+fn distro_version() -> String {
+    let declarative = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|text| lexer::parse(&text).ok())
+        .filter(|assigns| {
+            assigns
+                .iter()
+                .all(|a| a.value.iter().all(|p| matches!(p, lexer::Part::Lit(_))))
+        });
+    let Some(assigns) = declarative else {
+        return bash::snippet(DISTRO_VERSION)
+            .map(|s| s.trim_end_matches('\n').to_owned())
+            .unwrap_or_default();
+    };
+    let value = |name: &str| {
+        assigns.iter().rev().find(|a| a.name == name).map(|a| {
+            a.value
+                .iter()
+                .map(|p| match p {
+                    lexer::Part::Lit(s) | lexer::Part::Var(s) => s.as_str(),
+                })
+                .collect::<String>()
+        })
+    };
+    // `echo $ID` unquoted: blank runs collapse.
+    let echo = |s: String| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let id = value("ID").unwrap_or_default();
+    if id == "ubuntu" {
+        return id;
+    }
+    match value("ID_LIKE") {
+        Some(like) => echo(like),
+        None if !id.is_empty() || Path::new("/etc/os-release").exists() => echo(id),
+        None => bash::snippet(DISTRO_VERSION)
+            .map(|s| s.trim_end_matches('\n').to_owned())
+            .unwrap_or_default(),
+    }
+}
+
+/// dkms 3.0.10's `distro_version`, for hosts whose os-release is not plain assignments.
+const DISTRO_VERSION: &str = r#"
+if [[ -r /etc/os-release ]]; then
+    . /etc/os-release
+    if [[ "$ID" = "ubuntu" ]]; then echo $ID
+    elif [[ ${#ID_LIKE[@]} != 0 ]]; then echo ${ID_LIKE[0]}
+    else echo $ID; fi
+    exit
+fi
+DISTRIB_ID=
+if [ -r /etc/lsb-release ]; then . /etc/lsb-release
+elif type lsb_release >/dev/null 2>&1; then DISTRIB_ID=$(lsb_release -i -s); fi
+case ${DISTRIB_ID} in
+    Fedora) echo fedora ;;
+    RedHatEnterprise*|CentOS|ScientificSL) echo rhel ;;
+    SUSE*) echo sles ;;
+    *) if [[ ${DISTRIB_ID} ]]; then echo "${DISTRIB_ID}"; else echo unknown; fi ;;
+esac
+"#;
 
 /// One `BUILT_MODULE_NAME[i]` record, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,4 +209,244 @@ pub struct ModuleConf {
     /// BUILD_EXCLUSIVE_* says: not for this kernel/arch.
     pub build_exclude: bool,
     pub obsolete_by: Option<String>,
+}
+
+/// What is wrong with a dkms.conf, in dkms's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    NoBuiltModuleName,
+    BuiltNameSuffix,
+    DestNameSuffix,
+    NoDestModuleLocation,
+    BadDestModuleLocation,
+    NoDestModuleLocationAtAll,
+    NoPackageName,
+    NoPackageVersion,
+    /// Not checked by dkms 3.0.10: a patch named with `..` reaches outside `patches/`.
+    PatchOutsideSource,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Problem::NoBuiltModuleName => "no 'BUILT_MODULE_NAME' directive specified",
+            Problem::BuiltNameSuffix => "'BUILT_MODULE_NAME' directive ends in '.o' or '.ko'",
+            Problem::DestNameSuffix => "'DEST_MODULE_NAME' directive ends in '.o' or '.ko'",
+            Problem::NoDestModuleLocation => "no 'DEST_MODULE_LOCATION' directive specified",
+            Problem::BadDestModuleLocation => {
+                "directive 'DEST_MODULE_LOCATION' does not begin with '/kernel', '/updates', or '/extra'"
+            }
+            Problem::NoDestModuleLocationAtAll => "no 'DEST_MODULE_LOCATION' directive specified",
+            Problem::NoPackageName => "no 'PACKAGE_NAME' directive specified",
+            Problem::NoPackageVersion => "no 'PACKAGE_VERSION' directive specified",
+            Problem::PatchOutsideSource => "'PATCH' names a path with '..'",
+        })
+    }
+}
+
+fn place(path: &Path, line: &Option<usize>) -> String {
+    match line {
+        Some(l) => format!("{}:{l}", path.display()),
+        None => path.display().to_string(),
+    }
+}
+
+fn record_text(record: &Option<usize>) -> String {
+    record
+        .map(|r| format!(" in record #{r}"))
+        .unwrap_or_default()
+}
+
+/// Why a dkms.conf could not be read or is not valid; [`ConfError::exit_code`] is dkms's.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfError {
+    /// dkms: "Could not locate dkms.conf file." (exit 4).
+    #[error("{}: could not locate dkms.conf file: {source}", path.display())]
+    Missing {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A validation failure of read_conf (exit 8).
+    #[error("{}: {kind}{} ({directive})", place(path, line), record_text(record))]
+    Invalid {
+        /// The file that assigned the offending directive (the dkms.conf or an override).
+        path: PathBuf,
+        /// Line of the directive (native reader only).
+        line: Option<usize>,
+        directive: &'static str,
+        /// The record index (`BUILT_MODULE_NAME[i]`...) or patch index.
+        record: Option<usize>,
+        kind: Problem,
+    },
+    /// bash could not evaluate the file at all (exit 8, as a bad conf).
+    #[error("{}: {message}", path.display())]
+    Shell { path: PathBuf, message: String },
+}
+
+impl Clone for ConfError {
+    fn clone(&self) -> Self {
+        match self {
+            ConfError::Missing { path, source } => ConfError::Missing {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            ConfError::Invalid {
+                path,
+                line,
+                directive,
+                record,
+                kind,
+            } => ConfError::Invalid {
+                path: path.clone(),
+                line: *line,
+                directive,
+                record: *record,
+                kind: *kind,
+            },
+            ConfError::Shell { path, message } => ConfError::Shell {
+                path: path.clone(),
+                message: message.clone(),
+            },
+        }
+    }
+}
+
+impl ConfError {
+    /// dkms's exit code: 4 when the file is missing, 8 for a bad conf.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ConfError::Missing { .. } => 4,
+            ConfError::Invalid { .. } | ConfError::Shell { .. } => 8,
+        }
+    }
+}
+
+/// Which reader produced a [`Resolution`] (for tests and benchmarks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// Only the native reader: lets tests compare both paths.
+    Native,
+    /// Only bash.
+    Bash,
+    /// Native, handing over to bash when the file needs it (what [`read`] does).
+    Auto,
+}
+
+/// Read `path` (a dkms.conf) as dkms 3.0.10's `read_conf` does for `ctx`.
+pub fn read(path: &Path, ctx: &ResolveContext) -> Result<ModuleConf, ConfError> {
+    evaluate(path, ctx, Reader::Auto)?.into_result()
+}
+
+/// PACKAGE_NAME and PACKAGE_VERSION of a dkms.conf, fully validated, for any kernel
+/// (read with a context naming no kernel or architecture).
+pub fn read_identity(path: &Path) -> Result<(String, String), ConfError> {
+    let conf = read(path, &ResolveContext::new("", ""))?;
+    Ok((conf.package_name, conf.package_version))
+}
+
+/// Resolve `path` for `ctx` without failing on validation: the facts plus dkms's complaints.
+/// `Err` only when the file is missing, or with `Reader::Native` when it needs bash
+/// (then a `Shell` error naming the line), or when bash fails.
+pub fn evaluate(
+    path: &Path,
+    ctx: &ResolveContext,
+    reader: Reader,
+) -> Result<Resolution, ConfError> {
+    let text = std::fs::read(path).map_err(|source| ConfError::Missing {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if reader != Reader::Bash {
+        match evaluate_native(path, &text, ctx) {
+            Ok(res) => return Ok(res),
+            Err(why) if reader == Reader::Native => {
+                return Err(ConfError::Shell {
+                    path: why.0,
+                    message: format!("line {}: needs bash: {}", why.1, why.2),
+                });
+            }
+            Err(_) => {}
+        }
+    }
+    let sourced = bash::source(path, ctx)?;
+    Ok(resolve::resolve(
+        &sourced.vars,
+        &[path.to_path_buf()],
+        ctx,
+        &sourced.module,
+        &sourced.module_version,
+    ))
+}
+
+/// Where the native reader stopped: file, line, what it met.
+struct Handover(PathBuf, usize, &'static str);
+
+fn evaluate_native(path: &Path, text: &[u8], ctx: &ResolveContext) -> Result<Resolution, Handover> {
+    let stop = |what| Handover(path.to_path_buf(), 0, what);
+    let text = std::str::from_utf8(text).map_err(|_| stop("bytes that are not UTF-8"))?;
+    let mut probe = native::GlobProbe::default();
+    let (module, version) = match &ctx.module {
+        Some(m) => (m.clone(), ctx.module_version.clone().unwrap_or_default()),
+        None => {
+            // `dkms add <dir>` reads with empty $module first, as here.
+            let (vars, _) = source_native(path, text, ctx, "", "", &mut probe)?;
+            let get = |n: &str| {
+                vars.get(n)
+                    .and_then(|v| v.get(&0))
+                    .map(|e| e.value.clone())
+                    .unwrap_or_default()
+            };
+            (get("PACKAGE_NAME"), get("PACKAGE_VERSION"))
+        }
+    };
+    let (vars, files) = source_native(path, text, ctx, &module, &version, &mut probe)?;
+    Ok(resolve::resolve(&vars, &files, ctx, &module, &version))
+}
+
+fn source_native(
+    path: &Path,
+    text: &str,
+    ctx: &ResolveContext,
+    module: &str,
+    version: &str,
+    probe: &mut native::GlobProbe,
+) -> Result<(vars::Vars, Vec<PathBuf>), Handover> {
+    let mut files = vec![path.to_path_buf()];
+    let mut texts = vec![text.to_owned()];
+    for p in bash::override_paths(&ctx.etc_dir, module, version, &ctx.kernelver, &ctx.arch) {
+        if p.exists() {
+            let t = std::fs::read(&p)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| Handover(p.clone(), 0, "an override file that is not UTF-8 text"))?;
+            files.push(p);
+            texts.push(t);
+        }
+    }
+    let path_str = |p: &Path| {
+        p.to_str()
+            .map(str::to_owned)
+            .ok_or_else(|| Handover(path.to_path_buf(), 0, "a tree path that is not UTF-8"))
+    };
+    let context = [
+        ("kernelver", ctx.kernelver.clone()),
+        ("arch", ctx.arch.clone()),
+        ("kernel_source_dir", path_str(&ctx.kernel_source_dir)?),
+        ("kernel_config", path_str(&ctx.kernel_config)?),
+        ("dkms_tree", path_str(&ctx.dkms_tree)?),
+        ("source_tree", path_str(&ctx.source_tree)?),
+        ("install_tree", path_str(&ctx.install_tree)?),
+        ("module", module.to_owned()),
+        ("module_version", version.to_owned()),
+    ];
+    let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let vars = native::source_all(&text_refs, &context, probe).map_err(|nb| {
+        Handover(
+            files[nb.file.min(files.len() - 1)].clone(),
+            nb.line,
+            nb.what,
+        )
+    })?;
+    Ok((vars, files))
 }

@@ -87,3 +87,9 @@ pub fn run_ok(cmd: &mut Command) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Booting Debian kernels in qemu with modules loaded from a busybox initramfs.
+pub mod qemu;
+
+/// The reference -dkms package built with dh + dh_dkms + dpkg-buildpackage.
+pub mod debhelper;

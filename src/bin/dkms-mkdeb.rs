@@ -1,0 +1,127 @@
+//! dkms-mkdeb: a DKMS module source directory -> `<name>-dkms_<version>_all.deb`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+use dkms::cli::{Generate, fail, generate, parse};
+use dkms::deb::{Compression, CompressionKind};
+use dkms::package::{self, MkdebOptions};
+
+/// Make a Debian package of a DKMS kernel module source, without root, debhelper or a dkms tree.
+///
+/// SOURCE_DIR holds the module's dkms.conf, Makefile and sources. The package installs them
+/// under /usr/src/<PACKAGE_NAME>-<PACKAGE_VERSION>/ and its maintainer scripts build and install
+/// the module for every kernel with headers (through dkms-rs, or Debian's dkms where dkms-rs is
+/// not installed), and remove it again when the package is removed.
+///
+/// The output is reproducible: all entries are owned by root, have normalised modes and the
+/// mtime SOURCE_DATE_EPOCH (default: the newest mtime among the source files), so the same
+/// source gives the same bytes on any machine, with any umask or thread count.
+///
+/// Examples:
+///
+///   dkms-mkdeb --maintainer 'Jane Doe <jane@example.org>' examples/hello
+///
+///   export DEBFULLNAME='Jane Doe' DEBEMAIL=jane@example.org
+///   dkms-mkdeb -o out/ --revision 1 -Z zstd /usr/src/hello-0.1
+#[derive(Parser, Debug)]
+#[command(name = "dkms-mkdeb", version, verbatim_doc_comment)]
+struct Cli {
+    /// The module source: a directory holding dkms.conf.
+    #[arg(value_name = "SOURCE_DIR", required_unless_present = "generate")]
+    source_dir: Option<PathBuf>,
+
+    /// Directory to write the .deb into.
+    #[arg(short = 'o', long, value_name = "DIR", default_value = ".")]
+    output_dir: PathBuf,
+
+    /// Maintainer, as 'Full Name <email>'. Default: DEBFULLNAME and DEBEMAIL, else NAME and
+    /// EMAIL, from the environment (as dch does).
+    #[arg(long, value_name = "NAME <EMAIL>")]
+    maintainer: Option<String>,
+
+    /// Debian revision: the package version becomes PACKAGE_VERSION-REVISION.
+    #[arg(long, value_name = "REVISION")]
+    revision: Option<String>,
+
+    /// Package description: the first line is the synopsis, further lines the extended
+    /// description. Default: one naming the module and saying what DKMS does with it.
+    #[arg(long, value_name = "TEXT")]
+    description: Option<String>,
+
+    /// Binary package name. Default: PACKAGE_NAME-dkms (which must then be a valid
+    /// Debian package name: lowercase letters, digits, + - .).
+    #[arg(long, value_name = "NAME")]
+    package_name: Option<String>,
+
+    /// Directory of templates (control, postinst, prerm, changelog, copyright) that replace
+    /// the built-in ones file by file. They are minijinja templates; an unknown variable is
+    /// an error.
+    #[arg(long, value_name = "DIR")]
+    templates: Option<PathBuf>,
+
+    /// License of the module for the generated copyright file: a name from
+    /// /usr/share/common-licenses (GPL-2, GPL-3, LGPL-2.1, BSD, Apache-2.0, MPL-2.0, ...).
+    #[arg(long, value_name = "NAME", default_value = "GPL-2")]
+    license: String,
+
+    /// Ship this file as /usr/share/doc/<package>/copyright instead of generating one.
+    #[arg(long, value_name = "FILE")]
+    copyright: Option<PathBuf>,
+
+    /// Compression of the package members: xz, gzip, zstd or none.
+    #[arg(short = 'Z', long, value_name = "KIND", default_value = "xz")]
+    compression: CompressionKind,
+
+    /// Compression level (xz 0-9, default 6; gzip 1-9, default 9; zstd 1-19, default 3:
+    /// the defaults of dpkg-deb).
+    #[arg(short = 'z', long, value_name = "N")]
+    level: Option<u32>,
+
+    /// Compression threads (xz and zstd); 0 uses every core. The output is the same bytes
+    /// for any number.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    threads: u32,
+
+    /// Print the man page or a bash completion script, and exit.
+    #[arg(long, value_name = "WHAT", hide = true)]
+    generate: Option<Generate>,
+}
+
+fn main() -> ExitCode {
+    let cli = match parse::<Cli>("dkms-mkdeb") {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    if let Some(what) = cli.generate {
+        return match generate(what, Cli::command(), &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail("dkms-mkdeb", &e, 1),
+        };
+    }
+    let opts = MkdebOptions {
+        source_dir: cli.source_dir.unwrap_or_default(),
+        output_dir: cli.output_dir,
+        maintainer: cli.maintainer,
+        revision: cli.revision,
+        description: cli.description,
+        package_name: cli.package_name,
+        templates: cli.templates,
+        license: cli.license,
+        copyright_file: cli.copyright,
+        compression: Compression {
+            kind: cli.compression,
+            level: cli.level,
+            threads: cli.threads,
+        },
+        source_date_epoch: None,
+    };
+    match package::mkdeb(&opts) {
+        Ok(written) => {
+            println!("{}", written.path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail("dkms-mkdeb", &e, e.exit_code()),
+    }
+}

@@ -1,0 +1,85 @@
+//! What every binary shares: `--generate man|complete-bash` from its clap definition (as
+//! ripgrep does, so man pages never drift from `--help`), and the one-line error convention.
+
+use std::io::Write;
+
+/// What `--generate` writes to stdout.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Generate {
+    /// The roff man page (the file under `man/` is this output).
+    Man,
+    /// A bash completion script.
+    CompleteBash,
+}
+
+/// Write `what` for the command `cmd` to `out`.
+pub fn generate(
+    what: Generate,
+    mut cmd: clap::Command,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    match what {
+        Generate::Man => clap_mangen::Man::new(cmd).render(out),
+        Generate::CompleteBash => {
+            let name = cmd.get_name().to_string();
+            clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, name, out);
+            Ok(())
+        }
+    }
+}
+
+/// Print `program: error: message` on one line of stderr and return dkms's exit `code`.
+pub fn fail(program: &str, message: &dyn std::fmt::Display, code: i32) -> std::process::ExitCode {
+    eprintln!("{program}: error: {message}");
+    std::process::ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// Parse the command line. `--help` and `--version` print as clap prints them; a usage error
+/// becomes one line (clap's message without its usage block) and exit code 2.
+pub fn parse<C: clap::Parser>(program: &str) -> Result<C, std::process::ExitCode> {
+    use clap::error::ErrorKind;
+    match C::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            let _ = e.print();
+            Err(std::process::ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            let message = one_line(&text);
+            let message = message.strip_prefix("error: ").unwrap_or(&message);
+            Err(fail(program, &message, 2))
+        }
+    }
+}
+
+/// The first paragraph of a clap error, folded into one line.
+fn one_line(text: &str) -> String {
+    text.split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn clap_errors_fold_into_one_line() {
+        let text = "error: the following required arguments were not provided:\n  <SOURCE_DIR>\n\nUsage: dkms-mkdeb <SOURCE_DIR>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(text),
+            "error: the following required arguments were not provided: <SOURCE_DIR>"
+        );
+    }
+}

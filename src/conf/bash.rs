@@ -1,0 +1,235 @@
+//! The bash path: evaluate dkms.conf (and its `/etc/dkms` overrides) in bash with dkms
+//! 3.0.10's own prelude — `shopt -s extglob`, the `dkms_conf_variables` whitelist, its
+//! `safe_source` verbatim, the variables `read_conf` exposes — and read the whitelisted
+//! variables back as NUL-separated triples (no parsing of `declare -p`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::vars::{Elem, Vars};
+use super::{ConfError, ResolveContext};
+
+/// Marks the start of the variable dump: anything a conf prints before it is not ours.
+const MARKER: &str = "\u{1}DKMS-RS-VARS\u{1}";
+
+/// dkms 3.0.10's code (GPL-2.0-or-later, as this crate), trimmed to what reading needs.
+const PRELUDE: &str = r#"
+shopt -s extglob
+readonly dkms_conf_variables="CLEAN PACKAGE_NAME
+   PACKAGE_VERSION POST_ADD POST_BUILD POST_INSTALL POST_REMOVE PRE_BUILD
+   PRE_INSTALL BUILD_DEPENDS BUILD_EXCLUSIVE_KERNEL BUILD_EXCLUSIVE_ARCH
+   BUILD_EXCLUSIVE_CONFIG
+   build_exclude OBSOLETE_BY MAKE MAKE_MATCH
+   PATCH PATCH_MATCH patch_array BUILT_MODULE_NAME
+   built_module_name BUILT_MODULE_LOCATION built_module_location
+   DEST_MODULE_NAME dest_module_name
+   DEST_MODULE_LOCATION dest_module_location
+   STRIP strip AUTOINSTALL NO_WEAK_MODULES
+   SIGN_FILE MOK_SIGNING_KEY MOK_CERTIFICATE
+
+   REMAKE_INITRD MODULES_CONF MODULES_CONF_OBSOLETES
+   MODULES_CONF_ALIAS_TYPE MODULES_CONF_OBSOLETE_ONLY"
+readonly mv_re='^([^/]*)/(.*)$'
+error() (
+    exec >&2
+    echo -n $"Error! "
+    for s in "$@"; do echo "$s"; done
+)
+deprecated() (
+    exec >&2
+    echo -n $"Deprecated feature: "
+    for s in "$@"; do echo "$s"; done
+)
+die() {
+    ret=$1
+    shift
+    error "$@"
+    exit $ret
+}
+mktemp_or_die() {
+    local t
+    t=$(mktemp "$@") && echo "$t" && return
+    [[ $* = *-d* ]] && die 1 $"Unable to make temporary directory"
+    die 1 "Unable to make temporary file."
+}
+safe_source() {
+    # $1 = file to source
+    # $@ = environment variables to echo out
+    local to_source_file="$1"; shift
+    declare -a -r export_envs=("$@")
+    local tmpfile=$(mktemp_or_die)
+    ( exec >"$tmpfile"
+    . "$to_source_file" >/dev/null
+    # This is really ugly, but a neat hack
+    # Remember, in bash 2.0 and greater all variables are really arrays.
+    for _export_env in "${export_envs[@]}"; do
+        for _i in $(eval echo \${!$_export_env[@]}); do
+            eval echo '$_export_env[$_i]=\"${'$_export_env'[$_i]}\"'
+        done
+    done
+
+    # handle DKMS_DIRECTIVE stuff specially.
+    for directive in $(set | grep ^DKMS_DIRECTIVE | cut -d = -f 2-3); do
+        directive_name=${directive%%=*}
+        directive_value=${directive#*=}
+        echo "$directive_name=\"$directive_value\""
+    done
+    )
+    . "$tmpfile"
+    rm "$tmpfile"
+
+    (( ${#REMAKE_INITRD[@]} )) && deprecated "REMAKE_INITRD ($to_source_file)"
+    (( ${#MODULES_CONF[@]} )) && deprecated "MODULES_CONF ($to_source_file)"
+    (( ${#MODULES_CONF_OBSOLETES[@]} )) && deprecated "MODULES_CONF_OBSOLETES ($to_source_file)"
+    (( ${#MODULES_CONF_ALIAS_TYPE[@]} )) && deprecated "MODULES_CONF_ALIAS_TYPE ($to_source_file)"
+    (( ${#MODULES_CONF_OBSOLETE_ONLY[@]} )) && deprecated "MODULES_CONF_OBSOLETE_ONLY ($to_source_file)"
+}
+# The sourcing half of read_conf: same locals, same unset, same override order.
+dkms_rs_read_conf() {
+    local return_value=0
+    local read_conf_file="$3"
+    local kernelver="$1"
+    local arch="$2"
+    for var in $dkms_conf_variables; do
+        unset $var
+    done
+    local _conf_file
+    for _conf_file in "$read_conf_file" "$dkms_rs_etc/$module.conf" \
+        "$dkms_rs_etc/$module-$module_version.conf" "$dkms_rs_etc/$module-$module_version-$1.conf" \
+        "$dkms_rs_etc/$module-$module_version-$1-$2.conf"; do
+        [ -e "$_conf_file" ] && safe_source "$_conf_file" $dkms_conf_variables
+    done
+}
+dkms_rs_kernelver=$1 dkms_rs_arch=$2 kernel_source_dir=$3 kernel_config=$4 dkms_tree=$5
+source_tree=$6 install_tree=$7 dkms_rs_etc=$8 dkms_rs_conf=$9
+module=${10} module_version=${11} dkms_rs_identify=${12}
+running_distribution=${13} addon_modules_dir=${14}
+current_os=$(uname -s)
+current_kernel=$(uname -r)
+tmp_location=${TMPDIR:-/tmp}
+PATH="$PATH:/usr/lib/dkms"
+umask 022
+unset CC CXX CFLAGS CXXFLAGS LDFLAGS
+if [[ $dkms_rs_identify ]]; then
+    dkms_rs_read_conf "$dkms_rs_kernelver" "$dkms_rs_arch" "$dkms_rs_conf"
+    module="$PACKAGE_NAME"
+    module_version="$PACKAGE_VERSION"
+fi
+dkms_rs_read_conf "$dkms_rs_kernelver" "$dkms_rs_arch" "$dkms_rs_conf"
+printf '%s%s\0%s\0' "$DKMS_RS_MARKER" "$module" "$module_version"
+for dkms_rs_v in $dkms_conf_variables; do
+    eval "dkms_rs_idx=(\"\${!$dkms_rs_v[@]}\")"
+    for dkms_rs_i in "${dkms_rs_idx[@]}"; do
+        eval "printf '%s\0%s\0%s\0' \"\$dkms_rs_v\" \"\$dkms_rs_i\" \"\${$dkms_rs_v[\$dkms_rs_i]}\""
+    done
+done
+"#;
+
+/// What bash left in dkms's whitelisted variables, and the module name/version it used.
+pub struct Sourced {
+    pub vars: Vars,
+    pub module: String,
+    pub module_version: String,
+}
+
+/// Evaluate `conf` with bash as dkms's read_conf does (in the current working directory,
+/// with this process's environment, like dkms). When `ctx.module` is unset, reads twice:
+/// first to learn PACKAGE_NAME/VERSION, then as `dkms build -m <name> -v <version>` would.
+pub fn source(conf: &Path, ctx: &ResolveContext) -> Result<Sourced, ConfError> {
+    let shell_err = |message: String| ConfError::Shell {
+        path: conf.to_path_buf(),
+        message,
+    };
+    let identify = ctx.module.is_none();
+    let out = Command::new("bash")
+        .arg("--norc")
+        .arg("--noprofile")
+        .arg("-c")
+        .arg(PRELUDE)
+        .arg("dkms")
+        .arg(&ctx.kernelver)
+        .arg(&ctx.arch)
+        .arg(&ctx.kernel_source_dir)
+        .arg(&ctx.kernel_config)
+        .arg(&ctx.dkms_tree)
+        .arg(&ctx.source_tree)
+        .arg(&ctx.install_tree)
+        .arg(&ctx.etc_dir)
+        .arg(conf)
+        .arg(ctx.module.as_deref().unwrap_or(""))
+        .arg(ctx.module_version.as_deref().unwrap_or(""))
+        .arg(if identify { "yes" } else { "" })
+        .arg(&ctx.running_distribution)
+        .arg(ctx.addon_modules_dir.as_deref().unwrap_or(""))
+        .env("DKMS_RS_MARKER", MARKER)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| shell_err(format!("cannot run bash: {e}")))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let Some(at) = stdout.rfind(MARKER) else {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(shell_err(format!(
+            "bash exited with {} before dkms's variables could be read: {}",
+            out.status,
+            stderr.trim()
+        )));
+    };
+    let mut fields = stdout[at + MARKER.len()..].split('\0');
+    let module = fields.next().unwrap_or("").to_owned();
+    let module_version = fields.next().unwrap_or("").to_owned();
+    let mut vars = Vars::default();
+    while let (Some(name), Some(index), Some(value)) = (fields.next(), fields.next(), fields.next())
+    {
+        let Ok(index) = index.parse::<u64>() else {
+            return Err(shell_err(format!("unexpected index {index:?} for {name}")));
+        };
+        vars.entry(name.to_owned()).or_default().insert(
+            index,
+            Elem {
+                value: value.to_owned(),
+                origin: None,
+            },
+        );
+    }
+    Ok(Sourced {
+        vars,
+        module,
+        module_version,
+    })
+}
+
+/// Run a small bash snippet and return its stdout (for `/etc/os-release` and
+/// `/etc/sysconfig/module-init-tools`, which are shell too).
+pub fn snippet(script: &str) -> Option<String> {
+    let out = Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", script])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The files dkms sources for `module`/`version` on (kernel, arch), existing or not, spelled
+/// as dkms spells them (`"/etc/dkms/$module.conf"`: plain concatenation, not a path join).
+pub fn override_paths(
+    etc: &Path,
+    module: &str,
+    version: &str,
+    kernel: &str,
+    arch: &str,
+) -> [PathBuf; 4] {
+    let at = |name: String| {
+        let mut p = etc.as_os_str().to_owned();
+        p.push("/");
+        p.push(name);
+        PathBuf::from(p)
+    };
+    [
+        at(format!("{module}.conf")),
+        at(format!("{module}-{version}.conf")),
+        at(format!("{module}-{version}-{kernel}.conf")),
+        at(format!("{module}-{version}-{kernel}-{arch}.conf")),
+    ]
+}

@@ -1,0 +1,249 @@
+//! The native reader: evaluates declarative dkms.conf files exactly as dkms 3.0.10's
+//! `safe_source` does, including its echo-and-resource round trip, without spawning anything.
+//!
+//! dkms sources each file in a subshell, then echoes every whitelisted element as
+//! `VAR[i]="<value>"` with the value unquoted (so whitespace runs collapse and globs could
+//! expand) and sources that output again in its own shell (so `$`, `\` and `"` in values are
+//! interpreted a second time). Whenever any of that goes beyond plain text, this reader
+//! returns [`NeedsBash`] and the caller runs bash.
+
+use std::ffi::CString;
+
+use super::lexer::{self, Assignment, Part};
+use super::vars::{Elem, Vars, WHITELIST};
+
+/// The native reader cannot be sure; bash must evaluate. Carries where and why (for tracing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeedsBash {
+    pub file: usize,
+    pub line: usize,
+    pub what: &'static str,
+}
+
+/// Names whose assignment changes how the shell itself behaves (splitting, globbing, locale)
+/// or that dkms's own code owns: modelling them natively would be guessing.
+fn is_special_name(name: &str) -> bool {
+    name.starts_with('_')
+        || name.starts_with("BASH")
+        || name.starts_with("DKMS_DIRECTIVE")
+        || name.starts_with("LC_")
+        || name.starts_with("COMP_")
+        || name.starts_with("dkms_")
+        || matches!(
+            name,
+            "IFS"
+                | "GLOBIGNORE"
+                | "LANG"
+                | "SHELLOPTS"
+                | "POSIXLY_CORRECT"
+                | "LINENO"
+                | "RANDOM"
+                | "SRANDOM"
+                | "SECONDS"
+                | "EPOCHSECONDS"
+                | "EPOCHREALTIME"
+                | "FUNCNAME"
+                | "GROUPS"
+                | "PIPESTATUS"
+                | "UID"
+                | "EUID"
+                | "PPID"
+                | "HISTCMD"
+                | "OPTIND"
+                | "OPTARG"
+                | "mv_re"
+                | "export_envs"
+                | "tmpfile"
+                | "to_source_file"
+                | "directive"
+                | "directive_name"
+                | "directive_value"
+        )
+}
+
+/// What `$name` means while a file is sourced: the conf's own variables, then dkms's.
+struct Scope<'a> {
+    vars: &'a Vars,
+    context: &'a [(&'static str, String)],
+}
+
+impl Scope<'_> {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        if let Some(var) = self.vars.get(name) {
+            return Some(var.get(&0).map_or("", |e| e.value.as_str()));
+        }
+        if let Some((_, v)) = self.context.iter().find(|(n, _)| *n == name) {
+            return Some(v);
+        }
+        // read_conf unsets every whitelisted variable before sourcing.
+        WHITELIST.contains(&name).then_some("")
+    }
+
+    fn expand(&self, parts: &[Part]) -> Option<String> {
+        let mut out = String::new();
+        for part in parts {
+            match part {
+                Part::Lit(s) => out.push_str(s),
+                Part::Var(name) => out.push_str(self.lookup(name)?),
+            }
+        }
+        Some(out)
+    }
+}
+
+/// Source `files` (the dkms.conf and the `/etc/dkms` overrides that exist, in dkms's order)
+/// and return the whitelisted variables as dkms's shell holds them afterwards.
+pub fn source_all(
+    files: &[&str],
+    context: &[(&'static str, String)],
+    cwd: &mut GlobProbe,
+) -> Result<Vars, NeedsBash> {
+    if std::env::vars_os().any(|(k, _)| k.as_encoded_bytes().starts_with(b"DKMS_DIRECTIVE")) {
+        // safe_source re-exports DKMS_DIRECTIVE* from `set`: environment-dependent.
+        return Err(NeedsBash {
+            file: 0,
+            line: 0,
+            what: "DKMS_DIRECTIVE variables in the environment",
+        });
+    }
+    let mut outer = Vars::default();
+    for (file, text) in files.iter().enumerate() {
+        let assigns = lexer::parse(text).map_err(|b| NeedsBash {
+            file,
+            line: b.line,
+            what: b.what,
+        })?;
+        let inner = source_one(file, &assigns, &outer, context)?;
+        resource(file, &inner, &mut outer, context, cwd)?;
+    }
+    Ok(outer)
+}
+
+/// The subshell part of safe_source: `. "$to_source_file"` on a copy of dkms's variables.
+fn source_one(
+    file: usize,
+    assigns: &[Assignment],
+    outer: &Vars,
+    context: &[(&'static str, String)],
+) -> Result<Vars, NeedsBash> {
+    let mut inner = outer.clone();
+    for a in assigns {
+        let beyond = |what| NeedsBash {
+            file,
+            line: a.line,
+            what,
+        };
+        if is_special_name(&a.name) {
+            return Err(beyond("an assignment to a shell or dkms variable"));
+        }
+        let value = Scope {
+            vars: &inner,
+            context,
+        }
+        .expand(&a.value)
+        .ok_or(beyond("a variable dkms.conf does not define"))?;
+        inner.entry(a.name.clone()).or_default().insert(
+            a.index.unwrap_or(0),
+            Elem {
+                value,
+                origin: Some((file, a.line)),
+            },
+        );
+    }
+    Ok(inner)
+}
+
+/// The echo-and-resource half of safe_source, in whitelist order.
+fn resource(
+    file: usize,
+    inner: &Vars,
+    outer: &mut Vars,
+    context: &[(&'static str, String)],
+    cwd: &mut GlobProbe,
+) -> Result<(), NeedsBash> {
+    let beyond = |line, what| NeedsBash { file, line, what };
+    for name in WHITELIST {
+        let Some(var) = inner.get(*name) else {
+            continue;
+        };
+        for (index, elem) in var {
+            let line = elem.origin.map_or(0, |(_, l)| l);
+            // `echo VAR[i]=\"${VAR[i]}\"` unquoted: IFS runs become one space.
+            let mut echoed = format!("{name}[{index}]=\"");
+            let mut in_space = false;
+            for ch in elem.value.chars() {
+                if matches!(ch, ' ' | '\t' | '\n') {
+                    if !in_space {
+                        echoed.push(' ');
+                    }
+                    in_space = true;
+                } else {
+                    echoed.push(ch);
+                    in_space = false;
+                }
+            }
+            echoed.push('"');
+            for field in echoed.split(' ') {
+                if cwd.may_match(field) {
+                    return Err(beyond(line, "a value that pathname expansion could change"));
+                }
+            }
+            let parsed = lexer::parse(&echoed)
+                .map_err(|_| beyond(line, "a value dkms re-reads as shell syntax"))?;
+            let [a] = parsed.as_slice() else {
+                return Err(beyond(line, "a value dkms re-reads as several words"));
+            };
+            if a.name != *name || a.index != Some(*index) {
+                return Err(beyond(line, "a value dkms re-reads as another assignment"));
+            }
+            let value = Scope {
+                vars: outer,
+                context,
+            }
+            .expand(&a.value)
+            .ok_or(beyond(line, "a value dkms expands a second time"))?;
+            outer.entry((*name).to_owned()).or_default().insert(
+                *index,
+                Elem {
+                    value,
+                    origin: elem.origin,
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Pathname expansion against the working directory (as dkms's unquoted echo does), asked
+/// only "could this field expand?"; the directory is listed once, lazily.
+#[derive(Default)]
+pub struct GlobProbe {
+    names: Option<Vec<CString>>,
+}
+
+impl GlobProbe {
+    /// True when `field` is a glob pattern that matches something (or might: extglob).
+    pub fn may_match(&mut self, field: &str) -> bool {
+        if !field.contains(['*', '?', '[']) {
+            return field.contains("+(") || field.contains("@(") || field.contains("!(");
+        }
+        if field.contains("+(") || field.contains("@(") || field.contains("!(") {
+            return true;
+        }
+        let Ok(pattern) = CString::new(field) else {
+            return true;
+        };
+        if field.contains('/') {
+            return !super::posix::glob(field).is_empty();
+        }
+        let names = self.names.get_or_insert_with(|| {
+            std::fs::read_dir(".")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| CString::new(e.file_name().into_encoded_bytes()).ok())
+                .collect()
+        });
+        names.iter().any(|n| super::posix::fnmatch(&pattern, n))
+    }
+}

@@ -1,0 +1,212 @@
+//! `dkms-rs conf show`: what dkms will do with a dkms.conf, as `key=value` lines or JSON.
+
+use std::path::Path;
+
+use super::{ConfError, ModuleConf, Resolution, ResolveContext};
+
+/// Output format of `conf show`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ShowFormat {
+    /// One `key=value` line per fact, sorted bytewise.
+    #[default]
+    Kv,
+    /// One JSON object.
+    Json,
+}
+
+/// The facts of `conf` as (key, value) pairs, exactly the keys of `conf show --format kv`
+/// (unsorted); `valid` says whether dkms accepts the file.
+pub fn facts(conf: &ModuleConf, valid: bool) -> Vec<(String, String)> {
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
+    let mut out = vec![
+        ("valid".into(), yes_no(valid)),
+        ("package_name".into(), conf.package_name.clone()),
+        ("package_version".into(), conf.package_version.clone()),
+        ("make_command".into(), conf.make_command.clone()),
+        ("clean".into(), conf.clean.clone()),
+        ("autoinstall".into(), yes_no(conf.autoinstall)),
+        ("build_exclude".into(), yes_no(conf.build_exclude)),
+    ];
+    for (i, m) in conf.modules.iter().enumerate() {
+        out.push((format!("module.{i}.built_name"), m.built_name.clone()));
+        out.push((
+            format!("module.{i}.built_location"),
+            m.built_location.clone(),
+        ));
+        out.push((format!("module.{i}.dest_name"), m.dest_name.clone()));
+        out.push((format!("module.{i}.dest_location"), m.dest_location.clone()));
+        out.push((format!("module.{i}.strip"), yes_no(m.strip)));
+    }
+    for (i, p) in conf.patches.iter().enumerate() {
+        out.push((format!("patch.{i}"), p.clone()));
+    }
+    let optional = [
+        ("pre_build", &conf.pre_build),
+        ("post_build", &conf.post_build),
+        ("pre_install", &conf.pre_install),
+        ("post_install", &conf.post_install),
+        ("post_add", &conf.post_add),
+        ("post_remove", &conf.post_remove),
+        ("obsolete_by", &conf.obsolete_by),
+    ];
+    for (key, value) in optional {
+        if let Some(v) = value {
+            out.push((key.into(), v.clone()));
+        }
+    }
+    if !conf.build_depends.is_empty() {
+        out.push(("build_depends".into(), conf.build_depends.join(" ")));
+    }
+    out
+}
+
+/// Render a resolution: an invalid conf still shows what dkms resolved, with `valid=no`.
+pub fn render(res: &Resolution, format: ShowFormat) -> String {
+    let conf = &res.conf;
+    let valid = res.problems.is_empty();
+    match format {
+        ShowFormat::Kv => {
+            let mut lines: Vec<String> = facts(conf, valid)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            lines.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            let mut s = lines.join("\n");
+            s.push('\n');
+            s
+        }
+        ShowFormat::Json => {
+            let modules: Vec<_> = conf
+                .modules
+                .iter()
+                .map(|m| {
+                    serde_json::json!({
+                        "built_name": m.built_name,
+                        "built_location": m.built_location,
+                        "dest_name": m.dest_name,
+                        "dest_location": m.dest_location,
+                        "strip": m.strip,
+                    })
+                })
+                .collect();
+            let problems: Vec<String> = res.problems.iter().map(ToString::to_string).collect();
+            let value = serde_json::json!({
+                "path": conf.path,
+                "valid": valid,
+                "problems": problems,
+                "package_name": conf.package_name,
+                "package_version": conf.package_version,
+                "make_command": conf.make_command,
+                "clean": conf.clean,
+                "autoinstall": conf.autoinstall,
+                "build_exclude": conf.build_exclude,
+                "modules": modules,
+                "patches": conf.patches,
+                "pre_build": conf.pre_build,
+                "post_build": conf.post_build,
+                "pre_install": conf.pre_install,
+                "post_install": conf.post_install,
+                "post_add": conf.post_add,
+                "post_remove": conf.post_remove,
+                "obsolete_by": conf.obsolete_by,
+                "build_depends": conf.build_depends,
+            });
+            let mut s = serde_json::to_string_pretty(&value).unwrap_or_default();
+            s.push('\n');
+            s
+        }
+    }
+}
+
+/// `dkms-rs conf show [--kernel K] [--arch A] [--format F] PATH`. PATH is a dkms.conf or a
+/// directory holding one; the kernel defaults to the newest one with headers (else
+/// `uname -r`), the arch to `uname -m`. An invalid file prints with `valid=no`; only a
+/// missing file (exit 4) or one bash cannot evaluate (exit 8) is an error.
+pub fn show(
+    path: &Path,
+    kernel: Option<&str>,
+    arch: Option<&str>,
+    format: ShowFormat,
+) -> Result<String, ConfError> {
+    let conf = if path.is_dir() {
+        path.join("dkms.conf")
+    } else {
+        path.to_path_buf()
+    };
+    let kernel = kernel.map_or_else(default_kernel, str::to_owned);
+    let arch = arch.map_or_else(|| uname().1, str::to_owned);
+    let ctx = ResolveContext::new(&kernel, &arch);
+    let res = super::evaluate(&conf, &ctx, super::Reader::Auto)?;
+    Ok(render(&res, format))
+}
+
+/// (release, machine) of the running kernel.
+fn uname() -> (String, String) {
+    let mut u = std::mem::MaybeUninit::<libc::utsname>::zeroed();
+    // SAFETY: uname fills the zeroed struct; its fields are NUL-terminated C strings.
+    unsafe {
+        if libc::uname(u.as_mut_ptr()) != 0 {
+            return (String::new(), String::new());
+        }
+        let u = u.assume_init();
+        let s = |f: &[libc::c_char]| {
+            std::ffi::CStr::from_ptr(f.as_ptr())
+                .to_string_lossy()
+                .into_owned()
+        };
+        (s(&u.release), s(&u.machine))
+    }
+}
+
+/// The newest kernel under /lib/modules whose headers are there (`build/include`, as dkms's
+/// `_check_kernel_dir` tests), else the running one.
+pub fn default_kernel() -> String {
+    let mut kernels: Vec<String> = std::fs::read_dir("/lib/modules")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let mut p = e.path();
+            p.push("build/include");
+            p.exists()
+        })
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    kernels.sort_by(|a, b| version_cmp(a, b));
+    kernels.pop().unwrap_or_else(|| uname().0)
+}
+
+/// `sort -V`-like order: digit runs compare as numbers, the rest bytewise.
+fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (None, _) => return std::cmp::Ordering::Less,
+            (_, None) => return std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let da = a.iter().take_while(|c| c.is_ascii_digit()).count();
+                let db = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                let na = std::str::from_utf8(&a[..da])
+                    .unwrap_or("0")
+                    .trim_start_matches('0');
+                let nb = std::str::from_utf8(&b[..db])
+                    .unwrap_or("0")
+                    .trim_start_matches('0');
+                let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+                if ord != std::cmp::Ordering::Equal {
+                    return ord;
+                }
+                a = &a[da..];
+                b = &b[db..];
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                a = &a[1..];
+                b = &b[1..];
+            }
+        }
+    }
+}

@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use std::str::FromStr;
 
 use flate2::write::GzEncoder;
-use liblzma::stream::{Check, MtStreamBuilder};
+use liblzma::stream::{Check, Filters, LzmaOptions, MtStreamBuilder, Stream};
 use liblzma::write::XzEncoder;
 
 /// The compressor of `control.tar` and `data.tar` (dpkg-deb's `-Z`).
@@ -116,6 +116,14 @@ impl Compression {
             .min(kind.max_level())
     }
 
+    /// Inputs below this size are worth announcing to [`Compressor::new`] (0: none are).
+    pub fn size_hint_limit(&self) -> u64 {
+        match self.effective_kind() {
+            CompressionKind::Xz => xz_dict_size(self.effective_level()),
+            _ => 0,
+        }
+    }
+
     fn worker_threads(&self) -> u32 {
         match self.threads {
             0 => std::thread::available_parallelism()
@@ -134,7 +142,12 @@ impl Compression {
 /// busy and cost about 1.7% of output size on kernel headers (see bench/README.md); blocks
 /// smaller than the dictionary lose more than that. Fixed by the level, never by `threads`.
 pub fn xz_block_size(level: u32) -> u64 {
-    let dict: u64 = match level {
+    xz_dict_size(level).max(1 << 20)
+}
+
+/// The dictionary of xz's preset `level` (xz(1), "Presets").
+fn xz_dict_size(level: u32) -> u64 {
+    match level {
         0 => 256 << 10,
         1 => 1 << 20,
         2 => 2 << 20,
@@ -143,8 +156,29 @@ pub fn xz_block_size(level: u32) -> u64 {
         7 => 16 << 20,
         8 => 32 << 20,
         _ => 64 << 20,
-    };
-    dict.max(1 << 20)
+    }
+}
+
+/// liblzma's smallest dictionary (LZMA_DICT_SIZE_MIN).
+const XZ_DICT_MIN: u64 = 4096;
+
+/// The multi-threaded xz encoder for `level`. An input known to be smaller than the preset's
+/// dictionary gets a dictionary of its size, as xz(1) does for small files: every match is
+/// still in reach, and a 9 KiB control.tar does not pay for zeroing 17 MiB of hash table.
+fn xz_encoder(level: u32, threads: u32, size_hint: Option<u64>) -> io::Result<Stream> {
+    let mut options = LzmaOptions::new_preset(level).map_err(io::Error::other)?;
+    if let Some(size) = size_hint.filter(|&n| n < xz_dict_size(level)) {
+        options.dict_size(u32::try_from(size.max(XZ_DICT_MIN)).unwrap_or(u32::MAX));
+    }
+    let mut filters = Filters::new();
+    filters.lzma2(&options);
+    MtStreamBuilder::new()
+        .filters(filters)
+        .threads(threads)
+        .block_size(xz_block_size(level))
+        .check(Check::Crc64)
+        .encoder()
+        .map_err(io::Error::other)
 }
 
 /// A compressing writer over `W` that counts the uncompressed bytes it was given.
@@ -161,17 +195,13 @@ enum Inner<W: Write> {
 }
 
 impl<W: Write> Compressor<W> {
-    pub fn new(out: W, compression: &Compression) -> io::Result<Self> {
+    /// `size_hint`: an upper bound of the bytes to come, when known (it must not depend on
+    /// anything but the content, or the output would not be reproducible).
+    pub fn new(out: W, compression: &Compression, size_hint: Option<u64>) -> io::Result<Self> {
         let level = compression.effective_level();
         let inner = match compression.effective_kind() {
             CompressionKind::Xz => {
-                let stream = MtStreamBuilder::new()
-                    .preset(level)
-                    .threads(compression.worker_threads())
-                    .block_size(xz_block_size(level))
-                    .check(Check::Crc64)
-                    .encoder()
-                    .map_err(io::Error::other)?;
+                let stream = xz_encoder(level, compression.worker_threads(), size_hint)?;
                 Inner::Xz(XzEncoder::new_stream(out, stream))
             }
             // zlib's gzip header as dpkg writes it: no name, mtime 0, OS "Unix".
@@ -274,7 +304,7 @@ mod tests {
                 level: Some(0),
                 threads,
             };
-            let mut z = Compressor::new(Vec::new(), &c).unwrap();
+            let mut z = Compressor::new(Vec::new(), &c, None).unwrap();
             z.write_all(&data).unwrap();
             assert_eq!(z.uncompressed(), data.len() as u64);
             z.finish().unwrap()

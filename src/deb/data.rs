@@ -8,7 +8,7 @@ use std::path::Path;
 use md5::{Digest, Md5};
 
 use super::compress::Compressor;
-use super::tar::TarWriter;
+use super::tar::{BLOCK, RECORD, TarWriter};
 use super::{DataEntry, DebBuild, DebError, FileContent};
 
 /// Read and write buffer size: large enough that syscalls do not dominate.
@@ -39,8 +39,13 @@ pub fn write_data_tar(
         path: out_path.to_path_buf(),
         source,
     };
-    let compressor = Compressor::new(BufWriter::with_capacity(BUF, out), &build.compression)
-        .map_err(write_err)?;
+    let size_hint = tar_size_bound(build, build.compression.size_hint_limit());
+    let compressor = Compressor::new(
+        BufWriter::with_capacity(BUF, out),
+        &build.compression,
+        size_hint,
+    )
+    .map_err(write_err)?;
     let mut tar = TarWriter::new(compressor);
     let mtime = build.mtime;
     let mut md5_lines: Vec<(&str, String)> = Vec::new();
@@ -106,6 +111,37 @@ pub fn write_data_tar(
     })
 }
 
+/// An upper bound of the uncompressed data.tar size, or `None` once it passes `limit` (the
+/// compressor only wants to know about small inputs) or a file cannot be examined (the
+/// archive pass will report it).
+fn tar_size_bound(build: &DebBuild, limit: u64) -> Option<u64> {
+    if limit == 0 {
+        return None;
+    }
+    // Two end blocks and a whole record of padding at most.
+    let mut total = 2 * RECORD;
+    for (path, entry) in &build.data.entries {
+        // Header, and a LongLink header + name for each field that may need one.
+        total += 3 * BLOCK as u64 + 2 * (path.len() as u64 + 4) + 2 * BLOCK as u64;
+        total += match entry {
+            DataEntry::Dir => 0,
+            DataEntry::Symlink { target } => target.len() as u64 + BLOCK as u64,
+            DataEntry::File {
+                content: FileContent::Bytes(bytes),
+                ..
+            } => bytes.len() as u64 + BLOCK as u64,
+            DataEntry::File {
+                content: FileContent::Disk(source),
+                ..
+            } => std::fs::metadata(source).ok()?.len() + BLOCK as u64,
+        };
+        if total > limit {
+            return None;
+        }
+    }
+    Some(total)
+}
+
 /// Streams one file from disk into the tar; returns its size and md5.
 fn copy_file<W: Write>(
     tar: &mut TarWriter<W>,
@@ -168,4 +204,34 @@ fn copy_file<W: Write>(
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deb::{Compression, CompressionKind, DataTree};
+
+    #[test]
+    fn size_bound_is_an_upper_bound_and_gives_up_past_the_limit() {
+        let mut tree = DataTree::new();
+        let long = format!("usr/src/{}/{}", "a".repeat(150), "b".repeat(150));
+        tree.add_file_bytes(&long, vec![7; 3000], false);
+        tree.add_symlink("usr/src/l", &"c".repeat(300));
+        tree.add_dir("usr/share/doc/x");
+        let build = DebBuild {
+            data: &tree,
+            maintainer_scripts: vec![],
+            mtime: 0,
+            compression: Compression {
+                kind: CompressionKind::None,
+                level: None,
+                threads: 1,
+            },
+        };
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        let summary = write_data_tar(&build, tmp.as_file(), tmp.path()).unwrap();
+        let bound = tar_size_bound(&build, u64::MAX).unwrap();
+        assert!(summary.tar_size <= bound, "{} > {bound}", summary.tar_size);
+        assert_eq!(tar_size_bound(&build, summary.tar_size / 2), None);
+    }
 }

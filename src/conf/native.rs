@@ -8,6 +8,8 @@
 //! returns [`NeedsBash`] and the caller runs bash.
 
 use std::ffi::CString;
+use std::os::unix::fs::MetadataExt;
+use std::sync::{Arc, Mutex};
 
 use super::lexer::{self, Assignment, Part};
 use super::vars::{Elem, Vars, WHITELIST};
@@ -215,35 +217,73 @@ fn resource(
 }
 
 /// Pathname expansion against the working directory (as dkms's unquoted echo does), asked
-/// only "could this field expand?"; the directory is listed once, lazily.
+/// only "could this field expand?". The directory is listed lazily, once per read; listings
+/// are also kept per process while the directory's (device, inode, mtime) stay the same.
 #[derive(Default)]
 pub struct GlobProbe {
-    names: Option<Vec<CString>>,
+    names: Option<Arc<Vec<CString>>>,
+}
+
+type Listing = ((u64, u64, i64, i64), Arc<Vec<CString>>);
+
+fn cwd_names() -> Arc<Vec<CString>> {
+    static CACHE: Mutex<Option<Listing>> = Mutex::new(None);
+    let key = std::fs::metadata(".")
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.mtime(), m.mtime_nsec()));
+    if let (Some(key), Ok(cache)) = (key, CACHE.lock())
+        && let Some((k, names)) = cache.as_ref()
+        && *k == key
+    {
+        return names.clone();
+    }
+    let names: Arc<Vec<CString>> = Arc::new(
+        std::fs::read_dir(".")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| CString::new(e.file_name().into_encoded_bytes()).ok())
+            .collect(),
+    );
+    if let (Some(key), Ok(mut cache)) = (key, CACHE.lock()) {
+        *cache = Some((key, names.clone()));
+    }
+    names
+}
+
+fn has_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
 }
 
 impl GlobProbe {
     /// True when `field` is a glob pattern that matches something (or might: extglob).
     pub fn may_match(&mut self, field: &str) -> bool {
-        if !field.contains(['*', '?', '[']) {
-            return field.contains("+(") || field.contains("@(") || field.contains("!(");
-        }
         if field.contains("+(") || field.contains("@(") || field.contains("!(") {
             return true;
         }
-        let Ok(pattern) = CString::new(field) else {
-            return true;
-        };
-        if field.contains('/') {
+        if !has_glob(field) {
+            return false;
+        }
+        if field.starts_with('/') {
             return !super::posix::glob(field).is_empty();
         }
-        let names = self.names.get_or_insert_with(|| {
-            std::fs::read_dir(".")
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter_map(|e| CString::new(e.file_name().into_encoded_bytes()).ok())
-                .collect()
-        });
-        names.iter().any(|n| super::posix::fnmatch(&pattern, n))
+        // A relative pattern matches nothing unless its first component matches an entry of
+        // the working directory; only then ask glob(3) about the whole path.
+        let (first, rest) = field.split_once('/').unwrap_or((field, ""));
+        if !has_glob(first) {
+            return !super::posix::glob(field).is_empty();
+        }
+        let Ok(pattern) = CString::new(first) else {
+            return true;
+        };
+        let names = self.names.get_or_insert_with(cwd_names);
+        // Only names starting with the pattern's literal prefix can match: skip fnmatch
+        // for the rest (every echoed `VAR[i]="...` field has a bracket).
+        let prefix = &first.as_bytes()[..first.find(['*', '?', '[', '\\']).unwrap_or(first.len())];
+        let first_matches = names
+            .iter()
+            .filter(|n| n.as_bytes().starts_with(prefix))
+            .any(|n| super::posix::fnmatch(&pattern, n));
+        first_matches && (rest.is_empty() || !super::posix::glob(field).is_empty())
     }
 }

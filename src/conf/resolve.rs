@@ -227,7 +227,9 @@ pub fn resolve(
     if clean.is_empty() {
         clean = format!("make -C {ksrc} M={build_dir} clean");
     }
-    let (clang, lld) = kernel_toolchain(ctx);
+    // Read once: read_conf greps $kernel_config, BUILD_EXCLUSIVE_CONFIG its twin.
+    let kconfig = KernelConfig::load(&ctx.kernel_config);
+    let (clang, lld) = kernel_toolchain(ctx, kconfig.as_deref());
     if clang {
         make_command.push_str(" CC=clang");
     }
@@ -261,18 +263,20 @@ pub fn resolve(
     let bec = r.get("BUILD_EXCLUSIVE_CONFIG", 0);
     if !bec.is_empty() {
         // dkms greps $kernel_source_dir/.config here, not $kernel_config.
-        if let Ok(bytes) = std::fs::read(ctx.kernel_source_dir.join(".config")) {
-            let config = String::from_utf8_lossy(&bytes);
+        let config_path = ctx.kernel_source_dir.join(".config");
+        let config = if config_path == ctx.kernel_config {
+            kconfig.clone()
+        } else {
+            KernelConfig::load(&config_path)
+        };
+        if let Some(config) = config {
+            let config = &config.bytes;
             for kconf in posix::split_and_glob(bec) {
                 build_exclude |= match kconf.strip_prefix('!') {
                     // grep -q ... && exclude: a bad pattern (exit 2) does not exclude.
-                    Some(name) => {
-                        posix::ere_match_lines(&format!("^{name}=[ym]"), &config) == Some(true)
-                    }
+                    Some(name) => config_set(name, config) == Some(true),
                     // grep -q ... || exclude: a bad pattern does.
-                    None => {
-                        posix::ere_match_lines(&format!("^{kconf}=[ym]"), &config) != Some(true)
-                    }
+                    None => config_set(&kconf, config) != Some(true),
                 };
             }
         }
@@ -394,7 +398,7 @@ fn override_dest_module_location(ctx: &ResolveContext, raw: &str) -> String {
 
 /// Whether the kernel was built with clang / linked with lld, as read_conf checks it:
 /// the `.comment` section of `vmlinux` when the headers carry one, else `$kernel_config`.
-fn kernel_toolchain(ctx: &ResolveContext) -> (bool, bool) {
+fn kernel_toolchain(ctx: &ResolveContext, kconfig: Option<&KernelConfig>) -> (bool, bool) {
     let vmlinux = ctx.kernel_source_dir.join("vmlinux");
     if vmlinux.exists() {
         // Rare (Debian headers ship no vmlinux): ask readelf as dkms does.
@@ -407,14 +411,68 @@ fn kernel_toolchain(ctx: &ResolveContext) -> (bool, bool) {
             .unwrap_or_default();
         return (comment.contains("clang"), comment.contains("LLD"));
     }
-    match std::fs::read(&ctx.kernel_config) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            (
-                text.contains("CONFIG_CC_IS_CLANG=y"),
-                text.contains("CONFIG_LD_IS_LLD=y"),
+    kconfig.map_or((false, false), |k| (k.clang, k.lld))
+}
+
+/// `grep -q -E "^<name>=[ym]" .config`: a plain symbol is searched directly (the common case,
+/// and a regex compile per symbol saved); anything with regex syntax goes to regcomp.
+fn config_set(name: &str, config: &[u8]) -> Option<bool> {
+    if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+        return posix::ere_match_lines(&format!("^{name}=[ym]"), &String::from_utf8_lossy(config));
+    }
+    let found = memchr::memmem::find_iter(config, name.as_bytes()).any(|at| {
+        (at == 0 || config[at - 1] == b'\n')
+            && matches!(
+                config.get(at + name.len()..at + name.len() + 2),
+                Some(b"=y" | b"=m")
             )
+    });
+    Some(found)
+}
+
+/// A kernel `.config` and what read_conf greps in it. Kept per process while the file's
+/// identity and mtime stay the same: `status` reads many dkms.conf for one kernel.
+struct KernelConfig {
+    bytes: Vec<u8>,
+    clang: bool,
+    lld: bool,
+}
+
+type ConfigKey = (PathBuf, u64, u64, i64, i64, u64);
+
+impl KernelConfig {
+    fn load(path: &Path) -> Option<std::sync::Arc<KernelConfig>> {
+        use std::os::unix::fs::MetadataExt;
+        use std::sync::{Arc, Mutex};
+        static CACHE: Mutex<Vec<(ConfigKey, Arc<KernelConfig>)>> = Mutex::new(Vec::new());
+        let m = std::fs::metadata(path).ok()?;
+        let key = (
+            path.to_path_buf(),
+            m.dev(),
+            m.ino(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.size(),
+        );
+        if let Ok(cache) = CACHE.lock()
+            && let Some((_, k)) = cache.iter().find(|(k, _)| *k == key)
+        {
+            return Some(k.clone());
         }
-        Err(_) => (false, false),
+        let bytes = std::fs::read(path).ok()?;
+        let config = Arc::new(KernelConfig {
+            // grep's pattern has no anchor: anywhere in the file counts.
+            clang: memchr::memmem::find(&bytes, b"CONFIG_CC_IS_CLANG=y").is_some(),
+            lld: memchr::memmem::find(&bytes, b"CONFIG_LD_IS_LLD=y").is_some(),
+            bytes,
+        });
+        if let Ok(mut cache) = CACHE.lock() {
+            cache.retain(|(k, _)| k.0 != key.0);
+            if cache.len() >= 16 {
+                cache.remove(0);
+            }
+            cache.push((key, config.clone()));
+        }
+        Some(config)
     }
 }

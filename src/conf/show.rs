@@ -134,28 +134,10 @@ pub fn show(
         path.to_path_buf()
     };
     let kernel = kernel.map_or_else(default_kernel, str::to_owned);
-    let arch = arch.map_or_else(|| uname().1, str::to_owned);
+    let arch = arch.map_or_else(|| super::uname().2, str::to_owned);
     let ctx = ResolveContext::new(&kernel, &arch);
     let res = super::evaluate(&conf, &ctx, super::Reader::Auto)?;
     Ok(render(&res, format))
-}
-
-/// (release, machine) of the running kernel.
-fn uname() -> (String, String) {
-    let mut u = std::mem::MaybeUninit::<libc::utsname>::zeroed();
-    // SAFETY: uname fills the zeroed struct; its fields are NUL-terminated C strings.
-    unsafe {
-        if libc::uname(u.as_mut_ptr()) != 0 {
-            return (String::new(), String::new());
-        }
-        let u = u.assume_init();
-        let s = |f: &[libc::c_char]| {
-            std::ffi::CStr::from_ptr(f.as_ptr())
-                .to_string_lossy()
-                .into_owned()
-        };
-        (s(&u.release), s(&u.machine))
-    }
 }
 
 /// The newest kernel under /lib/modules whose headers are there (`build/include`, as dkms's
@@ -173,7 +155,7 @@ pub fn default_kernel() -> String {
         .filter_map(|e| e.file_name().into_string().ok())
         .collect();
     kernels.sort_by(|a, b| version_cmp(a, b));
-    kernels.pop().unwrap_or_else(|| uname().0)
+    kernels.pop().unwrap_or_else(|| super::uname().1)
 }
 
 /// `sort -V`-like order: digit runs compare as numbers, the rest bytewise.

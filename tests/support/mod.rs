@@ -93,3 +93,142 @@ pub mod qemu;
 
 /// The reference -dkms package built with dh + dh_dkms + dpkg-buildpackage.
 pub mod debhelper;
+
+/// The dkms.conf of every Debian `-dkms` package apt knows (`apt-cache search -- -dkms`),
+/// fetched once with `apt-get download` + `dpkg-deb -x` into `$DKMS_CONF_CORPUS` (default
+/// `target/dkms-conf-corpus/`) and reused. Returns (package, dkms.conf path), sorted.
+/// Skips (fails under CI) when apt cannot provide them.
+pub fn dkms_conf_corpus() -> Option<Vec<(String, PathBuf)>> {
+    if !require_tool("apt-get") || !require_tool("dpkg-deb") {
+        return None;
+    }
+    let dir = std::env::var_os("DKMS_CONF_CORPUS").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dkms-conf-corpus"),
+        PathBuf::from,
+    );
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    // Tests run in parallel: one fetches, the others wait on the lock.
+    let lock = std::fs::File::create(dir.join(".lock")).expect("corpus lock file");
+    lock.lock().expect("lock the corpus");
+    let done = dir.join("complete");
+    if !done.exists() {
+        let search = Command::new("apt-cache")
+            .args(["search", "--names-only", "--", "-dkms$"])
+            .output();
+        let packages: Vec<String> = search
+            .iter()
+            .flat_map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .into_owned()
+                    .lines()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .filter(|p| p.ends_with("-dkms"))
+            .collect();
+        if packages.len() < 10 {
+            missing(&format!(
+                "apt package lists with -dkms packages (found {packages:?}; run apt-get update)"
+            ));
+            return None;
+        }
+        let debs = dir.join("debs");
+        std::fs::create_dir_all(&debs).expect("corpus debs dir");
+        for p in &packages {
+            let ok = Command::new("apt-get")
+                .args(["download", "-q", p])
+                .current_dir(&debs)
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !ok {
+                missing(&format!("a download of {p} from the Debian mirror"));
+                return None;
+            }
+        }
+        for deb in std::fs::read_dir(&debs).expect("corpus debs").flatten() {
+            let name = deb.file_name().to_string_lossy().into_owned();
+            let Some(pkg) = name.split('_').next().filter(|_| name.ends_with(".deb")) else {
+                continue;
+            };
+            let tmp = dir.join(format!("{pkg}.tmp"));
+            let _ = std::fs::remove_dir_all(&tmp);
+            run_ok(Command::new("dpkg-deb").arg("-x").arg(deb.path()).arg(&tmp));
+            let _ = std::fs::remove_dir_all(dir.join(pkg));
+            std::fs::rename(&tmp, dir.join(pkg)).expect("place extracted package");
+        }
+        std::fs::write(&done, "").expect("mark corpus complete");
+    }
+    let mut out = Vec::new();
+    for pkg in std::fs::read_dir(&dir).expect("corpus dir").flatten() {
+        let src = pkg.path().join("usr/src");
+        for module in std::fs::read_dir(&src).into_iter().flatten().flatten() {
+            let conf = module.path().join("dkms.conf");
+            if conf.is_file() {
+                out.push((pkg.file_name().to_string_lossy().into_owned(), conf));
+            }
+        }
+    }
+    out.sort();
+    Some(out)
+}
+
+/// What dkms 3.0.10 itself resolves for `conf` on (kernel, arch), printed as
+/// `dkms-rs conf show --format kv` prints it: /usr/sbin/dkms's own functions (everything before
+/// its command-line parsing) are sourced, then `read_conf` runs as `dkms add <dir>` (empty
+/// module, to learn the name) and `dkms build -m <name> -v <version>` (for the facts) do.
+/// `etc_dir` replaces `/etc/dkms` for the `<module>*.conf` overrides. Runs in `cwd`.
+pub fn dkms_oracle_show(
+    conf: &Path,
+    kernel: &str,
+    arch: &str,
+    etc_dir: &Path,
+    cwd: &Path,
+) -> String {
+    let dkms = std::fs::read_to_string("/usr/sbin/dkms").expect("/usr/sbin/dkms (the oracle)");
+    let end = dkms
+        .find("# Clear out command line argument variables")
+        .expect("dkms 3.0.x layout: command-line section");
+    let functions = dkms[..end].replace("\"/etc/dkms/$module", "\"$ORACLE_ETC/$module");
+    let driver = r#"
+die_is_fatal=yes
+module="" module_version="" conf="" kernel_config="" kconfig_fromcli="" kernel_source_dir="" ksourcedir_fromcli=""
+read_conf "$ORACLE_K" "$ORACLE_A" "$ORACLE_CONF" >/dev/null 2>&1
+module="$PACKAGE_NAME" module_version="$PACKAGE_VERSION" last_mvka=""
+read_conf "$ORACLE_K" "$ORACLE_A" "$ORACLE_CONF" >/dev/null 2>&1 && valid=yes || valid=no
+yn() { [[ $1 ]] && echo yes || echo no; }
+{
+echo "valid=$valid"
+echo "package_name=$package_name"
+echo "package_version=$package_version"
+echo "make_command=$make_command"
+echo "clean=$clean"
+echo "autoinstall=$(yn "$AUTOINSTALL")"
+echo "build_exclude=$(yn "$build_exclude")"
+for ((i=0; i < ${#built_module_name[@]}; i++)); do
+    echo "module.$i.built_name=${built_module_name[$i]}"
+    echo "module.$i.built_location=${built_module_location[$i]}"
+    echo "module.$i.dest_name=${dest_module_name[$i]}"
+    echo "module.$i.dest_location=${dest_module_location[$i]}"
+    [[ ${strip[$i]} != no ]] && echo "module.$i.strip=yes" || echo "module.$i.strip=no"
+done
+i=0
+for p in "${patch_array[@]}"; do echo "patch.$i=$p"; i=$((i+1)); done
+for v in pre_build post_build pre_install post_install post_add post_remove obsolete_by; do
+    [[ ${!v} ]] && echo "$v=${!v}"
+done
+bd=$(for d in ${BUILD_DEPENDS[@]}; do printf '%s ' "$d"; done)
+[[ $bd ]] && echo "build_depends=${bd% }"
+} | LC_ALL=C sort
+"#;
+    let script = format!("{functions}\n{driver}");
+    run_ok(
+        Command::new("bash")
+            .args(["--norc", "--noprofile", "-c", &script, "dkms"])
+            .env("ORACLE_K", kernel)
+            .env("ORACLE_A", arch)
+            .env("ORACLE_CONF", conf)
+            .env("ORACLE_ETC", etc_dir)
+            .current_dir(cwd),
+    )
+}

@@ -59,7 +59,7 @@ peak_rss_kb() {
 
 # wall_mean JSON INDEX: mean wall seconds of command INDEX in a hyperfine export.
 wall_mean() {
-    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]; print("%.4f %.4f" % (r["mean"], r["stddev"] or 0))' "$1" "$2"
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]; print("%.4f %.4f %.4f" % (r["mean"], r["stddev"] or 0, r["user"] + r["system"]))' "$1" "$2"
 }
 
 # compare NAME SOURCE RUNS: dkms-mkdeb vs dpkg-deb of the same staged tree.
@@ -78,8 +78,8 @@ compare() {
         -n dpkg-deb "dpkg-deb --root-owner-group -Zxz -z6 --build $dir/staged $dir/ref/$base" \
         >"$dir/hyperfine.txt"
     local ours ref
-    read -r ours ours_sd < <(wall_mean "$dir/hyperfine.json" 0)
-    read -r ref ref_sd < <(wall_mean "$dir/hyperfine.json" 1)
+    read -r ours ours_sd ours_cpu < <(wall_mean "$dir/hyperfine.json" 0)
+    read -r ref ref_sd ref_cpu < <(wall_mean "$dir/hyperfine.json" 1)
     local rss_ours rss_ref
     rss_ours=$(peak_rss_kb "$mkdeb" -o "$dir/ours" "$src")
     rss_ref=$(peak_rss_kb dpkg-deb --root-owner-group -Zxz -z6 --build "$dir/staged" "$dir/ref/$base")
@@ -90,12 +90,13 @@ compare() {
     cmp <(dpkg-deb --fsys-tarfile "$dir/ours/$base" | tar -t) \
         <(dpkg-deb --fsys-tarfile "$dir/ref/$base" | tar -t) >/dev/null \
         || { echo "$name: file lists differ" >&2; exit 1; }
-    python3 - "$name" "$ours" "$ours_sd" "$ref" "$ref_sd" "$size_ours" "$size_ref" "$rss_ours" "$rss_ref" <<'PY'
+    python3 - "$name" "$ours" "$ours_sd" "$ref" "$ref_sd" "$ours_cpu" "$ref_cpu" "$size_ours" "$size_ref" "$rss_ours" "$rss_ref" <<'PY'
 import sys
-n, t1, s1, t2, s2, z1, z2, m1, m2 = sys.argv[1:]
-t1, s1, t2, s2 = map(float, (t1, s1, t2, s2))
+n, t1, s1, t2, s2, c1, c2, z1, z2, m1, m2 = sys.argv[1:]
+t1, s1, t2, s2, c1, c2 = map(float, (t1, s1, t2, s2, c1, c2))
 z1, z2, m1, m2 = map(int, (z1, z2, m1, m2))
 print(f"{n}: wall dkms-mkdeb {t1*1000:.1f} ms ± {s1*1000:.1f}, dpkg-deb {t2*1000:.1f} ms ± {s2*1000:.1f}, ratio {t1/t2:.3f}")
+print(f"{n}: CPU (user+sys) dkms-mkdeb {c1*1000:.1f} ms, dpkg-deb {c2*1000:.1f} ms")
 print(f"{n}: size dkms-mkdeb {z1} B, dpkg-deb {z2} B, ratio {z1/z2:.4f}")
 print(f"{n}: peak RSS dkms-mkdeb {m1} KiB, dpkg-deb {m2} KiB, ratio {m1/m2:.3f}")
 PY
@@ -139,8 +140,8 @@ CHL
         -n dpkg-buildpackage "cd $dir && dpkg-buildpackage -b -us -uc >/dev/null 2>&1" \
         -n dkms-mkdeb "$mkdeb -o $work/dh $hello" >"$work/dh/hyperfine.txt"
     local dh ours
-    read -r dh _ < <(wall_mean "$work/dh/hyperfine.json" 0)
-    read -r ours _ < <(wall_mean "$work/dh/hyperfine.json" 1)
+    read -r dh _ _ < <(wall_mean "$work/dh/hyperfine.json" 0)
+    read -r ours _ _ < <(wall_mean "$work/dh/hyperfine.json" 1)
     python3 -c "import sys; d,o=map(float,sys.argv[1:]); print(f'hello: dpkg-buildpackage -b (dh + dh_dkms) {d*1000:.0f} ms, dkms-mkdeb {o*1000:.1f} ms, {d/o:.0f}x faster')" "$dh" "$ours"
 }
 

@@ -21,7 +21,8 @@ work=${1:-$(mktemp -d /tmp/mkdeb-bench.XXXXXX)}
 mkdir -p "$work"
 headers=${HEADERS:-$(ls -d /usr/src/linux-headers-*-common | sort -V | tail -1)}
 big_runs=${BIG_RUNS:-3}
-# CASES="hello dh" runs a subset (limits needs big's output).
+# CASES="hello dh" runs a subset (limits and big-alternate need big's output);
+# CASES="big big-alternate" adds PAIRS (default 5) alternating runs of the big case.
 hello_runs=${HELLO_RUNS:-30}
 
 for tool in hyperfine dpkg-deb dpkg-buildpackage dh_dkms xz /usr/bin/time; do
@@ -145,6 +146,31 @@ CHL
     python3 -c "import sys; d,o=map(float,sys.argv[1:]); print(f'hello: dpkg-buildpackage -b (dh + dh_dkms) {d*1000:.0f} ms, dkms-mkdeb {o*1000:.1f} ms, {d/o:.0f}x faster')" "$dh" "$ours"
 }
 
+# alternate NAME PAIRS: on a shared machine, load drifts between hyperfine's blocks of runs;
+# running the two programs in alternation shares the drift. Prints each pair and the median.
+alternate() {
+    local name=$1 pairs=$2 dir=$work/$1
+    local src=$big
+    [ "$name" = hello ] && src=$hello
+    local base
+    base=$(basename "$(ls "$dir"/ours/*.deb)")
+    : > "$dir/pairs"
+    for _ in $(seq "$pairs"); do
+        /usr/bin/time -f '%e' -o "$work/t_ours" "$mkdeb" -o "$dir/ours" "$src" >/dev/null
+        /usr/bin/time -f '%e' -o "$work/t_ref" dpkg-deb --root-owner-group -Zxz -z6 --build \
+            "$dir/staged" "$dir/ref/$base" >/dev/null
+        echo "$(cat "$work/t_ours") $(cat "$work/t_ref") $(cut -d' ' -f1 /proc/loadavg)" >> "$dir/pairs"
+    done
+    python3 - "$name" "$dir/pairs" <<'PY'
+import sys, statistics
+rows = [tuple(map(float, l.split())) for l in open(sys.argv[2])]
+for o, r, l in rows:
+    print(f"{sys.argv[1]}: pair dkms-mkdeb {o:.2f} s, dpkg-deb {r:.2f} s, ratio {o/r:.3f} (load {l})")
+print(f"{sys.argv[1]}: alternating, median ratio {statistics.median(o/r for o, r, _ in rows):.3f}, "
+      f"median dkms-mkdeb {statistics.median(o for o, _, _ in rows):.2f} s, dpkg-deb {statistics.median(r for _, r, _ in rows):.2f} s")
+PY
+}
+
 # Physical limits of the large case: xz work and encoder memory.
 limits() {
     local deb=$work/big/ours/bigmod-dkms_1.0_all.deb
@@ -163,6 +189,7 @@ for case in ${CASES:-hello big dh limits}; do
     case $case in
         hello) compare hello "$hello" "$hello_runs" ;;
         big) compare big "$big" "$big_runs" ;;
+        big-alternate) alternate big "${PAIRS:-5}" ;;
         dh) dh_reference ;;
         limits) limits ;;
     esac

@@ -39,7 +39,11 @@ pub fn write_data_tar(
         path: out_path.to_path_buf(),
         source,
     };
-    let size_hint = tar_size_bound(build, build.compression.size_hint_limit());
+    let size_hint = if build.compression.wants_size() {
+        tar_size(build)
+    } else {
+        None
+    };
     let compressor = Compressor::new(
         BufWriter::with_capacity(BUF, out),
         &build.compression,
@@ -111,35 +115,40 @@ pub fn write_data_tar(
     })
 }
 
-/// An upper bound of the uncompressed data.tar size, or `None` once it passes `limit` (the
-/// compressor only wants to know about small inputs) or a file cannot be examined (the
-/// archive pass will report it).
-fn tar_size_bound(build: &DebBuild, limit: u64) -> Option<u64> {
-    if limit == 0 {
-        return None;
-    }
-    // Two end blocks and a whole record of padding at most.
-    let mut total = 2 * RECORD;
+/// The exact size of the data.tar to come, from the sizes of the files on disk now; `None`
+/// if one cannot be examined (the archive pass will report it).
+fn tar_size(build: &DebBuild) -> Option<u64> {
+    let padded = |n: u64| n.div_ceil(BLOCK as u64) * BLOCK as u64;
+    // GNU tar's LongLink: a header and the NUL-terminated name, past 100 bytes.
+    let long = |n: usize| {
+        if n > 100 {
+            BLOCK as u64 + padded(n as u64 + 1)
+        } else {
+            0
+        }
+    };
+    let mut total = 0;
     for (path, entry) in &build.data.entries {
-        // Header, and a LongLink header + name for each field that may need one.
-        total += 3 * BLOCK as u64 + 2 * (path.len() as u64 + 4) + 2 * BLOCK as u64;
+        let name_len = match entry {
+            DataEntry::Dir if path.is_empty() => 2,
+            DataEntry::Dir => path.len() + 3,
+            _ => path.len() + 2,
+        };
+        total += BLOCK as u64 + long(name_len);
         total += match entry {
             DataEntry::Dir => 0,
-            DataEntry::Symlink { target } => target.len() as u64 + BLOCK as u64,
+            DataEntry::Symlink { target } => long(target.len()),
             DataEntry::File {
                 content: FileContent::Bytes(bytes),
                 ..
-            } => bytes.len() as u64 + BLOCK as u64,
+            } => padded(bytes.len() as u64),
             DataEntry::File {
                 content: FileContent::Disk(source),
                 ..
-            } => std::fs::metadata(source).ok()?.len() + BLOCK as u64,
+            } => padded(std::fs::metadata(source).ok()?.len()),
         };
-        if total > limit {
-            return None;
-        }
     }
-    Some(total)
+    Some((total + 2 * BLOCK as u64).div_ceil(RECORD) * RECORD)
 }
 
 /// Streams one file from disk into the tar; returns its size and md5.
@@ -212,7 +221,7 @@ mod tests {
     use crate::deb::{Compression, CompressionKind, DataTree};
 
     #[test]
-    fn size_bound_is_an_upper_bound_and_gives_up_past_the_limit() {
+    fn tar_size_is_known_before_writing() {
         let mut tree = DataTree::new();
         let long = format!("usr/src/{}/{}", "a".repeat(150), "b".repeat(150));
         tree.add_file_bytes(&long, vec![7; 3000], false);
@@ -230,8 +239,6 @@ mod tests {
         };
         let tmp = tempfile::NamedTempFile::new().unwrap();
         let summary = write_data_tar(&build, tmp.as_file(), tmp.path()).unwrap();
-        let bound = tar_size_bound(&build, u64::MAX).unwrap();
-        assert!(summary.tar_size <= bound, "{} > {bound}", summary.tar_size);
-        assert_eq!(tar_size_bound(&build, summary.tar_size / 2), None);
+        assert_eq!(tar_size(&build), Some(summary.tar_size));
     }
 }

@@ -1,7 +1,7 @@
 //! control.tar: `control`, `md5sums` and the maintainer scripts, sorted by name as dpkg-deb
 //! archives its `DEBIAN/` directory, modes as its `--mode u+rw,go=rX`.
 
-use std::io;
+use std::io::{self, Write};
 
 use super::compress::Compressor;
 use super::data::kib;
@@ -49,11 +49,14 @@ pub fn control_tar(build: &DebBuild, control: &[u8], md5sums: &[u8]) -> io::Resu
     }
     members.sort_by(|a, b| a.0.cmp(b.0));
 
-    let mut tar = TarWriter::new(Compressor::new(Vec::new(), &build.compression)?);
+    let mut tar = TarWriter::new(Vec::new());
     tar.dir("./", 0o755, build.mtime)?;
     for (name, bytes, executable) in members {
         let mode = if executable { 0o755 } else { 0o644 };
         tar.file_bytes(&format!("./{name}"), mode, bytes, build.mtime)?;
     }
-    tar.finish()?.finish()
+    let tar = tar.finish()?;
+    let mut compressor = Compressor::new(Vec::new(), &build.compression, Some(tar.len() as u64))?;
+    compressor.write_all(&tar)?;
+    compressor.finish()
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use md5::{Digest, Md5};
 
 use super::compress::Compressor;
-use super::tar::TarWriter;
+use super::tar::{BLOCK, RECORD, TarWriter};
 use super::{DataEntry, DebBuild, DebError, FileContent};
 
 /// Read and write buffer size: large enough that syscalls do not dominate.
@@ -39,8 +39,17 @@ pub fn write_data_tar(
         path: out_path.to_path_buf(),
         source,
     };
-    let compressor = Compressor::new(BufWriter::with_capacity(BUF, out), &build.compression)
-        .map_err(write_err)?;
+    let size_hint = if build.compression.wants_size() {
+        tar_size(build)
+    } else {
+        None
+    };
+    let compressor = Compressor::new(
+        BufWriter::with_capacity(BUF, out),
+        &build.compression,
+        size_hint,
+    )
+    .map_err(write_err)?;
     let mut tar = TarWriter::new(compressor);
     let mtime = build.mtime;
     let mut md5_lines: Vec<(&str, String)> = Vec::new();
@@ -90,11 +99,8 @@ pub fn write_data_tar(
     let compressor = tar.finish().map_err(write_err)?;
     let tar_size = compressor.uncompressed();
     let writer = compressor.finish().map_err(write_err)?;
-    writer
-        .into_inner()
-        .map_err(|e| write_err(e.into_error()))?
-        .sync_data()
-        .map_err(write_err)?;
+    // A temp file read back at once: no fsync (the final .deb gets one).
+    writer.into_inner().map_err(|e| write_err(e.into_error()))?;
 
     // dh_md5sums: `find -type f | LC_ALL=C sort | xargs md5sum`, i.e. sorted by the whole path.
     md5_lines.sort_by(|a, b| a.0.cmp(b.0));
@@ -107,6 +113,42 @@ pub fn write_data_tar(
         installed_kib,
         tar_size,
     })
+}
+
+/// The exact size of the data.tar to come, from the sizes of the files on disk now; `None`
+/// if one cannot be examined (the archive pass will report it).
+fn tar_size(build: &DebBuild) -> Option<u64> {
+    let padded = |n: u64| n.div_ceil(BLOCK as u64) * BLOCK as u64;
+    // GNU tar's LongLink: a header and the NUL-terminated name, past 100 bytes.
+    let long = |n: usize| {
+        if n > 100 {
+            BLOCK as u64 + padded(n as u64 + 1)
+        } else {
+            0
+        }
+    };
+    let mut total = 0;
+    for (path, entry) in &build.data.entries {
+        let name_len = match entry {
+            DataEntry::Dir if path.is_empty() => 2,
+            DataEntry::Dir => path.len() + 3,
+            _ => path.len() + 2,
+        };
+        total += BLOCK as u64 + long(name_len);
+        total += match entry {
+            DataEntry::Dir => 0,
+            DataEntry::Symlink { target } => long(target.len()),
+            DataEntry::File {
+                content: FileContent::Bytes(bytes),
+                ..
+            } => padded(bytes.len() as u64),
+            DataEntry::File {
+                content: FileContent::Disk(source),
+                ..
+            } => padded(std::fs::metadata(source).ok()?.len()),
+        };
+    }
+    Some((total + 2 * BLOCK as u64).div_ceil(RECORD) * RECORD)
 }
 
 /// Streams one file from disk into the tar; returns its size and md5.
@@ -171,4 +213,32 @@ fn copy_file<W: Write>(
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deb::{Compression, CompressionKind, DataTree};
+
+    #[test]
+    fn tar_size_is_known_before_writing() {
+        let mut tree = DataTree::new();
+        let long = format!("usr/src/{}/{}", "a".repeat(150), "b".repeat(150));
+        tree.add_file_bytes(&long, vec![7; 3000], false);
+        tree.add_symlink("usr/src/l", &"c".repeat(300));
+        tree.add_dir("usr/share/doc/x");
+        let build = DebBuild {
+            data: &tree,
+            maintainer_scripts: vec![],
+            mtime: 0,
+            compression: Compression {
+                kind: CompressionKind::None,
+                level: None,
+                threads: 1,
+            },
+        };
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        let summary = write_data_tar(&build, tmp.as_file(), tmp.path()).unwrap();
+        assert_eq!(tar_size(&build), Some(summary.tar_size));
+    }
 }

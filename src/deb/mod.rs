@@ -19,7 +19,9 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use compress::{Compression, CompressionKind, UnknownCompression, xz_block_size};
+pub use compress::{
+    Compression, CompressionKind, UnknownCompression, xz_block_size, xz_block_size_for,
+};
 
 /// One entry of the package's file system tree.
 #[derive(Debug, Clone, PartialEq, Eq)]

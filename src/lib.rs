@@ -22,6 +22,7 @@
 //! - [`jobs`]: parallel builds bounded by `-j`, in dependency order, readable output.
 //! - [`action`]: the dkms actions as the CLI runs them, their errors and exit codes.
 //! - [`postinst`]: a -dkms package's maintainer-script logic (common.postinst, natively).
+//! - [`tarball`]: mktarball / ldtarball: dkms's tarball of a module version, reproducible, loaded safely.
 //! - [`deb`]: .deb writing as dpkg-deb does it (ar, GNU tar, compression, md5sums); knows nothing of dkms.
 //! - [`package`]: mkdeb: a module source tree -> `<name>-dkms_<version>_all.deb`.
 //! - [`templates`]: minijinja templates for generated package files, embedded, overridable.
@@ -40,5 +41,6 @@ pub mod jobs;
 pub mod kernel;
 pub mod package;
 pub mod postinst;
+pub mod tarball;
 pub mod templates;
 pub mod tree;

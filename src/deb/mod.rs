@@ -13,13 +13,13 @@ mod ar;
 mod compress;
 mod control;
 mod data;
-mod tar;
+pub mod tar;
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use compress::{Compression, CompressionKind, UnknownCompression, xz_block_size};
+pub use compress::{Compression, CompressionKind, Compressor, UnknownCompression, xz_block_size};
 
 /// One entry of the package's file system tree.
 #[derive(Debug, Clone, PartialEq, Eq)]

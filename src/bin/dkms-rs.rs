@@ -25,7 +25,8 @@ enum Action {
     Match,
     /// `conf show PATH`: dkms.conf as dkms-rs resolves it.
     Conf,
-    /// The `<module>-dkms` .deb of an added module, into `<dkmstree>/<m>/<v>/deb/`.
+    /// The `<module>-dkms` .deb of an added module, into `<dkmstree>/<m>/<v>/deb/`; with `-k`
+    /// or `--all` it also carries the modules built for those kernels.
     Mkdeb,
     /// A dkms tarball of the module: source and the modules built for `-k` (dkms's layout).
     Mktarball,
@@ -315,12 +316,7 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
         | Action::Remove
         | Action::Mkdeb
         | Action::Mktarball => {
-            if cli.all
-                && matches!(
-                    action,
-                    Action::Add | Action::Build | Action::Install | Action::Mkdeb
-                )
-            {
+            if cli.all && matches!(action, Action::Add | Action::Build | Action::Install) {
                 return Err(ActionError::Usage(format!(
                     "the action {action:?} does not support the --all parameter"
                 )));
@@ -357,7 +353,12 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                 Action::Uninstall => session.uninstall(&mv, &targets),
                 Action::Unbuild => session.unbuild(&mv, &targets),
                 Action::Mkdeb => {
-                    let deb = session.mkdeb(&mv, cli.maintainer.clone())?;
+                    // With -k or --all: the modules built for them travel in the package.
+                    let deb = if cli.kernels.is_empty() && !cli.all {
+                        session.mkdeb(&mv, cli.maintainer.clone())?
+                    } else {
+                        session.mkdeb_prebuilt(&mv, cli.maintainer.clone(), &targets)?
+                    };
                     console.say(&format!("{}", deb.display()));
                     Ok(())
                 }

@@ -614,6 +614,221 @@ impl Session {
     }
 }
 
+/// `--binaries-only`: one `<name>-modules-<kernel>_<version>_<arch>.deb` per target of
+/// `prebuilt`, as `dkms mkbmdeb` made them (dkms 2.8's template-dkms-mkbmdeb): the built
+/// modules in `/lib/modules/<kernel>/updates/dkms/` (Debian's dkms location), Depends on
+/// `linux-image-<kernel>`, Provides `<name>-modules`, and a postinst/postrm running depmod for
+/// that kernel. No source, no DKMS needed on the target.
+pub fn mkbmdeb(opts: &MkdebOptions, prebuilt: &Prebuilt) -> Result<Vec<WrittenDeb>, PackageError> {
+    let id = PackageIdentity::read(&opts.source_dir, None, opts.revision.as_deref())?;
+    if !COMMON_LICENSES.contains(&opts.license.as_str()) && opts.copyright_file.is_none() {
+        return Err(PackageError::BadOption {
+            option: "--license",
+            value: opts.license.clone(),
+            reason: format!(
+                "is not in /usr/share/common-licenses ({}); ship your own text with --copyright FILE",
+                COMMON_LICENSES.join(", ")
+            ),
+        });
+    }
+    let maintainer = match &opts.maintainer {
+        Some(m) => m.clone(),
+        None => maintainer_from_env(|k| std::env::var(k).ok()).ok_or(PackageError::NoMaintainer)?,
+    };
+    check_maintainer(&maintainer).map_err(|reason| PackageError::BadOption {
+        option: "--maintainer",
+        value: maintainer.clone(),
+        reason,
+    })?;
+    let templates = Templates::load(opts.templates.as_deref())?;
+    let architecture = prebuilt.deb_arch()?;
+    // dkms mkbmdeb's DEBIAN_PACKAGE: the module name with `_` made `-`.
+    let base = opts
+        .package_name
+        .clone()
+        .unwrap_or_else(|| id.name.replace('_', "-"));
+    let newest = add_source_tree(&mut DataTree::new(), &opts.source_dir, "src")?;
+    let mtime = match opts.source_date_epoch {
+        Some(t) => t,
+        None => source_date_epoch_from_env()?.unwrap_or(newest),
+    };
+    let maintainer_name = maintainer
+        .split_once('<')
+        .map_or(maintainer.as_str(), |(n, _)| n)
+        .trim()
+        .to_string();
+    let date = chrono::DateTime::from_timestamp(mtime as i64, 0).unwrap_or_default();
+    let mut written = Vec::new();
+    for target in &prebuilt.targets {
+        let kernel = target.kernel.as_str();
+        let package = format!("{base}-modules-{kernel}");
+        check_package_name(&package).map_err(|reason| PackageError::BadOption {
+            option: "-k",
+            value: kernel.to_string(),
+            reason,
+        })?;
+        let module_dir = prebuilt
+            .tree
+            .built_dir(&prebuilt.module, target)
+            .join("module");
+        let mut files: Vec<(String, PathBuf)> = Vec::new();
+        let entries = std::fs::read_dir(&module_dir).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                PackageError::Tarball(crate::tarball::TarballError::NotBuilt {
+                    target: target.clone(),
+                    dir: module_dir.clone(),
+                })
+            } else {
+                PackageError::Io {
+                    path: module_dir.clone(),
+                    source,
+                }
+            }
+        })?;
+        for entry in entries.flatten() {
+            if entry.path().is_file()
+                && let Ok(name) = entry.file_name().into_string()
+            {
+                files.push((name, entry.path()));
+            }
+        }
+        files.sort();
+        if files.is_empty() {
+            return Err(crate::tarball::TarballError::NotBuilt {
+                target: target.clone(),
+                dir: module_dir,
+            }
+            .into());
+        }
+        let mut data = DataTree::new();
+        for (name, path) in &files {
+            data.add_file_from_disk(
+                &format!("lib/modules/{kernel}/updates/dkms/{name}"),
+                path.clone(),
+                false,
+            );
+        }
+        let modules: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        let description = format!(
+            "This package contains the {name} {version} kernel module ({modules})\n\
+             built for Linux {kernel} ({arch}), without its source:\n\
+             the machine needs neither DKMS nor a compiler.",
+            name = id.name,
+            version = id.version,
+            modules = modules.join(", "),
+            arch = target.arch,
+        );
+        let ctx = context! {
+            name => &id.name,
+            version => &id.version,
+            package => &package,
+            source => format!("{base}-dkms"),
+            provides => format!("{base}-modules"),
+            kernel => kernel,
+            deb_version => &id.deb_version,
+            maintainer => &maintainer,
+            maintainer_name => &maintainer_name,
+            architecture => architecture,
+            description => description,
+            license => &opts.license,
+            date => date.format("%a, %d %b %Y %H:%M:%S +0000").to_string(),
+            year => date.format("%Y").to_string(),
+        };
+        let doc = format!("usr/share/doc/{package}");
+        let copyright = match &opts.copyright_file {
+            Some(path) => std::fs::read(path).map_err(|source| PackageError::Io {
+                path: path.clone(),
+                source,
+            })?,
+            None => templates.render("copyright", &ctx)?.into_bytes(),
+        };
+        data.add_file_bytes(&format!("{doc}/copyright"), copyright, false);
+        let changelog = templates.render("changelog", &ctx)?;
+        data.add_file_bytes(
+            &format!("{doc}/{}", id.changelog_name()),
+            gzip_max(changelog.as_bytes()),
+            false,
+        );
+        let scripts = ["postinst", "postrm"]
+            .into_iter()
+            .map(|name| {
+                Ok(ControlMember {
+                    name: name.to_string(),
+                    bytes: templates
+                        .render(&format!("bmdeb/{name}"), &ctx)?
+                        .into_bytes(),
+                    executable: true,
+                })
+            })
+            .collect::<Result<Vec<_>, TemplateError>>()?;
+        let build = DebBuild {
+            data: &data,
+            maintainer_scripts: scripts,
+            mtime,
+            compression: opts.compression,
+        };
+        let version = id
+            .deb_version
+            .split_once(':')
+            .map_or(id.deb_version.as_str(), |(_, v)| v);
+        let out = opts
+            .output_dir
+            .join(format!("{package}_{version}_{architecture}.deb"));
+        written.push(deb::write_deb(
+            &build,
+            |installed_size| {
+                let ctx = context! { installed_size => installed_size, ..ctx.clone() };
+                templates
+                    .render("bmdeb/control", &ctx)
+                    .map_err(|e| DebError::Control(Box::new(e)))
+            },
+            &out,
+        )?);
+    }
+    Ok(written)
+}
+
+impl Session {
+    /// `mkbmdeb -k ...`: the binary-modules packages ([`mkbmdeb`]) of an added module built for
+    /// `targets`, written to `<m>/<v>/bmdeb/` as `dkms mkbmdeb` did.
+    pub fn mkbmdeb(
+        &self,
+        mv: &ModuleVersion,
+        maintainer: Option<String>,
+        targets: &[Target],
+    ) -> Result<Vec<PathBuf>, crate::action::ActionError> {
+        use crate::action::{ActionError, io_error};
+        if !self.tree.is_added(mv) {
+            return Err(ActionError::NotAdded {
+                module: mv.clone(),
+                tree: self.tree.dkms_tree.clone(),
+            });
+        }
+        let output_dir = self.tree.version_dir(mv).join("bmdeb");
+        std::fs::create_dir_all(&output_dir).map_err(|e| io_error(&output_dir, e))?;
+        let opts = MkdebOptions {
+            source_dir: self.tree.source_dir(mv),
+            output_dir,
+            maintainer,
+            revision: None,
+            description: None,
+            package_name: None,
+            templates: None,
+            license: "GPL-2".to_string(),
+            copyright_file: None,
+            compression: Compression::default(),
+            source_date_epoch: None,
+        };
+        let prebuilt = Prebuilt {
+            tree: self.tree.clone(),
+            module: mv.clone(),
+            targets: targets.to_vec(),
+        };
+        let written = mkbmdeb(&opts, &prebuilt).map_err(|e| ActionError::Package(Box::new(e)))?;
+        Ok(written.into_iter().map(|w| w.path).collect())
+    }
+}
+
 /// Synopsis and extended description: from `--description` (first line, rest) or the default.
 fn describe(id: &PackageIdentity, given: Option<&str>) -> (String, String) {
     let default_long = format!(

@@ -351,4 +351,22 @@ fn dkms_rs_mkdeb_carries_the_kernels_it_is_told() {
     // Without -k: the source-only package, as before.
     let out = ok(s.dkms_rs(&["mkdeb", "hello/0.1"]).args(maintainer));
     assert!(out.contains("hello-dkms_0.1_all.deb"), "{out}");
+
+    // mkbmdeb: the module alone, for k1, in <m>/<v>/bmdeb/.
+    let out = ok(s
+        .dkms_rs(&["mkbmdeb", "hello/0.1", "-k", k1])
+        .args(maintainer));
+    let bm = s
+        .dkms_tree
+        .join(format!("hello/0.1/bmdeb/hello-modules-{k1}_0.1_amd64.deb"));
+    assert_eq!(out.trim(), bm.display().to_string());
+    let contents = support::run_ok(Command::new("dpkg-deb").arg("-c").arg(&bm));
+    assert!(
+        contents.contains(&format!("./lib/modules/{k1}/updates/dkms/hello.ko")),
+        "{contents}"
+    );
+    let (code, _, err) = run(s
+        .dkms_rs(&["mkbmdeb", "hello/0.1", "-k", k2])
+        .args(maintainer));
+    assert_eq!(code, 6, "{err}");
 }

@@ -35,6 +35,10 @@ use dkms::package::{self, MkdebOptions, PackageError};
 /// tarball, /usr/share/<package>/<name>-<version>.dkms.tar.gz: on a machine running one of
 /// those kernels the postinst loads it and installs the module without compiling. Such a
 /// package is <package>_<version>_<arch>.deb (amd64 for x86_64 modules), not _all.
+///
+///   dkms-mkdeb --binaries-only -k 6.1.0-56-amd64 examples/hello
+///
+/// makes hello-modules-6.1.0-56-amd64_0.1_amd64.deb: the module alone, for that kernel.
 #[derive(Parser, Debug)]
 #[command(name = "dkms-mkdeb", version, verbatim_doc_comment)]
 struct Cli {
@@ -99,6 +103,12 @@ struct Cli {
     #[arg(short = 'k', long = "kernel", value_name = "KERNEL[/ARCH]")]
     kernels: Vec<String>,
 
+    /// With -k: instead of the -dkms package, one <name>-modules-<kernel>_<version>_<arch>.deb
+    /// per kernel holding only the built modules (in /lib/modules/<kernel>/updates/dkms/),
+    /// as `dkms mkbmdeb` made: for machines without compiler, headers or DKMS.
+    #[arg(long, requires = "kernels")]
+    binaries_only: bool,
+
     /// Print the man page or a bash completion script, and exit.
     #[arg(long, value_name = "WHAT", hide = true)]
     generate: Option<Generate>,
@@ -147,13 +157,15 @@ fn main() -> ExitCode {
         })
         .collect();
     let result = if targets.is_empty() {
-        package::mkdeb(&opts)
+        package::mkdeb(&opts).map(|deb| vec![deb])
     } else {
-        prebuilt(&opts, &targets)
+        prebuilt(&opts, &targets, cli.binaries_only)
     };
     match result {
         Ok(written) => {
-            println!("{}", written.path.display());
+            for deb in written {
+                println!("{}", deb.path.display());
+            }
             ExitCode::SUCCESS
         }
         Err(e) => fail("dkms-mkdeb", &e, e.exit_code()),
@@ -162,14 +174,19 @@ fn main() -> ExitCode {
 
 /// `-k`: build in a scratch tree (kept when the build fails: the error names its make.log),
 /// then package.
-fn prebuilt(opts: &MkdebOptions, targets: &[Target]) -> Result<WrittenDeb, PackageError> {
+fn prebuilt(
+    opts: &MkdebOptions,
+    targets: &[Target],
+    binaries_only: bool,
+) -> Result<Vec<WrittenDeb>, PackageError> {
     let scratch = package::prebuilt_scratch()?;
     let kcflags =
         package::reproducible_kcflags(scratch.path(), std::env::var("KCFLAGS").ok().as_deref());
     // SAFETY: dkms-mkdeb has one thread until the build starts below; make inherits KCFLAGS.
     unsafe { std::env::set_var("KCFLAGS", kcflags) };
     match package::build_prebuilt(scratch.path(), &opts.source_dir, targets) {
-        Ok(prebuilt) => package::mkdeb_with_prebuilt(opts, Some(&prebuilt)),
+        Ok(prebuilt) if binaries_only => package::mkbmdeb(opts, &prebuilt),
+        Ok(prebuilt) => package::mkdeb_with_prebuilt(opts, Some(&prebuilt)).map(|deb| vec![deb]),
         Err(e) => {
             let _ = scratch.keep();
             Err(e)

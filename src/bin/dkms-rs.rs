@@ -32,6 +32,9 @@ enum Action {
     Mktarball,
     /// Load a dkms tarball (from `mktarball`, dkms or dkms-rs): source, prebuilt modules, add.
     Ldtarball,
+    /// `<module>-modules-<kernel>_<version>_<arch>.deb` for each `-k` (or `--all`): the built
+    /// modules only, into `<dkmstree>/<m>/<v>/bmdeb/`.
+    Mkbmdeb,
 }
 
 /// Build and install kernel modules with DKMS: a drop-in for dkms 3.0.10 on the same tree.
@@ -54,6 +57,8 @@ enum Action {
 ///   dkms-rs autoinstall -k 6.1.0-56-amd64
 ///   dkms-rs remove hello/0.1 --all
 ///   dkms-rs mkdeb -m hello -v 0.1
+///   dkms-rs mkdeb hello/0.1 -k 6.1.0-56-amd64
+///   dkms-rs mkbmdeb hello/0.1 -k 6.1.0-56-amd64
 ///   dkms-rs mktarball hello/0.1 -k 6.1.0-56-amd64 --binaries-only
 ///   dkms-rs ldtarball /var/lib/dkms/hello/0.1/tarball/hello-0.1-kernel6.1.0-56-amd64-x86_64.dkms.tar.gz
 ///   dkms-rs conf show --kernel 6.1.0-56-amd64 /usr/src/hello-0.1
@@ -218,7 +223,7 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
     };
     let Some(action) = cli.action else {
         return Err(ActionError::Usage(
-            "no action given: add, build, install, uninstall, unbuild, remove, status, autoinstall, match, mktarball, ldtarball, mkdeb or conf".into(),
+            "no action given: add, build, install, uninstall, unbuild, remove, status, autoinstall, match, mktarball, ldtarball, mkdeb, mkbmdeb or conf".into(),
         ));
     };
     let (mut module, mut version, source_dir) = module_args(&cli);
@@ -315,6 +320,7 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
         | Action::Unbuild
         | Action::Remove
         | Action::Mkdeb
+        | Action::Mkbmdeb
         | Action::Mktarball => {
             if cli.all && matches!(action, Action::Add | Action::Build | Action::Install) {
                 return Err(ActionError::Usage(format!(
@@ -360,6 +366,12 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                         session.mkdeb_prebuilt(&mv, cli.maintainer.clone(), &targets)?
                     };
                     console.say(&format!("{}", deb.display()));
+                    Ok(())
+                }
+                Action::Mkbmdeb => {
+                    for deb in session.mkbmdeb(&mv, cli.maintainer.clone(), &targets)? {
+                        console.say(&format!("{}", deb.display()));
+                    }
                     Ok(())
                 }
                 Action::Mktarball => {

@@ -24,7 +24,8 @@
 //! - [`postinst`]: a -dkms package's maintainer-script logic (common.postinst, natively).
 //! - [`tarball`]: mktarball / ldtarball: dkms's tarball of a module version, reproducible, loaded safely.
 //! - [`deb`]: .deb writing as dpkg-deb does it (ar, GNU tar, compression, md5sums); knows nothing of dkms.
-//! - [`package`]: mkdeb: a module source tree -> `<name>-dkms_<version>_all.deb`.
+//! - [`package`]: mkdeb: a module source tree -> `<name>-dkms_<version>_all.deb` (with prebuilt
+//!   modules: `_<arch>.deb`); mkbmdeb: built modules -> `<name>-modules-<kernel>_<version>_<arch>.deb`.
 //! - [`templates`]: minijinja templates for generated package files, embedded, overridable.
 //! - [`debhelper`]: dh_dkms-rs, the debhelper command and `dh` addon for `debian/` packagers.
 //! - [`cli`]: what the binaries share: man pages and completions from clap, one-line errors.

@@ -1,4 +1,6 @@
-//! mkdeb: a module source tree -> `<name>-dkms_<version>_all.deb`, the package `dkms mkdeb` made.
+//! mkdeb: a module source tree -> `<name>-dkms_<version>_all.deb`, the package `dkms mkdeb` made
+//! (with `-k`, carrying prebuilt modules: [`mkdeb_with_prebuilt`]); mkbmdeb: built modules ->
+//! `<name>-modules-<kernel>_<version>_<arch>.deb` ([`mkbmdeb`]).
 //!
 //! The package holds the source under `/usr/src/<name>-<version>/` (where dkms looks for it),
 //! a copyright file and a changelog, and maintainer scripts that hand the module to dkms-rs or,

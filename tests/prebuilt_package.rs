@@ -122,6 +122,15 @@ fn source_only_package_is_unchanged_by_the_prebuilt_feature() {
     assert!(!contents.contains("usr/share/hello-dkms"), "{contents}");
 }
 
+fn scratch_dirs() -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("dkms-mkdeb-build."))
+        .collect()
+}
+
 #[test]
 fn failing_prebuilt_build_names_the_kept_make_log() {
     let Some(kernels) = support::require_kernels(1) else {
@@ -145,6 +154,7 @@ fn failing_prebuilt_build_names_the_kept_make_log() {
         .args(["-k", &kernels[0]])
         .arg(&src));
     assert_eq!(code, 10, "{out}{err}");
+
     assert_eq!(err.lines().count(), 1, "{err}");
     let log = err
         .split_whitespace()
@@ -161,6 +171,18 @@ fn failing_prebuilt_build_names_the_kept_make_log() {
             .all(|e| !e.file_name().to_string_lossy().ends_with(".deb")),
         "a package was written"
     );
+    // A bad dkms.conf (no build started) leaves no scratch tree behind.
+    let before = scratch_dirs();
+    std::fs::write(src.join("dkms.conf"), "PACKAGE_NAME=\"broken\"\n").unwrap();
+    let (code, _, err) = run(Command::new(env!("CARGO_BIN_EXE_dkms-mkdeb"))
+        .arg("--maintainer")
+        .arg("Jane Doe <jane@example.org>")
+        .arg("-o")
+        .arg(dir.path())
+        .args(["-k", &kernels[0]])
+        .arg(&src));
+    assert_eq!(code, 8, "{err}");
+    assert!(scratch_dirs().is_subset(&before), "a scratch tree was left");
 }
 
 #[test]

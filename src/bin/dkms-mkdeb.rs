@@ -187,9 +187,11 @@ fn prebuilt(
     match package::build_prebuilt(scratch.path(), &opts.source_dir, targets) {
         Ok(prebuilt) if binaries_only => package::mkbmdeb(opts, &prebuilt),
         Ok(prebuilt) => package::mkdeb_with_prebuilt(opts, Some(&prebuilt)).map(|deb| vec![deb]),
-        Err(e) => {
+        // Only a failed make leaves something to read (the make.log the error names).
+        Err(e @ PackageError::BuildFailed { .. }) => {
             let _ = scratch.keep();
             Err(e)
         }
+        Err(e) => Err(e),
     }
 }

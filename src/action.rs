@@ -82,6 +82,8 @@ pub enum ActionError {
     Reported { code: i32 },
     #[error(transparent)]
     Package(Box<crate::package::PackageError>),
+    #[error(transparent)]
+    Tarball(Box<crate::tarball::TarballError>),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -117,6 +119,7 @@ impl ActionError {
             ActionError::Autoinstall { .. } => 11,
             ActionError::Reported { code } => *code,
             ActionError::Package(e) => e.exit_code(),
+            ActionError::Tarball(e) => e.exit_code(),
             ActionError::Io { .. } => 1,
         }
     }

@@ -22,8 +22,10 @@
 //! - [`jobs`]: parallel builds bounded by `-j`, in dependency order, readable output.
 //! - [`action`]: the dkms actions as the CLI runs them, their errors and exit codes.
 //! - [`postinst`]: a -dkms package's maintainer-script logic (common.postinst, natively).
+//! - [`tarball`]: mktarball / ldtarball: dkms's tarball of a module version, reproducible, loaded safely.
 //! - [`deb`]: .deb writing as dpkg-deb does it (ar, GNU tar, compression, md5sums); knows nothing of dkms.
-//! - [`package`]: mkdeb: a module source tree -> `<name>-dkms_<version>_all.deb`.
+//! - [`package`]: mkdeb: a module source tree -> `<name>-dkms_<version>_all.deb` (with prebuilt
+//!   modules: `_<arch>.deb`); mkbmdeb: built modules -> `<name>-modules-<kernel>_<version>_<arch>.deb`.
 //! - [`templates`]: minijinja templates for generated package files, embedded, overridable.
 //! - [`debhelper`]: dh_dkms-rs, the debhelper command and `dh` addon for `debian/` packagers.
 //! - [`cli`]: what the binaries share: man pages and completions from clap, one-line errors.
@@ -40,5 +42,6 @@ pub mod jobs;
 pub mod kernel;
 pub mod package;
 pub mod postinst;
+pub mod tarball;
 pub mod templates;
 pub mod tree;

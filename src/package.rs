@@ -1,4 +1,6 @@
-//! mkdeb: a module source tree -> `<name>-dkms_<version>_all.deb`, the package `dkms mkdeb` made.
+//! mkdeb: a module source tree -> `<name>-dkms_<version>_all.deb`, the package `dkms mkdeb` made
+//! (with `-k`, carrying prebuilt modules: [`mkdeb_with_prebuilt`]); mkbmdeb: built modules ->
+//! `<name>-modules-<kernel>_<version>_<arch>.deb` ([`mkbmdeb`]).
 //!
 //! The package holds the source under `/usr/src/<name>-<version>/` (where dkms looks for it),
 //! a copyright file and a changelog, and maintainer scripts that hand the module to dkms-rs or,
@@ -12,9 +14,12 @@ use std::path::{Path, PathBuf};
 
 use minijinja::context;
 
+use crate::action::{Console, Session};
 use crate::conf::{self, ConfError, ModuleConf, ResolveContext};
 use crate::deb::{self, Compression, ControlMember, DataTree, DebBuild, DebError, WrittenDeb};
+use crate::kernel::Target;
 use crate::templates::{TemplateError, Templates};
+use crate::tree::{ModuleVersion, Tree};
 
 /// What the packaged module depends on: dkms-rs, else Debian's dkms of the version that brought
 /// common.postinst, or of the one that understands BUILD_EXCLUSIVE_CONFIG when the module uses
@@ -105,6 +110,17 @@ pub enum PackageError {
         "no maintainer: pass --maintainer 'Name <email>' or set DEBFULLNAME and DEBEMAIL (as for dch)"
     )]
     NoMaintainer,
+    #[error(transparent)]
+    Tarball(#[from] crate::tarball::TarballError),
+    /// Building the prebuilt modules failed (the make.log path is in the message).
+    #[error(transparent)]
+    Build(Box<crate::action::ActionError>),
+    #[error("building {module} for the prebuilt modules failed (status {code}); see {}", log.display())]
+    BuildFailed {
+        module: ModuleVersion,
+        code: i32,
+        log: PathBuf,
+    },
 }
 
 impl PackageError {
@@ -113,6 +129,9 @@ impl PackageError {
         match self {
             PackageError::Conf(e) => e.exit_code(),
             PackageError::BadField { .. } => 8,
+            PackageError::Tarball(e) => e.exit_code(),
+            PackageError::Build(e) => e.exit_code(),
+            PackageError::BuildFailed { code, .. } => *code,
             _ => 1,
         }
     }
@@ -194,11 +213,16 @@ impl PackageIdentity {
 
     /// `<package>_<version without epoch>_all.deb`, as dpkg-name names it.
     pub fn deb_file_name(&self) -> String {
+        self.deb_file_name_for("all")
+    }
+
+    /// `<package>_<version without epoch>_<arch>.deb`.
+    pub fn deb_file_name_for(&self, arch: &str) -> String {
         let version = self
             .deb_version
             .split_once(':')
             .map_or(self.deb_version.as_str(), |(_, v)| v);
-        format!("{}_{}_all.deb", self.package, version)
+        format!("{}_{}_{arch}.deb", self.package, version)
     }
 
     /// Non-native packages (with a Debian revision) ship `changelog.Debian.gz` (Policy 12.7).
@@ -213,6 +237,172 @@ impl PackageIdentity {
 
 /// Make the `-dkms` package of the module in `opts.source_dir`; returns what was written.
 pub fn mkdeb(opts: &MkdebOptions) -> Result<WrittenDeb, PackageError> {
+    mkdeb_with_prebuilt(opts, None)
+}
+
+/// Modules built in a dkms tree, to travel in a package (see [`mkdeb_with_prebuilt`]).
+#[derive(Debug, Clone)]
+pub struct Prebuilt {
+    pub tree: Tree,
+    pub module: ModuleVersion,
+    /// Every one must be built (`<m>/<v>/<k>/<a>/module/`), all of one architecture.
+    pub targets: Vec<Target>,
+}
+
+impl Prebuilt {
+    /// The Debian architecture of the modules (`x86_64` -> `amd64`, as dpkg-architecture maps
+    /// GNU CPU names); one package has one Architecture, so the targets must agree.
+    pub fn deb_arch(&self) -> Result<&'static str, PackageError> {
+        let mut arches: Vec<&str> = self.targets.iter().map(|t| t.arch.as_str()).collect();
+        arches.dedup();
+        let [arch] = arches.as_slice() else {
+            return Err(PackageError::BadOption {
+                option: "-k",
+                value: arches.join(", "),
+                reason: "prebuilt modules of one package must be of one architecture".into(),
+            });
+        };
+        debian_arch(arch).ok_or_else(|| PackageError::BadOption {
+            option: "-k",
+            value: arch.to_string(),
+            reason: "is not an architecture dkms-mkdeb knows the Debian name of".into(),
+        })
+    }
+}
+
+/// dpkg's name of a kernel (`uname -m`) architecture.
+pub fn debian_arch(machine: &str) -> Option<&'static str> {
+    Some(match machine {
+        "x86_64" => "amd64",
+        "i386" | "i486" | "i586" | "i686" => "i386",
+        "aarch64" | "arm64" => "arm64",
+        "armv7l" | "armhf" => "armhf",
+        "armv5tel" | "armel" => "armel",
+        "ppc64le" => "ppc64el",
+        "ppc64" => "ppc64",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        "mips64" => "mips64el",
+        "loongarch64" => "loong64",
+        _ => return None,
+    })
+}
+
+/// The scratch directory [`build_prebuilt`] builds in (a temp dir; the caller keeps it until
+/// the package is written, and keeps it for good when the build fails: the error names its
+/// make.log).
+pub fn prebuilt_scratch() -> Result<tempfile::TempDir, PackageError> {
+    tempfile::Builder::new()
+        .prefix("dkms-mkdeb-build.")
+        .tempdir()
+        .map_err(|source| PackageError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })
+}
+
+/// KCFLAGS for reproducible modules: kbuild links each module with a build ID hashed over its
+/// debug info, which holds the (random) scratch path; mapping it to a fixed name makes two
+/// builds of the same source against the same headers give the same bytes (the
+/// reproducible-builds.org recipe, `-ffile-prefix-map`). `current` is KCFLAGS as it was.
+pub fn reproducible_kcflags(scratch: &Path, current: Option<&str>) -> String {
+    let map = format!(
+        "-ffile-prefix-map={}=/usr/src/dkms-mkdeb",
+        scratch.display()
+    );
+    match current.map(str::trim).filter(|c| !c.is_empty()) {
+        Some(c) => format!("{c} {map}"),
+        None => map,
+    }
+}
+
+/// Build the module of `source_dir` for `targets` in a scratch dkms tree under `scratch`
+/// (source copied in, headers from `/lib/modules/<k>/build`, no framework.conf overrides, no
+/// module signing: the packager's MOK key means nothing on the machines the package goes to).
+/// make inherits the environment: see [`reproducible_kcflags`].
+pub fn build_prebuilt(
+    scratch: &Path,
+    source_dir: &Path,
+    targets: &[Target],
+) -> Result<Prebuilt, PackageError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| PackageError::Io { path, source }
+    };
+    let tree = Tree {
+        dkms_tree: scratch.join("tree"),
+        source_tree: scratch.join("src"),
+        install_tree: PathBuf::from("/lib/modules"),
+        etc_dir: scratch.join("etc"),
+        kernel_source_dir: None,
+    };
+    for dir in [&tree.dkms_tree, &tree.source_tree, &tree.etc_dir] {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    let session = Session {
+        tree: tree.clone(),
+        console: Console {
+            quiet: true,
+            verbose: false,
+        },
+        jobs: Some(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        force: false,
+        force_version_override: false,
+        no_depmod: true,
+        symlink_modules: false,
+        conf_override: None,
+        autoinstall_all_kernels: false,
+        signing: crate::build::SigningConf {
+            sign_file: Some(PathBuf::from("/nonexistent/sign-file")),
+            mok_signing_key: None,
+            mok_certificate: None,
+        },
+    };
+    let Some(first) = targets.first() else {
+        return Err(PackageError::BadOption {
+            option: "-k",
+            value: String::new(),
+            reason: "no kernel given".into(),
+        });
+    };
+    let module = session
+        .add_source_tree(source_dir, first)
+        .map_err(|e| PackageError::Build(Box::new(e)))?;
+    if let Err(e) = session.build(&module, targets) {
+        // The quiet console printed nothing: name the failed build's log here.
+        if let crate::action::ActionError::Reported { code } = e {
+            let log = walkdir::WalkDir::new(tree.version_dir(&module))
+                .into_iter()
+                .flatten()
+                .find(|e| e.file_name() == "make.log")
+                .map(|e| e.path().to_path_buf());
+            if let Some(log) = log {
+                return Err(PackageError::BuildFailed {
+                    module: module.clone(),
+                    code,
+                    log,
+                });
+            }
+        }
+        return Err(PackageError::Build(Box::new(e)));
+    }
+    Ok(Prebuilt {
+        tree,
+        module,
+        targets: targets.to_vec(),
+    })
+}
+
+/// The -dkms package, carrying `prebuilt` modules when given: then it also holds
+/// `/usr/share/<package>/<m>-<v>.dkms.tar.gz`, a `dkms mktarball --binaries-only` tarball of
+/// their `module/` dirs (no make.log: it carries build dates and paths), which the postinst
+/// loads (common.postinst's `dkms ldtarball`, or dkms-postinst) so that matching kernels get
+/// the module without compiling. Such a package is `Architecture: <arch of the modules>`, as
+/// `dkms mkdeb` made it without `--source-only` (Policy 5.6.8: binaries are not `all`).
+pub fn mkdeb_with_prebuilt(
+    opts: &MkdebOptions,
+    prebuilt: Option<&Prebuilt>,
+) -> Result<WrittenDeb, PackageError> {
     let id = PackageIdentity::read(
         &opts.source_dir,
         opts.package_name.as_deref(),
@@ -247,7 +437,73 @@ pub fn mkdeb(opts: &MkdebOptions) -> Result<WrittenDeb, PackageError> {
         None => source_date_epoch_from_env()?.unwrap_or(newest),
     };
 
-    let (synopsis, description) = describe(&id, opts.description.as_deref());
+    let (synopsis, mut description) = describe(&id, opts.description.as_deref());
+    let mut architecture = "all";
+    // Kept until the package is written: the data tree reads it from there.
+    let mut _prebuilt_tarball = None;
+    if let Some(p) = prebuilt {
+        architecture = p.deb_arch()?;
+        if (p.module.module.as_str(), p.module.version.as_str())
+            != (id.name.as_str(), id.version.as_str())
+        {
+            return Err(PackageError::BadOption {
+                option: "-k",
+                value: p.module.to_string(),
+                reason: format!("the prebuilt modules are not of {}/{}", id.name, id.version),
+            });
+        }
+        let conf = p.tree.source_dir(&p.module).join("dkms.conf");
+        let collected = crate::tarball::collect(
+            &p.tree,
+            &p.module,
+            &p.targets,
+            crate::tarball::TarballContent::BinariesOnly,
+            &conf,
+            true,
+        )?;
+        let temp = tempfile::Builder::new()
+            .prefix("dkms-mkdeb-prebuilt.")
+            .tempdir()
+            .map_err(|source| PackageError::Io {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        let file = temp
+            .path()
+            .join(format!("{}-{}.dkms.tar.gz", id.name, id.version));
+        crate::tarball::write(&collected.data, &file, mtime)?;
+        data.add_file_from_disk(
+            &format!(
+                "usr/share/{}/{}-{}.dkms.tar.gz",
+                id.package, id.name, id.version
+            ),
+            file,
+            false,
+        );
+        // Wrapped: lintian's extended-description-line-too-long is past 80 columns.
+        let mut text = String::from(
+            "\n\nIt also carries the module prebuilt for these kernels, where it is\ninstalled without compiling:",
+        );
+        let mut column = 80;
+        for (i, t) in p.targets.iter().enumerate() {
+            let word = format!(
+                "{}{}",
+                t.kernel,
+                if i + 1 < p.targets.len() { "," } else { "." }
+            );
+            if column + 1 + word.len() > 72 {
+                text.push('\n');
+                column = 0;
+            } else {
+                text.push(' ');
+                column += 1;
+            }
+            column += word.len();
+            text.push_str(&word);
+        }
+        description.push_str(&text);
+        _prebuilt_tarball = Some(temp);
+    }
     let maintainer_name = maintainer
         .split_once('<')
         .map_or(maintainer.as_str(), |(n, _)| n)
@@ -262,6 +518,7 @@ pub fn mkdeb(opts: &MkdebOptions) -> Result<WrittenDeb, PackageError> {
         maintainer => &maintainer,
         maintainer_name => maintainer_name,
         depends => id.depends,
+        architecture => architecture,
         synopsis => synopsis,
         description => description,
         license => &opts.license,
@@ -303,7 +560,7 @@ pub fn mkdeb(opts: &MkdebOptions) -> Result<WrittenDeb, PackageError> {
         mtime,
         compression: opts.compression,
     };
-    let out = opts.output_dir.join(id.deb_file_name());
+    let out = opts.output_dir.join(id.deb_file_name_for(architecture));
     let written = deb::write_deb(
         &build,
         |installed_size| {
@@ -315,6 +572,263 @@ pub fn mkdeb(opts: &MkdebOptions) -> Result<WrittenDeb, PackageError> {
         &out,
     )?;
     Ok(written)
+}
+
+impl Session {
+    /// `mkdeb -k ...`: the `<m>-dkms` package of an added module carrying its modules built
+    /// for `targets` (all must be built), written to `<m>/<v>/deb/` as [`Session::mkdeb`] does.
+    pub fn mkdeb_prebuilt(
+        &self,
+        mv: &ModuleVersion,
+        maintainer: Option<String>,
+        targets: &[Target],
+    ) -> Result<PathBuf, crate::action::ActionError> {
+        use crate::action::{ActionError, io_error};
+        if !self.tree.is_added(mv) {
+            return Err(ActionError::NotAdded {
+                module: mv.clone(),
+                tree: self.tree.dkms_tree.clone(),
+            });
+        }
+        let output_dir = self.tree.version_dir(mv).join("deb");
+        std::fs::create_dir_all(&output_dir).map_err(|e| io_error(&output_dir, e))?;
+        let opts = MkdebOptions {
+            source_dir: self.tree.source_dir(mv),
+            output_dir,
+            maintainer,
+            revision: None,
+            description: None,
+            package_name: None,
+            templates: None,
+            license: "GPL-2".to_string(),
+            copyright_file: None,
+            compression: Compression::default(),
+            source_date_epoch: None,
+        };
+        let prebuilt = Prebuilt {
+            tree: self.tree.clone(),
+            module: mv.clone(),
+            targets: targets.to_vec(),
+        };
+        let written = mkdeb_with_prebuilt(&opts, Some(&prebuilt))
+            .map_err(|e| ActionError::Package(Box::new(e)))?;
+        Ok(written.path)
+    }
+}
+
+/// `--binaries-only`: one `<name>-modules-<kernel>_<version>_<arch>.deb` per target of
+/// `prebuilt`, as `dkms mkbmdeb` made them (dkms 2.8's template-dkms-mkbmdeb): the built
+/// modules in `/lib/modules/<kernel>/updates/dkms/` (Debian's dkms location), Depends on
+/// `linux-image-<kernel>`, Provides `<name>-modules`, and a postinst/postrm running depmod for
+/// that kernel. No source, no DKMS needed on the target.
+pub fn mkbmdeb(opts: &MkdebOptions, prebuilt: &Prebuilt) -> Result<Vec<WrittenDeb>, PackageError> {
+    let id = PackageIdentity::read(&opts.source_dir, None, opts.revision.as_deref())?;
+    if !COMMON_LICENSES.contains(&opts.license.as_str()) && opts.copyright_file.is_none() {
+        return Err(PackageError::BadOption {
+            option: "--license",
+            value: opts.license.clone(),
+            reason: format!(
+                "is not in /usr/share/common-licenses ({}); ship your own text with --copyright FILE",
+                COMMON_LICENSES.join(", ")
+            ),
+        });
+    }
+    let maintainer = match &opts.maintainer {
+        Some(m) => m.clone(),
+        None => maintainer_from_env(|k| std::env::var(k).ok()).ok_or(PackageError::NoMaintainer)?,
+    };
+    check_maintainer(&maintainer).map_err(|reason| PackageError::BadOption {
+        option: "--maintainer",
+        value: maintainer.clone(),
+        reason,
+    })?;
+    let templates = Templates::load(opts.templates.as_deref())?;
+    let architecture = prebuilt.deb_arch()?;
+    // dkms mkbmdeb's DEBIAN_PACKAGE: the module name with `_` made `-`.
+    let base = opts
+        .package_name
+        .clone()
+        .unwrap_or_else(|| id.name.replace('_', "-"));
+    let newest = add_source_tree(&mut DataTree::new(), &opts.source_dir, "src")?;
+    let mtime = match opts.source_date_epoch {
+        Some(t) => t,
+        None => source_date_epoch_from_env()?.unwrap_or(newest),
+    };
+    let maintainer_name = maintainer
+        .split_once('<')
+        .map_or(maintainer.as_str(), |(n, _)| n)
+        .trim()
+        .to_string();
+    let date = chrono::DateTime::from_timestamp(mtime as i64, 0).unwrap_or_default();
+    let mut written = Vec::new();
+    for target in &prebuilt.targets {
+        let kernel = target.kernel.as_str();
+        let package = format!("{base}-modules-{kernel}");
+        check_package_name(&package).map_err(|reason| PackageError::BadOption {
+            option: "-k",
+            value: kernel.to_string(),
+            reason,
+        })?;
+        let module_dir = prebuilt
+            .tree
+            .built_dir(&prebuilt.module, target)
+            .join("module");
+        let mut files: Vec<(String, PathBuf)> = Vec::new();
+        let entries = std::fs::read_dir(&module_dir).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                PackageError::Tarball(crate::tarball::TarballError::NotBuilt {
+                    target: target.clone(),
+                    dir: module_dir.clone(),
+                })
+            } else {
+                PackageError::Io {
+                    path: module_dir.clone(),
+                    source,
+                }
+            }
+        })?;
+        for entry in entries.flatten() {
+            if entry.path().is_file()
+                && let Ok(name) = entry.file_name().into_string()
+            {
+                files.push((name, entry.path()));
+            }
+        }
+        files.sort();
+        if files.is_empty() {
+            return Err(crate::tarball::TarballError::NotBuilt {
+                target: target.clone(),
+                dir: module_dir,
+            }
+            .into());
+        }
+        let mut data = DataTree::new();
+        for (name, path) in &files {
+            data.add_file_from_disk(
+                &format!("lib/modules/{kernel}/updates/dkms/{name}"),
+                path.clone(),
+                false,
+            );
+        }
+        let modules: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        let description = format!(
+            "This package contains the {name} {version} kernel module ({modules})\n\
+             built for Linux {kernel} ({arch}), without its source:\n\
+             the machine needs neither DKMS nor a compiler.",
+            name = id.name,
+            version = id.version,
+            modules = modules.join(", "),
+            arch = target.arch,
+        );
+        let ctx = context! {
+            name => &id.name,
+            version => &id.version,
+            package => &package,
+            source => format!("{base}-dkms"),
+            provides => format!("{base}-modules"),
+            kernel => kernel,
+            deb_version => &id.deb_version,
+            maintainer => &maintainer,
+            maintainer_name => &maintainer_name,
+            architecture => architecture,
+            description => description,
+            license => &opts.license,
+            date => date.format("%a, %d %b %Y %H:%M:%S +0000").to_string(),
+            year => date.format("%Y").to_string(),
+        };
+        let doc = format!("usr/share/doc/{package}");
+        let copyright = match &opts.copyright_file {
+            Some(path) => std::fs::read(path).map_err(|source| PackageError::Io {
+                path: path.clone(),
+                source,
+            })?,
+            None => templates.render("copyright", &ctx)?.into_bytes(),
+        };
+        data.add_file_bytes(&format!("{doc}/copyright"), copyright, false);
+        let changelog = templates.render("changelog", &ctx)?;
+        data.add_file_bytes(
+            &format!("{doc}/{}", id.changelog_name()),
+            gzip_max(changelog.as_bytes()),
+            false,
+        );
+        let scripts = ["postinst", "postrm"]
+            .into_iter()
+            .map(|name| {
+                Ok(ControlMember {
+                    name: name.to_string(),
+                    bytes: templates
+                        .render(&format!("bmdeb/{name}"), &ctx)?
+                        .into_bytes(),
+                    executable: true,
+                })
+            })
+            .collect::<Result<Vec<_>, TemplateError>>()?;
+        let build = DebBuild {
+            data: &data,
+            maintainer_scripts: scripts,
+            mtime,
+            compression: opts.compression,
+        };
+        let version = id
+            .deb_version
+            .split_once(':')
+            .map_or(id.deb_version.as_str(), |(_, v)| v);
+        let out = opts
+            .output_dir
+            .join(format!("{package}_{version}_{architecture}.deb"));
+        written.push(deb::write_deb(
+            &build,
+            |installed_size| {
+                let ctx = context! { installed_size => installed_size, ..ctx.clone() };
+                templates
+                    .render("bmdeb/control", &ctx)
+                    .map_err(|e| DebError::Control(Box::new(e)))
+            },
+            &out,
+        )?);
+    }
+    Ok(written)
+}
+
+impl Session {
+    /// `mkbmdeb -k ...`: the binary-modules packages ([`mkbmdeb`]) of an added module built for
+    /// `targets`, written to `<m>/<v>/bmdeb/` as `dkms mkbmdeb` did.
+    pub fn mkbmdeb(
+        &self,
+        mv: &ModuleVersion,
+        maintainer: Option<String>,
+        targets: &[Target],
+    ) -> Result<Vec<PathBuf>, crate::action::ActionError> {
+        use crate::action::{ActionError, io_error};
+        if !self.tree.is_added(mv) {
+            return Err(ActionError::NotAdded {
+                module: mv.clone(),
+                tree: self.tree.dkms_tree.clone(),
+            });
+        }
+        let output_dir = self.tree.version_dir(mv).join("bmdeb");
+        std::fs::create_dir_all(&output_dir).map_err(|e| io_error(&output_dir, e))?;
+        let opts = MkdebOptions {
+            source_dir: self.tree.source_dir(mv),
+            output_dir,
+            maintainer,
+            revision: None,
+            description: None,
+            package_name: None,
+            templates: None,
+            license: "GPL-2".to_string(),
+            copyright_file: None,
+            compression: Compression::default(),
+            source_date_epoch: None,
+        };
+        let prebuilt = Prebuilt {
+            tree: self.tree.clone(),
+            module: mv.clone(),
+            targets: targets.to_vec(),
+        };
+        let written = mkbmdeb(&opts, &prebuilt).map_err(|e| ActionError::Package(Box::new(e)))?;
+        Ok(written.into_iter().map(|w| w.path).collect())
+    }
 }
 
 /// Synopsis and extended description: from `--description` (first line, rest) or the default.

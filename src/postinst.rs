@@ -9,7 +9,12 @@
 //! - on an upgrade, older versions of the module are removed (common.postinst's comment says
 //!   "we never want to keep an older version side by side", but its code only removes the
 //!   same version and leaves older ones to the old package's prerm);
-//! - prebuilt-module tarballs (`/usr/share/<pkg>/<m>-<v>.dkms.tar.gz`) are not loaded.
+//!
+//! Prebuilt modules are loaded as common.postinst loads them: when the package ships
+//! `/usr/share/<package>/<m>-<v>.dkms.tar.gz` (see [`Hook::tarball_root`]), it is loaded with
+//! `ldtarball` instead of a plain `add`, so the kernels it has modules for are installed
+//! without compiling. Unlike dkms 3.0.10 (whose load loop keeps only the first kernel of a
+//! tarball), every kernel in it is loaded.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -40,6 +45,10 @@ pub struct Hook {
     pub running_kernel: KernelRelease,
     /// Where `config-<k>` files tell which kernels are installed (/boot).
     pub boot_dir: PathBuf,
+    /// Where the package keeps its prebuilt-module tarball `<m>-<v>.dkms.tar.gz`
+    /// (common.postinst's TARBALL_ROOT): by default `/usr/share/$DPKG_MAINTSCRIPT_PACKAGE`,
+    /// which dpkg sets for maintainer scripts; `None` outside them.
+    pub tarball_root: Option<PathBuf>,
 }
 
 impl Hook {
@@ -94,6 +103,10 @@ impl Hook {
             },
             running_kernel,
             boot_dir: PathBuf::from("/boot"),
+            tarball_root: std::env::var("DPKG_MAINTSCRIPT_PACKAGE")
+                .ok()
+                .filter(|p| !p.is_empty() && !p.contains('/'))
+                .map(|p| Path::new("/usr/share").join(p)),
         })
     }
 
@@ -134,6 +147,24 @@ impl Hook {
             ));
             let targets = self.session.built_targets(mv);
             self.session.remove(mv, &targets)?;
+        }
+        let tarball = self
+            .tarball_root
+            .as_ref()
+            .map(|root| root.join(format!("{}-{}.dkms.tar.gz", mv.module, mv.version)))
+            .filter(|t| t.is_file());
+        if let Some(tarball) = tarball.filter(|_| !tree.is_added(mv))
+            && let Err(e) = self.session.ldtarball(&tarball, &first)
+        {
+            // common.postinst: "Unable to load DKMS tarball", exit 2.
+            if !matches!(e, ActionError::Reported { .. }) {
+                self.session.console.error(&e);
+            }
+            self.session.console.warn(&format!(
+                "unable to load the DKMS tarball {}",
+                tarball.display()
+            ));
+            return Err(ActionError::Reported { code: 2 });
         }
         if !tree.is_added(mv) && tree.source_tree_dir(mv).is_dir() {
             self.say(&format!(

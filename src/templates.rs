@@ -25,6 +25,13 @@ const EMBEDDED: &[(&str, &str)] = &[
         "autoscripts/prerm-dkms",
         include_str!("../templates/autoscripts/prerm-dkms"),
     ),
+    // The binary-modules package of `dkms-mkdeb --binaries-only` (no overrides).
+    ("bmdeb/control", include_str!("../templates/bmdeb/control")),
+    (
+        "bmdeb/postinst",
+        include_str!("../templates/bmdeb/postinst"),
+    ),
+    ("bmdeb/postrm", include_str!("../templates/bmdeb/postrm")),
 ];
 
 /// The subdirectory of an override directory holding autoscript overrides.

@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use dkms::cli::{Generate, fail, generate, parse};
+use dkms::deb::WrittenDeb;
 use dkms::deb::{Compression, CompressionKind};
-use dkms::package::{self, MkdebOptions};
+use dkms::kernel::{KernelRelease, Target, machine_arch};
+use dkms::package::{self, MkdebOptions, PackageError};
 
 /// Make a Debian package of a DKMS kernel module source, without root, debhelper or a dkms tree.
 ///
@@ -25,6 +27,18 @@ use dkms::package::{self, MkdebOptions};
 ///
 ///   export DEBFULLNAME='Jane Doe' DEBEMAIL=jane@example.org
 ///   dkms-mkdeb -o out/ --revision 1 -Z zstd /usr/src/hello-0.1
+///
+///   dkms-mkdeb -k 6.1.0-56-amd64 -k 6.1.0-56-cloud-amd64 examples/hello
+///
+/// With -k the module is first built for each kernel given (in a scratch dkms tree, against
+/// /lib/modules/KERNEL/build), and the package also carries the built modules as a dkms
+/// tarball, /usr/share/<package>/<name>-<version>.dkms.tar.gz: on a machine running one of
+/// those kernels the postinst loads it and installs the module without compiling. Such a
+/// package is <package>_<version>_<arch>.deb (amd64 for x86_64 modules), not _all.
+///
+///   dkms-mkdeb --binaries-only -k 6.1.0-56-amd64 examples/hello
+///
+/// makes hello-modules-6.1.0-56-amd64_0.1_amd64.deb: the module alone, for that kernel.
 #[derive(Parser, Debug)]
 #[command(name = "dkms-mkdeb", version, verbatim_doc_comment)]
 struct Cli {
@@ -84,6 +98,17 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: u32,
 
+    /// Also carry the module prebuilt for this kernel (KERNEL or KERNEL/ARCH, ARCH as
+    /// `uname -m` says it; repeatable). Its headers must be in /lib/modules/KERNEL/build.
+    #[arg(short = 'k', long = "kernel", value_name = "KERNEL[/ARCH]")]
+    kernels: Vec<String>,
+
+    /// With -k: instead of the -dkms package, one <name>-modules-<kernel>_<version>_<arch>.deb
+    /// per kernel holding only the built modules (in /lib/modules/<kernel>/updates/dkms/),
+    /// as `dkms mkbmdeb` made: for machines without compiler, headers or DKMS.
+    #[arg(long, requires = "kernels")]
+    binaries_only: bool,
+
     /// Print the man page or a bash completion script, and exit.
     #[arg(long, value_name = "WHAT", hide = true)]
     generate: Option<Generate>,
@@ -117,11 +142,56 @@ fn main() -> ExitCode {
         },
         source_date_epoch: None,
     };
-    match package::mkdeb(&opts) {
+    let targets: Vec<Target> = cli
+        .kernels
+        .iter()
+        .map(|k| match k.split_once('/') {
+            Some((k, a)) => Target {
+                kernel: KernelRelease(k.to_string()),
+                arch: a.to_string(),
+            },
+            None => Target {
+                kernel: KernelRelease(k.clone()),
+                arch: machine_arch(),
+            },
+        })
+        .collect();
+    let result = if targets.is_empty() {
+        package::mkdeb(&opts).map(|deb| vec![deb])
+    } else {
+        prebuilt(&opts, &targets, cli.binaries_only)
+    };
+    match result {
         Ok(written) => {
-            println!("{}", written.path.display());
+            for deb in written {
+                println!("{}", deb.path.display());
+            }
             ExitCode::SUCCESS
         }
         Err(e) => fail("dkms-mkdeb", &e, e.exit_code()),
+    }
+}
+
+/// `-k`: build in a scratch tree (kept when the build fails: the error names its make.log),
+/// then package.
+fn prebuilt(
+    opts: &MkdebOptions,
+    targets: &[Target],
+    binaries_only: bool,
+) -> Result<Vec<WrittenDeb>, PackageError> {
+    let scratch = package::prebuilt_scratch()?;
+    let kcflags =
+        package::reproducible_kcflags(scratch.path(), std::env::var("KCFLAGS").ok().as_deref());
+    // SAFETY: dkms-mkdeb has one thread until the build starts below; make inherits KCFLAGS.
+    unsafe { std::env::set_var("KCFLAGS", kcflags) };
+    match package::build_prebuilt(scratch.path(), &opts.source_dir, targets) {
+        Ok(prebuilt) if binaries_only => package::mkbmdeb(opts, &prebuilt),
+        Ok(prebuilt) => package::mkdeb_with_prebuilt(opts, Some(&prebuilt)).map(|deb| vec![deb]),
+        // Only a failed make leaves something to read (the make.log the error names).
+        Err(e @ PackageError::BuildFailed { .. }) => {
+            let _ = scratch.keep();
+            Err(e)
+        }
+        Err(e) => Err(e),
     }
 }

@@ -16,7 +16,9 @@ use dkms::tree::ModuleVersion;
 /// The postinst of a package made by dkms-mkdeb runs `dkms-postinst configure` when this
 /// program is installed, and Debian's /usr/lib/dkms/common.postinst otherwise; its prerm runs
 /// `dkms-postinst remove`. `configure` does what common.postinst does, with the dkms-rs core:
-/// add the module from /usr/src/NAME-VERSION, then build and install it for the running
+/// add the module from /usr/src/NAME-VERSION (loading the package's prebuilt modules from
+/// /usr/share/PACKAGE/NAME-VERSION.dkms.tar.gz first, when it ships them: kernels they were
+/// built for get them without compiling), then build and install it for the running
 /// kernel and the newest installed one (every kernel under /lib/modules when the running
 /// kernel is not installed, as in a chroot; every kernel with autoinstall_all_kernels in
 /// /etc/dkms/framework.conf). Kernels without headers and BUILD_EXCLUSIVE mismatches are
@@ -55,6 +57,10 @@ struct Cli {
     /// framework.conf, framework.conf.d, no-autoinstall and module overrides (default /etc/dkms).
     #[arg(long, global = true, value_name = "DIR")]
     etcdir: Option<PathBuf>,
+    /// Where the package's prebuilt-module tarball NAME-VERSION.dkms.tar.gz is (default:
+    /// /usr/share/$DPKG_MAINTSCRIPT_PACKAGE, set by dpkg for maintainer scripts).
+    #[arg(long, global = true, value_name = "DIR")]
+    tarball_root: Option<PathBuf>,
     /// The kernel to treat as running (default: uname -r), e.g. when preparing an image.
     #[arg(long, global = true, value_name = "KERNEL")]
     running_kernel: Option<String>,
@@ -115,25 +121,30 @@ fn main() -> ExitCode {
         quiet: false,
         verbose: cli.verbose,
     };
-    let result = Hook::open(roots, cli.running_kernel.map(KernelRelease), console).and_then(
-        |hook| match step {
-            Step::Configure {
-                name,
-                version,
-                previous,
-            } => hook.configure(
-                &ModuleVersion {
+    let tarball_root = cli.tarball_root;
+    let result =
+        Hook::open(roots, cli.running_kernel.map(KernelRelease), console).and_then(|mut hook| {
+            if tarball_root.is_some() {
+                hook.tarball_root = tarball_root;
+            }
+            match step {
+                Step::Configure {
+                    name,
+                    version,
+                    previous,
+                } => hook.configure(
+                    &ModuleVersion {
+                        module: name,
+                        version,
+                    },
+                    previous.as_deref(),
+                ),
+                Step::Remove { name, version } => hook.remove(&ModuleVersion {
                     module: name,
                     version,
-                },
-                previous.as_deref(),
-            ),
-            Step::Remove { name, version } => hook.remove(&ModuleVersion {
-                module: name,
-                version,
-            }),
-        },
-    );
+                }),
+            }
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // Already printed by the job that failed (with the make.log path).

@@ -9,6 +9,7 @@ use dkms::cli::{Generate, fail, generate, parse};
 use dkms::conf::ShowFormat;
 use dkms::framework::Framework;
 use dkms::kernel::{KernelRelease, Target, machine_arch};
+use dkms::tarball::TarballContent;
 use dkms::tree::{ModuleVersion, Tree};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -24,8 +25,16 @@ enum Action {
     Match,
     /// `conf show PATH`: dkms.conf as dkms-rs resolves it.
     Conf,
-    /// The `<module>-dkms` .deb of an added module, into `<dkmstree>/<m>/<v>/deb/`.
+    /// The `<module>-dkms` .deb of an added module, into `<dkmstree>/<m>/<v>/deb/`; with `-k`
+    /// or `--all` it also carries the modules built for those kernels.
     Mkdeb,
+    /// A dkms tarball of the module: source and the modules built for `-k` (dkms's layout).
+    Mktarball,
+    /// Load a dkms tarball (from `mktarball`, dkms or dkms-rs): source, prebuilt modules, add.
+    Ldtarball,
+    /// `<module>-modules-<kernel>_<version>_<arch>.deb` for each `-k` (or `--all`): the built
+    /// modules only, into `<dkmstree>/<m>/<v>/bmdeb/`.
+    Mkbmdeb,
 }
 
 /// Build and install kernel modules with DKMS: a drop-in for dkms 3.0.10 on the same tree.
@@ -48,6 +57,10 @@ enum Action {
 ///   dkms-rs autoinstall -k 6.1.0-56-amd64
 ///   dkms-rs remove hello/0.1 --all
 ///   dkms-rs mkdeb -m hello -v 0.1
+///   dkms-rs mkdeb hello/0.1 -k 6.1.0-56-amd64
+///   dkms-rs mkbmdeb hello/0.1 -k 6.1.0-56-amd64
+///   dkms-rs mktarball hello/0.1 -k 6.1.0-56-amd64 --binaries-only
+///   dkms-rs ldtarball /var/lib/dkms/hello/0.1/tarball/hello-0.1-kernel6.1.0-56-amd64-x86_64.dkms.tar.gz
 ///   dkms-rs conf show --kernel 6.1.0-56-amd64 /usr/src/hello-0.1
 #[derive(Debug, Parser)]
 #[command(name = "dkms-rs", disable_version_flag = true, verbatim_doc_comment)]
@@ -114,6 +127,16 @@ struct Cli {
     /// For `conf show`: the output format.
     #[arg(long, value_enum, default_value_t = ShowFormat::Kv)]
     format: ShowFormat,
+    /// For `mktarball`: the tarball to write (a bare name goes to `<m>/<v>/tarball/`); for
+    /// `ldtarball`: the tarball to load (or give it as the argument).
+    #[arg(long, value_name = "FILE")]
+    archive: Option<PathBuf>,
+    /// For `mktarball`: modules and dkms.conf only, no source.
+    #[arg(long, conflicts_with = "source_only")]
+    binaries_only: bool,
+    /// For `mktarball`: the source only, no modules.
+    #[arg(long)]
+    source_only: bool,
     /// For `mkdeb`: `Name <email>` (default: DEBFULLNAME and DEBEMAIL, as for dch).
     #[arg(long)]
     maintainer: Option<String>,
@@ -200,11 +223,28 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
     };
     let Some(action) = cli.action else {
         return Err(ActionError::Usage(
-            "no action given: add, build, install, uninstall, unbuild, remove, status, autoinstall, match or conf".into(),
+            "no action given: add, build, install, uninstall, unbuild, remove, status, autoinstall, match, mktarball, ldtarball, mkdeb, mkbmdeb or conf".into(),
         ));
     };
     let (mut module, mut version, source_dir) = module_args(&cli);
     match action {
+        Action::Ldtarball => {
+            let archive = cli
+                .archive
+                .clone()
+                .or_else(|| cli.args.first().map(PathBuf::from));
+            let Some(archive) = archive else {
+                return Err(ActionError::Usage(
+                    "usage: ldtarball FILE or ldtarball --archive FILE".into(),
+                ));
+            };
+            let _lock = session
+                .tree
+                .lock()
+                .map_err(|e| dkms::action::io_error(&session.tree.dkms_tree, e))?;
+            let target = targets(&cli)?.remove(0);
+            session.ldtarball(&archive, &target).map(|_| ())
+        }
         Action::Conf => {
             let [show, path] = cli.args.as_slice() else {
                 return Err(ActionError::Usage("usage: dkms-rs conf show PATH".into()));
@@ -279,13 +319,10 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
         | Action::Uninstall
         | Action::Unbuild
         | Action::Remove
-        | Action::Mkdeb => {
-            if cli.all
-                && matches!(
-                    action,
-                    Action::Add | Action::Build | Action::Install | Action::Mkdeb
-                )
-            {
+        | Action::Mkdeb
+        | Action::Mkbmdeb
+        | Action::Mktarball => {
+            if cli.all && matches!(action, Action::Add | Action::Build | Action::Install) {
                 return Err(ActionError::Usage(format!(
                     "the action {action:?} does not support the --all parameter"
                 )));
@@ -322,9 +359,32 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                 Action::Uninstall => session.uninstall(&mv, &targets),
                 Action::Unbuild => session.unbuild(&mv, &targets),
                 Action::Mkdeb => {
-                    let deb = session.mkdeb(&mv, cli.maintainer.clone())?;
+                    // With -k or --all: the modules built for them travel in the package.
+                    let deb = if cli.kernels.is_empty() && !cli.all {
+                        session.mkdeb(&mv, cli.maintainer.clone())?
+                    } else {
+                        session.mkdeb_prebuilt(&mv, cli.maintainer.clone(), &targets)?
+                    };
                     console.say(&format!("{}", deb.display()));
                     Ok(())
+                }
+                Action::Mkbmdeb => {
+                    for deb in session.mkbmdeb(&mv, cli.maintainer.clone(), &targets)? {
+                        console.say(&format!("{}", deb.display()));
+                    }
+                    Ok(())
+                }
+                Action::Mktarball => {
+                    let content = if cli.binaries_only {
+                        TarballContent::BinariesOnly
+                    } else if cli.source_only {
+                        TarballContent::SourceOnly
+                    } else {
+                        TarballContent::Full
+                    };
+                    session
+                        .mktarball(&mv, &targets, content, cli.archive.as_deref(), None)
+                        .map(|_| ())
                 }
                 _ => session.remove(&mv, &targets),
             }

@@ -13,14 +13,14 @@ mod ar;
 mod compress;
 mod control;
 mod data;
-mod tar;
+pub mod tar;
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
 pub use compress::{
-    Compression, CompressionKind, UnknownCompression, xz_block_size, xz_block_size_for,
+    Compression, CompressionKind, Compressor, UnknownCompression, xz_block_size, xz_block_size_for,
 };
 
 /// One entry of the package's file system tree.

@@ -8,7 +8,7 @@
 //! - [`native`]: dkms's `safe_source` without a shell;
 //! - [`bash`]: dkms's `safe_source` in bash, for everything else;
 //! - [`resolve`]: read_conf's rules (defaults, MAKE_MATCH, overrides, validation);
-//! - [`show`]: `dkms-rs conf show` rendering.
+//! - [`show`](mod@show): `dkms-rs conf show` rendering.
 
 pub mod bash;
 pub mod lexer;

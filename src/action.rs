@@ -142,10 +142,24 @@ pub fn io_error(path: &Path, source: std::io::Error) -> ActionError {
 }
 
 /// What the user sees: `-q` silences it, `--verbose` adds the commands run.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Console {
+    /// The binary the user ran (`dkms-rs`, `dkms-postinst`): error lines name it, as
+    /// [`crate::cli::fail`] does for errors the binary prints itself.
+    pub program: &'static str,
     pub quiet: bool,
     pub verbose: bool,
+}
+
+impl Default for Console {
+    /// `dkms-rs`'s console, neither quiet nor verbose.
+    fn default() -> Self {
+        Console {
+            program: "dkms-rs",
+            quiet: false,
+            verbose: false,
+        }
+    }
 }
 
 impl Console {
@@ -172,7 +186,7 @@ impl Console {
         if self.quiet {
             return;
         }
-        eprintln!("dkms-rs: error: {error}");
+        eprintln!("{}: error: {error}", self.program);
         if let ActionError::MakeFailed(failure) = error {
             for line in failure.tail.lines() {
                 eprintln!("    {line}");
@@ -630,7 +644,8 @@ impl Session {
     pub fn autoinstall(&self, targets: &[Target]) -> Result<(), ActionError> {
         if self.tree.etc_dir.join("no-autoinstall").exists() {
             self.console.say(&format!(
-                "dkms-rs: autoinstall for dkms modules has been disabled ({})",
+                "{}: autoinstall for dkms modules has been disabled ({})",
+                self.console.program,
                 self.tree.etc_dir.join("no-autoinstall").display()
             ));
             return Ok(());
@@ -641,8 +656,8 @@ impl Session {
                 let ok = crate::kernel::has_headers(&self.tree.headers_dir(&t.kernel));
                 if !ok {
                     self.console.say(&format!(
-                        "dkms-rs: autoinstall for kernel {} was skipped since the kernel headers for this kernel do not seem to be installed",
-                        t.kernel
+                        "{}: autoinstall for kernel {} was skipped since the kernel headers for this kernel do not seem to be installed",
+                        self.console.program, t.kernel
                     ));
                 }
                 ok

@@ -144,6 +144,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let console = Console {
+        program: "dkms-rs",
         quiet: cli.quiet,
         verbose: cli.verbose,
     };

@@ -253,6 +253,18 @@ impl Session {
 
     /// `add`: link `<source_tree>/<m>-<v>` into the tree after checking its dkms.conf.
     pub fn add(&self, mv: &ModuleVersion, target: &Target) -> Result<(), ActionError> {
+        self.check_addable(mv)?;
+        let conf_path = self
+            .conf_override
+            .clone()
+            .unwrap_or_else(|| self.tree.source_tree_dir(mv).join("dkms.conf"));
+        let conf = read_conf_at(&self.tree, &conf_path, target, Some(mv))?;
+        self.link_source(mv, &conf)
+    }
+
+    /// What dkms's `add_module` checks before reading dkms.conf: not added yet (exit 3), the
+    /// source directory is there (exit 2).
+    fn check_addable(&self, mv: &ModuleVersion) -> Result<(), ActionError> {
         if self.tree.is_added(mv) {
             return Err(ActionError::AlreadyAdded {
                 module: mv.clone(),
@@ -263,11 +275,12 @@ impl Session {
         if !source.is_dir() {
             return Err(ActionError::SourceMissing { dir: source });
         }
-        let conf_path = self
-            .conf_override
-            .clone()
-            .unwrap_or_else(|| source.join("dkms.conf"));
-        let conf = read_conf_at(&self.tree, &conf_path, target, Some(mv))?;
+        Ok(())
+    }
+
+    /// The `source` link of an added module, then POST_ADD.
+    fn link_source(&self, mv: &ModuleVersion, conf: &ModuleConf) -> Result<(), ActionError> {
+        let source = self.tree.source_tree_dir(mv);
         let link = self.tree.source_dir(mv);
         self.console.say(&format!(
             "Creating symlink {} -> {}",
@@ -297,6 +310,8 @@ impl Session {
         if !conf_path.is_file() {
             return Err(ActionError::NotASourceTree { dir: from });
         }
+        // Read once: with no `-m`, the conf is read as `-m PACKAGE_NAME -v PACKAGE_VERSION`
+        // (see `ResolveContext::module`), which is what `add` would read again.
         let conf = read_conf_at(&self.tree, &conf_path, target, None)?;
         let mv = ModuleVersion {
             module: conf.package_name.clone(),
@@ -321,58 +336,77 @@ impl Session {
                 });
             }
         }
-        self.add(&mv, target)?;
+        if self.conf_override.is_some() {
+            self.add(&mv, target)?;
+        } else {
+            self.check_addable(&mv)?;
+            self.link_source(&mv, &conf)?;
+        }
         Ok(mv)
     }
 
     /// `build`: build for every target (in parallel); already built targets are skipped.
     pub fn build(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
-        if !self.tree.is_added(mv) {
-            self.add(mv, &targets[0])?;
+        let todo = self.plan(
+            mv,
+            targets,
+            "built for",
+            |target, conf| self.tree.is_built(mv, target, conf),
+            |target, _| self.unbuild_one(mv, target),
+        )?;
+        first_failure(self.build_all(todo, |_, _, _| Ok(None)))
+    }
+
+    /// The targets still to do for `build`/`install`, each with its conf, adding the module
+    /// first when it is not. A target that is `done` is skipped with dkms's message
+    /// ("already <done_what> kernel"), or with `--force` first undone by `undo`.
+    fn plan(
+        &self,
+        mv: &ModuleVersion,
+        targets: &[Target],
+        done_what: &str,
+        done: impl Fn(&Target, &ModuleConf) -> bool,
+        undo: impl Fn(&Target, &ModuleConf) -> Result<(), ActionError>,
+    ) -> Result<Vec<(ModuleVersion, Target, ModuleConf)>, ActionError> {
+        if let Some(first) = targets.first()
+            && !self.tree.is_added(mv)
+        {
+            self.add(mv, first)?;
         }
         let mut todo = Vec::new();
         for target in targets {
             let conf = self.read_conf(mv, target)?;
-            if self.tree.is_built(mv, target, &conf) {
-                if self.force {
-                    self.unbuild_one(mv, target, &conf)?;
-                } else {
+            if done(target, &conf) {
+                if !self.force {
                     self.console.say(&format!(
-                        "Module {mv} already built for kernel {target}, skip. You may override by specifying --force."
+                        "Module {mv} already {done_what} kernel {target}, skip. You may override by specifying --force."
                     ));
                     continue;
                 }
+                undo(target, &conf)?;
             }
             todo.push((mv.clone(), target.clone(), conf));
         }
-        let outcomes = self.build_all(todo, |_, _, _| Ok(None))?;
-        first_failure(outcomes)
+        Ok(todo)
     }
 
     /// `install`: build what is not built, install, one depmod per kernel.
     pub fn install(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
-        if !self.tree.is_added(mv) {
-            self.add(mv, &targets[0])?;
-        }
-        let mut todo = Vec::new();
-        for target in targets {
-            let conf = self.read_conf(mv, target)?;
-            if self.tree.is_installed(mv, target) && self.tree.is_built(mv, target, &conf) {
-                if self.force {
-                    install::uninstall(&self.tree, mv, target, &conf, &self.console)?;
-                } else {
-                    self.console.say(&format!(
-                        "Module {mv} already installed on kernel {target}, skip. You may override by specifying --force."
-                    ));
-                    continue;
-                }
-            }
-            todo.push((mv.clone(), target.clone(), conf));
-        }
+        let todo = self.plan(
+            mv,
+            targets,
+            "installed on",
+            |target, conf| {
+                self.tree.is_installed(mv, target) && self.tree.is_built(mv, target, conf)
+            },
+            |target, conf| {
+                install::uninstall(&self.tree, mv, target, conf, &self.console).map(|_| ())
+            },
+        )?;
         let installed = Mutex::new(Vec::new());
         let outcomes = self.build_all(todo, |mv, target, conf| {
             self.install_one(mv, target, conf, &installed)
-        })?;
+        });
         let result = first_failure(outcomes);
         self.depmod_or_roll_back(installed.into_inner().unwrap_or_default())?;
         result
@@ -434,9 +468,9 @@ impl Session {
         todo: Vec<(ModuleVersion, Target, ModuleConf)>,
         after: impl Fn(&ModuleVersion, &Target, &ModuleConf) -> Result<Option<String>, ActionError>
         + Sync,
-    ) -> Result<Vec<Outcome>, ActionError> {
+    ) -> Vec<Outcome> {
         let deps = vec![Vec::new(); todo.len()];
-        Ok(self.run_jobs(todo, deps, after))
+        self.run_jobs(todo, deps, after)
     }
 
     /// Run build(+after) jobs with dependencies; skips the build when already built.
@@ -505,12 +539,7 @@ impl Session {
         )
     }
 
-    fn unbuild_one(
-        &self,
-        mv: &ModuleVersion,
-        target: &Target,
-        _conf: &ModuleConf,
-    ) -> Result<(), ActionError> {
+    fn unbuild_one(&self, mv: &ModuleVersion, target: &Target) -> Result<(), ActionError> {
         let dir = self.tree.built_dir(mv, target);
         build::remove_dir_if_exists(&dir)?;
         if let Some(kernel_dir) = dir.parent() {
@@ -571,7 +600,7 @@ impl Session {
                 touched.insert(target.kernel.clone());
             }
             if self.tree.is_built(mv, target, &conf) {
-                self.unbuild_one(mv, target, &conf)?;
+                self.unbuild_one(mv, target)?;
                 self.console
                     .say(&format!("Module {mv} unbuilt for kernel {target}"));
             } else {

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::build::{self, BuildRequest};
 use crate::conf::{ConfError, ModuleConf};
+use crate::framework::Framework;
 use crate::install::{self, InstallOptions};
 use crate::jobs::{self, Job, Outcome};
 use crate::kernel::{KernelRelease, Target, version_key};
@@ -215,6 +216,30 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session on `tree` with framework.conf's settings (`verbose`, `parallel_jobs`,
+    /// `symlink_modules`, `autoinstall_all_kernels`, the signing keys) and nothing forced.
+    pub fn new(tree: Tree, framework: &Framework, console: Console) -> Session {
+        Session {
+            tree,
+            console: Console {
+                verbose: console.verbose || framework.verbose,
+                ..console
+            },
+            jobs: jobs::limit(framework.parallel_jobs),
+            force: false,
+            force_version_override: false,
+            no_depmod: false,
+            symlink_modules: framework.symlink_modules,
+            conf_override: None,
+            autoinstall_all_kernels: framework.autoinstall_all_kernels,
+            signing: build::SigningConf {
+                sign_file: framework.sign_file.clone(),
+                mok_signing_key: framework.mok_signing_key.clone(),
+                mok_certificate: framework.mok_certificate.clone(),
+            },
+        }
+    }
+
     fn concurrency(&self) -> usize {
         self.jobs.unwrap_or(1).max(1)
     }

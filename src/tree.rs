@@ -158,6 +158,21 @@ impl Tree {
         ctx
     }
 
+    /// Every kernel under the install tree whose headers are there (what framework.conf's
+    /// `autoinstall_all_kernels` means), sorted.
+    pub fn kernels_with_headers(&self) -> Vec<KernelRelease> {
+        let mut kernels: Vec<KernelRelease> = std::fs::read_dir(&self.install_tree)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .map(KernelRelease)
+            .filter(|k| kernel::has_headers(&self.headers_dir(k)))
+            .collect();
+        kernels.sort();
+        kernels
+    }
+
     /// dkms's `is_module_added`: the version dir exists with a `source` link or dir.
     pub fn is_added(&self, mv: &ModuleVersion) -> bool {
         let source = self.source_dir(mv);

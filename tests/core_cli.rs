@@ -6,6 +6,7 @@ mod support;
 
 use core_support::{Scratch, TRIVIAL, ok, run};
 use dkms::action::{Console, Session};
+use dkms::framework::Framework;
 use dkms::kernel::{KernelRelease, Target};
 use dkms::tree::Tree;
 
@@ -67,23 +68,16 @@ fn no_autoinstall_file_turns_autoinstall_off() {
     ok(&mut s.dkms_rs(&["add", "auto/1.0"]));
     let etc = tempfile::tempdir().unwrap();
     std::fs::write(etc.path().join("no-autoinstall"), "").unwrap();
+    let tree = Tree {
+        dkms_tree: s.dkms_tree.clone(),
+        source_tree: s.source_tree.clone(),
+        install_tree: s.install_tree.clone(),
+        etc_dir: etc.path().to_path_buf(),
+        kernel_source_dir: None,
+    };
     let session = Session {
-        tree: Tree {
-            dkms_tree: s.dkms_tree.clone(),
-            source_tree: s.source_tree.clone(),
-            install_tree: s.install_tree.clone(),
-            etc_dir: etc.path().to_path_buf(),
-            kernel_source_dir: None,
-        },
-        console: Console::default(),
-        jobs: Some(1),
-        force: false,
-        force_version_override: false,
         no_depmod: true,
-        symlink_modules: false,
-        conf_override: None,
-        autoinstall_all_kernels: false,
-        signing: Default::default(),
+        ..Session::new(tree, &Framework::default(), Console::default())
     };
     let target = Target {
         kernel: KernelRelease(kernels[0].clone()),

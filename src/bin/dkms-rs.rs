@@ -160,7 +160,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
-    let etc = PathBuf::from("/etc/dkms");
+    let etc = PathBuf::from(dkms::framework::DEFAULT_ETC_DIR);
     let framework = Framework::read(&etc).map_err(|e| dkms::action::io_error(&etc, e))?;
     let tree = Tree {
         dkms_tree: cli.dkmstree.clone().unwrap_or(framework.dkms_tree.clone()),

@@ -349,9 +349,13 @@ impl Tree {
         let mut entries = Vec::new();
         for mv in modules {
             let before = entries.len();
+            let conf_path = self.source_dir(mv).join("dkms.conf");
             for target in self.target_dirs(mv, kernel, arch) {
+                // Only a target with a `module/` dir can be built: skip its dkms.conf read.
+                if !self.built_dir(mv, &target).join("module").is_dir() {
+                    continue;
+                }
                 let ctx = self.resolve_context(&target, Some(mv));
-                let conf_path = self.source_dir(mv).join("dkms.conf");
                 let Ok(conf) = crate::conf::read(&conf_path, &ctx) else {
                     continue;
                 };

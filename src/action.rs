@@ -46,7 +46,7 @@ pub enum ActionError {
         "no headers for kernel {kernel} at {dir}: install linux-headers-{kernel} or use --kernelsourcedir"
     )]
     NoHeaders { kernel: KernelRelease, dir: PathBuf },
-    #[error("{what} needs BUILD_DEPENDS {missing:?}, which are not built there")]
+    #[error("{what} needs BUILD_DEPENDS {}, not built there", missing.join(" "))]
     MissingBuildDepends { what: String, missing: Vec<String> },
     #[error("patch {patch} named in dkms.conf is not in {dir}")]
     PatchMissing { patch: String, dir: PathBuf },

@@ -51,8 +51,7 @@ fn version_and_usage_errors() {
 #[test]
 fn autoinstall_skips_a_kernel_without_headers() {
     let s = Scratch::new(&["0.0.1-noheaders".to_string()]);
-    s.write_module("auto", "1.0", "AUTOINSTALL=yes\n", TRIVIAL);
-    ok(&mut s.dkms_rs(&["add", "auto/1.0"]));
+    s.add_module("auto", "1.0", "AUTOINSTALL=yes\n", TRIVIAL);
     let out = ok(&mut s.dkms_rs(&["autoinstall", "-k", "0.0.1-noheaders"]));
     assert!(out.contains("skipped since the kernel headers"), "{out}");
     assert_eq!(ok(&mut s.dkms_rs(&["status"])), "auto/1.0: added\n");
@@ -64,8 +63,7 @@ fn no_autoinstall_file_turns_autoinstall_off() {
         return;
     };
     let s = Scratch::new(&kernels);
-    s.write_module("auto", "1.0", "AUTOINSTALL=yes\n", TRIVIAL);
-    ok(&mut s.dkms_rs(&["add", "auto/1.0"]));
+    s.add_module("auto", "1.0", "AUTOINSTALL=yes\n", TRIVIAL);
     let etc = tempfile::tempdir().unwrap();
     std::fs::write(etc.path().join("no-autoinstall"), "").unwrap();
     let tree = Tree {

@@ -4,7 +4,7 @@
 mod core_support;
 mod support;
 
-use core_support::{Scratch, TRIVIAL, ok};
+use core_support::{Scratch, TRIVIAL, built_lines, ok};
 
 #[test]
 fn autoinstall_follows_build_depends_on_two_kernels() {
@@ -38,11 +38,7 @@ fn autoinstall_follows_build_depends_on_two_kernels() {
         "-j",
         "2",
     ]));
-    assert_eq!(
-        out.lines().filter(|l| l.contains(": built in")).count(),
-        6,
-        "{out}"
-    );
+    assert_eq!(built_lines(&out), 6, "{out}");
     for k in &kernels {
         for m in ["base", "upper", "side"] {
             assert!(s.installed_module(k, m).exists(), "{m} on {k}\n{out}");

@@ -776,6 +776,25 @@ impl Session {
                 }
             }
         }
+        // What waits for a module that cannot be built cannot be built either: dkms's
+        // autoinstall loop never sees its dependency installed and fails it the same way.
+        let mut settled = false;
+        while !settled {
+            settled = true;
+            for (i, (mv, _, _)) in todo.iter().enumerate() {
+                if !runnable[i] {
+                    continue;
+                }
+                if let Some(&j) = deps[i].iter().find(|&&j| !runnable[j]) {
+                    self.console.say(&format!(
+                        "{mv} autoinstall failed due to missing dependencies: {}",
+                        todo[j].0.module
+                    ));
+                    runnable[i] = false;
+                    settled = false;
+                }
+            }
+        }
         let mut kept = Vec::new();
         let mut index_map = vec![None; todo.len()];
         for (i, item) in todo.into_iter().enumerate() {

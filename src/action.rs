@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::build::{self, BuildRequest};
 use crate::conf::{ConfError, ModuleConf};
+use crate::framework::Framework;
 use crate::install::{self, InstallOptions};
 use crate::jobs::{self, Job, Outcome};
 use crate::kernel::{KernelRelease, Target, version_key};
@@ -45,7 +46,7 @@ pub enum ActionError {
         "no headers for kernel {kernel} at {dir}: install linux-headers-{kernel} or use --kernelsourcedir"
     )]
     NoHeaders { kernel: KernelRelease, dir: PathBuf },
-    #[error("{what} needs BUILD_DEPENDS {missing:?}, which are not built there")]
+    #[error("{what} needs BUILD_DEPENDS {}, not built there", missing.join(" "))]
     MissingBuildDepends { what: String, missing: Vec<String> },
     #[error("patch {patch} named in dkms.conf is not in {dir}")]
     PatchMissing { patch: String, dir: PathBuf },
@@ -145,10 +146,24 @@ pub fn io_error(path: &Path, source: std::io::Error) -> ActionError {
 }
 
 /// What the user sees: `-q` silences it, `--verbose` adds the commands run.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Console {
+    /// The binary the user ran (`dkms-rs`, `dkms-postinst`): error lines name it, as
+    /// [`crate::cli::fail`] does for errors the binary prints itself.
+    pub program: &'static str,
     pub quiet: bool,
     pub verbose: bool,
+}
+
+impl Default for Console {
+    /// `dkms-rs`'s console, neither quiet nor verbose.
+    fn default() -> Self {
+        Console {
+            program: "dkms-rs",
+            quiet: false,
+            verbose: false,
+        }
+    }
 }
 
 impl Console {
@@ -175,7 +190,7 @@ impl Console {
         if self.quiet {
             return;
         }
-        eprintln!("dkms-rs: error: {error}");
+        eprintln!("{}: error: {error}", self.program);
         if let ActionError::MakeFailed(failure) = error {
             for line in failure.tail.lines() {
                 eprintln!("    {line}");
@@ -204,6 +219,30 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session on `tree` with framework.conf's settings (`verbose`, `parallel_jobs`,
+    /// `symlink_modules`, `autoinstall_all_kernels`, the signing keys) and nothing forced.
+    pub fn new(tree: Tree, framework: &Framework, console: Console) -> Session {
+        Session {
+            tree,
+            console: Console {
+                verbose: console.verbose || framework.verbose,
+                ..console
+            },
+            jobs: jobs::limit(framework.parallel_jobs),
+            force: false,
+            force_version_override: false,
+            no_depmod: false,
+            symlink_modules: framework.symlink_modules,
+            conf_override: None,
+            autoinstall_all_kernels: framework.autoinstall_all_kernels,
+            signing: build::SigningConf {
+                sign_file: framework.sign_file.clone(),
+                mok_signing_key: framework.mok_signing_key.clone(),
+                mok_certificate: framework.mok_certificate.clone(),
+            },
+        }
+    }
+
     fn concurrency(&self) -> usize {
         self.jobs.unwrap_or(1).max(1)
     }
@@ -242,6 +281,18 @@ impl Session {
 
     /// `add`: link `<source_tree>/<m>-<v>` into the tree after checking its dkms.conf.
     pub fn add(&self, mv: &ModuleVersion, target: &Target) -> Result<(), ActionError> {
+        self.check_addable(mv)?;
+        let conf_path = self
+            .conf_override
+            .clone()
+            .unwrap_or_else(|| self.tree.source_tree_dir(mv).join("dkms.conf"));
+        let conf = read_conf_at(&self.tree, &conf_path, target, Some(mv))?;
+        self.link_source(mv, &conf)
+    }
+
+    /// What dkms's `add_module` checks before reading dkms.conf: not added yet (exit 3), the
+    /// source directory is there (exit 2).
+    fn check_addable(&self, mv: &ModuleVersion) -> Result<(), ActionError> {
         if self.tree.is_added(mv) {
             return Err(ActionError::AlreadyAdded {
                 module: mv.clone(),
@@ -252,11 +303,12 @@ impl Session {
         if !source.is_dir() {
             return Err(ActionError::SourceMissing { dir: source });
         }
-        let conf_path = self
-            .conf_override
-            .clone()
-            .unwrap_or_else(|| source.join("dkms.conf"));
-        let conf = read_conf_at(&self.tree, &conf_path, target, Some(mv))?;
+        Ok(())
+    }
+
+    /// The `source` link of an added module, then POST_ADD.
+    fn link_source(&self, mv: &ModuleVersion, conf: &ModuleConf) -> Result<(), ActionError> {
+        let source = self.tree.source_tree_dir(mv);
         let link = self.tree.source_dir(mv);
         self.console.say(&format!(
             "Creating symlink {} -> {}",
@@ -286,6 +338,8 @@ impl Session {
         if !conf_path.is_file() {
             return Err(ActionError::NotASourceTree { dir: from });
         }
+        // Read once: with no `-m`, the conf is read as `-m PACKAGE_NAME -v PACKAGE_VERSION`
+        // (see `ResolveContext::module`), which is what `add` would read again.
         let conf = read_conf_at(&self.tree, &conf_path, target, None)?;
         let mv = ModuleVersion {
             module: conf.package_name.clone(),
@@ -310,58 +364,77 @@ impl Session {
                 });
             }
         }
-        self.add(&mv, target)?;
+        if self.conf_override.is_some() {
+            self.add(&mv, target)?;
+        } else {
+            self.check_addable(&mv)?;
+            self.link_source(&mv, &conf)?;
+        }
         Ok(mv)
     }
 
     /// `build`: build for every target (in parallel); already built targets are skipped.
     pub fn build(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
-        if !self.tree.is_added(mv) {
-            self.add(mv, &targets[0])?;
+        let todo = self.plan(
+            mv,
+            targets,
+            "built for",
+            |target, conf| self.tree.is_built(mv, target, conf),
+            |target, _| self.unbuild_one(mv, target),
+        )?;
+        first_failure(self.build_all(todo, |_, _, _| Ok(None)))
+    }
+
+    /// The targets still to do for `build`/`install`, each with its conf, adding the module
+    /// first when it is not. A target that is `done` is skipped with dkms's message
+    /// ("already <done_what> kernel"), or with `--force` first undone by `undo`.
+    fn plan(
+        &self,
+        mv: &ModuleVersion,
+        targets: &[Target],
+        done_what: &str,
+        done: impl Fn(&Target, &ModuleConf) -> bool,
+        undo: impl Fn(&Target, &ModuleConf) -> Result<(), ActionError>,
+    ) -> Result<Vec<(ModuleVersion, Target, ModuleConf)>, ActionError> {
+        if let Some(first) = targets.first()
+            && !self.tree.is_added(mv)
+        {
+            self.add(mv, first)?;
         }
         let mut todo = Vec::new();
         for target in targets {
             let conf = self.read_conf(mv, target)?;
-            if self.tree.is_built(mv, target, &conf) {
-                if self.force {
-                    self.unbuild_one(mv, target, &conf)?;
-                } else {
+            if done(target, &conf) {
+                if !self.force {
                     self.console.say(&format!(
-                        "Module {mv} already built for kernel {target}, skip. You may override by specifying --force."
+                        "Module {mv} already {done_what} kernel {target}, skip. You may override by specifying --force."
                     ));
                     continue;
                 }
+                undo(target, &conf)?;
             }
             todo.push((mv.clone(), target.clone(), conf));
         }
-        let outcomes = self.build_all(todo, |_, _, _| Ok(None))?;
-        first_failure(outcomes)
+        Ok(todo)
     }
 
     /// `install`: build what is not built, install, one depmod per kernel.
     pub fn install(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
-        if !self.tree.is_added(mv) {
-            self.add(mv, &targets[0])?;
-        }
-        let mut todo = Vec::new();
-        for target in targets {
-            let conf = self.read_conf(mv, target)?;
-            if self.tree.is_installed(mv, target) && self.tree.is_built(mv, target, &conf) {
-                if self.force {
-                    install::uninstall(&self.tree, mv, target, &conf, &self.console)?;
-                } else {
-                    self.console.say(&format!(
-                        "Module {mv} already installed on kernel {target}, skip. You may override by specifying --force."
-                    ));
-                    continue;
-                }
-            }
-            todo.push((mv.clone(), target.clone(), conf));
-        }
+        let todo = self.plan(
+            mv,
+            targets,
+            "installed on",
+            |target, conf| {
+                self.tree.is_installed(mv, target) && self.tree.is_built(mv, target, conf)
+            },
+            |target, conf| {
+                install::uninstall(&self.tree, mv, target, conf, &self.console).map(|_| ())
+            },
+        )?;
         let installed = Mutex::new(Vec::new());
         let outcomes = self.build_all(todo, |mv, target, conf| {
             self.install_one(mv, target, conf, &installed)
-        })?;
+        });
         let result = first_failure(outcomes);
         self.depmod_or_roll_back(installed.into_inner().unwrap_or_default())?;
         result
@@ -423,9 +496,9 @@ impl Session {
         todo: Vec<(ModuleVersion, Target, ModuleConf)>,
         after: impl Fn(&ModuleVersion, &Target, &ModuleConf) -> Result<Option<String>, ActionError>
         + Sync,
-    ) -> Result<Vec<Outcome>, ActionError> {
+    ) -> Vec<Outcome> {
         let deps = vec![Vec::new(); todo.len()];
-        Ok(self.run_jobs(todo, deps, after))
+        self.run_jobs(todo, deps, after)
     }
 
     /// Run build(+after) jobs with dependencies; skips the build when already built.
@@ -494,12 +567,7 @@ impl Session {
         )
     }
 
-    fn unbuild_one(
-        &self,
-        mv: &ModuleVersion,
-        target: &Target,
-        _conf: &ModuleConf,
-    ) -> Result<(), ActionError> {
+    fn unbuild_one(&self, mv: &ModuleVersion, target: &Target) -> Result<(), ActionError> {
         let dir = self.tree.built_dir(mv, target);
         build::remove_dir_if_exists(&dir)?;
         if let Some(kernel_dir) = dir.parent() {
@@ -560,7 +628,7 @@ impl Session {
                 touched.insert(target.kernel.clone());
             }
             if self.tree.is_built(mv, target, &conf) {
-                self.unbuild_one(mv, target, &conf)?;
+                self.unbuild_one(mv, target)?;
                 self.console
                     .say(&format!("Module {mv} unbuilt for kernel {target}"));
             } else {
@@ -633,7 +701,8 @@ impl Session {
     pub fn autoinstall(&self, targets: &[Target]) -> Result<(), ActionError> {
         if self.tree.etc_dir.join("no-autoinstall").exists() {
             self.console.say(&format!(
-                "dkms-rs: autoinstall for dkms modules has been disabled ({})",
+                "{}: autoinstall for dkms modules has been disabled ({})",
+                self.console.program,
                 self.tree.etc_dir.join("no-autoinstall").display()
             ));
             return Ok(());
@@ -644,8 +713,8 @@ impl Session {
                 let ok = crate::kernel::has_headers(&self.tree.headers_dir(&t.kernel));
                 if !ok {
                     self.console.say(&format!(
-                        "dkms-rs: autoinstall for kernel {} was skipped since the kernel headers for this kernel do not seem to be installed",
-                        t.kernel
+                        "{}: autoinstall for kernel {} was skipped since the kernel headers for this kernel do not seem to be installed",
+                        self.console.program, t.kernel
                     ));
                 }
                 ok
@@ -707,6 +776,25 @@ impl Session {
                         "{mv} autoinstall failed due to missing dependencies: {dep}"
                     ));
                     runnable[i] = false;
+                }
+            }
+        }
+        // What waits for a module that cannot be built cannot be built either: dkms's
+        // autoinstall loop never sees its dependency installed and fails it the same way.
+        let mut settled = false;
+        while !settled {
+            settled = true;
+            for (i, (mv, _, _)) in todo.iter().enumerate() {
+                if !runnable[i] {
+                    continue;
+                }
+                if let Some(&j) = deps[i].iter().find(|&&j| !runnable[j]) {
+                    self.console.say(&format!(
+                        "{mv} autoinstall failed due to missing dependencies: {}",
+                        todo[j].0.module
+                    ));
+                    runnable[i] = false;
+                    settled = false;
                 }
             }
         }

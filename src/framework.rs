@@ -5,6 +5,16 @@
 
 use std::path::{Path, PathBuf};
 
+/// dkms's roots before framework.conf and the command line (`/usr/sbin/dkms`:
+/// `dkms_tree="/var/lib/dkms"`, `source_tree="/usr/src"`, `install_tree="/lib/modules"`).
+pub const DEFAULT_DKMS_TREE: &str = "/var/lib/dkms";
+/// See [`DEFAULT_DKMS_TREE`].
+pub const DEFAULT_SOURCE_TREE: &str = "/usr/src";
+/// See [`DEFAULT_DKMS_TREE`].
+pub const DEFAULT_INSTALL_TREE: &str = "/lib/modules";
+/// framework.conf, framework.conf.d, `no-autoinstall` and the `<module>*.conf` overrides.
+pub const DEFAULT_ETC_DIR: &str = "/etc/dkms";
+
 /// The settings dkms 3 reads from framework.conf, with dkms's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Framework {
@@ -28,9 +38,9 @@ pub struct Framework {
 impl Default for Framework {
     fn default() -> Self {
         Framework {
-            dkms_tree: PathBuf::from("/var/lib/dkms"),
-            source_tree: PathBuf::from("/usr/src"),
-            install_tree: PathBuf::from("/lib/modules"),
+            dkms_tree: PathBuf::from(DEFAULT_DKMS_TREE),
+            source_tree: PathBuf::from(DEFAULT_SOURCE_TREE),
+            install_tree: PathBuf::from(DEFAULT_INSTALL_TREE),
             tmp_location: std::env::var_os("TMPDIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("/tmp")),
@@ -42,7 +52,7 @@ impl Default for Framework {
             sign_file: None,
             mok_signing_key: None,
             mok_certificate: None,
-            etc_dir: PathBuf::from("/etc/dkms"),
+            etc_dir: PathBuf::from(DEFAULT_ETC_DIR),
         }
     }
 }

@@ -21,22 +21,19 @@ pub struct InstallOptions {
     pub symlink_modules: bool,
 }
 
-/// `version:` and `srcversion:` of a module file, from modinfo.
-fn module_version_info(file: &Path) -> (String, String) {
+/// `version:` of a module file, from modinfo: the first line of dkms's `get_module_verinfo`
+/// (its second, srcversion, decides nothing in `compare_module_version`'s callers).
+fn module_version(file: &Path) -> String {
     let out = Command::new("modinfo").arg(file).output();
     let text = out
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    let (mut version, mut srcversion) = (String::new(), String::new());
-    for line in text.lines() {
-        let mut words = line.split_whitespace();
-        match words.next() {
-            Some("version:") => version = words.next().unwrap_or("").to_string(),
-            Some("srcversion:") => srcversion = words.next().unwrap_or("").to_string(),
-            _ => {}
-        }
-    }
-    (version, srcversion)
+    text.lines()
+        .find_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some("version:")).then(|| words.next().unwrap_or("").to_string())
+        })
+        .unwrap_or_default()
 }
 
 /// Every `<name>.ko[.ext]` under a kernel's module directory (dkms's `find_module`).
@@ -93,20 +90,17 @@ fn version_sanity(
              You may override by specifying --force."
         ));
     }
-    if opts.force_version_override {
+    // dkms still looks and compares under --force, then ignores the answer.
+    if opts.force || opts.force_version_override {
         return Ok(());
     }
     let found = find_modules(lib_dir, dest_name);
     let [theirs] = found.as_slice() else {
         return Ok(());
     };
-    let (their_ver, their_src) = module_version_info(theirs);
-    let (our_ver, our_src) = module_version_info(ours);
-    if opts.force {
-        return Ok(());
-    }
+    let their_ver = module_version(theirs);
+    let our_ver = module_version(ours);
     if their_ver == our_ver {
-        let _same_source = their_src == our_src;
         return Err(format!(
             "Module version {our_ver} for {dest_name}.ko exactly matches what is already found \
              in kernel {kernel}. DKMS will not replace this module. You may override by specifying --force."
@@ -239,7 +233,7 @@ pub fn uninstall(
             let owned = |file: &Path| {
                 ours.as_deref().is_some_and(|ours| {
                     crate::tree::same_bytes(ours, file)
-                        || module_version_info(ours).0 == module_version_info(file).0
+                        || module_version(ours) == module_version(file)
                 })
             };
             while let Some(file) =

@@ -6,6 +6,16 @@ use std::sync::{Condvar, Mutex};
 
 use crate::action::{ActionError, Console};
 
+/// What `-j N` and framework.conf's `parallel_jobs=N` mean: N make jobs and N builds at
+/// once; 0 is make's bare `-j` (`None`: no limit, one build at a time); unset, one per CPU.
+pub fn limit(setting: Option<usize>) -> Option<usize> {
+    match setting {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None => Some(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
 /// A unit of work: a name for the progress line and the indices of jobs it waits for.
 #[derive(Debug, Clone)]
 pub struct Job<T> {

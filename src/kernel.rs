@@ -26,9 +26,9 @@ impl KernelRelease {
         Ok(KernelRelease(release.trim().to_string()))
     }
 
-    /// `/lib/modules/<k>/build`: dkms looks for headers there whatever `--installtree` says.
+    /// `/lib/modules/<k>/build`: see [`default_headers_dir`].
     pub fn default_headers_dir(&self) -> PathBuf {
-        Path::new("/lib/modules").join(&self.0).join("build")
+        default_headers_dir(&self.0)
     }
 
     /// The module file suffix dkms uses for this kernel: `.ko` plus the compression that
@@ -77,6 +77,12 @@ impl fmt::Display for Target {
 /// `uname -m` of this machine, which dkms uses when no `-a` is given.
 pub fn machine_arch() -> String {
     std::env::consts::ARCH.to_string()
+}
+
+/// `/lib/modules/<k>/build`, dkms's `_get_kernel_dir` on Linux: it looks for headers there
+/// whatever `--installtree` says.
+pub fn default_headers_dir(kernel: &str) -> PathBuf {
+    Path::new("/lib/modules").join(kernel).join("build")
 }
 
 /// Whether a directory holds usable headers: dkms's `_check_kernel_dir` tests `<dir>/include`.

@@ -158,6 +158,21 @@ impl Tree {
         ctx
     }
 
+    /// Every kernel under the install tree whose headers are there (what framework.conf's
+    /// `autoinstall_all_kernels` means), sorted.
+    pub fn kernels_with_headers(&self) -> Vec<KernelRelease> {
+        let mut kernels: Vec<KernelRelease> = std::fs::read_dir(&self.install_tree)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .map(KernelRelease)
+            .filter(|k| kernel::has_headers(&self.headers_dir(k)))
+            .collect();
+        kernels.sort();
+        kernels
+    }
+
     /// dkms's `is_module_added`: the version dir exists with a `source` link or dir.
     pub fn is_added(&self, mv: &ModuleVersion) -> bool {
         let source = self.source_dir(mv);
@@ -320,7 +335,8 @@ impl Tree {
                 .collect();
             handles
                 .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
+                // A worker's panic is a bug: re-raise it rather than print fewer lines.
+                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
                 .collect()
         })
     }
@@ -334,9 +350,13 @@ impl Tree {
         let mut entries = Vec::new();
         for mv in modules {
             let before = entries.len();
+            let conf_path = self.source_dir(mv).join("dkms.conf");
             for target in self.target_dirs(mv, kernel, arch) {
+                // Only a target with a `module/` dir can be built: skip its dkms.conf read.
+                if !self.built_dir(mv, &target).join("module").is_dir() {
+                    continue;
+                }
                 let ctx = self.resolve_context(&target, Some(mv));
-                let conf_path = self.source_dir(mv).join("dkms.conf");
                 let Ok(conf) = crate::conf::read(&conf_path, &ctx) else {
                     continue;
                 };

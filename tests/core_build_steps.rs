@@ -6,7 +6,7 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 
-use core_support::{Scratch, TRIVIAL, ok};
+use core_support::{Scratch, TRIVIAL, built_lines, ok};
 
 fn script(path: &std::path::Path, body: &str) {
     std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
@@ -90,4 +90,54 @@ fn patches_scripts_clean_and_strip() {
             .join(format!("steps/1.0/{k}/x86_64/log/.config"))
             .is_file()
     );
+}
+
+#[test]
+fn add_from_a_directory_then_skip_or_force_as_dkms_does() {
+    let Some(kernels) = support::require_kernels(1) else {
+        return;
+    };
+    let k = kernels[0].as_str();
+    let s = Scratch::new(&kernels);
+    let marks = s.dir.path().join("marks");
+    let written = s.write_module("fromdir", "1.0", "POST_ADD=\"post_add.sh\"\n", TRIVIAL);
+    script(
+        &written.join("post_add.sh"),
+        &format!("echo added >> {}", marks.display()),
+    );
+    // `add <dir>` copies a directory from outside the source tree to `<src>/<m>-<v>`.
+    let elsewhere = s.dir.path().join("checkout");
+    std::fs::rename(&written, &elsewhere).unwrap();
+    ok(&mut s.dkms_rs(&["add", elsewhere.to_str().unwrap()]));
+    assert!(s.source_tree.join("fromdir-1.0/dkms.conf").is_file());
+    assert!(s.dkms_tree.join("fromdir/1.0/source").is_symlink());
+    assert_eq!(std::fs::read_to_string(&marks).unwrap(), "added\n");
+
+    ok(&mut s.dkms_rs(&["install", "fromdir/1.0", "-k", k, "--no-depmod"]));
+    let built = s
+        .dkms_tree
+        .join(format!("fromdir/1.0/{k}/x86_64/module/fromdir.ko"));
+    let first_build = std::fs::metadata(&built).unwrap().modified().unwrap();
+    for (action, done) in [("build", "built for"), ("install", "installed on")] {
+        let args = [action, "fromdir/1.0", "-k", k, "--no-depmod"];
+        let out = ok(&mut s.dkms_rs(&args));
+        let line = format!(
+            "Module fromdir/1.0 already {done} kernel {k} (x86_64), skip. You may override by specifying --force."
+        );
+        assert!(out.contains(&line), "{out}");
+        if support::require_tool("dkms") {
+            let theirs = ok(&mut s.dkms(&args));
+            assert!(theirs.contains(&line), "dkms says otherwise: {theirs}");
+        }
+    }
+    // --force redoes the build (a new module file) and the install.
+    let out = ok(&mut s.dkms_rs(&["build", "fromdir/1.0", "-k", k, "--force"]));
+    assert_eq!(built_lines(&out), 1, "{out}");
+    assert_ne!(
+        std::fs::metadata(&built).unwrap().modified().unwrap(),
+        first_build
+    );
+    ok(&mut s.dkms_rs(&["install", "fromdir/1.0", "-k", k, "--force", "--no-depmod"]));
+    assert!(s.installed_module(k, "fromdir").is_file());
+    assert_eq!(std::fs::read_to_string(&marks).unwrap(), "added\n");
 }

@@ -6,6 +6,7 @@ mod support;
 
 use core_support::{Scratch, TRIVIAL, ok, run};
 use dkms::action::{Console, Session};
+use dkms::framework::Framework;
 use dkms::kernel::{KernelRelease, Target};
 use dkms::tree::Tree;
 
@@ -50,8 +51,7 @@ fn version_and_usage_errors() {
 #[test]
 fn autoinstall_skips_a_kernel_without_headers() {
     let s = Scratch::new(&["0.0.1-noheaders".to_string()]);
-    s.write_module("auto", "1.0", "AUTOINSTALL=yes\n", TRIVIAL);
-    ok(&mut s.dkms_rs(&["add", "auto/1.0"]));
+    s.add_module("auto", "1.0", "AUTOINSTALL=yes\n", TRIVIAL);
     let out = ok(&mut s.dkms_rs(&["autoinstall", "-k", "0.0.1-noheaders"]));
     assert!(out.contains("skipped since the kernel headers"), "{out}");
     assert_eq!(ok(&mut s.dkms_rs(&["status"])), "auto/1.0: added\n");
@@ -63,27 +63,19 @@ fn no_autoinstall_file_turns_autoinstall_off() {
         return;
     };
     let s = Scratch::new(&kernels);
-    s.write_module("auto", "1.0", "AUTOINSTALL=yes\n", TRIVIAL);
-    ok(&mut s.dkms_rs(&["add", "auto/1.0"]));
+    s.add_module("auto", "1.0", "AUTOINSTALL=yes\n", TRIVIAL);
     let etc = tempfile::tempdir().unwrap();
     std::fs::write(etc.path().join("no-autoinstall"), "").unwrap();
+    let tree = Tree {
+        dkms_tree: s.dkms_tree.clone(),
+        source_tree: s.source_tree.clone(),
+        install_tree: s.install_tree.clone(),
+        etc_dir: etc.path().to_path_buf(),
+        kernel_source_dir: None,
+    };
     let session = Session {
-        tree: Tree {
-            dkms_tree: s.dkms_tree.clone(),
-            source_tree: s.source_tree.clone(),
-            install_tree: s.install_tree.clone(),
-            etc_dir: etc.path().to_path_buf(),
-            kernel_source_dir: None,
-        },
-        console: Console::default(),
-        jobs: Some(1),
-        force: false,
-        force_version_override: false,
         no_depmod: true,
-        symlink_modules: false,
-        conf_override: None,
-        autoinstall_all_kernels: false,
-        signing: Default::default(),
+        ..Session::new(tree, &Framework::default(), Console::default())
     };
     let target = Target {
         kernel: KernelRelease(kernels[0].clone()),
@@ -113,4 +105,30 @@ fn match_installs_on_a_kernel_what_the_template_kernel_has() {
         !s.installed_module(k2, "other").exists(),
         "not installed on the template"
     );
+}
+
+#[test]
+fn errors_name_the_program_that_printed_them() {
+    let Some(kernels) = support::require_kernels(1) else {
+        return;
+    };
+    let s = Scratch::new(&kernels);
+    let etc = s.dir.path().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    s.write_module("broken", "1.0", "", "this is not C;\n");
+    // A failed build is printed by the job that ran it, inside the core: the line must still
+    // name the binary the user (or dpkg) ran.
+    let (code, _, err) = run(
+        std::process::Command::new(env!("CARGO_BIN_EXE_dkms-postinst"))
+            .args(["configure", "broken", "1.0"])
+            .args(s.tree_args())
+            .arg("--etcdir")
+            .arg(&etc),
+    );
+    assert_eq!(code, 10, "{err}");
+    assert!(err.contains("dkms-postinst: error: make failed"), "{err}");
+    assert!(!err.contains("dkms-rs:"), "{err}");
+    let (code, _, err) = run(&mut s.dkms_rs(&["build", "broken/1.0", "-k", &kernels[0]]));
+    assert_eq!(code, 10, "{err}");
+    assert!(err.contains("dkms-rs: error: make failed"), "{err}");
 }

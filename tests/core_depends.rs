@@ -4,7 +4,7 @@
 mod core_support;
 mod support;
 
-use core_support::{Scratch, TRIVIAL, ok};
+use core_support::{Scratch, TRIVIAL, built_lines, ok, run};
 
 #[test]
 fn autoinstall_follows_build_depends_on_two_kernels() {
@@ -38,11 +38,7 @@ fn autoinstall_follows_build_depends_on_two_kernels() {
         "-j",
         "2",
     ]));
-    assert_eq!(
-        out.lines().filter(|l| l.contains(": built in")).count(),
-        6,
-        "{out}"
-    );
+    assert_eq!(built_lines(&out), 6, "{out}");
     for k in &kernels {
         for m in ["base", "upper", "side"] {
             assert!(s.installed_module(k, m).exists(), "{m} on {k}\n{out}");
@@ -55,5 +51,47 @@ fn autoinstall_follows_build_depends_on_two_kernels() {
             ok(&mut s.dkms_rs(&["status"])),
             ok(&mut s.dkms(&["status"]))
         );
+    }
+}
+
+#[test]
+fn a_module_waiting_for_one_that_cannot_be_built_is_not_built_either() {
+    let Some(kernels) = support::require_kernels(1) else {
+        return;
+    };
+    let k = kernels[0].as_str();
+    let s = Scratch::new(&kernels);
+    // base is built (not installed) while it still builds; then it gains a BUILD_DEPENDS that
+    // nothing provides, so autoinstall can never install it.
+    let base = s.write_module("base", "1.0", "AUTOINSTALL=yes\n", TRIVIAL);
+    ok(&mut s.dkms_rs(&["build", "base/1.0", "-k", k]));
+    let conf = std::fs::read_to_string(base.join("dkms.conf")).unwrap();
+    std::fs::write(
+        base.join("dkms.conf"),
+        format!("{conf}BUILD_DEPENDS[0]=\"ghost\"\n"),
+    )
+    .unwrap();
+    s.add_module(
+        "upper",
+        "1.0",
+        "AUTOINSTALL=yes\nBUILD_DEPENDS[0]=\"base\"\n",
+        TRIVIAL,
+    );
+    let (code, out, err) = run(&mut s.dkms_rs(&["autoinstall", "-k", k]));
+    assert_eq!(code, 11, "{out}\n{err}");
+    // dkms's autoinstall: what waits for a module that is never installed fails the same way.
+    for (m, dep) in [("base", "ghost"), ("upper", "base")] {
+        let line = format!("{m}/1.0 autoinstall failed due to missing dependencies: {dep}");
+        assert!(out.contains(&line), "{line}\n{out}\n{err}");
+        assert!(!s.installed_module(k, m).exists(), "{m} installed");
+    }
+    if support::require_tool("dkms") {
+        let (code, theirs, err) = run(&mut s.dkms(&["autoinstall", "-k", k]));
+        assert_eq!(code, 11, "{theirs}\n{err}");
+        for (m, dep) in [("base", "ghost"), ("upper", "base")] {
+            let line = format!("{m}/1.0 autoinstall failed due to missing dependencies: {dep}");
+            assert!(theirs.contains(&line), "dkms: {line}\n{theirs}\n{err}");
+            assert!(!s.installed_module(k, m).exists(), "dkms installed {m}");
+        }
     }
 }

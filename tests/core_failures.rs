@@ -13,8 +13,7 @@ fn failing_build_exits_10_keeps_make_log_and_stays_added() {
     };
     let k = kernels[0].as_str();
     let s = Scratch::new(&kernels);
-    s.write_module("broken", "1.0", "", "this is not C;\n");
-    ok(&mut s.dkms_rs(&["add", "broken/1.0"]));
+    s.add_module("broken", "1.0", "", "this is not C;\n");
     let (code, _out, err) = run(&mut s.dkms_rs(&["build", "broken/1.0", "-k", k]));
     assert_eq!(code, 10, "{err}");
     let log = s.dkms_tree.join("broken/1.0/build/make.log");
@@ -38,13 +37,12 @@ fn build_exclusive_is_exit_77_and_builds_nothing() {
     };
     let k = kernels[0].as_str();
     let s = Scratch::new(&kernels);
-    s.write_module(
+    s.add_module(
         "excl",
         "1.0",
         "BUILD_EXCLUSIVE_KERNEL=\"^2\\.6\\.\"\n",
         TRIVIAL,
     );
-    ok(&mut s.dkms_rs(&["add", "excl/1.0"]));
     let (code, _, err) = run(&mut s.dkms_rs(&["build", "excl/1.0", "-k", k]));
     assert_eq!(code, 77, "{err}");
     assert!(err.contains("BUILD_EXCLUSIVE"), "{err}");
@@ -63,8 +61,7 @@ fn missing_build_depends_is_exit_13() {
     };
     let k = kernels[0].as_str();
     let s = Scratch::new(&kernels);
-    s.write_module("needy", "1.0", "BUILD_DEPENDS[0]=\"base\"\n", TRIVIAL);
-    ok(&mut s.dkms_rs(&["add", "needy/1.0"]));
+    s.add_module("needy", "1.0", "BUILD_DEPENDS[0]=\"base\"\n", TRIVIAL);
     let (code, _, err) = run(&mut s.dkms_rs(&["build", "needy/1.0", "-k", k]));
     assert_eq!(code, 13, "{err}");
     assert!(err.contains("base"), "{err}");

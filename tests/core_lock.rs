@@ -3,11 +3,10 @@
 mod core_support;
 mod support;
 
-use std::io::Read;
 use std::process::Stdio;
 use std::time::Duration;
 
-use core_support::{Scratch, TRIVIAL, ok};
+use core_support::{Scratch, TRIVIAL};
 
 #[test]
 fn a_command_waits_while_another_holds_the_lock() {
@@ -36,15 +35,9 @@ fn a_command_waits_while_another_holds_the_lock() {
         "nothing done while waiting"
     );
     lock.unlock().unwrap();
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(status.success(), "{err}");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
     assert!(err.contains("Waiting for"), "{err}");
     assert!(s.dkms_tree.join("hello/0.1/source").is_symlink());
 }
@@ -56,10 +49,8 @@ fn two_builds_at_once_take_turns() {
     };
     let k = kernels[0].as_str();
     let s = Scratch::new(&kernels);
-    s.write_module("one", "1.0", "", TRIVIAL);
-    s.write_module("two", "1.0", "", TRIVIAL);
-    ok(&mut s.dkms_rs(&["add", "one/1.0"]));
-    ok(&mut s.dkms_rs(&["add", "two/1.0"]));
+    s.add_module("one", "1.0", "", TRIVIAL);
+    s.add_module("two", "1.0", "", TRIVIAL);
     let spawn = |m: &str| {
         s.dkms_rs(&["install", m, "-k", k])
             .stdout(Stdio::null())
@@ -69,16 +60,10 @@ fn two_builds_at_once_take_turns() {
     };
     let children = [spawn("one/1.0"), spawn("two/1.0")];
     let mut waited = 0;
-    for mut child in children {
-        let status = child.wait().unwrap();
-        let mut err = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
-        assert!(status.success(), "{err}");
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
         waited += usize::from(err.contains("Waiting for"));
     }
     assert_eq!(waited, 1, "exactly one of the two commands waited");

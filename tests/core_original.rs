@@ -6,6 +6,30 @@ mod support;
 
 use core_support::{Scratch, TRIVIAL, ok};
 
+/// A scratch tree with the seed's hello 0.1 in its source tree, and a hello.ko of `version`
+/// (built by dkms-rs in another tree) already where dkms installs hello on the first kernel.
+/// Returns the tree, that place and the bytes of the module there.
+fn hello_with_another_in_place(
+    kernels: &[String],
+    version: &str,
+) -> (Scratch, std::path::PathBuf, Vec<u8>) {
+    let k = kernels[0].as_str();
+    let other = Scratch::new(kernels);
+    other.write_module("hello", version, "", TRIVIAL);
+    ok(&mut other.dkms_rs(&["build", &format!("hello/{version}"), "-k", k]));
+    let other_ko = other
+        .dkms_tree
+        .join(format!("hello/{version}/{k}/x86_64/module/hello.ko"));
+
+    let s = Scratch::new(kernels);
+    s.add_hello_source();
+    let place = s.installed_module(k, "hello");
+    std::fs::create_dir_all(place.parent().unwrap()).unwrap();
+    std::fs::copy(&other_ko, &place).unwrap();
+    let bytes = std::fs::read(&place).unwrap();
+    (s, place, bytes)
+}
+
 #[test]
 fn original_module_is_backed_up_and_restored() {
     if !support::require_tool("modinfo") {
@@ -16,19 +40,7 @@ fn original_module_is_backed_up_and_restored() {
     };
     let k = kernels[0].as_str();
     // An older hello (0.0) already sits where dkms installs hello.
-    let older = Scratch::new(&kernels);
-    older.write_module("hello", "0.0", "", TRIVIAL);
-    ok(&mut older.dkms_rs(&["build", "hello/0.0", "-k", k]));
-    let old_ko = older
-        .dkms_tree
-        .join(format!("hello/0.0/{k}/x86_64/module/hello.ko"));
-
-    let s = Scratch::new(&kernels);
-    s.add_hello_source();
-    let place = s.installed_module(k, "hello");
-    std::fs::create_dir_all(place.parent().unwrap()).unwrap();
-    std::fs::copy(&old_ko, &place).unwrap();
-    let old_bytes = std::fs::read(&place).unwrap();
+    let (s, place, old_bytes) = hello_with_another_in_place(&kernels, "0.0");
 
     ok(&mut s.dkms_rs(&["install", "hello/0.1", "-k", k]));
     let modinfo = ok(std::process::Command::new("modinfo").arg(&place));
@@ -70,19 +82,7 @@ fn a_newer_module_in_place_is_neither_replaced_nor_deleted() {
         return;
     };
     let k = kernels[0].as_str();
-    let newer = Scratch::new(&kernels);
-    newer.write_module("hello", "0.2", "", TRIVIAL);
-    ok(&mut newer.dkms_rs(&["build", "hello/0.2", "-k", k]));
-    let new_ko = newer
-        .dkms_tree
-        .join(format!("hello/0.2/{k}/x86_64/module/hello.ko"));
-
-    let s = Scratch::new(&kernels);
-    s.add_hello_source();
-    let place = s.installed_module(k, "hello");
-    std::fs::create_dir_all(place.parent().unwrap()).unwrap();
-    std::fs::copy(&new_ko, &place).unwrap();
-    let new_bytes = std::fs::read(&place).unwrap();
+    let (s, place, new_bytes) = hello_with_another_in_place(&kernels, "0.2");
 
     // dkms 3.0.10 counts the refused module as installed and keeps the newer file.
     let (code, _, err) = core_support::run(&mut s.dkms_rs(&["install", "hello/0.1", "-k", k]));

@@ -4,7 +4,7 @@
 mod core_support;
 mod support;
 
-use core_support::{Scratch, listing, ok};
+use core_support::{Scratch, built_lines, listing, ok};
 
 #[test]
 fn seed_session_with_dkms_rs_reads_the_same_in_real_dkms() {
@@ -103,11 +103,7 @@ fn build_for_two_kernels_at_once() {
         "2",
     ]));
     // One line per finished build.
-    assert_eq!(
-        out.lines().filter(|l| l.contains(": built in")).count(),
-        2,
-        "{out}"
-    );
+    assert_eq!(built_lines(&out), 2, "{out}");
     for k in &kernels {
         let ko = s
             .dkms_tree

@@ -118,6 +118,7 @@ fn main() -> ExitCode {
         etc_dir: cli.etcdir,
     };
     let console = Console {
+        program: "dkms-postinst",
         quiet: false,
         verbose: cli.verbose,
     };

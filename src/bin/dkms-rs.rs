@@ -167,6 +167,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let console = Console {
+        program: "dkms-rs",
         quiet: cli.quiet,
         verbose: cli.verbose,
     };
@@ -182,7 +183,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
-    let etc = PathBuf::from("/etc/dkms");
+    let etc = PathBuf::from(dkms::framework::DEFAULT_ETC_DIR);
     let framework = Framework::read(&etc).map_err(|e| dkms::action::io_error(&etc, e))?;
     let tree = Tree {
         dkms_tree: cli.dkmstree.clone().unwrap_or(framework.dkms_tree.clone()),
@@ -197,29 +198,13 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
         etc_dir: framework.etc_dir.clone(),
         kernel_source_dir: cli.kernelsourcedir.clone(),
     };
-    let jobs = match cli.jobs.or(framework.parallel_jobs) {
-        Some(0) => None,
-        Some(n) => Some(n),
-        None => Some(std::thread::available_parallelism().map_or(1, |n| n.get())),
-    };
     let session = Session {
-        tree,
-        console: Console {
-            verbose: console.verbose || framework.verbose,
-            ..console
-        },
-        jobs,
+        jobs: dkms::jobs::limit(cli.jobs.or(framework.parallel_jobs)),
         force: cli.force,
         force_version_override: cli.force_version_override,
         no_depmod: cli.no_depmod,
-        symlink_modules: framework.symlink_modules,
         conf_override: cli.conf.clone(),
-        autoinstall_all_kernels: framework.autoinstall_all_kernels,
-        signing: dkms::build::SigningConf {
-            sign_file: framework.sign_file.clone(),
-            mok_signing_key: framework.mok_signing_key.clone(),
-            mok_certificate: framework.mok_certificate.clone(),
-        },
+        ..Session::new(tree, &framework, console)
     };
     let Some(action) = cli.action else {
         return Err(ActionError::Usage(
@@ -262,20 +247,16 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
             Ok(())
         }
         Action::Status => {
-            let kernels: Vec<Option<String>> = if cli.kernels.is_empty() {
-                vec![None]
+            // Unlike the other actions, no kernel means every kernel, not the running one.
+            let filters: Vec<(Option<String>, Option<String>)> = if cli.kernels.is_empty() {
+                vec![(None, cli.arches.first().cloned())]
             } else {
-                cli.kernels
-                    .iter()
-                    .map(|k| Some(split_kernel(k).0))
+                kernel_args(&cli)
+                    .into_iter()
+                    .map(|(k, a)| (Some(k), a))
                     .collect()
             };
-            for (i, kernel) in kernels.iter().enumerate() {
-                let arch = cli
-                    .kernels
-                    .get(i)
-                    .and_then(|k| split_kernel(k).1)
-                    .or_else(|| cli.arches.get(i).or(cli.arches.first()).cloned());
+            for (kernel, arch) in &filters {
                 for entry in session.tree.status(
                     module.as_deref(),
                     version.as_deref(),
@@ -289,7 +270,16 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
         }
         Action::Autoinstall => {
             let targets = if cli.kernels.is_empty() && session.autoinstall_all_kernels {
-                all_kernels_with_headers(&session.tree)
+                let arch = machine_arch();
+                session
+                    .tree
+                    .kernels_with_headers()
+                    .into_iter()
+                    .map(|kernel| Target {
+                        kernel,
+                        arch: arch.clone(),
+                    })
+                    .collect()
             } else {
                 targets(&cli)?
             };
@@ -422,12 +412,21 @@ fn module_args(cli: &Cli) -> (Option<String>, Option<String>, Option<PathBuf>) {
     (module, version, source_dir)
 }
 
-/// `K` or `K/A`.
-fn split_kernel(arg: &str) -> (String, Option<String>) {
-    match arg.split_once('/') {
-        Some((k, a)) => (k.to_string(), Some(a.to_string())),
-        None => (arg.to_string(), None),
-    }
+/// The `-k K[/A]` arguments, each with its arch as dkms's `setup_kernels_arches` pairs them:
+/// `/A`, else the i-th `-a`, else the first `-a`; `None` when no arch is given.
+fn kernel_args(cli: &Cli) -> Vec<(String, Option<String>)> {
+    cli.kernels
+        .iter()
+        .enumerate()
+        .map(|(i, arg)| {
+            let (kernel, arch) = match arg.split_once('/') {
+                Some((k, a)) => (k, Some(a.to_string())),
+                None => (arg.as_str(), None),
+            };
+            let arch = arch.or_else(|| cli.arches.get(i).or(cli.arches.first()).cloned());
+            (kernel.to_string(), arch)
+        })
+        .collect()
 }
 
 fn running_kernel() -> Result<KernelRelease, ActionError> {
@@ -435,18 +434,12 @@ fn running_kernel() -> Result<KernelRelease, ActionError> {
         .map_err(|e| dkms::action::io_error(std::path::Path::new("/proc/sys/kernel/osrelease"), e))
 }
 
-/// The (kernel, arch) pairs of the command line, as dkms's `setup_kernels_arches` makes them.
+/// The (kernel, arch) pairs of the command line, as dkms's `setup_kernels_arches` makes them:
+/// the running kernel when no `-k` is given, `uname -m` when no arch.
 fn targets(cli: &Cli) -> Result<Vec<Target>, ActionError> {
-    let mut kernels = Vec::new();
-    let mut arches: Vec<Option<String>> = Vec::new();
-    for k in &cli.kernels {
-        let (k, a) = split_kernel(k);
-        kernels.push(k);
-        arches.push(a);
-    }
+    let mut kernels = kernel_args(cli);
     if kernels.is_empty() {
-        kernels.push(running_kernel()?.0);
-        arches.push(None);
+        kernels.push((running_kernel()?.0, cli.arches.first().cloned()));
     }
     if cli.arches.len() > 1 && cli.arches.len() != kernels.len() {
         return Err(ActionError::Usage(
@@ -455,31 +448,9 @@ fn targets(cli: &Cli) -> Result<Vec<Target>, ActionError> {
     }
     Ok(kernels
         .into_iter()
-        .zip(arches)
-        .enumerate()
-        .map(|(i, (k, a))| Target {
-            kernel: KernelRelease(k),
-            arch: a
-                .or_else(|| cli.arches.get(i).or(cli.arches.first()).cloned())
-                .unwrap_or_else(machine_arch),
+        .map(|(kernel, arch)| Target {
+            kernel: KernelRelease(kernel),
+            arch: arch.unwrap_or_else(machine_arch),
         })
         .collect())
-}
-
-/// Every kernel under the install tree with headers (framework.conf `autoinstall_all_kernels`).
-fn all_kernels_with_headers(tree: &Tree) -> Vec<Target> {
-    let mut kernels: Vec<Target> = std::fs::read_dir(&tree.install_tree)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .map(KernelRelease)
-        .filter(|k| dkms::kernel::has_headers(&tree.headers_dir(k)))
-        .map(|kernel| Target {
-            kernel,
-            arch: machine_arch(),
-        })
-        .collect();
-    kernels.sort();
-    kernels
 }

@@ -8,7 +8,7 @@
 //! - [`native`]: dkms's `safe_source` without a shell;
 //! - [`bash`]: dkms's `safe_source` in bash, for everything else;
 //! - [`resolve`]: read_conf's rules (defaults, MAKE_MATCH, overrides, validation);
-//! - [`show`]: `dkms-rs conf show` rendering.
+//! - [`show`](mod@show): `dkms-rs conf show` rendering.
 
 pub mod bash;
 pub mod lexer;
@@ -21,6 +21,7 @@ pub mod vars;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::framework;
 pub use resolve::Resolution;
 pub use show::{ShowFormat, show};
 
@@ -59,17 +60,17 @@ impl ResolveContext {
     /// dkms's defaults for `kernelver`/`arch`: trees `/var/lib/dkms`, `/usr/src`,
     /// `/lib/modules`, overrides in `/etc/dkms`, headers in `/lib/modules/<k>/build`.
     pub fn new(kernelver: &str, arch: &str) -> Self {
-        let kernel_source_dir = PathBuf::from(format!("/lib/modules/{kernelver}/build"));
+        let kernel_source_dir = crate::kernel::default_headers_dir(kernelver);
         let (running_distribution, addon_modules_dir) = host_distribution().clone();
         ResolveContext {
             kernelver: kernelver.to_owned(),
             arch: arch.to_owned(),
             kernel_config: kernel_source_dir.join(".config"),
             kernel_source_dir,
-            dkms_tree: PathBuf::from("/var/lib/dkms"),
-            source_tree: PathBuf::from("/usr/src"),
-            install_tree: PathBuf::from("/lib/modules"),
-            etc_dir: PathBuf::from("/etc/dkms"),
+            dkms_tree: PathBuf::from(framework::DEFAULT_DKMS_TREE),
+            source_tree: PathBuf::from(framework::DEFAULT_SOURCE_TREE),
+            install_tree: PathBuf::from(framework::DEFAULT_INSTALL_TREE),
+            etc_dir: PathBuf::from(framework::DEFAULT_ETC_DIR),
             module: None,
             module_version: None,
             running_distribution,

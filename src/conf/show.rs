@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::{ConfError, ModuleConf, Resolution, ResolveContext};
+use crate::kernel;
 
 /// Output format of `conf show`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -147,12 +148,8 @@ pub fn default_kernel() -> String {
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| {
-            let mut p = e.path();
-            p.push("build/include");
-            p.exists()
-        })
         .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|k| kernel::has_headers(&kernel::default_headers_dir(k)))
         .collect();
     kernels.sort_by(|a, b| version_cmp(a, b));
     kernels.pop().unwrap_or_else(|| super::uname().1)

@@ -105,6 +105,13 @@ impl Scratch {
         dir
     }
 
+    /// [`Scratch::write_module`], then `dkms-rs add <name>/<version>`.
+    pub fn add_module(&self, name: &str, version: &str, conf_extra: &str, c_body: &str) {
+        self.write_module(name, version, conf_extra, c_body);
+        ok(&mut self.dkms_rs(&["add", &format!("{name}/{version}")]));
+    }
+
+    /// Where dkms (Debian's `/updates/dkms` override) installs module `name` for `kernel`.
     pub fn installed_module(&self, kernel: &str, name: &str) -> PathBuf {
         self.install_tree
             .join(kernel)
@@ -151,4 +158,10 @@ pub fn listing(dir: &Path) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// How many builds finished in a job run's output (one `<m>/<v>, <k>, <a>: built in N s`
+/// line each).
+pub fn built_lines(out: &str) -> usize {
+    out.lines().filter(|l| l.contains(": built in")).count()
 }

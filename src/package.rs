@@ -342,6 +342,7 @@ pub fn build_prebuilt(
     let session = Session {
         tree: tree.clone(),
         console: Console {
+            program: "dkms-mkdeb",
             quiet: true,
             verbose: false,
         },

@@ -434,12 +434,16 @@ fn show_renders_kv_and_json() {
     let c = case(
         "PACKAGE_NAME=js\nPACKAGE_VERSION=1\nBUILT_MODULE_NAME[0]=js\nDEST_MODULE_LOCATION[0]=/kernel/x\n",
     );
-    let kv = conf::show(c.dir.path(), Some(HEADERS), Some("x86_64"), ShowFormat::Kv).expect("show");
+    let kv = conf::show(c.dir.path(), Some(HEADERS), Some("x86_64"), ShowFormat::Kv)
+        .expect("show")
+        .text;
     let mut sorted: Vec<&str> = kv.lines().collect();
     sorted.sort_unstable();
     assert_eq!(kv.lines().collect::<Vec<_>>(), sorted);
     assert!(has(&kv, "valid=yes"));
-    let json = conf::show(&c.conf, Some(HEADERS), Some("x86_64"), ShowFormat::Json).expect("json");
+    let json = conf::show(&c.conf, Some(HEADERS), Some("x86_64"), ShowFormat::Json)
+        .expect("json")
+        .text;
     let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
     assert_eq!(v["modules"][0]["dest_location"], "/updates/dkms");
     assert_eq!(v["valid"], true);

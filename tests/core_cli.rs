@@ -28,6 +28,34 @@ fn conf_show_prints_the_resolved_conf() {
     assert!(json.trim_start().starts_with('{'), "{json}");
 }
 
+/// An invalid file: the facts on stdout (`valid=no`), dkms's complaint as one line naming the
+/// file, directive, record and line on stderr, dkms's exit code 8.
+#[test]
+fn conf_show_of_an_invalid_file_says_why_and_exits_8() {
+    let s = Scratch::new(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("dkms.conf");
+    std::fs::write(
+        &conf,
+        "PACKAGE_NAME=bad\nPACKAGE_VERSION=1\nBUILT_MODULE_NAME[0]=bad.ko\nDEST_MODULE_LOCATION[0]=/kernel\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&mut s.dkms_rs(&[
+        "conf",
+        "show",
+        "--kernel",
+        "6.1.0-99-amd64",
+        conf.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 8, "{err}");
+    assert!(out.lines().any(|l| l == "valid=no"), "{out}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(conf.to_str().unwrap()) && err.contains("BUILT_MODULE_NAME"),
+        "{err}"
+    );
+}
+
 #[test]
 fn version_and_usage_errors() {
     let s = Scratch::new(&[]);

@@ -237,14 +237,18 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
             if show != "show" {
                 return Err(ActionError::Usage("usage: dkms-rs conf show PATH".into()));
             }
-            let text = dkms::conf::show(
+            let shown = dkms::conf::show(
                 std::path::Path::new(path),
                 cli.kernel.as_deref(),
                 cli.arches.first().map(String::as_str),
                 cli.format,
             )?;
-            print!("{text}");
-            Ok(())
+            print!("{}", shown.text);
+            // Invalid: the facts are printed, the first complaint is the error (exit 8).
+            match shown.problems.into_iter().next() {
+                Some(problem) => Err(problem.into()),
+                None => Ok(()),
+            }
         }
         Action::Status => {
             // Unlike the other actions, no kernel means every kernel, not the running one.

@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 
 use crate::framework;
 pub use resolve::Resolution;
-pub use show::{ShowFormat, show};
+pub use show::{ShowFormat, Shown, show};
 
 /// Everything dkms exposes to dkms.conf while reading it for one kernel and architecture.
 #[derive(Debug, Clone, PartialEq, Eq)]

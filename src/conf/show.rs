@@ -119,16 +119,23 @@ pub fn render(res: &Resolution, format: ShowFormat) -> String {
     }
 }
 
+/// What `conf show` prints, and dkms's complaints about the file (empty when it is valid).
+pub struct Shown {
+    pub text: String,
+    pub problems: Vec<ConfError>,
+}
+
 /// `dkms-rs conf show [--kernel K] [--arch A] [--format F] PATH`. PATH is a dkms.conf or a
 /// directory holding one; the kernel defaults to the newest one with headers (else
-/// `uname -r`), the arch to `uname -m`. An invalid file prints with `valid=no`; only a
-/// missing file (exit 4) or one bash cannot evaluate (exit 8) is an error.
+/// `uname -r`), the arch to `uname -m`. An invalid file still renders (`valid=no`), with its
+/// problems beside it, so a packager sees the facts and the complaints at once; a missing file
+/// (exit 4) or one bash cannot evaluate (exit 8) renders nothing.
 pub fn show(
     path: &Path,
     kernel: Option<&str>,
     arch: Option<&str>,
     format: ShowFormat,
-) -> Result<String, ConfError> {
+) -> Result<Shown, ConfError> {
     let conf = if path.is_dir() {
         path.join("dkms.conf")
     } else {
@@ -138,7 +145,10 @@ pub fn show(
     let arch = arch.map_or_else(|| super::uname().2, str::to_owned);
     let ctx = ResolveContext::new(&kernel, &arch);
     let res = super::evaluate(&conf, &ctx, super::Reader::Auto)?;
-    Ok(render(&res, format))
+    Ok(Shown {
+        text: render(&res, format),
+        problems: res.problems,
+    })
 }
 
 /// The newest kernel under /lib/modules whose headers are there (`build/include`, as dkms's

@@ -71,36 +71,13 @@ impl Hook {
             etc_dir: etc,
             kernel_source_dir: roots.kernel_source_dir,
         };
-        let jobs = match framework.parallel_jobs {
-            Some(0) => None,
-            Some(n) => Some(n),
-            None => Some(std::thread::available_parallelism().map_or(1, |n| n.get())),
-        };
         let running_kernel = match running_kernel {
             Some(k) => k,
             None => KernelRelease::running()
                 .map_err(|e| io_error(Path::new("/proc/sys/kernel/osrelease"), e))?,
         };
         Ok(Hook {
-            session: Session {
-                tree,
-                console: Console {
-                    verbose: console.verbose || framework.verbose,
-                    ..console
-                },
-                jobs,
-                force: false,
-                force_version_override: false,
-                no_depmod: false,
-                symlink_modules: framework.symlink_modules,
-                conf_override: None,
-                autoinstall_all_kernels: framework.autoinstall_all_kernels,
-                signing: crate::build::SigningConf {
-                    sign_file: framework.sign_file.clone(),
-                    mok_signing_key: framework.mok_signing_key.clone(),
-                    mok_certificate: framework.mok_certificate.clone(),
-                },
-            },
+            session: Session::new(tree, &framework, console),
             running_kernel,
             boot_dir: PathBuf::from("/boot"),
             tarball_root: std::env::var("DPKG_MAINTSCRIPT_PACKAGE")

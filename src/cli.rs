@@ -60,6 +60,22 @@ pub fn parse<C: clap::Parser>(program: &str) -> Result<C, std::process::ExitCode
     }
 }
 
+/// Parse the command line and answer `--generate`, which every binary has. `Err` is the exit
+/// code of a process that is done: help, version, a usage error or a generated page.
+pub fn start<C: clap::Parser>(
+    program: &str,
+    generate_of: fn(&C) -> Option<Generate>,
+) -> Result<C, std::process::ExitCode> {
+    let cli = parse::<C>(program)?;
+    match generate_of(&cli) {
+        None => Ok(cli),
+        Some(what) => Err(match generate(what, C::command(), &mut std::io::stdout()) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => fail(program, &e, 1),
+        }),
+    }
+}
+
 /// The first paragraph of a clap error, folded into one line.
 fn one_line(text: &str) -> String {
     text.split("\n\n")

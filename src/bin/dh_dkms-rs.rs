@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
-use dkms::cli::{Generate, fail, generate, parse};
+use clap::Parser;
+use dkms::cli::{Generate, fail, start};
 use dkms::debhelper::{self, Console, DhArgs, DhEnv};
 
 /// Install dkms.conf and add dkms-rs's maintainer scripts and Depends to DKMS packages
@@ -63,16 +63,10 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = match parse::<Cli>("dh_dkms-rs") {
+    let cli = match start::<Cli>("dh_dkms-rs", |cli| cli.generate) {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    if let Some(what) = cli.generate {
-        return match generate(what, Cli::command(), &mut std::io::stdout()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail("dh_dkms-rs", &e, 1),
-        };
-    }
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     let mut console = Console {
         out: &mut out,

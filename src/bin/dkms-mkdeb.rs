@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
-use dkms::cli::{Generate, fail, generate, parse};
+use clap::Parser;
+use dkms::cli::{Generate, fail, start};
 use dkms::deb::WrittenDeb;
 use dkms::deb::{Compression, CompressionKind};
 use dkms::kernel::{KernelRelease, Target, machine_arch};
@@ -115,16 +115,10 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = match parse::<Cli>("dkms-mkdeb") {
+    let cli = match start::<Cli>("dkms-mkdeb", |cli| cli.generate) {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    if let Some(what) = cli.generate {
-        return match generate(what, Cli::command(), &mut std::io::stdout()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail("dkms-mkdeb", &e, 1),
-        };
-    }
     let opts = MkdebOptions {
         source_dir: cli.source_dir.unwrap_or_default(),
         output_dir: cli.output_dir,

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use dkms::action::{ActionError, Console};
-use dkms::cli::{Generate, fail, generate, parse};
+use dkms::cli::{Generate, fail, start};
 use dkms::kernel::KernelRelease;
 use dkms::postinst::{Hook, Roots};
 use dkms::tree::ModuleVersion;
@@ -93,16 +93,10 @@ enum Step {
 }
 
 fn main() -> ExitCode {
-    let cli = match parse::<Cli>("dkms-postinst") {
+    let cli = match start::<Cli>("dkms-postinst", |cli| cli.generate) {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    if let Some(what) = cli.generate {
-        return match generate(what, Cli::command(), &mut std::io::stdout()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail("dkms-postinst", &e, 1),
-        };
-    }
     let Some(step) = cli.command else {
         return fail(
             "dkms-postinst",

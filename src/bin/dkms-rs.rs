@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, ValueEnum};
+use clap::{Parser, ValueEnum};
 use dkms::action::{ActionError, Console, Session};
-use dkms::cli::{Generate, fail, generate, parse};
+use dkms::cli::{Generate, start};
 use dkms::conf::ShowFormat;
 use dkms::framework::Framework;
 use dkms::kernel::{KernelRelease, Target, machine_arch};
@@ -149,16 +149,10 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = match parse::<Cli>("dkms-rs") {
+    let cli = match start::<Cli>("dkms-rs", |cli| cli.generate) {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    if let Some(what) = cli.generate {
-        return match generate(what, Cli::command(), &mut std::io::stdout()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail("dkms-rs", &e, 1),
-        };
-    }
     if cli.version {
         println!(
             "dkms-rs {} (dkms-3.0.10 compatible)",

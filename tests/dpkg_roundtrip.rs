@@ -9,83 +9,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use assert_cmd::cargo::cargo_bin;
-use support::{hello_source, require_kernels, require_tool, run_ok};
+use support::dpkg::{TestModule, no_signing};
+use support::{require_kernels, require_tool, run_ok};
 
-const NAME: &str = "dkmsrstest-hello";
-const OBJECT: &str = "dkmsrstest_hello";
+const MODULE: TestModule = TestModule {
+    name: "dkmsrstest-hello",
+    object: "dkmsrstest_hello",
+};
+const NAME: &str = MODULE.name;
+const OBJECT: &str = MODULE.object;
 const PACKAGE: &str = "dkmsrstest-hello-dkms";
-
-/// Holds the machine-wide lock for dpkg round trips and undoes the install however the test ends.
-struct Installed {
-    _lock: fs::File,
-}
-
-impl Installed {
-    fn lock() -> Self {
-        let lock = fs::File::create("/tmp/dkms-rs-tests-dpkg.lock").unwrap();
-        lock.lock().unwrap();
-        let this = Installed { _lock: lock };
-        this.clean();
-        this
-    }
-
-    /// Remove every trace of the test package, whatever state it is in.
-    fn clean(&self) {
-        let _ = Command::new("dpkg").args(["--purge", PACKAGE]).output();
-        let _ = Command::new("dkms")
-            .args(["remove", &format!("{NAME}/0.1"), "--all"])
-            .output();
-        let _ = fs::remove_dir_all(format!("/var/lib/dkms/{NAME}"));
-        let _ = fs::remove_dir_all(format!("/usr/src/{NAME}-0.1"));
-    }
-}
-
-impl Drop for Installed {
-    fn drop(&mut self) {
-        self.clean();
-    }
-}
-
-/// examples/hello renamed so that nothing real is touched: module dkmsrstest_hello.ko.
-fn renamed_hello(dir: &Path) -> PathBuf {
-    let src = dir.join(NAME);
-    fs::create_dir(&src).unwrap();
-    let hello = hello_source();
-    fs::copy(hello.join("hello.c"), src.join(format!("{OBJECT}.c"))).unwrap();
-    let makefile = fs::read_to_string(hello.join("Makefile")).unwrap();
-    fs::write(
-        src.join("Makefile"),
-        makefile.replace("obj-m := hello.o", &format!("obj-m := {OBJECT}.o")),
-    )
-    .unwrap();
-    let conf = fs::read_to_string(hello.join("dkms.conf")).unwrap();
-    fs::write(
-        src.join("dkms.conf"),
-        conf.replace(
-            "PACKAGE_NAME=\"hello\"",
-            &format!("PACKAGE_NAME=\"{NAME}\""),
-        )
-        .replace(
-            "BUILT_MODULE_NAME[0]=\"hello\"",
-            &format!("BUILT_MODULE_NAME[0]=\"{OBJECT}\""),
-        ),
-    )
-    .unwrap();
-    src
-}
-
-/// dkms 3.0.10 makes a MOK key pair in /var/lib/dkms to sign with when there is none: not on
-/// a test run. (An existing `sign_file` that is not there turns signing off.)
-fn no_signing(cmd: &mut Command) -> &mut Command {
-    cmd.env("sign_file", "/nonexistent/sign-file")
-}
 
 fn dkms_status() -> String {
     run_ok(Command::new("dkms").args(["status", "-m", NAME]))
-}
-
-fn module_path(kernel: &str) -> PathBuf {
-    PathBuf::from(format!("/lib/modules/{kernel}/updates/dkms/{OBJECT}.ko"))
 }
 
 #[test]
@@ -97,7 +33,7 @@ fn dpkg_installs_builds_and_removes_the_module() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let src = renamed_hello(dir.path());
+    let src = MODULE.source(dir.path());
     let deb = run_ok(
         Command::new(cargo_bin("dkms-mkdeb"))
             .args(["--maintainer", "dkms-rs tests <dkms-rs@example.org>", "-o"])
@@ -106,12 +42,12 @@ fn dpkg_installs_builds_and_removes_the_module() {
     );
     let deb = PathBuf::from(deb.trim());
 
-    let installed = Installed::lock();
+    let installed = MODULE.guard(&[PACKAGE], None);
     run_ok(no_signing(Command::new("dpkg").arg("-i").arg(&deb)));
 
     let status = dkms_status();
     for kernel in &kernels {
-        let ko = module_path(kernel);
+        let ko = MODULE.installed_ko(kernel);
         assert!(
             ko.is_file(),
             "{} missing; dkms status:\n{status}",
@@ -172,7 +108,10 @@ fn dpkg_installs_builds_and_removes_the_module() {
 
     run_ok(no_signing(Command::new("dpkg").args(["-r", PACKAGE])));
     for kernel in &kernels {
-        assert!(!module_path(kernel).exists(), "module left for {kernel}");
+        assert!(
+            !MODULE.installed_ko(kernel).exists(),
+            "module left for {kernel}"
+        );
     }
     assert!(!Path::new(&format!("/usr/src/{NAME}-0.1")).exists());
     assert!(!Path::new(&format!("/var/lib/dkms/{NAME}")).exists());

@@ -11,84 +11,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{hello_source, require_kernels, require_tool, run_ok};
+use support::dpkg::TestModule;
+use support::{require_kernels, require_tool, run_ok};
 
-const NAME: &str = "dkmsrstest-hook";
-const OBJECT: &str = "dkmsrstest_hook";
+const MODULE: TestModule = TestModule {
+    name: "dkmsrstest-hook",
+    object: "dkmsrstest_hook",
+};
+const NAME: &str = MODULE.name;
+const OBJECT: &str = MODULE.object;
 const PACKAGE: &str = "dkmsrstest-hook-dkms";
-
-/// Holds the machine-wide lock for dpkg round trips and undoes the install however the test ends.
-struct Installed {
-    _lock: fs::File,
-    path: OsString,
-}
-
-impl Installed {
-    fn lock(path: OsString) -> Self {
-        let lock = fs::File::create("/tmp/dkms-rs-tests-dpkg.lock").unwrap();
-        lock.lock().unwrap();
-        let this = Installed { _lock: lock, path };
-        this.clean();
-        this
-    }
-
-    /// Remove every trace of the test package, whatever state it is in.
-    fn clean(&self) {
-        let _ = Command::new("dpkg")
-            .args(["--purge", PACKAGE])
-            .env("PATH", &self.path)
-            .output();
-        let _ = Command::new("dkms")
-            .args(["remove", &format!("{NAME}/0.1"), "--all"])
-            .env("sign_file", "/nonexistent/sign-file")
-            .output();
-        let _ = fs::remove_dir_all(format!("/var/lib/dkms/{NAME}"));
-        let _ = fs::remove_dir_all(format!("/usr/src/{NAME}-0.1"));
-        for kernel in fs::read_dir("/lib/modules").into_iter().flatten().flatten() {
-            let ko = kernel.path().join(format!("updates/dkms/{OBJECT}.ko"));
-            if fs::remove_file(&ko).is_ok() {
-                let _ = Command::new("depmod")
-                    .arg("-a")
-                    .arg(kernel.file_name())
-                    .output();
-            }
-        }
-    }
-}
-
-impl Drop for Installed {
-    fn drop(&mut self) {
-        self.clean();
-    }
-}
-
-/// examples/hello renamed so that nothing real is touched: module dkmsrstest_hook.ko.
-fn renamed_hello(dir: &Path) -> PathBuf {
-    let src = dir.join(NAME);
-    fs::create_dir(&src).unwrap();
-    let hello = hello_source();
-    fs::copy(hello.join("hello.c"), src.join(format!("{OBJECT}.c"))).unwrap();
-    let makefile = fs::read_to_string(hello.join("Makefile")).unwrap();
-    fs::write(
-        src.join("Makefile"),
-        makefile.replace("obj-m := hello.o", &format!("obj-m := {OBJECT}.o")),
-    )
-    .unwrap();
-    let conf = fs::read_to_string(hello.join("dkms.conf")).unwrap();
-    fs::write(
-        src.join("dkms.conf"),
-        conf.replace(
-            "PACKAGE_NAME=\"hello\"",
-            &format!("PACKAGE_NAME=\"{NAME}\""),
-        )
-        .replace(
-            "BUILT_MODULE_NAME[0]=\"hello\"",
-            &format!("BUILT_MODULE_NAME[0]=\"{OBJECT}\""),
-        ),
-    )
-    .unwrap();
-    src
-}
 
 /// Copies of the built dkms-postinst and dkms-rs in `dir`, and a PATH that finds them first.
 fn path_with_binaries(dir: &Path) -> OsString {
@@ -115,10 +47,6 @@ fn dkms_status() -> String {
     )
 }
 
-fn module_path(kernel: &str) -> PathBuf {
-    PathBuf::from(format!("/lib/modules/{kernel}/updates/dkms/{OBJECT}.ko"))
-}
-
 #[test]
 fn dpkg_with_dkms_postinst_installs_builds_and_removes_the_module() {
     if !require_tool("dpkg") || !require_tool("dkms") || !require_tool("modinfo") {
@@ -128,7 +56,7 @@ fn dpkg_with_dkms_postinst_installs_builds_and_removes_the_module() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let src = renamed_hello(dir.path());
+    let src = MODULE.source(dir.path());
     let deb = run_ok(
         Command::new(env!("CARGO_BIN_EXE_dkms-mkdeb"))
             .args(["--maintainer", "dkms-rs tests <dkms-rs@example.org>", "-o"])
@@ -138,7 +66,7 @@ fn dpkg_with_dkms_postinst_installs_builds_and_removes_the_module() {
     let deb = PathBuf::from(deb.trim());
     let path = path_with_binaries(&dir.path().join("bin"));
 
-    let installed = Installed::lock(path.clone());
+    let installed = MODULE.guard(&[PACKAGE], Some(path.clone()));
     let out = run_ok(Command::new("dpkg").arg("-i").arg(&deb).env("PATH", &path));
     // dkms-postinst's lines, not common.postinst's `dkms install` chatter.
     assert!(out.contains(", x86_64: built in "), "{out}");
@@ -151,7 +79,7 @@ fn dpkg_with_dkms_postinst_installs_builds_and_removes_the_module() {
     let ours = run_ok(Command::new(env!("CARGO_BIN_EXE_dkms-rs")).args(["status", "-m", NAME]));
     assert_eq!(ours, status, "dkms-rs and dkms disagree");
     for kernel in &kernels {
-        let ko = module_path(kernel);
+        let ko = MODULE.installed_ko(kernel);
         assert!(
             ko.is_file(),
             "{} missing; dkms status:\n{status}",
@@ -176,7 +104,12 @@ fn dpkg_with_dkms_postinst_installs_builds_and_removes_the_module() {
     let info = |script: &str| format!("/var/lib/dpkg/info/{PACKAGE}.{script}");
     let before: Vec<_> = kernels
         .iter()
-        .map(|k| fs::metadata(module_path(k)).unwrap().modified().unwrap())
+        .map(|k| {
+            fs::metadata(MODULE.installed_ko(k))
+                .unwrap()
+                .modified()
+                .unwrap()
+        })
         .collect();
     let again = run_ok(
         Command::new("sh")
@@ -192,7 +125,12 @@ fn dpkg_with_dkms_postinst_installs_builds_and_removes_the_module() {
     );
     let after: Vec<_> = kernels
         .iter()
-        .map(|k| fs::metadata(module_path(k)).unwrap().modified().unwrap())
+        .map(|k| {
+            fs::metadata(MODULE.installed_ko(k))
+                .unwrap()
+                .modified()
+                .unwrap()
+        })
         .collect();
     assert_eq!(before, after, "a second configure reinstalled the module");
 
@@ -202,7 +140,10 @@ fn dpkg_with_dkms_postinst_installs_builds_and_removes_the_module() {
             .env("PATH", &path),
     );
     for kernel in &kernels {
-        assert!(!module_path(kernel).exists(), "module left for {kernel}");
+        assert!(
+            !MODULE.installed_ko(kernel).exists(),
+            "module left for {kernel}"
+        );
         let deps = fs::read_to_string(format!("/lib/modules/{kernel}/modules.dep")).unwrap();
         assert!(
             !deps.contains(OBJECT),

@@ -9,67 +9,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{hello_source, require_kernels, require_tool, run_ok};
+use support::dpkg::TestModule;
+use support::{require_kernels, require_tool, run_ok};
 
-const NAME: &str = "dkmsrstest-bin";
-const OBJECT: &str = "dkmsrstest_bin";
-
-/// Holds the machine-wide lock for dpkg round trips and undoes the install however the test ends.
-struct Installed {
-    _lock: fs::File,
-    package: String,
-}
-
-impl Installed {
-    fn lock(package: &str) -> Self {
-        let lock = fs::File::create("/tmp/dkms-rs-tests-dpkg.lock").unwrap();
-        lock.lock().unwrap();
-        let this = Installed {
-            _lock: lock,
-            package: package.to_string(),
-        };
-        this.clean();
-        this
-    }
-
-    fn clean(&self) {
-        let _ = Command::new("dpkg")
-            .args(["--purge", &self.package])
-            .output();
-    }
-}
-
-impl Drop for Installed {
-    fn drop(&mut self) {
-        self.clean();
-    }
-}
-
-/// examples/hello renamed: package dkmsrstest-bin, module dkmsrstest_bin.ko.
-fn renamed_hello(dir: &Path) -> PathBuf {
-    let src = dir.join(NAME);
-    fs::create_dir(&src).unwrap();
-    let hello = hello_source();
-    fs::copy(hello.join("hello.c"), src.join(format!("{OBJECT}.c"))).unwrap();
-    let makefile = fs::read_to_string(hello.join("Makefile")).unwrap();
-    fs::write(
-        src.join("Makefile"),
-        makefile.replace("obj-m := hello.o", &format!("obj-m := {OBJECT}.o")),
-    )
-    .unwrap();
-    let conf = fs::read_to_string(hello.join("dkms.conf"))
-        .unwrap()
-        .replace(
-            "PACKAGE_NAME=\"hello\"",
-            &format!("PACKAGE_NAME=\"{NAME}\""),
-        )
-        .replace(
-            "BUILT_MODULE_NAME[0]=\"hello\"",
-            &format!("BUILT_MODULE_NAME[0]=\"{OBJECT}\""),
-        );
-    fs::write(src.join("dkms.conf"), conf).unwrap();
-    src
-}
+const MODULE: TestModule = TestModule {
+    name: "dkmsrstest-bin",
+    object: "dkmsrstest_bin",
+};
+const NAME: &str = MODULE.name;
+const OBJECT: &str = MODULE.object;
 
 fn modinfo_filename(kernel: &str) -> Option<String> {
     let out = Command::new("modinfo")
@@ -91,7 +39,7 @@ fn binaries_only_package_installs_and_removes_with_dpkg() {
     };
     let k = kernels[0].as_str();
     let work = tempfile::tempdir().unwrap();
-    let src = renamed_hello(work.path());
+    let src = MODULE.source(work.path());
     let out = run_ok(
         Command::new(env!("CARGO_BIN_EXE_dkms-mkdeb"))
             .args(["--maintainer", "Jane Doe <jane@example.org>", "-o"])
@@ -115,7 +63,7 @@ fn binaries_only_package_installs_and_removes_with_dpkg() {
     assert!(lintian.status.success(), "lintian:\n{said}");
 
     let ko = PathBuf::from(format!("/lib/modules/{k}/updates/dkms/{OBJECT}.ko"));
-    let installed = Installed::lock(&package);
+    let installed = MODULE.guard(&[package.as_str()], None);
     assert!(!ko.exists(), "{} is there before the test", ko.display());
     // The machine has the kernel's headers, not its linux-image package: the one Depends
     // is forced, nothing else.

@@ -232,3 +232,6 @@ bd=$(for d in ${BUILD_DEPENDS[@]}; do printf '%s ' "$d"; done)
             .current_dir(cwd),
     )
 }
+
+/// dpkg round trips: a test module no real package uses, and the guard that cleans it away.
+pub mod dpkg;

@@ -885,22 +885,7 @@ impl Session {
         mv: &ModuleVersion,
         maintainer: Option<String>,
     ) -> Result<PathBuf, ActionError> {
-        self.require_added(mv)?;
-        let output_dir = self.tree.version_dir(mv).join("deb");
-        std::fs::create_dir_all(&output_dir).map_err(|e| io_error(&output_dir, e))?;
-        let opts = crate::package::MkdebOptions {
-            source_dir: self.tree.source_dir(mv),
-            output_dir,
-            maintainer,
-            revision: None,
-            description: None,
-            package_name: None,
-            templates: None,
-            license: "GPL-2".to_string(),
-            copyright_file: None,
-            compression: crate::deb::Compression::default(),
-            source_date_epoch: None,
-        };
+        let opts = crate::package::tree_options(&self.tree, mv, maintainer, "deb")?;
         let written =
             crate::package::mkdeb(&opts).map_err(|e| ActionError::Package(Box::new(e)))?;
         Ok(written.path)

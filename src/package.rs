@@ -575,6 +575,38 @@ pub fn mkdeb_with_prebuilt(
     Ok(written)
 }
 
+/// dkms-mkdeb's defaults for a module added to `tree`, writing into `<m>/<v>/<subdir>/`
+/// (where dkms's mkdeb and mkbmdeb put their packages: `deb`, `bmdeb`).
+pub(crate) fn tree_options(
+    tree: &Tree,
+    mv: &ModuleVersion,
+    maintainer: Option<String>,
+    subdir: &str,
+) -> Result<MkdebOptions, crate::action::ActionError> {
+    use crate::action::{ActionError, io_error};
+    if !tree.is_added(mv) {
+        return Err(ActionError::NotAdded {
+            module: mv.clone(),
+            tree: tree.dkms_tree.clone(),
+        });
+    }
+    let output_dir = tree.version_dir(mv).join(subdir);
+    std::fs::create_dir_all(&output_dir).map_err(|e| io_error(&output_dir, e))?;
+    Ok(MkdebOptions {
+        source_dir: tree.source_dir(mv),
+        output_dir,
+        maintainer,
+        revision: None,
+        description: None,
+        package_name: None,
+        templates: None,
+        license: "GPL-2".to_string(),
+        copyright_file: None,
+        compression: Compression::default(),
+        source_date_epoch: None,
+    })
+}
+
 impl Session {
     /// `mkdeb -k ...`: the `<m>-dkms` package of an added module carrying its modules built
     /// for `targets` (all must be built), written to `<m>/<v>/deb/` as [`Session::mkdeb`] does.
@@ -584,28 +616,8 @@ impl Session {
         maintainer: Option<String>,
         targets: &[Target],
     ) -> Result<PathBuf, crate::action::ActionError> {
-        use crate::action::{ActionError, io_error};
-        if !self.tree.is_added(mv) {
-            return Err(ActionError::NotAdded {
-                module: mv.clone(),
-                tree: self.tree.dkms_tree.clone(),
-            });
-        }
-        let output_dir = self.tree.version_dir(mv).join("deb");
-        std::fs::create_dir_all(&output_dir).map_err(|e| io_error(&output_dir, e))?;
-        let opts = MkdebOptions {
-            source_dir: self.tree.source_dir(mv),
-            output_dir,
-            maintainer,
-            revision: None,
-            description: None,
-            package_name: None,
-            templates: None,
-            license: "GPL-2".to_string(),
-            copyright_file: None,
-            compression: Compression::default(),
-            source_date_epoch: None,
-        };
+        use crate::action::ActionError;
+        let opts = tree_options(&self.tree, mv, maintainer, "deb")?;
         let prebuilt = Prebuilt {
             tree: self.tree.clone(),
             module: mv.clone(),
@@ -800,28 +812,8 @@ impl Session {
         maintainer: Option<String>,
         targets: &[Target],
     ) -> Result<Vec<PathBuf>, crate::action::ActionError> {
-        use crate::action::{ActionError, io_error};
-        if !self.tree.is_added(mv) {
-            return Err(ActionError::NotAdded {
-                module: mv.clone(),
-                tree: self.tree.dkms_tree.clone(),
-            });
-        }
-        let output_dir = self.tree.version_dir(mv).join("bmdeb");
-        std::fs::create_dir_all(&output_dir).map_err(|e| io_error(&output_dir, e))?;
-        let opts = MkdebOptions {
-            source_dir: self.tree.source_dir(mv),
-            output_dir,
-            maintainer,
-            revision: None,
-            description: None,
-            package_name: None,
-            templates: None,
-            license: "GPL-2".to_string(),
-            copyright_file: None,
-            compression: Compression::default(),
-            source_date_epoch: None,
-        };
+        use crate::action::ActionError;
+        let opts = tree_options(&self.tree, mv, maintainer, "bmdeb")?;
         let prebuilt = Prebuilt {
             tree: self.tree.clone(),
             module: mv.clone(),

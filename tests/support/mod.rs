@@ -235,3 +235,6 @@ bd=$(for d in ${BUILD_DEPENDS[@]}; do printf '%s ' "$d"; done)
 
 /// dpkg round trips: a test module no real package uses, and the guard that cleans it away.
 pub mod dpkg;
+
+/// Scratch dkms trees: temp `--dkmstree/--sourcetree/--installtree`, dkms-rs and dkms 3.0.10 on them.
+pub mod scratch;

@@ -1,0 +1,8 @@
+//! The conf test area: one test binary (see tests/support for the shared harness).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod corpus;
+mod readers_agree;
+mod rules;

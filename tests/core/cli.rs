@@ -1,0 +1,161 @@
+//! The command line around the core: `conf show`, `--version`, autoinstall's skips
+//! (`no-autoinstall`, a kernel without headers), dkms's usage exit codes.
+
+use crate::support;
+
+use dkms::action::{Console, Session};
+use dkms::framework::Framework;
+use dkms::kernel::{KernelRelease, Target};
+use dkms::tree::Tree;
+use support::scratch::{Scratch, TRIVIAL, ok, run};
+
+#[test]
+fn conf_show_prints_the_resolved_conf() {
+    let Some(kernels) = support::require_kernels(1) else {
+        return;
+    };
+    let s = Scratch::new(&kernels);
+    let hello = support::hello_source();
+    let hello = hello.to_str().unwrap();
+    let out = ok(&mut s.dkms_rs(&["conf", "show", "--kernel", &kernels[0], hello]));
+    assert!(out.contains("package_name=hello"), "{out}");
+    assert!(
+        out.contains(&format!("make_command=make all KVERSION={}", kernels[0])),
+        "{out}"
+    );
+    let json = ok(&mut s.dkms_rs(&["conf", "show", "--format", "json", hello]));
+    assert!(json.trim_start().starts_with('{'), "{json}");
+}
+
+/// An invalid file: the facts on stdout (`valid=no`), dkms's complaint as one line naming the
+/// file, directive, record and line on stderr, dkms's exit code 8.
+#[test]
+fn conf_show_of_an_invalid_file_says_why_and_exits_8() {
+    let s = Scratch::new(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("dkms.conf");
+    std::fs::write(
+        &conf,
+        "PACKAGE_NAME=bad\nPACKAGE_VERSION=1\nBUILT_MODULE_NAME[0]=bad.ko\nDEST_MODULE_LOCATION[0]=/kernel\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&mut s.dkms_rs(&[
+        "conf",
+        "show",
+        "--kernel",
+        "6.1.0-99-amd64",
+        conf.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 8, "{err}");
+    assert!(out.lines().any(|l| l == "valid=no"), "{out}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(conf.to_str().unwrap()) && err.contains("BUILT_MODULE_NAME"),
+        "{err}"
+    );
+}
+
+#[test]
+fn version_and_usage_errors() {
+    let s = Scratch::new(&[]);
+    let out = ok(&mut s.dkms_rs(&["--version"]));
+    assert!(out.contains("dkms-3.0.10"), "{out}");
+    // No module given: dkms's check_module_args dies with 1.
+    let (code, _, err) = run(&mut s.dkms_rs(&["remove"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("<module>"), "{err}");
+    // A module that is not in the tree: 3.
+    let (code, _, err) = run(&mut s.dkms_rs(&["uninstall", "nothere/1.0", "-k", "6.1.0-1-amd64"]));
+    assert_eq!(code, 3, "{err}");
+    // No source directory: 2; a source without dkms.conf: 4.
+    let (code, _, _) = run(&mut s.dkms_rs(&["add", "nothere/1.0"]));
+    assert_eq!(code, 2);
+    std::fs::create_dir_all(s.source_tree.join("empty-1.0")).unwrap();
+    let (code, _, err) = run(&mut s.dkms_rs(&["add", "empty/1.0"]));
+    assert_eq!(code, 4, "{err}");
+}
+
+#[test]
+fn autoinstall_skips_a_kernel_without_headers() {
+    let s = Scratch::new(&["0.0.1-noheaders".to_string()]);
+    s.add_module("auto", "1.0", "AUTOINSTALL=yes\n", TRIVIAL);
+    let out = ok(&mut s.dkms_rs(&["autoinstall", "-k", "0.0.1-noheaders"]));
+    assert!(out.contains("skipped since the kernel headers"), "{out}");
+    assert_eq!(ok(&mut s.dkms_rs(&["status"])), "auto/1.0: added\n");
+}
+
+#[test]
+fn no_autoinstall_file_turns_autoinstall_off() {
+    let Some(kernels) = support::require_kernels(1) else {
+        return;
+    };
+    let s = Scratch::new(&kernels);
+    s.add_module("auto", "1.0", "AUTOINSTALL=yes\n", TRIVIAL);
+    let etc = tempfile::tempdir().unwrap();
+    std::fs::write(etc.path().join("no-autoinstall"), "").unwrap();
+    let tree = Tree {
+        dkms_tree: s.dkms_tree.clone(),
+        source_tree: s.source_tree.clone(),
+        install_tree: s.install_tree.clone(),
+        etc_dir: etc.path().to_path_buf(),
+        kernel_source_dir: None,
+    };
+    let session = Session {
+        no_depmod: true,
+        ..Session::new(tree, &Framework::default(), Console::default())
+    };
+    let target = Target {
+        kernel: KernelRelease(kernels[0].clone()),
+        arch: "x86_64".into(),
+    };
+    session.autoinstall(std::slice::from_ref(&target)).unwrap();
+    assert!(!s.installed_module(&kernels[0], "auto").exists());
+    std::fs::remove_file(etc.path().join("no-autoinstall")).unwrap();
+    session.autoinstall(std::slice::from_ref(&target)).unwrap();
+    assert!(s.installed_module(&kernels[0], "auto").exists());
+}
+
+#[test]
+fn match_installs_on_a_kernel_what_the_template_kernel_has() {
+    let Some(kernels) = support::require_kernels(2) else {
+        return;
+    };
+    let (k1, k2) = (kernels[0].as_str(), kernels[1].as_str());
+    let s = Scratch::new(&kernels);
+    s.add_hello_source();
+    s.write_module("other", "1.0", "", TRIVIAL);
+    ok(&mut s.dkms_rs(&["install", "hello/0.1", "-k", k1]));
+    ok(&mut s.dkms_rs(&["add", "other/1.0"]));
+    ok(&mut s.dkms_rs(&["match", "--templatekernel", k1, "-k", k2]));
+    assert!(s.installed_module(k2, "hello").exists());
+    assert!(
+        !s.installed_module(k2, "other").exists(),
+        "not installed on the template"
+    );
+}
+
+#[test]
+fn errors_name_the_program_that_printed_them() {
+    let Some(kernels) = support::require_kernels(1) else {
+        return;
+    };
+    let s = Scratch::new(&kernels);
+    let etc = s.dir.path().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    s.write_module("broken", "1.0", "", "this is not C;\n");
+    // A failed build is printed by the job that ran it, inside the core: the line must still
+    // name the binary the user (or dpkg) ran.
+    let (code, _, err) = run(
+        std::process::Command::new(env!("CARGO_BIN_EXE_dkms-postinst"))
+            .args(["configure", "broken", "1.0"])
+            .args(s.tree_args())
+            .arg("--etcdir")
+            .arg(&etc),
+    );
+    assert_eq!(code, 10, "{err}");
+    assert!(err.contains("dkms-postinst: error: make failed"), "{err}");
+    assert!(!err.contains("dkms-rs:"), "{err}");
+    let (code, _, err) = run(&mut s.dkms_rs(&["build", "broken/1.0", "-k", &kernels[0]]));
+    assert_eq!(code, 10, "{err}");
+    assert!(err.contains("dkms-rs: error: make failed"), "{err}");
+}

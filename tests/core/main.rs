@@ -1,0 +1,15 @@
+//! The core test area: one test binary (see tests/support for the shared harness).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod build_steps;
+mod cli;
+mod depends;
+mod dkms_tree;
+mod failures;
+mod lock;
+mod mkdeb;
+mod original;
+mod seed;
+mod tarball_oracle;

@@ -1,0 +1,694 @@
+//! dh_dkms-rs end to end: a source package built with `dh $@ --with dkms-rs` (our sequence
+//! addon from `debhelper/`, our binary on PATH) by dpkg-buildpackage gives the package
+//! dkms-mkdeb gives; and the command's options, run in scratch source packages.
+
+use crate::support;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use assert_cmd::cargo::cargo_bin;
+use support::{hello_source, require_tool, run_ok};
+
+/// Top-level entries a packager leaves out of `/usr/src/<name>-<version>/`: `debian/` is the
+/// packaging, dkms.conf is installed by dh_dkms-rs itself, VCS dirs are not source.
+const NOT_INSTALLED: &[&str] = &["debian", "dkms.conf", ".git", ".svn", ".hg", ".bzr", "CVS"];
+
+/// How the source package asks dh for our addon.
+#[derive(Clone, Copy, Debug)]
+enum Addon {
+    /// `dh $@ --with dkms-rs` in debian/rules.
+    With,
+    /// `Build-Depends: dh-sequence-dkms-rs` (dpkg-buildpackage -d: it is not installed here).
+    BuildDepends,
+}
+
+/// A directory holding only a link to the built `dh_dkms-rs`, to put first on PATH.
+fn bin_dir(work: &Path) -> PathBuf {
+    let dir = work.join("bin");
+    fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(cargo_bin("dh_dkms-rs"), dir.join("dh_dkms-rs")).unwrap();
+    dir
+}
+
+fn repo_debhelper_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("debhelper")
+}
+
+/// Build `<name>-dkms_<version>_all.deb` from the module in `source_dir` as a packager with a
+/// `debian/` dir does with dkms-rs: debhelper compat 13, our addon, dpkg-buildpackage -b.
+/// The debian/ files are those of the dh_dkms reference (`support::debhelper`), with our addon.
+fn build_with_addon(
+    source_dir: &Path,
+    name: &str,
+    version: &str,
+    work: &Path,
+    addon: Addon,
+) -> PathBuf {
+    let package = format!("{name}-dkms");
+    let tree = work.join(format!("{package}-{version}"));
+    let debian = tree.join("debian");
+    fs::create_dir_all(&tree).unwrap();
+    run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(source_dir.join("."))
+            .arg(&tree),
+    );
+    fs::create_dir_all(debian.join("source")).unwrap();
+    let write = |file: &str, text: String| fs::write(debian.join(file), text).unwrap();
+    let (build_depends, with) = match addon {
+        Addon::With => ("debhelper-compat (= 13)", " --with dkms-rs"),
+        Addon::BuildDepends => ("debhelper-compat (= 13), dh-sequence-dkms-rs", ""),
+    };
+    write(
+        "control",
+        format!(
+            "Source: {package}\n\
+             Section: kernel\n\
+             Priority: optional\n\
+             Maintainer: dkms-rs tests <dkms-rs@example.org>\n\
+             Build-Depends: {build_depends}\n\
+             Standards-Version: 4.6.2\n\
+             Rules-Requires-Root: no\n\
+             \n\
+             Package: {package}\n\
+             Architecture: all\n\
+             Depends: ${{misc:Depends}}\n\
+             Description: {name} driver in DKMS format\n \
+             The {name} kernel module as source code, which DKMS builds and installs for\n \
+             every kernel whose headers are installed, and again for each new kernel.\n"
+        ),
+    );
+    write(
+        "rules",
+        format!(
+            "#!/usr/bin/make -f\n\
+             %:\n\tdh $@{with}\n\
+             \n\
+             # A -dkms package ships source: nothing to configure, build, test or clean here.\n\
+             override_dh_auto_configure override_dh_auto_build override_dh_auto_test \
+             override_dh_auto_install override_dh_auto_clean:\n"
+        ),
+    );
+    fs::set_permissions(
+        debian.join("rules"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut entries: Vec<String> = fs::read_dir(source_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|e| !NOT_INSTALLED.contains(&e.as_str()))
+        .collect();
+    entries.sort();
+    write(
+        &format!("{package}.install"),
+        entries
+            .iter()
+            .map(|e| format!("{e} usr/src/{name}-{version}/\n"))
+            .collect(),
+    );
+    write(&format!("{package}.dkms"), "dkms.conf\n".to_owned());
+    write(
+        "changelog",
+        format!(
+            "{package} ({version}) unstable; urgency=medium\n\n  \
+             * Package built by dkms-rs's dh_dkms-rs tests.\n\n \
+             -- dkms-rs tests <dkms-rs@example.org>  Thu, 01 Jan 2026 00:00:00 +0000\n"
+        ),
+    );
+    write(
+        "copyright",
+        format!(
+            "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\
+             Upstream-Name: {name}\n\
+             \n\
+             Files: *\n\
+             Copyright: 2026 dkms-rs tests\n\
+             License: GPL-2+\n \
+             On Debian systems, the full text of the GNU General Public License version 2\n \
+             can be found in the file `/usr/share/common-licenses/GPL-2'.\n"
+        ),
+    );
+    write("source/format", "3.0 (native)\n".to_owned());
+
+    let path = std::env::join_paths(std::iter::once(bin_dir(work)).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .unwrap();
+    let mut cmd = Command::new("dpkg-buildpackage");
+    cmd.args(["-b", "-us", "-uc"]);
+    if let Addon::BuildDepends = addon {
+        cmd.arg("-d");
+    }
+    run_ok(
+        cmd.current_dir(&tree)
+            .env("PATH", path)
+            .env("PERL5LIB", repo_debhelper_dir()),
+    );
+    let deb = work.join(format!("{package}_{version}_all.deb"));
+    assert!(deb.is_file(), "dpkg-buildpackage made no {}", deb.display());
+    deb
+}
+
+/// dkms-mkdeb's package of the same source, for comparison.
+fn mkdeb(source: &Path, out: &Path) -> PathBuf {
+    fs::create_dir_all(out).unwrap();
+    let stdout = run_ok(
+        Command::new(cargo_bin("dkms-mkdeb"))
+            .env_remove("SOURCE_DATE_EPOCH")
+            .args(["--maintainer", "dkms-rs tests <dkms-rs@example.org>", "-o"])
+            .arg(out)
+            .arg(source),
+    );
+    PathBuf::from(stdout.trim())
+}
+
+/// Names in the data archive, as dpkg-deb lists them, sorted.
+fn contents(deb: &Path) -> Vec<String> {
+    let mut names: Vec<String> = run_ok(Command::new("dpkg-deb").arg("--contents").arg(deb))
+        .lines()
+        .map(|l| l.split_whitespace().nth(5).unwrap_or_default().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+fn field(deb: &Path, name: &str) -> String {
+    run_ok(Command::new("dpkg-deb").arg("--field").arg(deb).arg(name))
+        .trim()
+        .to_string()
+}
+
+/// A control member (postinst, prerm) of `deb`.
+fn control_member(deb: &Path, member: &str) -> String {
+    run_ok(Command::new("dpkg-deb").arg("--info").arg(deb).arg(member))
+}
+
+/// The blocks between debhelper's autoscript markers written by dh_dkms-rs.
+fn our_blocks(script: &str) -> Vec<String> {
+    let start = format!(
+        "# Automatically added by dh_dkms-rs/{}\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut blocks = Vec::new();
+    let mut rest = script;
+    while let Some(at) = rest.find(&start) {
+        let body = &rest[at + start.len()..];
+        let end = body
+            .find("# End automatically added section\n")
+            .expect("an autoscript block without its end marker");
+        blocks.push(body[..end].to_string());
+        rest = &body[end..];
+    }
+    blocks
+}
+
+/// The body of a dkms-mkdeb maintainer script: what follows `set -e` up to the final `exit 0`.
+fn mkdeb_body(script: &str) -> String {
+    let body = script
+        .split_once("set -e\n\n")
+        .map(|(_, b)| b)
+        .expect("no set -e");
+    body.rsplit_once("\nexit 0\n")
+        .map(|(b, _)| b.to_string())
+        .expect("no final exit 0")
+}
+
+fn lintian_clean(deb: &Path) {
+    if !require_tool("lintian") {
+        return;
+    }
+    let out = Command::new("lintian")
+        .args(["-EI", "--pedantic", "--fail-on", "error,warning"])
+        .arg(deb)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "lintian fails on {deb:?}:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("E: ") || l.starts_with("W: ")),
+        "lintian reports errors or warnings:\n{text}"
+    );
+}
+
+fn require_debhelper() -> bool {
+    ["dpkg-buildpackage", "dh", "dpkg-deb", "sh"]
+        .iter()
+        .all(|t| require_tool(t))
+}
+
+#[test]
+fn dh_with_dkms_rs_makes_the_package_dkms_mkdeb_makes() {
+    if !require_debhelper() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let ours = build_with_addon(&hello_source(), "hello", "0.1", work.path(), Addon::With);
+    let reference = mkdeb(&hello_source(), &work.path().join("mkdeb"));
+
+    assert_eq!(
+        contents(&ours),
+        contents(&reference),
+        "dh --with dkms-rs (left) vs dkms-mkdeb (right)"
+    );
+    let depends = field(&ours, "Depends");
+    assert_eq!(depends, field(&reference, "Depends"));
+    assert!(depends.contains("dkms-rs | dkms (>= 2.1.0.0)"), "{depends}");
+
+    // postinst: dkms-mkdeb's body, as it is, inside debhelper's markers, once.
+    let postinst = control_member(&ours, "postinst");
+    assert_eq!(
+        our_blocks(&postinst),
+        vec![mkdeb_body(&control_member(&reference, "postinst"))],
+        "{postinst}"
+    );
+    // prerm: the same body too; it never `exit`s (more prerm follows a snippet).
+    let prerm = control_member(&ours, "prerm");
+    assert_eq!(
+        our_blocks(&prerm),
+        vec![mkdeb_body(&control_member(&reference, "prerm"))],
+        "{prerm}"
+    );
+
+    let scripts = tempfile::tempdir().unwrap();
+    for (name, text) in [("postinst", &postinst), ("prerm", &prerm)] {
+        let path = scripts.path().join(name);
+        fs::write(&path, text).unwrap();
+        run_ok(Command::new("sh").arg("-n").arg(&path));
+    }
+    // Run the prerm where neither dkms-postinst nor dkms is on PATH: the snippet lets the rest
+    // of the script run.
+    let probe = scripts.path().join("prerm-probe");
+    fs::write(&probe, format!("{prerm}echo rest-of-prerm\n")).unwrap();
+    let out = run_ok(
+        Command::new(support::find_tool("sh").unwrap())
+            .arg(&probe)
+            .arg("remove")
+            .env("PATH", "/nonexistent"),
+    );
+    assert_eq!(out, "rest-of-prerm\n");
+
+    lintian_clean(&ours);
+}
+
+#[test]
+fn build_depends_on_dh_sequence_dkms_rs_runs_the_addon() {
+    if !require_debhelper() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let ours = build_with_addon(
+        &hello_source(),
+        "hello",
+        "0.1",
+        work.path(),
+        Addon::BuildDepends,
+    );
+    let reference = mkdeb(&hello_source(), &work.path().join("mkdeb"));
+    assert_eq!(contents(&ours), contents(&reference));
+    assert_eq!(our_blocks(&control_member(&ours, "postinst")).len(), 1);
+}
+
+// ---- options, in scratch source packages (no dpkg-buildpackage) ----
+
+/// A source package with two DKMS packages: `alpha-dkms` whose debian/alpha-dkms.dkms is the
+/// dkms.conf itself, `beta-dkms` whose debian/beta-dkms.dkms names `beta/dkms.conf`.
+fn two_package_source() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir_all(root.join("debian")).unwrap();
+    fs::create_dir_all(root.join("beta")).unwrap();
+    fs::write(
+        root.join("debian/control"),
+        "Source: two\nMaintainer: dkms-rs tests <dkms-rs@example.org>\n\
+         Build-Depends: debhelper-compat (= 13)\n\n\
+         Package: alpha-dkms\nArchitecture: all\nDescription: alpha\n alpha.\n\n\
+         Package: beta-dkms\nArchitecture: all\nDescription: beta\n beta.\n",
+    )
+    .unwrap();
+    fs::write(
+        root.join("debian/changelog"),
+        "two (1:2.5-3) unstable; urgency=medium\n\n  * Test.\n\n \
+         -- dkms-rs tests <dkms-rs@example.org>  Thu, 01 Jan 2026 00:00:00 +0000\n",
+    )
+    .unwrap();
+    let hello = fs::read_to_string(hello_source().join("dkms.conf")).unwrap();
+    fs::write(
+        root.join("debian/alpha-dkms.dkms"),
+        hello.replace("\"hello\"", "\"alpha\""),
+    )
+    .unwrap();
+    fs::write(
+        root.join("beta/dkms.conf"),
+        hello
+            .replace("\"hello\"", "\"beta\"")
+            .replace("\"0.1\"", "\"0.2\""),
+    )
+    .unwrap();
+    fs::write(root.join("debian/beta-dkms.dkms"), "beta/dkms.conf\n").unwrap();
+    dir
+}
+
+/// dh_dkms-rs in `dir` with `args`, without debhelper variables from the caller's environment.
+fn dh_dkms_rs(dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(cargo_bin("dh_dkms-rs"));
+    for var in [
+        "DH_VERBOSE",
+        "DH_NO_ACT",
+        "DH_OPTIONS",
+        "DH_INTERNAL_OPTIONS",
+        "DH_INTERNAL_OVERRIDE",
+        "DEB_BUILD_PROFILES",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.args(args).current_dir(dir).output().unwrap()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = dh_dkms_rs(dir, args);
+    assert!(
+        out.status.success(),
+        "dh_dkms-rs {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every file under `dir` with its bytes: "nothing written" means this does not change.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            let bytes = if e.file_type().is_file() {
+                fs::read(e.path()).unwrap()
+            } else {
+                Vec::new()
+            };
+            (e.path().strip_prefix(dir).unwrap().to_path_buf(), bytes)
+        })
+        .collect()
+}
+
+/// The failure's stderr, checked to be one line naming the command.
+fn one_line_failure(out: &Output) -> String {
+    assert!(!out.status.success(), "succeeded: {out:?}");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
+    assert!(err.starts_with("dh_dkms-rs: error: "), "{err}");
+    err
+}
+
+/// What dkms-mkdeb puts into Depends for this dkms.conf.
+fn mkdeb_depends(conf: &Path) -> &'static str {
+    let conf = dkms::conf::read(conf, &dkms::conf::ResolveContext::new("", "")).unwrap();
+    dkms::package::dkms_depends(&conf)
+}
+
+fn acted_on(dir: &Path, package: &str) -> bool {
+    dir.join(format!("debian/{package}.substvars")).exists()
+}
+
+#[test]
+fn every_package_by_default_with_its_conf_and_scripts() {
+    let src = two_package_source();
+    let root = src.path();
+    ok(root, &[]);
+    let alpha_conf = root.join("debian/alpha-dkms/usr/src/alpha-0.1/dkms.conf");
+    let beta_conf = root.join("debian/beta-dkms/usr/src/beta-0.2/dkms.conf");
+    assert_eq!(
+        fs::read(&alpha_conf).unwrap(),
+        fs::read(root.join("debian/alpha-dkms.dkms")).unwrap()
+    );
+    assert_eq!(
+        fs::read(&beta_conf).unwrap(),
+        fs::read(root.join("beta/dkms.conf")).unwrap()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&beta_conf).unwrap().permissions().mode() & 0o7777,
+        0o644
+    );
+    let substvars = fs::read_to_string(root.join("debian/beta-dkms.substvars")).unwrap();
+    assert_eq!(
+        substvars,
+        format!(
+            "misc:Depends={}\n",
+            mkdeb_depends(&root.join("beta/dkms.conf"))
+        )
+    );
+    let postinst = fs::read_to_string(root.join("debian/beta-dkms.postinst.debhelper")).unwrap();
+    assert!(
+        postinst.contains("DKMS_NAME=beta\nDKMS_VERSION=0.2\n"),
+        "{postinst}"
+    );
+    let prerm = fs::read_to_string(root.join("debian/alpha-dkms.prerm.debhelper")).unwrap();
+    assert!(prerm.contains("DKMS_NAME=alpha\n"), "{prerm}");
+}
+
+#[test]
+fn package_selection_with_p_and_n() {
+    for args in [
+        &["-p", "beta-dkms"][..],
+        &["-pbeta-dkms"],
+        &["--package=beta-dkms"],
+        &["-N", "alpha-dkms"],
+        &["--no-package", "alpha-dkms"],
+        &["-i", "-Nalpha-dkms"],
+        &["-O-Nalpha-dkms"],
+    ] {
+        let src = two_package_source();
+        ok(src.path(), args);
+        assert!(acted_on(src.path(), "beta-dkms"), "{args:?}");
+        assert!(!acted_on(src.path(), "alpha-dkms"), "{args:?}");
+        assert!(!src.path().join("debian/alpha-dkms").exists(), "{args:?}");
+    }
+    // -a: no architecture-dependent package here: nothing to do, as debhelper says.
+    let src = two_package_source();
+    let out = dh_dkms_rs(src.path(), &["-a"]);
+    assert!(out.status.success());
+    assert!(!acted_on(src.path(), "alpha-dkms") && !acted_on(src.path(), "beta-dkms"));
+}
+
+#[test]
+fn dh_internal_options_select_as_in_an_override_target() {
+    let src = two_package_source();
+    let out = Command::new(cargo_bin("dh_dkms-rs"))
+        .env(
+            "DH_INTERNAL_OPTIONS",
+            "-i\x1e-Nbeta-dkms\x1e-O--buildsystem=none",
+        )
+        .env_remove("DH_OPTIONS")
+        .current_dir(src.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(acted_on(src.path(), "alpha-dkms"));
+    assert!(!acted_on(src.path(), "beta-dkms"));
+}
+
+#[test]
+fn no_act_writes_nothing() {
+    let src = two_package_source();
+    let before = snapshot(src.path());
+    let out = ok(src.path(), &["--no-act", "-v"]);
+    assert_eq!(snapshot(src.path()), before);
+    // -v says what would have been done.
+    assert!(
+        out.contains("debian/beta-dkms/usr/src/beta-0.2/dkms.conf"),
+        "{out}"
+    );
+    // Also with -V, whose substituted copy would go to debian/<package>.dkms.debhelper.
+    ok(src.path(), &["--no-act", "-V", "9.9"]);
+    assert_eq!(snapshot(src.path()), before);
+}
+
+#[test]
+fn unknown_option_fails_with_one_line_and_writes_nothing() {
+    let src = two_package_source();
+    let before = snapshot(src.path());
+    let err = one_line_failure(&dh_dkms_rs(src.path(), &["--frobnicate"]));
+    assert!(err.contains("--frobnicate"), "{err}");
+    assert_eq!(snapshot(src.path()), before);
+    // The same option passed on by dh with -O is ignored, as debhelper commands do.
+    ok(src.path(), &["-O--frobnicate"]);
+    assert!(acted_on(src.path(), "alpha-dkms"));
+}
+
+#[test]
+fn unknown_package_fails_with_one_line() {
+    let src = two_package_source();
+    let err = one_line_failure(&dh_dkms_rs(src.path(), &["-p", "gamma-dkms"]));
+    assert!(err.contains("gamma-dkms"), "{err}");
+    assert!(err.contains("alpha-dkms, beta-dkms"), "{err}");
+}
+
+#[test]
+fn missing_dkms_conf_fails_with_one_line_naming_it() {
+    let src = two_package_source();
+    fs::write(
+        src.path().join("debian/beta-dkms.dkms"),
+        "beta/missing.conf\n",
+    )
+    .unwrap();
+    let before = snapshot(src.path());
+    let err = one_line_failure(&dh_dkms_rs(src.path(), &["-p", "beta-dkms"]));
+    assert!(err.contains("beta/missing.conf"), "{err}");
+    assert!(err.contains("debian/beta-dkms.dkms"), "{err}");
+    assert_eq!(snapshot(src.path()), before);
+
+    // A FILE argument that does not exist: dkms's "could not locate dkms.conf", exit 4.
+    let out = dh_dkms_rs(src.path(), &["-p", "alpha-dkms", "--", "nowhere.conf"]);
+    let err = one_line_failure(&out);
+    assert!(err.contains("nowhere.conf"), "{err}");
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(snapshot(src.path()), before);
+}
+
+#[test]
+fn substvar_is_not_added_twice() {
+    let src = two_package_source();
+    ok(src.path(), &["-p", "alpha-dkms"]);
+    ok(src.path(), &["-p", "alpha-dkms"]);
+    let substvars = fs::read_to_string(src.path().join("debian/alpha-dkms.substvars")).unwrap();
+    let conf = src.path().join("debian/alpha-dkms.dkms");
+    assert_eq!(
+        substvars,
+        format!("misc:Depends={}\n", mkdeb_depends(&conf))
+    );
+}
+
+#[test]
+fn file_argument_and_module_version() {
+    let src = two_package_source();
+    let root = src.path();
+    let conf = fs::read_to_string(root.join("beta/dkms.conf"))
+        .unwrap()
+        .replace("\"0.2\"", "\"#MODULE_VERSION#\"");
+    fs::write(root.join("upstream.conf"), conf).unwrap();
+
+    // Without -V the placeholder would become the version: refused, naming the file and -V.
+    let err = one_line_failure(&dh_dkms_rs(
+        root,
+        &["-p", "beta-dkms", "--", "upstream.conf"],
+    ));
+    assert!(err.contains("upstream.conf") && err.contains("-V"), "{err}");
+
+    // -V alone: debian/changelog's upstream version (2.5 of 1:2.5-3).
+    ok(root, &["-p", "beta-dkms", "-V", "--", "upstream.conf"]);
+    let installed =
+        fs::read_to_string(root.join("debian/beta-dkms/usr/src/beta-2.5/dkms.conf")).unwrap();
+    assert!(installed.contains("PACKAGE_VERSION=\"2.5\""), "{installed}");
+
+    // -V VERSION.
+    let src = two_package_source();
+    let root = src.path();
+    let conf = fs::read_to_string(root.join("beta/dkms.conf"))
+        .unwrap()
+        .replace("\"0.2\"", "\"#MODULE_VERSION#\"");
+    fs::write(root.join("upstream.conf"), conf).unwrap();
+    ok(
+        root,
+        &["-p", "beta-dkms", "-V", "3.1", "--", "upstream.conf"],
+    );
+    assert!(
+        root.join("debian/beta-dkms/usr/src/beta-3.1/dkms.conf")
+            .is_file()
+    );
+}
+
+#[test]
+fn dkms_conf_with_build_exclusive_config_depends_on_newer_dkms() {
+    let src = two_package_source();
+    let conf = src.path().join("beta/dkms.conf");
+    let text = fs::read_to_string(&conf).unwrap() + "BUILD_EXCLUSIVE_CONFIG=\"CONFIG_MODULES\"\n";
+    fs::write(&conf, text).unwrap();
+    ok(src.path(), &["-p", "beta-dkms"]);
+    let substvars = fs::read_to_string(src.path().join("debian/beta-dkms.substvars")).unwrap();
+    assert_eq!(
+        substvars,
+        format!("misc:Depends={}\n", mkdeb_depends(&conf))
+    );
+    assert!(substvars.contains("dkms (>= 3.0.3-4~)"), "{substvars}");
+}
+
+/// Architecture-dependent packages are chosen as debhelper chooses them (wildcards through
+/// dpkg-architecture), and `debian/<package>.dkms.<host arch>` wins over `debian/<package>.dkms`.
+#[test]
+fn arch_packages_and_arch_specific_files() {
+    if !require_tool("dpkg-architecture") {
+        return;
+    }
+    let host = run_ok(Command::new("dpkg-architecture").arg("-qDEB_HOST_ARCH"))
+        .trim()
+        .to_string();
+    let src = two_package_source();
+    let root = src.path();
+    let mut control = fs::read_to_string(root.join("debian/control")).unwrap();
+    control.push_str(
+        "\nPackage: gamma-modules\nArchitecture: linux-any\nDescription: gamma\n gamma.\n\n\
+         Package: delta-modules\nArchitecture: hurd-any\nDescription: delta\n delta.\n",
+    );
+    fs::write(root.join("debian/control"), control).unwrap();
+    let hello = fs::read_to_string(hello_source().join("dkms.conf")).unwrap();
+    for (file, module) in [
+        ("gamma-modules.dkms", "gamma"),
+        (&format!("gamma-modules.dkms.{host}") as &str, "gamma-host"),
+        ("delta-modules.dkms", "delta"),
+    ] {
+        fs::write(
+            root.join("debian").join(file),
+            hello.replace("\"hello\"", &format!("\"{module}\"")),
+        )
+        .unwrap();
+    }
+    ok(root, &["-a"]);
+    assert!(acted_on(root, "gamma-modules"));
+    assert!(
+        root.join("debian/gamma-modules/usr/src/gamma-host-0.1/dkms.conf")
+            .is_file(),
+        "the {host} file is the one installed"
+    );
+    for other in ["alpha-dkms", "beta-dkms", "delta-modules"] {
+        assert!(!acted_on(root, other), "{other}");
+    }
+    // -p of a package not built on this architecture: known, so no error, but skipped.
+    let out = dh_dkms_rs(root, &["-p", "delta-modules"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!acted_on(root, "delta-modules"));
+}
+
+/// DH_OPTIONS is read like the command line; what is unknown there is ignored with a warning.
+#[test]
+fn dh_options_and_dh_verbose_from_the_environment() {
+    let src = two_package_source();
+    let out = Command::new(cargo_bin("dh_dkms-rs"))
+        .env("DH_OPTIONS", "-p beta-dkms --frobnicate")
+        .env("DH_VERBOSE", "1")
+        .env_remove("DH_INTERNAL_OPTIONS")
+        .env_remove("DH_NO_ACT")
+        .current_dir(src.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr,
+        "dh_dkms-rs: warning: ignored unknown options in DH_OPTIONS\n"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\tinstall -p -D -m644 "), "{stdout}");
+    assert!(acted_on(src.path(), "beta-dkms"));
+    assert!(!acted_on(src.path(), "alpha-dkms"));
+}

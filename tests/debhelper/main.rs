@@ -1,0 +1,7 @@
+//! The debhelper test area: one test binary (see tests/support for the shared harness).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod dh_dkms_rs;
+mod dh_reference;

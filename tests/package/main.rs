@@ -1,0 +1,9 @@
+//! The package test area: one test binary (see tests/support for the shared harness).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod deb_format;
+mod man;
+mod mkdeb;
+mod prebuilt_package;

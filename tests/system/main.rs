@@ -1,0 +1,10 @@
+//! The system test area: one test binary (see tests/support for the shared harness).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod core_qemu;
+mod dpkg_roundtrip;
+mod postinst_dpkg;
+mod prebuilt_dpkg;
+mod qemu_boot;

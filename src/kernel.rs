@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// A kernel release as `uname -r` prints it, e.g. `6.1.0-56-amd64`.
+/// A kernel release as `uname -r` prints it, e.g. `6.1.0-999-amd64`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct KernelRelease(pub String);
 
@@ -22,8 +22,11 @@ impl KernelRelease {
 
     /// The running kernel (`uname -r`).
     pub fn running() -> std::io::Result<KernelRelease> {
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")?;
-        Ok(KernelRelease(release.trim().to_string()))
+        let release = Uname::get().release;
+        if release.is_empty() {
+            return Err(std::io::Error::other("uname(2) gave no kernel release"));
+        }
+        Ok(KernelRelease(release))
     }
 
     /// `/lib/modules/<k>/build`: see [`default_headers_dir`].
@@ -74,9 +77,76 @@ impl fmt::Display for Target {
     }
 }
 
-/// `uname -m` of this machine, which dkms uses when no `-a` is given.
+/// `uname -m` of this machine, which dkms uses when no `-a` is given (`arch=$(uname -m)`).
+/// Read at run time from the kernel: Rust's compile-time `ARCH` is `x86`, `arm`, `powerpc64`
+/// where uname says `i686`, `armv7l`, `ppc64le`, and a 32-bit userland on a 64-bit kernel
+/// (`linux32`, `setarch`) sees the personality's machine, as dkms does.
 pub fn machine_arch() -> String {
-    std::env::consts::ARCH.to_string()
+    Uname::get().machine
+}
+
+/// The Debian architecture (`dpkg --print-architecture` on that machine) of a kernel whose
+/// `uname -m` is `machine`: what `Architecture:` a package of modules built for it says.
+/// uname does not tell endianness or float ABI, so each name maps to the one Debian port
+/// that has it (`mips64` is only ever mips64el, `armv7l` armhf); `None` for the rest.
+pub fn debian_arch(machine: &str) -> Option<&'static str> {
+    Some(match machine {
+        "x86_64" => "amd64",
+        "i386" | "i486" | "i586" | "i686" => "i386",
+        "aarch64" | "arm64" => "arm64",
+        // armv8l: a 32-bit userland on an arm64 kernel (linux32), as Debian's armhf buildds.
+        "armv7l" | "armv8l" | "armhf" => "armhf",
+        "armv5tel" | "armv5tejl" | "armel" => "armel",
+        "ppc64le" => "ppc64el",
+        "ppc64" => "ppc64",
+        "ppc" => "powerpc",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        "mips64" => "mips64el",
+        "loongarch64" => "loong64",
+        "alpha" => "alpha",
+        "parisc" | "parisc64" => "hppa",
+        "m68k" => "m68k",
+        "sh4" => "sh4",
+        "sparc64" => "sparc64",
+        "ia64" => "ia64",
+        _ => return None,
+    })
+}
+
+/// What `uname(2)` says of the running system.
+#[derive(Debug, Clone, Default)]
+pub struct Uname {
+    /// `uname -s`, e.g. `Linux`.
+    pub sysname: String,
+    /// `uname -r`, e.g. `6.1.0-999-amd64`.
+    pub release: String,
+    /// `uname -m`, e.g. `x86_64`.
+    pub machine: String,
+}
+
+impl Uname {
+    /// Ask the kernel; empty strings in the (never seen) case that uname(2) fails.
+    pub fn get() -> Uname {
+        let mut u = std::mem::MaybeUninit::<libc::utsname>::zeroed();
+        // SAFETY: uname fills the zeroed struct; its fields are NUL-terminated C strings.
+        unsafe {
+            if libc::uname(u.as_mut_ptr()) != 0 {
+                return Uname::default();
+            }
+            let u = u.assume_init();
+            let s = |f: &[libc::c_char]| {
+                std::ffi::CStr::from_ptr(f.as_ptr())
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            Uname {
+                sysname: s(&u.sysname),
+                release: s(&u.release),
+                machine: s(&u.machine),
+            }
+        }
+    }
 }
 
 /// `/lib/modules/<k>/build`, dkms's `_get_kernel_dir` on Linux: it looks for headers there
@@ -86,8 +156,35 @@ pub fn default_headers_dir(kernel: &str) -> PathBuf {
 }
 
 /// Whether a directory holds usable headers: dkms's `_check_kernel_dir` tests `<dir>/include`.
+/// The one rule for "this kernel has headers", used by every discovery below and by the tests.
 pub fn has_headers(headers_dir: &Path) -> bool {
     headers_dir.join("include").exists()
+}
+
+/// The kernels named by the entries of `modules_dir` (an install tree such as /lib/modules)
+/// whose headers, at `headers_dir(kernel)`, pass [`has_headers`]; sorted by name.
+pub fn kernels_with_headers(
+    modules_dir: &Path,
+    headers_dir: impl Fn(&KernelRelease) -> PathBuf,
+) -> Vec<KernelRelease> {
+    let mut kernels: Vec<KernelRelease> = std::fs::read_dir(modules_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .map(KernelRelease)
+        .filter(|k| has_headers(&headers_dir(k)))
+        .collect();
+    kernels.sort();
+    kernels
+}
+
+/// The kernels of this machine with headers: `/lib/modules/<k>/build` by [`has_headers`].
+pub fn installed_kernels_with_headers() -> Vec<KernelRelease> {
+    kernels_with_headers(
+        Path::new("/lib/modules"),
+        KernelRelease::default_headers_dir,
+    )
 }
 
 /// How modules of a kernel are compressed.
@@ -189,10 +286,51 @@ mod tests {
 
     #[test]
     fn kernel_dir_glob() {
-        assert!(looks_like_kernel_dir("6.1.0-56-amd64"));
+        assert!(looks_like_kernel_dir("6.1.0-999-amd64"));
         assert!(!looks_like_kernel_dir("build"));
         assert!(!looks_like_kernel_dir("6"));
         assert!(!looks_like_kernel_dir("source"));
+    }
+
+    /// Every Debian release architecture and the ports, by what `uname -m` prints on them
+    /// (the kernel's `UTS_MACHINE` for each arch/ Makefile), to `dpkg --print-architecture`.
+    #[test]
+    fn debian_arch_of_each_uname_machine() {
+        for (machine, debian) in [
+            ("x86_64", "amd64"),
+            ("i686", "i386"),
+            ("i586", "i386"),
+            ("aarch64", "arm64"),
+            ("armv7l", "armhf"),
+            ("armv8l", "armhf"),
+            ("armv5tel", "armel"),
+            ("ppc64le", "ppc64el"),
+            ("ppc64", "ppc64"),
+            ("s390x", "s390x"),
+            ("riscv64", "riscv64"),
+            ("mips64", "mips64el"),
+            ("loongarch64", "loong64"),
+            ("parisc64", "hppa"),
+            ("sparc64", "sparc64"),
+        ] {
+            assert_eq!(debian_arch(machine), Some(debian), "{machine}");
+        }
+        // Rust's compile-time names are not uname's: they must not pass as one.
+        for rust_arch in ["x86", "arm", "powerpc64", "mips64r6", "unknown"] {
+            assert_eq!(debian_arch(rust_arch), None, "{rust_arch}");
+        }
+    }
+
+    #[test]
+    fn machine_arch_is_unames() {
+        let uname_m = std::process::Command::new("uname")
+            .arg("-m")
+            .output()
+            .expect("uname -m");
+        assert_eq!(
+            machine_arch(),
+            String::from_utf8_lossy(&uname_m.stdout).trim()
+        );
     }
 
     #[test]

@@ -262,30 +262,12 @@ impl Prebuilt {
                 reason: "prebuilt modules of one package must be of one architecture".into(),
             });
         };
-        debian_arch(arch).ok_or_else(|| PackageError::BadOption {
+        crate::kernel::debian_arch(arch).ok_or_else(|| PackageError::BadOption {
             option: "-k",
             value: arch.to_string(),
             reason: "is not an architecture dkms-mkdeb knows the Debian name of".into(),
         })
     }
-}
-
-/// dpkg's name of a kernel (`uname -m`) architecture.
-pub fn debian_arch(machine: &str) -> Option<&'static str> {
-    Some(match machine {
-        "x86_64" => "amd64",
-        "i386" | "i486" | "i586" | "i686" => "i386",
-        "aarch64" | "arm64" => "arm64",
-        "armv7l" | "armhf" => "armhf",
-        "armv5tel" | "armel" => "armel",
-        "ppc64le" => "ppc64el",
-        "ppc64" => "ppc64",
-        "s390x" => "s390x",
-        "riscv64" => "riscv64",
-        "mips64" => "mips64el",
-        "loongarch64" => "loong64",
-        _ => return None,
-    })
 }
 
 /// The scratch directory [`build_prebuilt`] builds in (a temp dir; the caller keeps it until

@@ -161,16 +161,7 @@ impl Tree {
     /// Every kernel under the install tree whose headers are there (what framework.conf's
     /// `autoinstall_all_kernels` means), sorted.
     pub fn kernels_with_headers(&self) -> Vec<KernelRelease> {
-        let mut kernels: Vec<KernelRelease> = std::fs::read_dir(&self.install_tree)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
-            .map(KernelRelease)
-            .filter(|k| kernel::has_headers(&self.headers_dir(k)))
-            .collect();
-        kernels.sort();
-        kernels
+        kernel::kernels_with_headers(&self.install_tree, |k| self.headers_dir(k))
     }
 
     /// dkms's `is_module_added`: the version dir exists with a `source` link or dir.

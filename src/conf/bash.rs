@@ -156,7 +156,7 @@ pub fn source(conf: &Path, ctx: &ResolveContext) -> Result<Sourced, ConfError> {
     };
     let identify = ctx.module.is_none();
     // dkms sets these with `$(uname -s)` / `$(uname -r)`: same values, two forks fewer.
-    let uts = super::uname();
+    let uts = crate::kernel::Uname::get();
     let out = Command::new("bash")
         .arg("--norc")
         .arg("--noprofile")
@@ -177,8 +177,8 @@ pub fn source(conf: &Path, ctx: &ResolveContext) -> Result<Sourced, ConfError> {
         .arg(if identify { "yes" } else { "" })
         .arg(&ctx.running_distribution)
         .arg(ctx.addon_modules_dir.as_deref().unwrap_or(""))
-        .arg(&uts.0)
-        .arg(&uts.1)
+        .arg(&uts.sysname)
+        .arg(&uts.release)
         .env("DKMS_RS_MARKER", MARKER)
         .stdin(Stdio::null())
         .stderr(Stdio::piped())

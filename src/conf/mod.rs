@@ -453,21 +453,3 @@ fn source_native(
     })?;
     Ok((vars, files))
 }
-
-/// (sysname, release, machine) of the running kernel, as `uname -s -r -m`.
-fn uname() -> (String, String, String) {
-    let mut u = std::mem::MaybeUninit::<libc::utsname>::zeroed();
-    // SAFETY: uname fills the zeroed struct; its fields are NUL-terminated C strings.
-    unsafe {
-        if libc::uname(u.as_mut_ptr()) != 0 {
-            return (String::new(), String::new(), String::new());
-        }
-        let u = u.assume_init();
-        let s = |f: &[libc::c_char]| {
-            std::ffi::CStr::from_ptr(f.as_ptr())
-                .to_string_lossy()
-                .into_owned()
-        };
-        (s(&u.sysname), s(&u.release), s(&u.machine))
-    }
-}

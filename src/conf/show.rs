@@ -142,7 +142,7 @@ pub fn show(
         path.to_path_buf()
     };
     let kernel = kernel.map_or_else(default_kernel, str::to_owned);
-    let arch = arch.map_or_else(|| super::uname().2, str::to_owned);
+    let arch = arch.map_or_else(kernel::machine_arch, str::to_owned);
     let ctx = ResolveContext::new(&kernel, &arch);
     let res = super::evaluate(&conf, &ctx, super::Reader::Auto)?;
     Ok(Shown {
@@ -154,15 +154,11 @@ pub fn show(
 /// The newest kernel under /lib/modules whose headers are there (`build/include`, as dkms's
 /// `_check_kernel_dir` tests), else the running one.
 pub fn default_kernel() -> String {
-    let mut kernels: Vec<String> = std::fs::read_dir("/lib/modules")
+    kernel::installed_kernels_with_headers()
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|k| kernel::has_headers(&kernel::default_headers_dir(k)))
-        .collect();
-    kernels.sort_by(|a, b| version_cmp(a, b));
-    kernels.pop().unwrap_or_else(|| super::uname().1)
+        .map(|k| k.0)
+        .max_by(|a, b| version_cmp(a, b))
+        .unwrap_or_else(|| kernel::Uname::get().release)
 }
 
 /// `sort -V`-like order: digit runs compare as numbers, the rest bytewise.

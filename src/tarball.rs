@@ -905,11 +905,11 @@ mod tests {
             arch: "x86_64".into(),
         };
         assert_eq!(
-            default_name(&mv, &[t("6.1.0-56-amd64")], TarballContent::Full),
-            "hello-0.1-kernel6.1.0-56-amd64-x86_64.dkms.tar.gz"
+            default_name(&mv, &[t("6.1.0-999-amd64")], TarballContent::Full),
+            "hello-0.1-kernel6.1.0-999-amd64-x86_64.dkms.tar.gz"
         );
         assert_eq!(
-            default_name(&mv, &[t("6.1.0-56-amd64")], TarballContent::SourceOnly),
+            default_name(&mv, &[t("6.1.0-999-amd64")], TarballContent::SourceOnly),
             "hello-0.1-source-only.dkms.tar.gz"
         );
         let many: Vec<Target> = (0..10).map(|i| t(&format!("6.1.0-{i}-amd64"))).collect();

@@ -28,7 +28,7 @@ use dkms::package::{self, MkdebOptions, PackageError};
 ///   export DEBFULLNAME='Jane Doe' DEBEMAIL=jane@example.org
 ///   dkms-mkdeb -o out/ --revision 1 -Z zstd /usr/src/hello-0.1
 ///
-///   dkms-mkdeb -k 6.1.0-56-amd64 -k 6.1.0-56-cloud-amd64 examples/hello
+///   dkms-mkdeb -k "$(uname -r)" -k OTHER-KERNEL examples/hello
 ///
 /// With -k the module is first built for each kernel given (in a scratch dkms tree, against
 /// /lib/modules/KERNEL/build), and the package also carries the built modules as a dkms
@@ -36,9 +36,9 @@ use dkms::package::{self, MkdebOptions, PackageError};
 /// those kernels the postinst loads it and installs the module without compiling. Such a
 /// package is <package>_<version>_<arch>.deb (amd64 for x86_64 modules), not _all.
 ///
-///   dkms-mkdeb --binaries-only -k 6.1.0-56-amd64 examples/hello
+///   dkms-mkdeb --binaries-only -k "$(uname -r)" examples/hello
 ///
-/// makes hello-modules-6.1.0-56-amd64_0.1_amd64.deb: the module alone, for that kernel.
+/// makes hello-modules-<kernel>_0.1_<arch>.deb: the module alone, for that kernel.
 #[derive(Parser, Debug)]
 #[command(name = "dkms-mkdeb", version, verbatim_doc_comment)]
 struct Cli {

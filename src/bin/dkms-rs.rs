@@ -42,7 +42,8 @@ enum Action {
 /// The tree (/var/lib/dkms), the status lines and the exit codes are dkms 3.0.10's, so real
 /// dkms reads what dkms-rs did and the other way round. Builds for several kernels or modules
 /// run in parallel (-j); commands on one tree take turns (a lock), the second one waiting.
-/// Settings come from /etc/dkms/framework.conf and /etc/dkms/framework.conf.d/*.conf.
+/// Settings come from /etc/dkms/framework.conf and /etc/dkms/framework.conf.d/*.conf (--etcdir
+/// names another directory for these, no-autoinstall and the module overrides).
 ///
 /// Exit codes: 3 already added/built (or not added), 4 dkms.conf missing, 6 install or depmod
 /// failure, 7 module not produced, 8 bad dkms.conf, 10 make failed, 11 autoinstall failure,
@@ -51,17 +52,20 @@ enum Action {
 /// Examples:
 ///
 ///   dkms-rs add -m hello -v 0.1
-///   dkms-rs build hello/0.1 -k 6.1.0-56-amd64 -k 6.1.0-56-cloud-amd64
-///   dkms-rs install hello/0.1 -k 6.1.0-56-amd64
+///   dkms-rs build hello/0.1 -k "$(uname -r)"
+///   dkms-rs install hello/0.1 -k "$(uname -r)"
 ///   dkms-rs status
-///   dkms-rs autoinstall -k 6.1.0-56-amd64
+///   dkms-rs autoinstall -k "$(uname -r)"
 ///   dkms-rs remove hello/0.1 --all
 ///   dkms-rs mkdeb -m hello -v 0.1
-///   dkms-rs mkdeb hello/0.1 -k 6.1.0-56-amd64
-///   dkms-rs mkbmdeb hello/0.1 -k 6.1.0-56-amd64
-///   dkms-rs mktarball hello/0.1 -k 6.1.0-56-amd64 --binaries-only
-///   dkms-rs ldtarball /var/lib/dkms/hello/0.1/tarball/hello-0.1-kernel6.1.0-56-amd64-x86_64.dkms.tar.gz
-///   dkms-rs conf show --kernel 6.1.0-56-amd64 /usr/src/hello-0.1
+///   dkms-rs mkdeb hello/0.1 -k "$(uname -r)"
+///   dkms-rs mkbmdeb hello/0.1 -k "$(uname -r)"
+///   dkms-rs mktarball hello/0.1 -k "$(uname -r)" --binaries-only
+///   dkms-rs ldtarball /var/lib/dkms/hello/0.1/tarball/hello-0.1-kernel*.dkms.tar.gz
+///   dkms-rs conf show --kernel "$(uname -r)" /usr/src/hello-0.1
+///
+/// -k takes any kernel release under /lib/modules (`ls /lib/modules`); build and install
+/// take it repeated, and `-k KERNEL/ARCH` names the architecture too (default `uname -m`).
 #[derive(Debug, Parser)]
 #[command(name = "dkms-rs", disable_version_flag = true, verbatim_doc_comment)]
 struct Cli {
@@ -106,6 +110,10 @@ struct Cli {
     /// Where modules are installed (default /lib/modules).
     #[arg(long)]
     installtree: Option<PathBuf>,
+    /// framework.conf, framework.conf.d, no-autoinstall and the module overrides
+    /// `<module>*.conf` (default /etc/dkms).
+    #[arg(long, value_name = "DIR")]
+    etcdir: Option<PathBuf>,
     /// Do not run depmod after install/uninstall.
     #[arg(long)]
     no_depmod: bool,
@@ -177,7 +185,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
-    let etc = PathBuf::from(dkms::framework::DEFAULT_ETC_DIR);
+    let etc = cli
+        .etcdir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(dkms::framework::DEFAULT_ETC_DIR));
     let framework = Framework::read(&etc).map_err(|e| dkms::action::io_error(&etc, e))?;
     let tree = Tree {
         dkms_tree: cli.dkmstree.clone().unwrap_or(framework.dkms_tree.clone()),

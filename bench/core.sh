@@ -11,9 +11,11 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 runs=${RUNS:-5}
 cargo build --release --manifest-path "$here/Cargo.toml" --bin dkms-rs >&2
 rs="$here/target/release/dkms-rs"
-mapfile -t kernels < <(for d in /lib/modules/*/build/Makefile; do d=${d%/build/Makefile}; echo "${d##*/}"; done | sort | head -2)
+# Kernels with headers by dkms's rule (build/include), whatever Debian ships that day.
+mapfile -t kernels < <(for d in /lib/modules/*/build/include; do d=${d%/build/include}; echo "${d##*/}"; done | sort | head -2)
 (( ${#kernels[@]} == 2 )) || { echo "need headers for two kernels" >&2; exit 1; }
 k1=${kernels[0]} k2=${kernels[1]}
+arch=$(uname -m)
 work=$(mktemp -d /tmp/dkms-rs-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 # Keep real dkms from creating a MOK key in /var/lib/dkms (it reads sign_file from the env).
@@ -47,10 +49,10 @@ for i in $(seq -w 1 99); do
     ln -s "$s" "$work/t1/tree/$m/1.0/source"
     for k in "$k1" "$k2"; do
         mkdir -p "$work/t1/tree/$m/1.0/$k"
-        cp -a "$work/t1/tree/bench000/1.0/$k/x86_64" "$work/t1/tree/$m/1.0/$k/"
-        mv "$work/t1/tree/$m/1.0/$k/x86_64/module/bench000.ko" "$work/t1/tree/$m/1.0/$k/x86_64/module/$m.ko"
-        ln -s "1.0/$k/x86_64" "$work/t1/tree/$m/kernel-$k-x86_64"
-        cp "$work/t1/tree/$m/1.0/$k/x86_64/module/$m.ko" "$work/t1/lib/modules/$k/updates/dkms/$m.ko"
+        cp -a "$work/t1/tree/bench000/1.0/$k/$arch" "$work/t1/tree/$m/1.0/$k/"
+        mv "$work/t1/tree/$m/1.0/$k/$arch/module/bench000.ko" "$work/t1/tree/$m/1.0/$k/$arch/module/$m.ko"
+        ln -s "1.0/$k/$arch" "$work/t1/tree/$m/kernel-$k-$arch"
+        cp "$work/t1/tree/$m/1.0/$k/$arch/module/$m.ko" "$work/t1/lib/modules/$k/updates/dkms/$m.ko"
     done
 done
 dkms status $T > "$work/dkms.status"

@@ -101,7 +101,7 @@ fn native_and_bash_agree_on_declarative_files() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("dkms.conf");
-    let mut ctx = ResolveContext::new("6.1.0-56-amd64", "x86_64");
+    let mut ctx = ResolveContext::new(support::FAKE_KERNEL, &support::arch());
     ctx.etc_dir = dir.path().join("no-etc");
     let native_taken = Cell::new(0u32);
     let cases = 96;

@@ -14,6 +14,7 @@ fn script(path: &std::path::Path, body: &str) {
 
 #[test]
 fn patches_scripts_clean_and_strip() {
+    let arch = support::arch();
     if !support::require_tool("patch") || !support::require_tool("readelf") {
         return;
     }
@@ -50,7 +51,7 @@ fn patches_scripts_clean_and_strip() {
     ok(&mut s.dkms_rs(&["install", "steps/1.0", "-k", k]));
     let built = s
         .dkms_tree
-        .join(format!("steps/1.0/{k}/x86_64/module/steps.ko"));
+        .join(format!("steps/1.0/{k}/{arch}/module/steps.ko"));
     let modinfo = ok(std::process::Command::new("modinfo").arg(&built));
     assert!(modinfo.contains("description:    patched"), "{modinfo}");
     let sections = ok(std::process::Command::new("readelf").arg("-S").arg(&built));
@@ -73,12 +74,12 @@ fn patches_scripts_clean_and_strip() {
     );
     let log = std::fs::read_to_string(
         s.dkms_tree
-            .join(format!("steps/1.0/{k}/x86_64/log/make.log")),
+            .join(format!("steps/1.0/{k}/{arch}/log/make.log")),
     )
     .unwrap();
     assert!(
         log.starts_with(&format!(
-            "DKMS make.log for steps-1.0 for kernel {k} (x86_64)\n"
+            "DKMS make.log for steps-1.0 for kernel {k} ({arch})\n"
         )),
         "{log}"
     );
@@ -86,13 +87,14 @@ fn patches_scripts_clean_and_strip() {
     assert!(log.contains("# exit status 0 after "), "{log}");
     assert!(
         s.dkms_tree
-            .join(format!("steps/1.0/{k}/x86_64/log/.config"))
+            .join(format!("steps/1.0/{k}/{arch}/log/.config"))
             .is_file()
     );
 }
 
 #[test]
 fn add_from_a_directory_then_skip_or_force_as_dkms_does() {
+    let arch = support::arch();
     let Some(kernels) = support::require_kernels(1) else {
         return;
     };
@@ -115,13 +117,13 @@ fn add_from_a_directory_then_skip_or_force_as_dkms_does() {
     ok(&mut s.dkms_rs(&["install", "fromdir/1.0", "-k", k, "--no-depmod"]));
     let built = s
         .dkms_tree
-        .join(format!("fromdir/1.0/{k}/x86_64/module/fromdir.ko"));
+        .join(format!("fromdir/1.0/{k}/{arch}/module/fromdir.ko"));
     let first_build = std::fs::metadata(&built).unwrap().modified().unwrap();
     for (action, done) in [("build", "built for"), ("install", "installed on")] {
         let args = [action, "fromdir/1.0", "-k", k, "--no-depmod"];
         let out = ok(&mut s.dkms_rs(&args));
         let line = format!(
-            "Module fromdir/1.0 already {done} kernel {k} (x86_64), skip. You may override by specifying --force."
+            "Module fromdir/1.0 already {done} kernel {k} ({arch}), skip. You may override by specifying --force."
         );
         assert!(out.contains(&line), "{out}");
         if support::require_tool("dkms") {

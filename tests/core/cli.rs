@@ -43,7 +43,7 @@ fn conf_show_of_an_invalid_file_says_why_and_exits_8() {
         "conf",
         "show",
         "--kernel",
-        "6.1.0-99-amd64",
+        support::FAKE_KERNEL,
         conf.to_str().unwrap(),
     ]));
     assert_eq!(code, 8, "{err}");
@@ -65,7 +65,8 @@ fn version_and_usage_errors() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("<module>"), "{err}");
     // A module that is not in the tree: 3.
-    let (code, _, err) = run(&mut s.dkms_rs(&["uninstall", "nothere/1.0", "-k", "6.1.0-1-amd64"]));
+    let (code, _, err) =
+        run(&mut s.dkms_rs(&["uninstall", "nothere/1.0", "-k", support::FAKE_KERNEL]));
     assert_eq!(code, 3, "{err}");
     // No source directory: 2; a source without dkms.conf: 4.
     let (code, _, _) = run(&mut s.dkms_rs(&["add", "nothere/1.0"]));
@@ -106,7 +107,7 @@ fn no_autoinstall_file_turns_autoinstall_off() {
     };
     let target = Target {
         kernel: KernelRelease(kernels[0].clone()),
-        arch: "x86_64".into(),
+        arch: support::arch(),
     };
     session.autoinstall(std::slice::from_ref(&target)).unwrap();
     assert!(!s.installed_module(&kernels[0], "auto").exists());
@@ -145,13 +146,11 @@ fn errors_name_the_program_that_printed_them() {
     s.write_module("broken", "1.0", "", "this is not C;\n");
     // A failed build is printed by the job that ran it, inside the core: the line must still
     // name the binary the user (or dpkg) ran.
-    let (code, _, err) = run(
-        std::process::Command::new(env!("CARGO_BIN_EXE_dkms-postinst"))
-            .args(["configure", "broken", "1.0"])
-            .args(s.tree_args())
-            .arg("--etcdir")
-            .arg(&etc),
-    );
+    let (code, _, err) = run(support::command(env!("CARGO_BIN_EXE_dkms-postinst"))
+        .args(["configure", "broken", "1.0"])
+        .args(s.tree_args())
+        .arg("--etcdir")
+        .arg(&etc));
     assert_eq!(code, 10, "{err}");
     assert!(err.contains("dkms-postinst: error: make failed"), "{err}");
     assert!(!err.contains("dkms-rs:"), "{err}");

@@ -12,13 +12,14 @@ fn hello_with_another_in_place(
     kernels: &[String],
     version: &str,
 ) -> (Scratch, std::path::PathBuf, Vec<u8>) {
+    let arch = support::arch();
     let k = kernels[0].as_str();
     let other = Scratch::new(kernels);
     other.write_module("hello", version, "", TRIVIAL);
     ok(&mut other.dkms_rs(&["build", &format!("hello/{version}"), "-k", k]));
     let other_ko = other
         .dkms_tree
-        .join(format!("hello/{version}/{k}/x86_64/module/hello.ko"));
+        .join(format!("hello/{version}/{k}/{arch}/module/hello.ko"));
 
     let s = Scratch::new(kernels);
     s.add_hello_source();
@@ -31,6 +32,7 @@ fn hello_with_another_in_place(
 
 #[test]
 fn original_module_is_backed_up_and_restored() {
+    let arch = support::arch();
     if !support::require_tool("modinfo") {
         return;
     }
@@ -46,9 +48,9 @@ fn original_module_is_backed_up_and_restored() {
     assert!(modinfo.contains("version:        0.1"), "{modinfo}");
     let kept = s
         .dkms_tree
-        .join(format!("hello/original_module/{k}/x86_64/hello.ko"));
+        .join(format!("hello/original_module/{k}/{arch}/hello.ko"));
     assert_eq!(std::fs::read(&kept).unwrap(), old_bytes);
-    let line = format!("hello/0.1, {k}, x86_64: installed (original_module exists)\n");
+    let line = format!("hello/0.1, {k}, {arch}: installed (original_module exists)\n");
     assert_eq!(ok(&mut s.dkms_rs(&["status"])), line);
     if support::require_tool("dkms") {
         assert_eq!(ok(&mut s.dkms(&["status"])), line);
@@ -63,7 +65,7 @@ fn original_module_is_backed_up_and_restored() {
     assert!(!s.dkms_tree.join("hello/original_module").exists());
     assert_eq!(
         ok(&mut s.dkms_rs(&["status"])),
-        format!("hello/0.1, {k}, x86_64: built\n")
+        format!("hello/0.1, {k}, {arch}: built\n")
     );
     let dep = std::fs::read_to_string(s.install_tree.join(k).join("modules.dep")).unwrap();
     assert!(
@@ -74,6 +76,7 @@ fn original_module_is_backed_up_and_restored() {
 
 #[test]
 fn a_newer_module_in_place_is_neither_replaced_nor_deleted() {
+    let arch = support::arch();
     if !support::require_tool("modinfo") {
         return;
     }
@@ -92,7 +95,7 @@ fn a_newer_module_in_place_is_neither_replaced_nor_deleted() {
     assert_eq!(
         ours,
         format!(
-            "hello/0.1, {k}, x86_64: installed (WARNING! Diff between built and installed module!)\n"
+            "hello/0.1, {k}, {arch}: installed (WARNING! Diff between built and installed module!)\n"
         )
     );
     if support::require_tool("dkms") {

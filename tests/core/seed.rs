@@ -7,6 +7,7 @@ use support::scratch::{Scratch, built_lines, listing, ok};
 
 #[test]
 fn seed_session_with_dkms_rs_reads_the_same_in_real_dkms() {
+    let arch = support::arch();
     if !support::require_tool("dkms") || !support::require_tool("modinfo") {
         return;
     }
@@ -29,7 +30,7 @@ fn seed_session_with_dkms_rs_reads_the_same_in_real_dkms() {
     ok(&mut s.dkms_rs(&["build", "-m", "hello", "-v", "0.1", "-k", k1]));
     let log = s
         .dkms_tree
-        .join(format!("hello/0.1/{k1}/x86_64/log/make.log"));
+        .join(format!("hello/0.1/{k1}/{arch}/log/make.log"));
     let log_text = std::fs::read_to_string(&log).unwrap();
     assert!(log_text.contains("make -j"), "{log_text}");
     assert!(
@@ -66,7 +67,7 @@ fn seed_session_with_dkms_rs_reads_the_same_in_real_dkms() {
     assert_eq!(ours, theirs);
     assert_eq!(
         ours,
-        format!("hello/0.1, {k1}, x86_64: installed\nhello/0.1, {k2}, x86_64: installed\n")
+        format!("hello/0.1, {k1}, {arch}: installed\nhello/0.1, {k2}, {arch}: installed\n")
     );
     // Filters as dkms has them.
     assert_eq!(
@@ -86,6 +87,7 @@ fn seed_session_with_dkms_rs_reads_the_same_in_real_dkms() {
 
 #[test]
 fn build_for_two_kernels_at_once() {
+    let arch = support::arch();
     let Some(kernels) = support::require_kernels(2) else {
         return;
     };
@@ -106,7 +108,7 @@ fn build_for_two_kernels_at_once() {
     for k in &kernels {
         let ko = s
             .dkms_tree
-            .join(format!("hello/0.1/{k}/x86_64/module/hello.ko"));
+            .join(format!("hello/0.1/{k}/{arch}/module/hello.ko"));
         let modinfo = ok(std::process::Command::new("modinfo").arg(&ko));
         assert!(
             modinfo.contains(&format!("vermagic:       {k} ")),

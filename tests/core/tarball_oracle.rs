@@ -44,6 +44,7 @@ fn status_both(s: &Scratch) -> (String, String) {
 
 #[test]
 fn real_dkms_loads_what_dkms_rs_made_and_the_other_way_round() {
+    let arch = support::arch();
     if !support::require_tool("dkms") {
         return;
     }
@@ -63,7 +64,7 @@ fn real_dkms_loads_what_dkms_rs_made_and_the_other_way_round() {
         &kernels[1],
     ]));
     let ours = maker.dkms_tree.join("hello/0.1/tarball").join(format!(
-        "hello-0.1-kernel{}-x86_64-kernel{}-x86_64.dkms.tar.gz",
+        "hello-0.1-kernel{}-{arch}-kernel{}-{arch}.dkms.tar.gz",
         kernels[0], kernels[1]
     ));
     assert!(ours.is_file(), "{out}");
@@ -79,7 +80,7 @@ fn real_dkms_loads_what_dkms_rs_made_and_the_other_way_round() {
     // dkms 3.0.10's load loop declares its paths `local -r`: it loads the first kernel of a
     // tarball only (the others stay for a build from source). dkms-rs loads them all.
     assert!(
-        theirs.contains(&format!("hello/0.1, {k1}, x86_64: built")),
+        theirs.contains(&format!("hello/0.1, {k1}, {arch}: built")),
         "{theirs}"
     );
     let by_us = Scratch::new(&kernels);
@@ -88,7 +89,7 @@ fn real_dkms_loads_what_dkms_rs_made_and_the_other_way_round() {
     assert_eq!(mine, theirs_view);
     for k in &kernels {
         assert!(
-            mine.contains(&format!("hello/0.1, {k}, x86_64: built")),
+            mine.contains(&format!("hello/0.1, {k}, {arch}: built")),
             "{mine}"
         );
     }
@@ -104,7 +105,7 @@ fn real_dkms_loads_what_dkms_rs_made_and_the_other_way_round() {
     // only); dkms-rs and real dkms load it into two trees: same files, same status.
     ok(&mut maker.dkms(&["mktarball", "hello/0.1", "-k", k1]));
     let theirs_tarball = maker.dkms_tree.join(format!(
-        "hello/0.1/tarball/hello-0.1-kernel{k1}-x86_64.dkms.tar.gz"
+        "hello/0.1/tarball/hello-0.1-kernel{k1}-{arch}.dkms.tar.gz"
     ));
     assert!(theirs_tarball.is_file());
     let a = Scratch::new(&kernels);
@@ -114,7 +115,7 @@ fn real_dkms_loads_what_dkms_rs_made_and_the_other_way_round() {
     assert_eq!(tree_listing(&b), tree_listing(&a));
     let (theirs, mine) = status_both(&b);
     assert_eq!(mine, theirs);
-    assert_eq!(theirs, format!("hello/0.1, {k1}, x86_64: built\n"));
+    assert_eq!(theirs, format!("hello/0.1, {k1}, {arch}: built\n"));
     assert_eq!(status_both(&a).0, theirs);
     assert!(
         std::fs::read_link(b.dkms_tree.join("hello/0.1/source"))
@@ -135,6 +136,7 @@ fn real_dkms_loads_what_dkms_rs_made_and_the_other_way_round() {
 
 #[test]
 fn binaries_only_tarballs_load_the_same_in_both() {
+    let arch = support::arch();
     if !support::require_tool("dkms") {
         return;
     }
@@ -191,7 +193,7 @@ fn binaries_only_tarballs_load_the_same_in_both() {
     assert_eq!(tree_listing(&b), tree_listing(&a));
     let (theirs, mine) = status_both(&b);
     assert_eq!(mine, theirs);
-    assert_eq!(theirs, format!("hello/0.1, {k1}, x86_64: built\n"));
+    assert_eq!(theirs, format!("hello/0.1, {k1}, {arch}: built\n"));
 }
 
 /// A gzipped tar made by GNU tar from `dir` with `members` (-P keeps `..` and `/`).

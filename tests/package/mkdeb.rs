@@ -15,7 +15,7 @@ const MAINTAINER: &str = "Jane Doe <jane@example.org>";
 
 /// `dkms-mkdeb` with a clean environment: no maintainer or SOURCE_DATE_EPOCH leaking in.
 fn mkdeb() -> Command {
-    let mut cmd = Command::new(cargo_bin("dkms-mkdeb"));
+    let mut cmd = support::command(cargo_bin("dkms-mkdeb"));
     for var in [
         "DEBFULLNAME",
         "DEBEMAIL",

@@ -10,7 +10,7 @@ use std::process::Command;
 use support::scratch::{Scratch, ok, run};
 
 fn mkdeb(source: &Path, out: &Path, kernels: &[&str]) -> PathBuf {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dkms-mkdeb"));
+    let mut cmd = support::command(env!("CARGO_BIN_EXE_dkms-mkdeb"));
     cmd.arg("--maintainer")
         .arg("Jane Doe <jane@example.org>")
         .arg("-o")
@@ -47,6 +47,7 @@ fn path_with(bin: &Path) -> String {
 
 #[test]
 fn package_with_prebuilt_modules_is_lintian_clean_and_reproducible() {
+    let arch = support::arch();
     let Some(kernels) = support::require_kernels(2) else {
         return;
     };
@@ -84,8 +85,8 @@ fn package_with_prebuilt_modules_is_lintian_clean_and_reproducible() {
         "./dkms_binaries_only/PACKAGE_NAME".to_string(),
         "./dkms_binaries_only/PACKAGE_VERSION".to_string(),
         "./dkms_binaries_only/dkms.conf".to_string(),
-        format!("./dkms_main_tree/{k1}/x86_64/module/hello.ko"),
-        format!("./dkms_main_tree/{k2}/x86_64/module/hello.ko"),
+        format!("./dkms_main_tree/{k1}/{arch}/module/hello.ko"),
+        format!("./dkms_main_tree/{k2}/{arch}/module/hello.ko"),
     ];
     expected.sort();
     assert_eq!(names, expected);
@@ -145,7 +146,7 @@ fn failing_prebuilt_build_names_the_kept_make_log() {
     .unwrap();
     std::fs::write(src.join("Kbuild"), "obj-m := broken.o\n").unwrap();
     std::fs::write(src.join("broken.c"), "this is not C\n").unwrap();
-    let (code, out, err) = run(Command::new(env!("CARGO_BIN_EXE_dkms-mkdeb"))
+    let (code, out, err) = run(support::command(env!("CARGO_BIN_EXE_dkms-mkdeb"))
         .arg("--maintainer")
         .arg("Jane Doe <jane@example.org>")
         .arg("-o")
@@ -173,7 +174,7 @@ fn failing_prebuilt_build_names_the_kept_make_log() {
     // A bad dkms.conf (no build started) leaves no scratch tree behind.
     let before = scratch_dirs();
     std::fs::write(src.join("dkms.conf"), "PACKAGE_NAME=\"broken\"\n").unwrap();
-    let (code, _, err) = run(Command::new(env!("CARGO_BIN_EXE_dkms-mkdeb"))
+    let (code, _, err) = run(support::command(env!("CARGO_BIN_EXE_dkms-mkdeb"))
         .arg("--maintainer")
         .arg("Jane Doe <jane@example.org>")
         .arg("-o")
@@ -186,6 +187,7 @@ fn failing_prebuilt_build_names_the_kept_make_log() {
 
 #[test]
 fn dkms_postinst_installs_prebuilt_modules_without_make() {
+    let arch = support::arch();
     let Some(kernels) = support::require_kernels(2) else {
         return;
     };
@@ -213,12 +215,12 @@ fn dkms_postinst_installs_prebuilt_modules_without_make() {
     let (bin, marker) = poisoned_make(work.path());
     // A running kernel that is not installed (a chroot): common.postinst's choice is every
     // kernel of the install tree, so both prebuilt kernels are configured.
-    let out = ok(Command::new(env!("CARGO_BIN_EXE_dkms-postinst"))
+    let out = ok(support::command(env!("CARGO_BIN_EXE_dkms-postinst"))
         .args(["configure", "hello", "0.1", ""])
         .args(s.tree_args())
         .arg("--etcdir")
         .arg(&etc)
-        .args(["--running-kernel", "5.0.0-0-notinstalled"])
+        .args(["--running-kernel", "5.0.0-999-notinstalled"])
         .env("PATH", path_with(&bin))
         .env("DPKG_MAINTSCRIPT_PACKAGE", "hello-dkms")
         .arg("--tarball-root")
@@ -236,7 +238,7 @@ fn dkms_postinst_installs_prebuilt_modules_without_make() {
         assert!(info.starts_with(&format!("{k} ")), "{info}");
         assert!(
             !s.dkms_tree
-                .join(format!("hello/0.1/{k}/x86_64/log/make.log"))
+                .join(format!("hello/0.1/{k}/{arch}/log/make.log"))
                 .exists()
         );
     }
@@ -246,17 +248,17 @@ fn dkms_postinst_installs_prebuilt_modules_without_make() {
     }
     for k in &kernels {
         assert!(
-            status.contains(&format!("hello/0.1, {k}, x86_64: installed")),
+            status.contains(&format!("hello/0.1, {k}, {arch}: installed")),
             "{status}"
         );
     }
     // A second configure is still a no-op (and still no make).
-    ok(Command::new(env!("CARGO_BIN_EXE_dkms-postinst"))
+    ok(support::command(env!("CARGO_BIN_EXE_dkms-postinst"))
         .args(["configure", "hello", "0.1", ""])
         .args(s.tree_args())
         .arg("--etcdir")
         .arg(&etc)
-        .args(["--running-kernel", "5.0.0-0-notinstalled"])
+        .args(["--running-kernel", "5.0.0-999-notinstalled"])
         .env("PATH", path_with(&bin))
         .arg("--tarball-root")
         .arg(root.join("usr/share/hello-dkms")));
@@ -265,6 +267,7 @@ fn dkms_postinst_installs_prebuilt_modules_without_make() {
 
 #[test]
 fn debian_common_postinst_loads_the_prebuilt_tarball_too() {
+    let arch = support::arch();
     let Some(kernels) = support::require_kernels(1) else {
         return;
     };
@@ -326,7 +329,7 @@ true
     assert!(!marker.exists(), "make was run:\n{log}");
     assert_eq!(
         read("out/status"),
-        format!("hello/0.1, {k1}, x86_64: installed\n"),
+        format!("hello/0.1, {k1}, {arch}: installed\n"),
         "{log}"
     );
     assert_eq!(read("out/installed").trim(), "yes", "{log}");
@@ -334,6 +337,7 @@ true
 
 #[test]
 fn dkms_rs_mkdeb_carries_the_kernels_it_is_told() {
+    let arch = support::arch();
     let Some(kernels) = support::require_kernels(2) else {
         return;
     };
@@ -365,7 +369,7 @@ fn dkms_rs_mkdeb_carries_the_kernels_it_is_told() {
             .arg(x.join("usr/share/hello-dkms/hello-0.1.dkms.tar.gz")),
     );
     assert!(
-        listing.contains(&format!("./dkms_main_tree/{k1}/x86_64/module/hello.ko")),
+        listing.contains(&format!("./dkms_main_tree/{k1}/{arch}/module/hello.ko")),
         "{listing}"
     );
     assert!(!listing.contains(k2), "{listing}");

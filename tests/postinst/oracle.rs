@@ -93,7 +93,7 @@ dkms status > {t}/out/status
 fn dkms_postinst(s: &Scratch, running: &str, name: &str, version: &str) -> (Result, String) {
     let etc = s.dir.path().join("etc");
     std::fs::create_dir_all(&etc).unwrap();
-    let (code, out, err) = run(Command::new(env!("CARGO_BIN_EXE_dkms-postinst"))
+    let (code, out, err) = run(support::command(env!("CARGO_BIN_EXE_dkms-postinst"))
         .args(["configure", name, version, "--running-kernel", running])
         .args(s.tree_args())
         .arg("--etcdir")
@@ -222,25 +222,33 @@ fn newest_kernel_is_common_postinsts_choice() {
     let cases: &[(&str, &[&str], &[&str])] = &[
         // (running, /boot/config-*, /lib/modules/*)
         (
-            "6.1.0-56-amd64",
+            "6.1.0-999-amd64",
             &[
-                "6.1.0-56-amd64",
-                "6.1.0-9-amd64",
-                "6.1.0-100-amd64",
-                "5.10.0-30-amd64",
+                "6.1.0-999-amd64",
+                "6.1.0-990-amd64",
+                "6.1.0-1000-amd64",
+                "5.10.0-999-amd64",
             ],
-            &["6.1.0-56-amd64", "6.1.0-100-amd64"],
+            &["6.1.0-999-amd64", "6.1.0-1000-amd64"],
         ),
         (
-            "6.1.0-56-amd64",
-            &["6.1.0-56-amd64", "6.1.0-56-cloud-amd64"],
-            &["6.1.0-56-amd64", "6.1.0-56-cloud-amd64"],
+            "6.1.0-999-amd64",
+            &["6.1.0-999-amd64", "6.1.0-999-cloud-amd64"],
+            &["6.1.0-999-amd64", "6.1.0-999-cloud-amd64"],
         ),
         // The newest has no modules dir: none.
-        ("6.1.0-56-amd64", &["6.1.0-57-amd64"], &["6.1.0-56-amd64"]),
+        (
+            "6.1.0-999-amd64",
+            &["6.1.0-1000-amd64"],
+            &["6.1.0-999-amd64"],
+        ),
         // Older than the running kernel only.
-        ("6.18.0-1-amd64", &["6.1.0-56-amd64"], &["6.1.0-56-amd64"]),
-        ("6.1.0-56-amd64", &[], &["6.1.0-56-amd64"]),
+        (
+            "6.18.0-999-amd64",
+            &["6.1.0-999-amd64"],
+            &["6.1.0-999-amd64"],
+        ),
+        ("6.1.0-999-amd64", &[], &["6.1.0-999-amd64"]),
     ];
     let mut chosen = 0;
     for (running, configs, installed) in cases {

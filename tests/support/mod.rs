@@ -1,8 +1,10 @@
 //! Shared test harness: real tools, real headers, scratch directories.
 //!
-//! A test that needs a tool or kernel headers asks [`require_tool`] / [`kernels_with_headers`].
-//! Outside CI a missing one skips the test with a note on stderr; under `CI=true` it fails it,
-//! so CI can never pass by skipping.
+//! A test that needs a tool or kernel headers asks [`require_tool`] / [`require_kernels`].
+//! Under `CI=true` (`.ci/run` sets it) a missing one fails the test, so CI can never pass by
+//! skipping. Outside CI it skips the test, and a skip must not look like a pass: a
+//! `SKIPPED` line goes straight to the terminal (past libtest's capture), and to
+//! `target/tmp/skipped.log`, which `.ci/test` lists at the end of the run.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -19,7 +21,20 @@ pub fn missing(what: &str) -> bool {
     if in_ci() {
         panic!("CI=true and {what} is missing: install it in .ci/run");
     }
-    eprintln!("skipping: {what} is missing");
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let line = format!("SKIPPED {test}: {what} is missing\n");
+    // Written to the file descriptor itself: eprintln! would be captured and, the test
+    // passing, never shown.
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped.log");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
     false
 }
 
@@ -42,17 +57,26 @@ pub fn require_tool(tool: &str) -> bool {
     have_tool(tool) || missing(&format!("the tool `{tool}`"))
 }
 
-/// Kernel releases under /lib/modules whose headers (`build/Makefile`) are installed, sorted.
+/// Kernel releases under /lib/modules whose headers are installed, sorted: the library's own
+/// rule (dkms's `_check_kernel_dir`), so the tests use the kernels the tools will see.
+/// Whatever Debian ships that day: no test names a real kernel release.
 pub fn kernels_with_headers() -> Vec<String> {
-    let mut kernels: Vec<String> = std::fs::read_dir("/lib/modules")
+    dkms::kernel::installed_kernels_with_headers()
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.path().join("build/Makefile").is_file())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    kernels.sort();
-    kernels
+        .map(|k| k.0)
+        .collect()
+}
+
+/// A kernel release that looks like Debian's but is visibly fake (an ABI number of 900 or
+/// more, which `.ci/check-kernel-names` allows): for kernels that must not exist.
+pub const FAKE_KERNEL: &str = "6.1.0-999-amd64";
+
+/// This machine's architecture as dkms computes it when no `-a` is given: `uname -m`,
+/// asked of the real tool (never the code under test).
+pub fn arch() -> String {
+    static ARCH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ARCH.get_or_init(|| run_ok(Command::new("uname").arg("-m")).trim().to_owned())
+        .clone()
 }
 
 /// The installed kernels with headers, or skip/fail when there are fewer than `n`.
@@ -62,7 +86,7 @@ pub fn require_kernels(n: usize) -> Option<Vec<String>> {
         Some(kernels)
     } else {
         missing(&format!(
-            "headers for {n} kernel(s) (found {kernels:?}; install linux-headers-amd64 linux-headers-cloud-amd64)"
+            "headers for {n} kernel(s) (found {kernels:?}; .ci/run installs two flavours' headers)"
         ));
         None
     }
@@ -73,19 +97,71 @@ pub fn hello_source() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello")
 }
 
-/// Run a command, panic with its output if it fails, return its stdout.
+/// `program` with a cleared environment: only this process's PATH and `LC_ALL=C.UTF-8`.
+/// The caller's DEB*, DH_*, SOURCE_DATE_EPOCH, sign_file, KBUILD_*, HOME, ... never leak into
+/// the tools under test; a test about one of them sets it with `.env()`.
+pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear()
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into()),
+        )
+        .env("LC_ALL", "C.UTF-8");
+    cmd
+}
+
+/// Run a command, returning (exit code, stdout, stderr); -1 for a death by signal.
+pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Run a command, return its stdout; when it fails, panic with everything needed to see why:
+/// the command (with the environment it was given), its working directory, its status and
+/// output, and a listing of that directory when it is a scratch dir under the temp dir.
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !out.status.success() {
+        panic!("{}", failure_report(cmd, &out));
+    }
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What [`run_ok`] prints for a failed command.
+pub fn failure_report(cmd: &Command, out: &std::process::Output) -> String {
+    let cwd = cmd
+        .get_current_dir()
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_default();
+    let mut report = format!(
+        "command failed with {}\n  command: {cmd:?}\n  cwd: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        cwd.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    if cwd.starts_with(std::env::temp_dir()) && cwd != std::env::temp_dir() {
+        let entries = scratch::listing(&cwd);
+        report.push_str(&format!(
+            "--- {} ({} entries)\n",
+            cwd.display(),
+            entries.len()
+        ));
+        for entry in entries.iter().take(300) {
+            report.push_str(&format!("  {entry}\n"));
+        }
+    }
+    report
 }
 
 /// Booting Debian kernels in qemu with modules loaded from a busybox initramfs.

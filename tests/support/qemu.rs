@@ -68,9 +68,28 @@ pub fn kernel_cache() -> PathBuf {
     target.join("kernel-cache")
 }
 
+/// How qemu boots a Debian kernel of this machine's arch: (qemu binary, machine options,
+/// kernel console). The emulator is named after `uname -m` (qemu-system-x86_64,
+/// qemu-system-aarch64, ...); the PC has a serial ttyS0, `virt` boards a PL011 ttyAMA0.
+fn qemu_machine() -> (String, &'static [&'static str], &'static str) {
+    let arch = super::arch();
+    match arch.as_str() {
+        "aarch64" => (
+            "qemu-system-aarch64".into(),
+            &["-machine", "virt", "-cpu", "max"],
+            "ttyAMA0",
+        ),
+        "armv7l" => ("qemu-system-arm".into(), &["-machine", "virt"], "ttyAMA0"),
+        "ppc64le" => ("qemu-system-ppc64".into(), &["-machine", "pseries"], "hvc0"),
+        "i686" => ("qemu-system-i386".into(), &[], "ttyS0"),
+        _ => (format!("qemu-system-{arch}"), &[], "ttyS0"),
+    }
+}
+
 /// True when the tools a boot needs are there (else skip/fail as [`super::missing`] says).
 pub fn require_qemu() -> bool {
-    ["qemu-system-x86_64", "cpio", "gzip", "apt-get", "dpkg-deb"]
+    let qemu = qemu_machine().0;
+    [qemu.as_str(), "cpio", "gzip", "apt-get", "dpkg-deb"]
         .iter()
         .all(|tool| super::require_tool(tool))
         && (static_busybox().is_some()
@@ -238,18 +257,21 @@ pub fn boot_with_modules(kver: &str, modules: &[PathBuf]) -> BootLog {
     let console_path = scratch.path().join("console.log");
     let console_file = fs::File::create(&console_path).unwrap();
     let started = Instant::now();
-    let mut qemu = Command::new("qemu-system-x86_64")
+    let (qemu_bin, machine, console) = qemu_machine();
+    let mut qemu = Command::new(&qemu_bin)
+        .args(machine)
         .args(["-accel", "tcg", "-m", "256M", "-nographic", "-no-reboot"])
         .arg("-kernel")
         .arg(&kernel)
         .arg("-initrd")
         .arg(&initrd)
-        .args(["-append", "console=ttyS0 panic=-1 quiet"])
+        .arg("-append")
+        .arg(format!("console={console} panic=-1 quiet"))
         .stdin(Stdio::null())
         .stdout(console_file.try_clone().unwrap())
         .stderr(console_file)
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run qemu-system-x86_64: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {qemu_bin}: {e}"));
     let mut timed_out = false;
     loop {
         if qemu.try_wait().unwrap().is_some() {

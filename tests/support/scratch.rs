@@ -4,14 +4,19 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-/// A temp dir holding `tree/`, `src/` and `lib/modules/<k>/` for each kernel.
+#[allow(unused_imports)]
+pub use super::{run, run_ok as ok};
+
+/// A temp dir holding `tree/`, `src/`, `lib/modules/<k>/` for each kernel and `etc/`, the
+/// `/etc/dkms` of the tools run on it: nothing of the host's dkms configuration is read.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
     pub dkms_tree: PathBuf,
     pub source_tree: PathBuf,
     pub install_tree: PathBuf,
+    pub etc_dir: PathBuf,
     pub kernels: Vec<String>,
 }
 
@@ -26,11 +31,26 @@ impl Scratch {
         }
         std::fs::create_dir_all(&dkms_tree).expect("dkms tree");
         std::fs::create_dir_all(&source_tree).expect("source tree");
+        let etc_dir = dir.path().join("etc");
+        std::fs::create_dir_all(&etc_dir).expect("etc dir");
+        // Signing tool and MOK pair in the scratch, where there are none: modules are not
+        // signed, and neither tool reads (or, dkms, creates) the host's /var/lib/dkms/mok.*.
+        let d = dir.path().display();
+        std::fs::write(
+            etc_dir.join("framework.conf"),
+            format!(
+                "# dkms-rs tests: the scratch tree's framework.conf\n\
+                 sign_file=\"{d}/no-sign-file\"\nmok_signing_key=\"{d}/mok.key\"\n\
+                 mok_certificate=\"{d}/mok.pub\"\n"
+            ),
+        )
+        .expect("framework.conf");
         Scratch {
             dir,
             dkms_tree,
             source_tree,
             install_tree,
+            etc_dir,
             kernels: kernels.to_vec(),
         }
     }
@@ -46,21 +66,49 @@ impl Scratch {
         ]
     }
 
-    /// `dkms-rs <args> <tree options>`.
+    /// `dkms-rs <args> <tree options> --etcdir <etc>`, in the scratch dir, with a cleared
+    /// environment ([`super::command`]).
     pub fn dkms_rs(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dkms-rs"));
-        cmd.args(args).args(self.tree_args());
+        let mut cmd = super::command(env!("CARGO_BIN_EXE_dkms-rs"));
+        cmd.args(args)
+            .args(self.tree_args())
+            .arg("--etcdir")
+            .arg(&self.etc_dir)
+            .current_dir(self.dir.path());
         cmd
     }
 
-    /// The real dkms on the same tree. `sign_file` pointing nowhere keeps dkms from making
-    /// a MOK key in /var/lib/dkms (it reads the variable through its framework.conf sourcing).
-    pub fn dkms(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("/usr/sbin/dkms");
+    /// `dkms-postinst <args> <tree options> --etcdir <etc>`, as [`Scratch::dkms_rs`].
+    pub fn dkms_postinst(&self, args: &[&str]) -> Command {
+        let mut cmd = super::command(env!("CARGO_BIN_EXE_dkms-postinst"));
         cmd.args(args)
             .args(self.tree_args())
-            .env("sign_file", "/nonexistent/sign-file")
-            .env("LC_ALL", "C.UTF-8");
+            .arg("--etcdir")
+            .arg(&self.etc_dir)
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    /// The real dkms 3.0.10 on the same tree, in the scratch dir, with a cleared environment.
+    /// It has no option for its /etc/dkms: as root it runs in a private mount namespace
+    /// where the scratch `etc/` is bind-mounted there. Otherwise it reads the host's, and
+    /// `sign_file` in the environment (dkms keeps it when framework.conf sets none) still
+    /// keeps it from making a MOK pair in /var/lib/dkms.
+    pub fn dkms(&self, args: &[&str]) -> Command {
+        let mut cmd = if is_root() {
+            let mut cmd = super::command("unshare");
+            cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+                .arg("mount --bind \"$0\" /etc/dkms && exec /usr/sbin/dkms \"$@\"")
+                .arg(&self.etc_dir);
+            cmd
+        } else {
+            let mut cmd = super::command("/usr/sbin/dkms");
+            cmd.env("sign_file", self.dir.path().join("no-sign-file"));
+            cmd
+        };
+        cmd.args(args)
+            .args(self.tree_args())
+            .current_dir(self.dir.path());
         cmd
     }
 
@@ -120,27 +168,14 @@ impl Scratch {
     }
 }
 
+/// Whether this process runs as root (the real dkms is then given the scratch /etc/dkms).
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// A module body that loads and unloads cleanly.
 pub const TRIVIAL: &str = "static int __init m_init(void) { return 0; }\nstatic void __exit m_exit(void) {}\nmodule_init(m_init);\nmodule_exit(m_exit);\n";
-
-/// Run, returning (exit code, stdout, stderr).
-pub fn run(cmd: &mut Command) -> (i32, String, String) {
-    let out: Output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Run and require success.
-pub fn ok(cmd: &mut Command) -> String {
-    let (code, out, err) = run(cmd);
-    assert_eq!(code, 0, "{cmd:?} failed\nstdout:\n{out}\nstderr:\n{err}");
-    out
-}
 
 /// Files (and links) under a directory, relative, sorted.
 pub fn listing(dir: &Path) -> Vec<String> {

@@ -35,7 +35,7 @@ fn dpkg_installs_builds_and_removes_the_module() {
     let dir = tempfile::tempdir().unwrap();
     let src = MODULE.source(dir.path());
     let deb = run_ok(
-        Command::new(cargo_bin("dkms-mkdeb"))
+        support::command(cargo_bin("dkms-mkdeb"))
             .args(["--maintainer", "dkms-rs tests <dkms-rs@example.org>", "-o"])
             .arg(dir.path())
             .arg(&src),

@@ -49,6 +49,7 @@ fn dkms_status() -> String {
 
 #[test]
 fn dpkg_with_dkms_postinst_installs_builds_and_removes_the_module() {
+    let arch = support::arch();
     if !require_tool("dpkg") || !require_tool("dkms") || !require_tool("modinfo") {
         return;
     }
@@ -58,7 +59,7 @@ fn dpkg_with_dkms_postinst_installs_builds_and_removes_the_module() {
     let dir = tempfile::tempdir().unwrap();
     let src = MODULE.source(dir.path());
     let deb = run_ok(
-        Command::new(env!("CARGO_BIN_EXE_dkms-mkdeb"))
+        support::command(env!("CARGO_BIN_EXE_dkms-mkdeb"))
             .args(["--maintainer", "dkms-rs tests <dkms-rs@example.org>", "-o"])
             .arg(dir.path())
             .arg(&src),
@@ -69,14 +70,14 @@ fn dpkg_with_dkms_postinst_installs_builds_and_removes_the_module() {
     let installed = MODULE.guard(&[PACKAGE], Some(path.clone()));
     let out = run_ok(Command::new("dpkg").arg("-i").arg(&deb).env("PATH", &path));
     // dkms-postinst's lines, not common.postinst's `dkms install` chatter.
-    assert!(out.contains(", x86_64: built in "), "{out}");
+    assert!(out.contains(&format!(", {arch}: built in ")), "{out}");
     assert!(
         !out.contains("Running module version sanity check"),
         "{out}"
     );
 
     let status = dkms_status();
-    let ours = run_ok(Command::new(env!("CARGO_BIN_EXE_dkms-rs")).args(["status", "-m", NAME]));
+    let ours = run_ok(support::command(env!("CARGO_BIN_EXE_dkms-rs")).args(["status", "-m", NAME]));
     assert_eq!(ours, status, "dkms-rs and dkms disagree");
     for kernel in &kernels {
         let ko = MODULE.installed_ko(kernel);
@@ -95,7 +96,7 @@ fn dpkg_with_dkms_postinst_installs_builds_and_removes_the_module() {
         assert!(
             status
                 .lines()
-                .any(|l| l == format!("{NAME}/0.1, {kernel}, x86_64: installed")),
+                .any(|l| l == format!("{NAME}/0.1, {kernel}, {arch}: installed")),
             "dkms status for {kernel}:\n{status}"
         );
     }

@@ -41,7 +41,7 @@ fn binaries_only_package_installs_and_removes_with_dpkg() {
     let work = tempfile::tempdir().unwrap();
     let src = MODULE.source(work.path());
     let out = run_ok(
-        Command::new(env!("CARGO_BIN_EXE_dkms-mkdeb"))
+        support::command(env!("CARGO_BIN_EXE_dkms-mkdeb"))
             .args(["--maintainer", "Jane Doe <jane@example.org>", "-o"])
             .arg(work.path())
             .args(["--binaries-only", "-k", k])

@@ -69,18 +69,16 @@ impl Scratch {
     /// `dkms-rs <args> <tree options> --etcdir <etc>`, in the scratch dir, with a cleared
     /// environment ([`super::command`]).
     pub fn dkms_rs(&self, args: &[&str]) -> Command {
-        let mut cmd = super::command(env!("CARGO_BIN_EXE_dkms-rs"));
-        cmd.args(args)
-            .args(self.tree_args())
-            .arg("--etcdir")
-            .arg(&self.etc_dir)
-            .current_dir(self.dir.path());
-        cmd
+        self.ours(env!("CARGO_BIN_EXE_dkms-rs"), args)
     }
 
     /// `dkms-postinst <args> <tree options> --etcdir <etc>`, as [`Scratch::dkms_rs`].
     pub fn dkms_postinst(&self, args: &[&str]) -> Command {
-        let mut cmd = super::command(env!("CARGO_BIN_EXE_dkms-postinst"));
+        self.ours(env!("CARGO_BIN_EXE_dkms-postinst"), args)
+    }
+
+    fn ours(&self, program: &str, args: &[&str]) -> Command {
+        let mut cmd = super::command(program);
         cmd.args(args)
             .args(self.tree_args())
             .arg("--etcdir")

@@ -141,16 +141,10 @@ fn errors_name_the_program_that_printed_them() {
         return;
     };
     let s = Scratch::new(&kernels);
-    let etc = s.dir.path().join("etc");
-    std::fs::create_dir_all(&etc).unwrap();
     s.write_module("broken", "1.0", "", "this is not C;\n");
     // A failed build is printed by the job that ran it, inside the core: the line must still
     // name the binary the user (or dpkg) ran.
-    let (code, _, err) = run(support::command(env!("CARGO_BIN_EXE_dkms-postinst"))
-        .args(["configure", "broken", "1.0"])
-        .args(s.tree_args())
-        .arg("--etcdir")
-        .arg(&etc));
+    let (code, _, err) = run(&mut s.dkms_postinst(&["configure", "broken", "1.0"]));
     assert_eq!(code, 10, "{err}");
     assert!(err.contains("dkms-postinst: error: make failed"), "{err}");
     assert!(!err.contains("dkms-rs:"), "{err}");

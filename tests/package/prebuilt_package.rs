@@ -210,17 +210,18 @@ fn dkms_postinst_installs_prebuilt_modules_without_make() {
         .arg("-a")
         .arg(root.join("usr/src"))
         .arg(&s.source_tree));
-    let etc = s.dir.path().join("etc");
-    std::fs::create_dir_all(&etc).unwrap();
     let (bin, marker) = poisoned_make(work.path());
     // A running kernel that is not installed (a chroot): common.postinst's choice is every
     // kernel of the install tree, so both prebuilt kernels are configured.
-    let out = ok(support::command(env!("CARGO_BIN_EXE_dkms-postinst"))
-        .args(["configure", "hello", "0.1", ""])
-        .args(s.tree_args())
-        .arg("--etcdir")
-        .arg(&etc)
-        .args(["--running-kernel", "5.0.0-999-notinstalled"])
+    let out = ok(s
+        .dkms_postinst(&[
+            "configure",
+            "hello",
+            "0.1",
+            "",
+            "--running-kernel",
+            "5.0.0-999-notinstalled",
+        ])
         .env("PATH", path_with(&bin))
         .env("DPKG_MAINTSCRIPT_PACKAGE", "hello-dkms")
         .arg("--tarball-root")
@@ -253,15 +254,17 @@ fn dkms_postinst_installs_prebuilt_modules_without_make() {
         );
     }
     // A second configure is still a no-op (and still no make).
-    ok(support::command(env!("CARGO_BIN_EXE_dkms-postinst"))
-        .args(["configure", "hello", "0.1", ""])
-        .args(s.tree_args())
-        .arg("--etcdir")
-        .arg(&etc)
-        .args(["--running-kernel", "5.0.0-999-notinstalled"])
-        .env("PATH", path_with(&bin))
-        .arg("--tarball-root")
-        .arg(root.join("usr/share/hello-dkms")));
+    ok(s.dkms_postinst(&[
+        "configure",
+        "hello",
+        "0.1",
+        "",
+        "--running-kernel",
+        "5.0.0-999-notinstalled",
+    ])
+    .env("PATH", path_with(&bin))
+    .arg("--tarball-root")
+    .arg(root.join("usr/share/hello-dkms")));
     assert!(!marker.exists());
 }
 

@@ -11,28 +11,21 @@ use std::time::SystemTime;
 
 use support::scratch::{Scratch, TRIVIAL, ok, run};
 
-/// A scratch tree plus an empty etc dir, so the machine's /etc/dkms plays no part.
+/// A scratch tree, with its own etc dir: the machine's /etc/dkms plays no part.
 struct Hooked {
     s: Scratch,
-    etc: PathBuf,
 }
 
 impl Hooked {
     fn new(kernels: &[String]) -> Hooked {
-        let s = Scratch::new(kernels);
-        let etc = s.dir.path().join("etc");
-        std::fs::create_dir_all(&etc).unwrap();
-        Hooked { s, etc }
+        Hooked {
+            s: Scratch::new(kernels),
+        }
     }
 
     /// `dkms-postinst <args> <tree options> --etcdir <etc>`.
     fn hook(&self, args: &[&str]) -> Command {
-        let mut cmd = support::command(env!("CARGO_BIN_EXE_dkms-postinst"));
-        cmd.args(args)
-            .args(self.s.tree_args())
-            .arg("--etcdir")
-            .arg(&self.etc);
-        cmd
+        self.s.dkms_postinst(args)
     }
 
     /// `dkms status` of real dkms and of dkms-rs, which must agree.
@@ -249,7 +242,7 @@ fn no_autoinstall_turns_configure_off() {
     };
     let h = Hooked::new(&kernels);
     h.s.write_module("pihook", "1.0", "", TRIVIAL);
-    std::fs::write(h.etc.join("no-autoinstall"), "").unwrap();
+    std::fs::write(h.s.etc_dir.join("no-autoinstall"), "").unwrap();
     let (code, out, err) = run(&mut h.hook(&["configure", "pihook", "1.0"]));
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
@@ -266,8 +259,11 @@ fn autoinstall_all_kernels_builds_for_every_kernel_even_when_running_one_is_inst
         return;
     };
     let h = Hooked::new(&kernels);
+    // framework.conf.d, read after the scratch framework.conf (which keeps signing off).
+    let conf_d = h.s.etc_dir.join("framework.conf.d");
+    std::fs::create_dir_all(&conf_d).unwrap();
     std::fs::write(
-        h.etc.join("framework.conf"),
+        conf_d.join("all-kernels.conf"),
         "autoinstall_all_kernels=\"yes\"\n",
     )
     .unwrap();

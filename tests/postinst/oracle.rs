@@ -91,13 +91,8 @@ dkms status > {t}/out/status
 
 /// The same with dkms-postinst in temp trees holding the machine's kernels.
 fn dkms_postinst(s: &Scratch, running: &str, name: &str, version: &str) -> (Result, String) {
-    let etc = s.dir.path().join("etc");
-    std::fs::create_dir_all(&etc).unwrap();
-    let (code, out, err) = run(support::command(env!("CARGO_BIN_EXE_dkms-postinst"))
-        .args(["configure", name, version, "--running-kernel", running])
-        .args(s.tree_args())
-        .arg("--etcdir")
-        .arg(&etc));
+    let (code, out, err) =
+        run(&mut s.dkms_postinst(&["configure", name, version, "--running-kernel", running]));
     let status = ok(&mut s.dkms(&["status"]));
     assert_eq!(ok(&mut s.dkms_rs(&["status"])), status);
     (Result { code, status }, format!("{out}\n{err}"))

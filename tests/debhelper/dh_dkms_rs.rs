@@ -10,11 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use assert_cmd::cargo::cargo_bin;
-use support::{hello_source, require_tool, run_ok};
-
-/// Top-level entries a packager leaves out of `/usr/src/<name>-<version>/`: `debian/` is the
-/// packaging, dkms.conf is installed by dh_dkms-rs itself, VCS dirs are not source.
-const NOT_INSTALLED: &[&str] = &["debian", "dkms.conf", ".git", ".svn", ".hg", ".bzr", "CVS"];
+use support::{debhelper, hello_source, require_tool, run_ok};
 
 /// How the source package asks dh for our addon.
 #[derive(Clone, Copy, Debug)]
@@ -39,7 +35,7 @@ fn repo_debhelper_dir() -> PathBuf {
 
 /// Build `<name>-dkms_<version>_all.deb` from the module in `source_dir` as a packager with a
 /// `debian/` dir does with dkms-rs: debhelper compat 13, our addon, dpkg-buildpackage -b.
-/// The debian/ files are those of the dh_dkms reference (`support::debhelper`), with our addon.
+/// The source package is the dh_dkms reference's (`support::debhelper`), with our addon.
 fn build_with_addon(
     source_dir: &Path,
     name: &str,
@@ -47,94 +43,17 @@ fn build_with_addon(
     work: &Path,
     addon: Addon,
 ) -> PathBuf {
-    let package = format!("{name}-dkms");
-    let tree = work.join(format!("{package}-{version}"));
-    let debian = tree.join("debian");
-    fs::create_dir_all(&tree).unwrap();
-    run_ok(
-        Command::new("cp")
-            .arg("-a")
-            .arg(source_dir.join("."))
-            .arg(&tree),
-    );
-    fs::create_dir_all(debian.join("source")).unwrap();
-    let write = |file: &str, text: String| fs::write(debian.join(file), text).unwrap();
-    let (build_depends, with) = match addon {
-        Addon::With => ("debhelper-compat (= 13)", " --with dkms-rs"),
-        Addon::BuildDepends => ("debhelper-compat (= 13), dh-sequence-dkms-rs", ""),
+    let sequence = match addon {
+        Addon::With => debhelper::Sequence {
+            build_depends: "debhelper-compat (= 13)",
+            dh_args: " --with dkms-rs",
+        },
+        Addon::BuildDepends => debhelper::Sequence {
+            build_depends: "debhelper-compat (= 13), dh-sequence-dkms-rs",
+            dh_args: "",
+        },
     };
-    write(
-        "control",
-        format!(
-            "Source: {package}\n\
-             Section: kernel\n\
-             Priority: optional\n\
-             Maintainer: dkms-rs tests <dkms-rs@example.org>\n\
-             Build-Depends: {build_depends}\n\
-             Standards-Version: 4.6.2\n\
-             Rules-Requires-Root: no\n\
-             \n\
-             Package: {package}\n\
-             Architecture: all\n\
-             Depends: ${{misc:Depends}}\n\
-             Description: {name} driver in DKMS format\n \
-             The {name} kernel module as source code, which DKMS builds and installs for\n \
-             every kernel whose headers are installed, and again for each new kernel.\n"
-        ),
-    );
-    write(
-        "rules",
-        format!(
-            "#!/usr/bin/make -f\n\
-             %:\n\tdh $@{with}\n\
-             \n\
-             # A -dkms package ships source: nothing to configure, build, test or clean here.\n\
-             override_dh_auto_configure override_dh_auto_build override_dh_auto_test \
-             override_dh_auto_install override_dh_auto_clean:\n"
-        ),
-    );
-    fs::set_permissions(
-        debian.join("rules"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let mut entries: Vec<String> = fs::read_dir(source_dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|e| !NOT_INSTALLED.contains(&e.as_str()))
-        .collect();
-    entries.sort();
-    write(
-        &format!("{package}.install"),
-        entries
-            .iter()
-            .map(|e| format!("{e} usr/src/{name}-{version}/\n"))
-            .collect(),
-    );
-    write(&format!("{package}.dkms"), "dkms.conf\n".to_owned());
-    write(
-        "changelog",
-        format!(
-            "{package} ({version}) unstable; urgency=medium\n\n  \
-             * Package built by dkms-rs's dh_dkms-rs tests.\n\n \
-             -- dkms-rs tests <dkms-rs@example.org>  Thu, 01 Jan 2026 00:00:00 +0000\n"
-        ),
-    );
-    write(
-        "copyright",
-        format!(
-            "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\
-             Upstream-Name: {name}\n\
-             \n\
-             Files: *\n\
-             Copyright: 2026 dkms-rs tests\n\
-             License: GPL-2+\n \
-             On Debian systems, the full text of the GNU General Public License version 2\n \
-             can be found in the file `/usr/share/common-licenses/GPL-2'.\n"
-        ),
-    );
-    write("source/format", "3.0 (native)\n".to_owned());
-
+    let tree = debhelper::write_source_package(source_dir, name, version, work, sequence);
     let path = std::env::join_paths(std::iter::once(bin_dir(work)).chain(std::env::split_paths(
         &std::env::var_os("PATH").unwrap_or_default(),
     )))
@@ -149,7 +68,7 @@ fn build_with_addon(
             .env("PATH", path)
             .env("PERL5LIB", repo_debhelper_dir()),
     );
-    let deb = work.join(format!("{package}_{version}_all.deb"));
+    let deb = work.join(format!("{name}-dkms_{version}_all.deb"));
     assert!(deb.is_file(), "dpkg-buildpackage made no {}", deb.display());
     deb
 }

@@ -160,10 +160,9 @@ fn lintian_clean(deb: &Path) {
     );
 }
 
+/// dpkg-buildpackage, dh and Debian's dh_dkms (for the reference package), dpkg-deb, sh.
 fn require_debhelper() -> bool {
-    ["dpkg-buildpackage", "dh", "dpkg-deb", "sh"]
-        .iter()
-        .all(|t| require_tool(t))
+    debhelper::require_debhelper() && ["dpkg-deb", "sh"].iter().all(|t| require_tool(t))
 }
 
 #[test]
@@ -182,6 +181,19 @@ fn dh_with_dkms_rs_makes_the_package_dkms_mkdeb_makes() {
     );
     let depends = field(&ours, "Depends");
     assert_eq!(depends, field(&reference, "Depends"));
+    // The oracle: Debian's dh_dkms on the same source package, with the `dkms-rs | `
+    // alternative as the one documented difference.
+    let debian = debhelper::build_dh_reference(
+        &hello_source(),
+        "hello",
+        "0.1",
+        &work.path().join("dh_dkms"),
+    );
+    assert_eq!(
+        depends,
+        with_dkms_rs_alternative(&field(&debian, "Depends")),
+        "dh --with dkms-rs (left) vs dh with Debian's dh_dkms (right)"
+    );
     assert!(depends.contains("dkms-rs | dkms (>= 2.1.0.0)"), "{depends}");
 
     // postinst: dkms-mkdeb's body, as it is, inside debhelper's markers, once.
@@ -278,20 +290,23 @@ fn two_package_source() -> tempfile::TempDir {
     dir
 }
 
-/// dh_dkms-rs in `dir` with `args`, without debhelper variables from the caller's environment.
-fn dh_dkms_rs(dir: &Path, args: &[&str]) -> Output {
+/// dh_dkms-rs in `dir` with `args`, none of debhelper's variables inherited from the caller's
+/// environment ([`debhelper::DH_ENV`]), then `env` set.
+fn dh_dkms_rs_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(cargo_bin("dh_dkms-rs"));
-    for var in [
-        "DH_VERBOSE",
-        "DH_NO_ACT",
-        "DH_OPTIONS",
-        "DH_INTERNAL_OPTIONS",
-        "DH_INTERNAL_OVERRIDE",
-        "DEB_BUILD_PROFILES",
-    ] {
+    for var in debhelper::DH_ENV {
         cmd.env_remove(var);
     }
-    cmd.args(args).current_dir(dir).output().unwrap()
+    cmd.envs(env.iter().copied())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// dh_dkms-rs in `dir` with `args`, without debhelper variables from the caller's environment.
+fn dh_dkms_rs(dir: &Path, args: &[&str]) -> Output {
+    dh_dkms_rs_env(dir, args, &[])
 }
 
 fn ok(dir: &Path, args: &[&str]) -> String {
@@ -329,21 +344,109 @@ fn one_line_failure(out: &Output) -> String {
     err
 }
 
-/// What dkms-mkdeb puts into Depends for this dkms.conf.
-fn mkdeb_depends(conf: &Path) -> &'static str {
-    let conf = dkms::conf::read(conf, &dkms::conf::ResolveContext::new("", "")).unwrap();
-    dkms::package::dkms_depends(&conf)
-}
-
 fn acted_on(dir: &Path, package: &str) -> bool {
     dir.join(format!("debian/{package}.substvars")).exists()
 }
 
+/// Every `debian/<package>.substvars` in the source package `dir`: package -> its text.
+fn substvars(dir: &Path) -> BTreeMap<String, String> {
+    fs::read_dir(dir.join("debian"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter_map(|p| {
+            let package = p
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".substvars")?
+                .to_owned();
+            Some((package, fs::read_to_string(&p).unwrap()))
+        })
+        .collect()
+}
+
+/// The dkms.conf files installed under `debian/<package>/usr/src/` in `dir`: relative path ->
+/// bytes.
+fn installed_confs(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    walkdir::WalkDir::new(dir.join("debian"))
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .filter(|p| p.ends_with("dkms.conf") && p.components().any(|c| c.as_os_str() == "src"))
+        .map(|p| {
+            let bytes = fs::read(&p).unwrap();
+            (p.strip_prefix(dir).unwrap().to_path_buf(), bytes)
+        })
+        .collect()
+}
+
+/// The one documented difference from Debian's dh_dkms in `${misc:Depends}`: each `dkms (...)`
+/// relation dh_dkms writes is `dkms-rs | dkms (...)` from dh_dkms-rs, so that a target with
+/// dkms-rs (whose dkms-postinst the snippets prefer) needs no dkms (`package::dkms_depends`).
+/// Maps a Depends value (comma-separated relations) from Debian's form to ours.
+fn with_dkms_rs_alternative(depends: &str) -> String {
+    depends
+        .split(", ")
+        .map(|relation| {
+            if relation == "dkms" || relation.starts_with("dkms (") {
+                format!("dkms-rs | {relation}")
+            } else {
+                relation.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What Debian's dh_dkms writes into each `debian/<package>.substvars` when run `times` with
+/// `args` in a copy of `dir` taken now (so: call it before dh_dkms-rs runs in `dir`).
+fn substvars_by_dh_dkms(dir: &Path, args: &[&str], times: usize) -> BTreeMap<String, String> {
+    let copy = debhelper::dh_dkms_in_copy(dir, args, times);
+    substvars(copy.path())
+}
+
+/// dh_dkms-rs's substvars files are Debian's dh_dkms's (`theirs`), but for the `dkms-rs | `
+/// alternative of [`with_dkms_rs_alternative`] in `misc:Depends`.
+fn assert_substvars_as_dh_dkms(dir: &Path, theirs: &BTreeMap<String, String>) {
+    assert!(!theirs.is_empty(), "dh_dkms wrote no substvars");
+    let expected: BTreeMap<String, String> = theirs
+        .iter()
+        .map(|(package, text)| {
+            let text: String = text
+                .lines()
+                .map(|line| match line.strip_prefix("misc:Depends=") {
+                    Some(value) => format!("misc:Depends={}\n", with_dkms_rs_alternative(value)),
+                    None => format!("{line}\n"),
+                })
+                .collect();
+            (package.clone(), text)
+        })
+        .collect();
+    assert_eq!(
+        substvars(dir),
+        expected,
+        "dh_dkms-rs (left) vs Debian's dh_dkms with `dkms-rs | ` before its dkms (right)"
+    );
+}
+
+/// The tools these tests take their expectations from: Debian's dh_dkms and dh_listpackages.
+fn require_oracles() -> bool {
+    require_tool("dh_dkms") && require_tool("dh_listpackages")
+}
+
 #[test]
 fn every_package_by_default_with_its_conf_and_scripts() {
+    if !require_oracles() {
+        return;
+    }
     let src = two_package_source();
     let root = src.path();
+    let theirs = debhelper::dh_dkms_in_copy(root, &[], 1);
     ok(root, &[]);
+    assert_substvars_as_dh_dkms(root, &substvars(theirs.path()));
+    assert_eq!(
+        installed_confs(root),
+        installed_confs(theirs.path()),
+        "dkms.conf installed by dh_dkms-rs (left) vs Debian's dh_dkms (right)"
+    );
     let alpha_conf = root.join("debian/alpha-dkms/usr/src/alpha-0.1/dkms.conf");
     let beta_conf = root.join("debian/beta-dkms/usr/src/beta-0.2/dkms.conf");
     assert_eq!(
@@ -359,14 +462,9 @@ fn every_package_by_default_with_its_conf_and_scripts() {
         fs::metadata(&beta_conf).unwrap().permissions().mode() & 0o7777,
         0o644
     );
+    // Documented expectation (the oracle above decides): hello's conf needs dkms 2.1.0.0.
     let substvars = fs::read_to_string(root.join("debian/beta-dkms.substvars")).unwrap();
-    assert_eq!(
-        substvars,
-        format!(
-            "misc:Depends={}\n",
-            mkdeb_depends(&root.join("beta/dkms.conf"))
-        )
-    );
+    assert_eq!(substvars, "misc:Depends=dkms-rs | dkms (>= 2.1.0.0)\n");
     let postinst = fs::read_to_string(root.join("debian/beta-dkms.postinst.debhelper")).unwrap();
     assert!(
         postinst.contains("DKMS_NAME=beta\nDKMS_VERSION=0.2\n"),
@@ -475,19 +573,26 @@ fn missing_dkms_conf_fails_with_one_line_naming_it() {
     assert_eq!(snapshot(src.path()), before);
 }
 
+/// Run twice (debhelper's addsubstvar does not repeat an item), dh_dkms-rs writes what Debian's
+/// dh_dkms run twice writes.
 #[test]
 fn substvar_is_not_added_twice() {
+    if !require_oracles() {
+        return;
+    }
     let src = two_package_source();
-    ok(src.path(), &["-p", "alpha-dkms"]);
-    ok(src.path(), &["-p", "alpha-dkms"]);
+    let args = ["-p", "alpha-dkms"];
+    let theirs = substvars_by_dh_dkms(src.path(), &args, 2);
+    ok(src.path(), &args);
+    ok(src.path(), &args);
+    assert_substvars_as_dh_dkms(src.path(), &theirs);
     let substvars = fs::read_to_string(src.path().join("debian/alpha-dkms.substvars")).unwrap();
-    let conf = src.path().join("debian/alpha-dkms.dkms");
-    assert_eq!(
-        substvars,
-        format!("misc:Depends={}\n", mkdeb_depends(&conf))
-    );
+    assert_eq!(substvars.lines().count(), 1, "{substvars}");
 }
 
+// Debian's dh_dkms is no oracle for the FILE argument: its code uses debian/<package>.dkms when
+// there is one and the FILE only for packages without (its man page says FILE wins), gives
+// every such package the FILE, and -V keeps the epoch (1:2.5). dh_dkms-rs follows the man page.
 #[test]
 fn file_argument_and_module_version() {
     let src = two_package_source();
@@ -527,18 +632,23 @@ fn file_argument_and_module_version() {
     );
 }
 
+/// BUILD_EXCLUSIVE_CONFIG needs a dkms that knows it: the substvar is Debian's dh_dkms's for the
+/// same dkms.conf.
 #[test]
 fn dkms_conf_with_build_exclusive_config_depends_on_newer_dkms() {
+    if !require_oracles() {
+        return;
+    }
     let src = two_package_source();
     let conf = src.path().join("beta/dkms.conf");
     let text = fs::read_to_string(&conf).unwrap() + "BUILD_EXCLUSIVE_CONFIG=\"CONFIG_MODULES\"\n";
     fs::write(&conf, text).unwrap();
-    ok(src.path(), &["-p", "beta-dkms"]);
+    let args = ["-p", "beta-dkms"];
+    let theirs = substvars_by_dh_dkms(src.path(), &args, 1);
+    ok(src.path(), &args);
+    assert_substvars_as_dh_dkms(src.path(), &theirs);
+    // Documented expectation (the oracle above decides): dh_dkms's `>= 3.0.3-4~`.
     let substvars = fs::read_to_string(src.path().join("debian/beta-dkms.substvars")).unwrap();
-    assert_eq!(
-        substvars,
-        format!("misc:Depends={}\n", mkdeb_depends(&conf))
-    );
     assert!(substvars.contains("dkms (>= 3.0.3-4~)"), "{substvars}");
 }
 

@@ -364,6 +364,12 @@ fn substvars(dir: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The packages dh_dkms-rs acted on in `dir`, sorted: those it wrote a substvars file for. Every
+/// package of these sources has a dkms.conf, so these are the packages it selected.
+fn acted_on_all(dir: &Path) -> Vec<String> {
+    substvars(dir).into_keys().collect()
+}
+
 /// The dkms.conf files installed under `debian/<package>/usr/src/` in `dir`: relative path ->
 /// bytes.
 fn installed_confs(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
@@ -376,6 +382,14 @@ fn installed_confs(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             (p.strip_prefix(dir).unwrap().to_path_buf(), bytes)
         })
         .collect()
+}
+
+/// The oracle for package selection: what Debian's `dh_listpackages` lists with these options
+/// and this environment in the same source package, sorted.
+fn selected_by_debhelper(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+    let mut packages = debhelper::dh_listpackages(dir, args, env);
+    packages.sort();
+    packages
 }
 
 /// The one documented difference from Debian's dh_dkms in `${misc:Depends}`: each `dkms (...)`
@@ -474,8 +488,13 @@ fn every_package_by_default_with_its_conf_and_scripts() {
     assert!(prerm.contains("DKMS_NAME=alpha\n"), "{prerm}");
 }
 
+/// dh_dkms-rs acts on exactly the packages Debian's dh_listpackages selects with the same
+/// options in the same source package.
 #[test]
 fn package_selection_with_p_and_n() {
+    if !require_oracles() {
+        return;
+    }
     for args in [
         &["-p", "beta-dkms"][..],
         &["-pbeta-dkms"],
@@ -486,31 +505,45 @@ fn package_selection_with_p_and_n() {
         &["-O-Nalpha-dkms"],
     ] {
         let src = two_package_source();
+        let expected = selected_by_debhelper(src.path(), args, &[]);
         ok(src.path(), args);
+        assert_eq!(
+            acted_on_all(src.path()),
+            expected,
+            "{args:?}: dh_dkms-rs (left) vs dh_listpackages (right)"
+        );
+        // What each of these options means, for the reader (the oracle above decides).
         assert!(acted_on(src.path(), "beta-dkms"), "{args:?}");
         assert!(!acted_on(src.path(), "alpha-dkms"), "{args:?}");
         assert!(!src.path().join("debian/alpha-dkms").exists(), "{args:?}");
     }
     // -a: no architecture-dependent package here: nothing to do, as debhelper says.
     let src = two_package_source();
+    let expected = selected_by_debhelper(src.path(), &["-a"], &[]);
     let out = dh_dkms_rs(src.path(), &["-a"]);
     assert!(out.status.success());
+    assert_eq!(acted_on_all(src.path()), expected, "-a");
     assert!(!acted_on(src.path(), "alpha-dkms") && !acted_on(src.path(), "beta-dkms"));
 }
 
 #[test]
 fn dh_internal_options_select_as_in_an_override_target() {
+    if !require_oracles() {
+        return;
+    }
     let src = two_package_source();
-    let out = Command::new(cargo_bin("dh_dkms-rs"))
-        .env(
-            "DH_INTERNAL_OPTIONS",
-            "-i\x1e-Nbeta-dkms\x1e-O--buildsystem=none",
-        )
-        .env_remove("DH_OPTIONS")
-        .current_dir(src.path())
-        .output()
-        .unwrap();
+    let env = [(
+        "DH_INTERNAL_OPTIONS",
+        "-i\x1e-Nbeta-dkms\x1e-O--buildsystem=none",
+    )];
+    let expected = selected_by_debhelper(src.path(), &[], &env);
+    let out = dh_dkms_rs_env(src.path(), &[], &env);
     assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        acted_on_all(src.path()),
+        expected,
+        "dh_dkms-rs (left) vs dh_listpackages (right)"
+    );
     assert!(acted_on(src.path(), "alpha-dkms"));
     assert!(!acted_on(src.path(), "beta-dkms"));
 }
@@ -545,8 +578,18 @@ fn unknown_option_fails_with_one_line_and_writes_nothing() {
 
 #[test]
 fn unknown_package_fails_with_one_line() {
+    if !require_oracles() {
+        return;
+    }
     let src = two_package_source();
-    let err = one_line_failure(&dh_dkms_rs(src.path(), &["-p", "gamma-dkms"]));
+    let args = ["-p", "gamma-dkms"];
+    // debhelper refuses it too ("Requested unknown package gamma-dkms via -p/--package").
+    // Only the failure is compared: its exit code is 255 on a terminal and 25 (ENOTTY left in
+    // $! by Dh_Lib's error()) otherwise, where dh_dkms-rs always exits 255.
+    let (code, their_err) = debhelper::dh_listpackages_status(src.path(), &args, &[]);
+    assert_ne!(code, 0, "dh_listpackages accepted -p gamma-dkms");
+    assert!(their_err.contains("gamma-dkms"), "{their_err}");
+    let err = one_line_failure(&dh_dkms_rs(src.path(), &args));
     assert!(err.contains("gamma-dkms"), "{err}");
     assert!(err.contains("alpha-dkms, beta-dkms"), "{err}");
 }
@@ -653,10 +696,11 @@ fn dkms_conf_with_build_exclusive_config_depends_on_newer_dkms() {
 }
 
 /// Architecture-dependent packages are chosen as debhelper chooses them (wildcards through
-/// dpkg-architecture), and `debian/<package>.dkms.<host arch>` wins over `debian/<package>.dkms`.
+/// dpkg-architecture; dh_listpackages is the oracle), and `debian/<package>.dkms.<host arch>`
+/// wins over `debian/<package>.dkms` as it does for Debian's dh_dkms.
 #[test]
 fn arch_packages_and_arch_specific_files() {
-    if !require_tool("dpkg-architecture") {
+    if !require_tool("dpkg-architecture") || !require_oracles() {
         return;
     }
     let host = run_ok(Command::new("dpkg-architecture").arg("-qDEB_HOST_ARCH"))
@@ -682,7 +726,28 @@ fn arch_packages_and_arch_specific_files() {
         )
         .unwrap();
     }
+    let untouched = tempfile::tempdir().unwrap();
+    run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(root.join("."))
+            .arg(untouched.path()),
+    );
+    let expected = selected_by_debhelper(root, &["-a"], &[]);
+    let theirs = debhelper::dh_dkms_in_copy(root, &["-a"], 1);
     ok(root, &["-a"]);
+    assert_eq!(
+        acted_on_all(root),
+        expected,
+        "-a: dh_dkms-rs (left) vs dh_listpackages (right)"
+    );
+    assert_eq!(
+        installed_confs(root),
+        installed_confs(theirs.path()),
+        "dkms.conf installed by dh_dkms-rs (left) vs Debian's dh_dkms (right)"
+    );
+    assert_substvars_as_dh_dkms(root, &substvars(theirs.path()));
+    // What that means, for the reader (the oracles above decide).
     assert!(acted_on(root, "gamma-modules"));
     assert!(
         root.join("debian/gamma-modules/usr/src/gamma-host-0.1/dkms.conf")
@@ -693,31 +758,57 @@ fn arch_packages_and_arch_specific_files() {
         assert!(!acted_on(root, other), "{other}");
     }
     // -p of a package not built on this architecture: known, so no error, but skipped.
-    let out = dh_dkms_rs(root, &["-p", "delta-modules"]);
+    let root = untouched.path();
+    let args = ["-p", "delta-modules"];
+    let expected = selected_by_debhelper(root, &args, &[]);
+    let out = dh_dkms_rs(root, &args);
     assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        acted_on_all(root),
+        expected,
+        "-p delta-modules: dh_dkms-rs (left) vs dh_listpackages (right)"
+    );
     assert!(!acted_on(root, "delta-modules"));
 }
 
 /// DH_OPTIONS is read like the command line; what is unknown there is ignored with a warning.
 #[test]
 fn dh_options_and_dh_verbose_from_the_environment() {
+    if !require_oracles() {
+        return;
+    }
     let src = two_package_source();
-    let out = Command::new(cargo_bin("dh_dkms-rs"))
-        .env("DH_OPTIONS", "-p beta-dkms --frobnicate")
-        .env("DH_VERBOSE", "1")
-        .env_remove("DH_INTERNAL_OPTIONS")
-        .env_remove("DH_NO_ACT")
-        .current_dir(src.path())
-        .output()
-        .unwrap();
+    let env = [
+        ("DH_OPTIONS", "-p beta-dkms --frobnicate"),
+        ("DH_VERBOSE", "1"),
+    ];
+    let expected = selected_by_debhelper(src.path(), &[], &env);
+    let (_, their_err) = debhelper::dh_listpackages_status(src.path(), &[], &env);
+    let out = dh_dkms_rs_env(src.path(), &[], &env);
     assert!(out.status.success(), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // debhelper's own lines, in its words; Getopt::Long's "Unknown option: frobnicate" before
+    // them is Perl's, which dh_dkms-rs does not print.
+    let theirs: String = their_err
+        .lines()
+        .filter_map(|l| l.strip_prefix("dh_listpackages: "))
+        .map(|l| format!("dh_dkms-rs: {l}\n"))
+        .collect();
+    assert_eq!(
+        stderr, theirs,
+        "dh_dkms-rs (left) vs dh_listpackages (right)"
+    );
     assert_eq!(
         stderr,
         "dh_dkms-rs: warning: ignored unknown options in DH_OPTIONS\n"
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("\tinstall -p -D -m644 "), "{stdout}");
+    assert_eq!(
+        acted_on_all(src.path()),
+        expected,
+        "dh_dkms-rs (left) vs dh_listpackages (right)"
+    );
     assert!(acted_on(src.path(), "beta-dkms"));
     assert!(!acted_on(src.path(), "alpha-dkms"));
 }

@@ -10,11 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use assert_cmd::cargo::cargo_bin;
-use support::{hello_source, require_tool, run_ok};
-
-/// Top-level entries a packager leaves out of `/usr/src/<name>-<version>/`: `debian/` is the
-/// packaging, dkms.conf is installed by dh_dkms-rs itself, VCS dirs are not source.
-const NOT_INSTALLED: &[&str] = &["debian", "dkms.conf", ".git", ".svn", ".hg", ".bzr", "CVS"];
+use support::{debhelper, hello_source, require_tool, run_ok};
 
 /// How the source package asks dh for our addon.
 #[derive(Clone, Copy, Debug)]
@@ -39,7 +35,7 @@ fn repo_debhelper_dir() -> PathBuf {
 
 /// Build `<name>-dkms_<version>_all.deb` from the module in `source_dir` as a packager with a
 /// `debian/` dir does with dkms-rs: debhelper compat 13, our addon, dpkg-buildpackage -b.
-/// The debian/ files are those of the dh_dkms reference (`support::debhelper`), with our addon.
+/// The source package is the dh_dkms reference's (`support::debhelper`), with our addon.
 fn build_with_addon(
     source_dir: &Path,
     name: &str,
@@ -47,94 +43,17 @@ fn build_with_addon(
     work: &Path,
     addon: Addon,
 ) -> PathBuf {
-    let package = format!("{name}-dkms");
-    let tree = work.join(format!("{package}-{version}"));
-    let debian = tree.join("debian");
-    fs::create_dir_all(&tree).unwrap();
-    run_ok(
-        Command::new("cp")
-            .arg("-a")
-            .arg(source_dir.join("."))
-            .arg(&tree),
-    );
-    fs::create_dir_all(debian.join("source")).unwrap();
-    let write = |file: &str, text: String| fs::write(debian.join(file), text).unwrap();
-    let (build_depends, with) = match addon {
-        Addon::With => ("debhelper-compat (= 13)", " --with dkms-rs"),
-        Addon::BuildDepends => ("debhelper-compat (= 13), dh-sequence-dkms-rs", ""),
+    let sequence = match addon {
+        Addon::With => debhelper::Sequence {
+            build_depends: "debhelper-compat (= 13)",
+            dh_args: " --with dkms-rs",
+        },
+        Addon::BuildDepends => debhelper::Sequence {
+            build_depends: "debhelper-compat (= 13), dh-sequence-dkms-rs",
+            dh_args: "",
+        },
     };
-    write(
-        "control",
-        format!(
-            "Source: {package}\n\
-             Section: kernel\n\
-             Priority: optional\n\
-             Maintainer: dkms-rs tests <dkms-rs@example.org>\n\
-             Build-Depends: {build_depends}\n\
-             Standards-Version: 4.6.2\n\
-             Rules-Requires-Root: no\n\
-             \n\
-             Package: {package}\n\
-             Architecture: all\n\
-             Depends: ${{misc:Depends}}\n\
-             Description: {name} driver in DKMS format\n \
-             The {name} kernel module as source code, which DKMS builds and installs for\n \
-             every kernel whose headers are installed, and again for each new kernel.\n"
-        ),
-    );
-    write(
-        "rules",
-        format!(
-            "#!/usr/bin/make -f\n\
-             %:\n\tdh $@{with}\n\
-             \n\
-             # A -dkms package ships source: nothing to configure, build, test or clean here.\n\
-             override_dh_auto_configure override_dh_auto_build override_dh_auto_test \
-             override_dh_auto_install override_dh_auto_clean:\n"
-        ),
-    );
-    fs::set_permissions(
-        debian.join("rules"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let mut entries: Vec<String> = fs::read_dir(source_dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|e| !NOT_INSTALLED.contains(&e.as_str()))
-        .collect();
-    entries.sort();
-    write(
-        &format!("{package}.install"),
-        entries
-            .iter()
-            .map(|e| format!("{e} usr/src/{name}-{version}/\n"))
-            .collect(),
-    );
-    write(&format!("{package}.dkms"), "dkms.conf\n".to_owned());
-    write(
-        "changelog",
-        format!(
-            "{package} ({version}) unstable; urgency=medium\n\n  \
-             * Package built by dkms-rs's dh_dkms-rs tests.\n\n \
-             -- dkms-rs tests <dkms-rs@example.org>  Thu, 01 Jan 2026 00:00:00 +0000\n"
-        ),
-    );
-    write(
-        "copyright",
-        format!(
-            "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\
-             Upstream-Name: {name}\n\
-             \n\
-             Files: *\n\
-             Copyright: 2026 dkms-rs tests\n\
-             License: GPL-2+\n \
-             On Debian systems, the full text of the GNU General Public License version 2\n \
-             can be found in the file `/usr/share/common-licenses/GPL-2'.\n"
-        ),
-    );
-    write("source/format", "3.0 (native)\n".to_owned());
-
+    let tree = debhelper::write_source_package(source_dir, name, version, work, sequence);
     let path = std::env::join_paths(std::iter::once(bin_dir(work)).chain(std::env::split_paths(
         &std::env::var_os("PATH").unwrap_or_default(),
     )))
@@ -149,7 +68,7 @@ fn build_with_addon(
             .env("PATH", path)
             .env("PERL5LIB", repo_debhelper_dir()),
     );
-    let deb = work.join(format!("{package}_{version}_all.deb"));
+    let deb = work.join(format!("{name}-dkms_{version}_all.deb"));
     assert!(deb.is_file(), "dpkg-buildpackage made no {}", deb.display());
     deb
 }
@@ -241,10 +160,9 @@ fn lintian_clean(deb: &Path) {
     );
 }
 
+/// dpkg-buildpackage, dh and Debian's dh_dkms (for the reference package), dpkg-deb, sh.
 fn require_debhelper() -> bool {
-    ["dpkg-buildpackage", "dh", "dpkg-deb", "sh"]
-        .iter()
-        .all(|t| require_tool(t))
+    debhelper::require_debhelper() && ["dpkg-deb", "sh"].iter().all(|t| require_tool(t))
 }
 
 #[test]
@@ -263,6 +181,19 @@ fn dh_with_dkms_rs_makes_the_package_dkms_mkdeb_makes() {
     );
     let depends = field(&ours, "Depends");
     assert_eq!(depends, field(&reference, "Depends"));
+    // The oracle: Debian's dh_dkms on the same source package, with the `dkms-rs | `
+    // alternative as the one documented difference.
+    let debian = debhelper::build_dh_reference(
+        &hello_source(),
+        "hello",
+        "0.1",
+        &work.path().join("dh_dkms"),
+    );
+    assert_eq!(
+        depends,
+        with_dkms_rs_alternative(&field(&debian, "Depends")),
+        "dh --with dkms-rs (left) vs dh with Debian's dh_dkms (right)"
+    );
     assert!(depends.contains("dkms-rs | dkms (>= 2.1.0.0)"), "{depends}");
 
     // postinst: dkms-mkdeb's body, as it is, inside debhelper's markers, once.
@@ -359,20 +290,23 @@ fn two_package_source() -> tempfile::TempDir {
     dir
 }
 
-/// dh_dkms-rs in `dir` with `args`, without debhelper variables from the caller's environment.
-fn dh_dkms_rs(dir: &Path, args: &[&str]) -> Output {
+/// dh_dkms-rs in `dir` with `args`, none of debhelper's variables inherited from the caller's
+/// environment ([`debhelper::DH_ENV`]), then `env` set.
+fn dh_dkms_rs_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(cargo_bin("dh_dkms-rs"));
-    for var in [
-        "DH_VERBOSE",
-        "DH_NO_ACT",
-        "DH_OPTIONS",
-        "DH_INTERNAL_OPTIONS",
-        "DH_INTERNAL_OVERRIDE",
-        "DEB_BUILD_PROFILES",
-    ] {
+    for var in debhelper::DH_ENV {
         cmd.env_remove(var);
     }
-    cmd.args(args).current_dir(dir).output().unwrap()
+    cmd.envs(env.iter().copied())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// dh_dkms-rs in `dir` with `args`, without debhelper variables from the caller's environment.
+fn dh_dkms_rs(dir: &Path, args: &[&str]) -> Output {
+    dh_dkms_rs_env(dir, args, &[])
 }
 
 fn ok(dir: &Path, args: &[&str]) -> String {
@@ -410,21 +344,123 @@ fn one_line_failure(out: &Output) -> String {
     err
 }
 
-/// What dkms-mkdeb puts into Depends for this dkms.conf.
-fn mkdeb_depends(conf: &Path) -> &'static str {
-    let conf = dkms::conf::read(conf, &dkms::conf::ResolveContext::new("", "")).unwrap();
-    dkms::package::dkms_depends(&conf)
-}
-
 fn acted_on(dir: &Path, package: &str) -> bool {
     dir.join(format!("debian/{package}.substvars")).exists()
 }
 
+/// Every `debian/<package>.substvars` in the source package `dir`: package -> its text.
+fn substvars(dir: &Path) -> BTreeMap<String, String> {
+    fs::read_dir(dir.join("debian"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter_map(|p| {
+            let package = p
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".substvars")?
+                .to_owned();
+            Some((package, fs::read_to_string(&p).unwrap()))
+        })
+        .collect()
+}
+
+/// The packages dh_dkms-rs acted on in `dir`, sorted: those it wrote a substvars file for. Every
+/// package of these sources has a dkms.conf, so these are the packages it selected.
+fn acted_on_all(dir: &Path) -> Vec<String> {
+    substvars(dir).into_keys().collect()
+}
+
+/// The dkms.conf files installed under `debian/<package>/usr/src/` in `dir`: relative path ->
+/// bytes.
+fn installed_confs(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    walkdir::WalkDir::new(dir.join("debian"))
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .filter(|p| p.ends_with("dkms.conf") && p.components().any(|c| c.as_os_str() == "src"))
+        .map(|p| {
+            let bytes = fs::read(&p).unwrap();
+            (p.strip_prefix(dir).unwrap().to_path_buf(), bytes)
+        })
+        .collect()
+}
+
+/// The oracle for package selection: what Debian's `dh_listpackages` lists with these options
+/// and this environment in the same source package, sorted.
+fn selected_by_debhelper(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+    let mut packages = debhelper::dh_listpackages(dir, args, env);
+    packages.sort();
+    packages
+}
+
+/// The one documented difference from Debian's dh_dkms in `${misc:Depends}`: each `dkms (...)`
+/// relation dh_dkms writes is `dkms-rs | dkms (...)` from dh_dkms-rs, so that a target with
+/// dkms-rs (whose dkms-postinst the snippets prefer) needs no dkms (`package::dkms_depends`).
+/// Maps a Depends value (comma-separated relations) from Debian's form to ours.
+fn with_dkms_rs_alternative(depends: &str) -> String {
+    depends
+        .split(", ")
+        .map(|relation| {
+            if relation == "dkms" || relation.starts_with("dkms (") {
+                format!("dkms-rs | {relation}")
+            } else {
+                relation.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What Debian's dh_dkms writes into each `debian/<package>.substvars` when run `times` with
+/// `args` in a copy of `dir` taken now (so: call it before dh_dkms-rs runs in `dir`).
+fn substvars_by_dh_dkms(dir: &Path, args: &[&str], times: usize) -> BTreeMap<String, String> {
+    let copy = debhelper::dh_dkms_in_copy(dir, args, times);
+    substvars(copy.path())
+}
+
+/// dh_dkms-rs's substvars files are Debian's dh_dkms's (`theirs`), but for the `dkms-rs | `
+/// alternative of [`with_dkms_rs_alternative`] in `misc:Depends`.
+fn assert_substvars_as_dh_dkms(dir: &Path, theirs: &BTreeMap<String, String>) {
+    assert!(!theirs.is_empty(), "dh_dkms wrote no substvars");
+    let expected: BTreeMap<String, String> = theirs
+        .iter()
+        .map(|(package, text)| {
+            let text: String = text
+                .lines()
+                .map(|line| match line.strip_prefix("misc:Depends=") {
+                    Some(value) => format!("misc:Depends={}\n", with_dkms_rs_alternative(value)),
+                    None => format!("{line}\n"),
+                })
+                .collect();
+            (package.clone(), text)
+        })
+        .collect();
+    assert_eq!(
+        substvars(dir),
+        expected,
+        "dh_dkms-rs (left) vs Debian's dh_dkms with `dkms-rs | ` before its dkms (right)"
+    );
+}
+
+/// The tools these tests take their expectations from: Debian's dh_dkms and dh_listpackages.
+fn require_oracles() -> bool {
+    require_tool("dh_dkms") && require_tool("dh_listpackages")
+}
+
 #[test]
 fn every_package_by_default_with_its_conf_and_scripts() {
+    if !require_oracles() {
+        return;
+    }
     let src = two_package_source();
     let root = src.path();
+    let theirs = debhelper::dh_dkms_in_copy(root, &[], 1);
     ok(root, &[]);
+    assert_substvars_as_dh_dkms(root, &substvars(theirs.path()));
+    assert_eq!(
+        installed_confs(root),
+        installed_confs(theirs.path()),
+        "dkms.conf installed by dh_dkms-rs (left) vs Debian's dh_dkms (right)"
+    );
     let alpha_conf = root.join("debian/alpha-dkms/usr/src/alpha-0.1/dkms.conf");
     let beta_conf = root.join("debian/beta-dkms/usr/src/beta-0.2/dkms.conf");
     assert_eq!(
@@ -440,14 +476,9 @@ fn every_package_by_default_with_its_conf_and_scripts() {
         fs::metadata(&beta_conf).unwrap().permissions().mode() & 0o7777,
         0o644
     );
+    // Documented expectation (the oracle above decides): hello's conf needs dkms 2.1.0.0.
     let substvars = fs::read_to_string(root.join("debian/beta-dkms.substvars")).unwrap();
-    assert_eq!(
-        substvars,
-        format!(
-            "misc:Depends={}\n",
-            mkdeb_depends(&root.join("beta/dkms.conf"))
-        )
-    );
+    assert_eq!(substvars, "misc:Depends=dkms-rs | dkms (>= 2.1.0.0)\n");
     let postinst = fs::read_to_string(root.join("debian/beta-dkms.postinst.debhelper")).unwrap();
     assert!(
         postinst.contains("DKMS_NAME=beta\nDKMS_VERSION=0.2\n"),
@@ -457,8 +488,13 @@ fn every_package_by_default_with_its_conf_and_scripts() {
     assert!(prerm.contains("DKMS_NAME=alpha\n"), "{prerm}");
 }
 
+/// dh_dkms-rs acts on exactly the packages Debian's dh_listpackages selects with the same
+/// options in the same source package.
 #[test]
 fn package_selection_with_p_and_n() {
+    if !require_oracles() {
+        return;
+    }
     for args in [
         &["-p", "beta-dkms"][..],
         &["-pbeta-dkms"],
@@ -469,31 +505,45 @@ fn package_selection_with_p_and_n() {
         &["-O-Nalpha-dkms"],
     ] {
         let src = two_package_source();
+        let expected = selected_by_debhelper(src.path(), args, &[]);
         ok(src.path(), args);
+        assert_eq!(
+            acted_on_all(src.path()),
+            expected,
+            "{args:?}: dh_dkms-rs (left) vs dh_listpackages (right)"
+        );
+        // What each of these options means, for the reader (the oracle above decides).
         assert!(acted_on(src.path(), "beta-dkms"), "{args:?}");
         assert!(!acted_on(src.path(), "alpha-dkms"), "{args:?}");
         assert!(!src.path().join("debian/alpha-dkms").exists(), "{args:?}");
     }
     // -a: no architecture-dependent package here: nothing to do, as debhelper says.
     let src = two_package_source();
+    let expected = selected_by_debhelper(src.path(), &["-a"], &[]);
     let out = dh_dkms_rs(src.path(), &["-a"]);
     assert!(out.status.success());
+    assert_eq!(acted_on_all(src.path()), expected, "-a");
     assert!(!acted_on(src.path(), "alpha-dkms") && !acted_on(src.path(), "beta-dkms"));
 }
 
 #[test]
 fn dh_internal_options_select_as_in_an_override_target() {
+    if !require_oracles() {
+        return;
+    }
     let src = two_package_source();
-    let out = Command::new(cargo_bin("dh_dkms-rs"))
-        .env(
-            "DH_INTERNAL_OPTIONS",
-            "-i\x1e-Nbeta-dkms\x1e-O--buildsystem=none",
-        )
-        .env_remove("DH_OPTIONS")
-        .current_dir(src.path())
-        .output()
-        .unwrap();
+    let env = [(
+        "DH_INTERNAL_OPTIONS",
+        "-i\x1e-Nbeta-dkms\x1e-O--buildsystem=none",
+    )];
+    let expected = selected_by_debhelper(src.path(), &[], &env);
+    let out = dh_dkms_rs_env(src.path(), &[], &env);
     assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        acted_on_all(src.path()),
+        expected,
+        "dh_dkms-rs (left) vs dh_listpackages (right)"
+    );
     assert!(acted_on(src.path(), "alpha-dkms"));
     assert!(!acted_on(src.path(), "beta-dkms"));
 }
@@ -528,8 +578,18 @@ fn unknown_option_fails_with_one_line_and_writes_nothing() {
 
 #[test]
 fn unknown_package_fails_with_one_line() {
+    if !require_oracles() {
+        return;
+    }
     let src = two_package_source();
-    let err = one_line_failure(&dh_dkms_rs(src.path(), &["-p", "gamma-dkms"]));
+    let args = ["-p", "gamma-dkms"];
+    // debhelper refuses it too ("Requested unknown package gamma-dkms via -p/--package").
+    // Only the failure is compared: its exit code is 255 on a terminal and 25 (ENOTTY left in
+    // $! by Dh_Lib's error()) otherwise, where dh_dkms-rs always exits 255.
+    let (code, their_err) = debhelper::dh_listpackages_status(src.path(), &args, &[]);
+    assert_ne!(code, 0, "dh_listpackages accepted -p gamma-dkms");
+    assert!(their_err.contains("gamma-dkms"), "{their_err}");
+    let err = one_line_failure(&dh_dkms_rs(src.path(), &args));
     assert!(err.contains("gamma-dkms"), "{err}");
     assert!(err.contains("alpha-dkms, beta-dkms"), "{err}");
 }
@@ -556,19 +616,26 @@ fn missing_dkms_conf_fails_with_one_line_naming_it() {
     assert_eq!(snapshot(src.path()), before);
 }
 
+/// Run twice (debhelper's addsubstvar does not repeat an item), dh_dkms-rs writes what Debian's
+/// dh_dkms run twice writes.
 #[test]
 fn substvar_is_not_added_twice() {
+    if !require_oracles() {
+        return;
+    }
     let src = two_package_source();
-    ok(src.path(), &["-p", "alpha-dkms"]);
-    ok(src.path(), &["-p", "alpha-dkms"]);
+    let args = ["-p", "alpha-dkms"];
+    let theirs = substvars_by_dh_dkms(src.path(), &args, 2);
+    ok(src.path(), &args);
+    ok(src.path(), &args);
+    assert_substvars_as_dh_dkms(src.path(), &theirs);
     let substvars = fs::read_to_string(src.path().join("debian/alpha-dkms.substvars")).unwrap();
-    let conf = src.path().join("debian/alpha-dkms.dkms");
-    assert_eq!(
-        substvars,
-        format!("misc:Depends={}\n", mkdeb_depends(&conf))
-    );
+    assert_eq!(substvars.lines().count(), 1, "{substvars}");
 }
 
+// Debian's dh_dkms is no oracle for the FILE argument: its code uses debian/<package>.dkms when
+// there is one and the FILE only for packages without (its man page says FILE wins), gives
+// every such package the FILE, and -V keeps the epoch (1:2.5). dh_dkms-rs follows the man page.
 #[test]
 fn file_argument_and_module_version() {
     let src = two_package_source();
@@ -608,26 +675,32 @@ fn file_argument_and_module_version() {
     );
 }
 
+/// BUILD_EXCLUSIVE_CONFIG needs a dkms that knows it: the substvar is Debian's dh_dkms's for the
+/// same dkms.conf.
 #[test]
 fn dkms_conf_with_build_exclusive_config_depends_on_newer_dkms() {
+    if !require_oracles() {
+        return;
+    }
     let src = two_package_source();
     let conf = src.path().join("beta/dkms.conf");
     let text = fs::read_to_string(&conf).unwrap() + "BUILD_EXCLUSIVE_CONFIG=\"CONFIG_MODULES\"\n";
     fs::write(&conf, text).unwrap();
-    ok(src.path(), &["-p", "beta-dkms"]);
+    let args = ["-p", "beta-dkms"];
+    let theirs = substvars_by_dh_dkms(src.path(), &args, 1);
+    ok(src.path(), &args);
+    assert_substvars_as_dh_dkms(src.path(), &theirs);
+    // Documented expectation (the oracle above decides): dh_dkms's `>= 3.0.3-4~`.
     let substvars = fs::read_to_string(src.path().join("debian/beta-dkms.substvars")).unwrap();
-    assert_eq!(
-        substvars,
-        format!("misc:Depends={}\n", mkdeb_depends(&conf))
-    );
     assert!(substvars.contains("dkms (>= 3.0.3-4~)"), "{substvars}");
 }
 
 /// Architecture-dependent packages are chosen as debhelper chooses them (wildcards through
-/// dpkg-architecture), and `debian/<package>.dkms.<host arch>` wins over `debian/<package>.dkms`.
+/// dpkg-architecture; dh_listpackages is the oracle), and `debian/<package>.dkms.<host arch>`
+/// wins over `debian/<package>.dkms` as it does for Debian's dh_dkms.
 #[test]
 fn arch_packages_and_arch_specific_files() {
-    if !require_tool("dpkg-architecture") {
+    if !require_tool("dpkg-architecture") || !require_oracles() {
         return;
     }
     let host = run_ok(Command::new("dpkg-architecture").arg("-qDEB_HOST_ARCH"))
@@ -653,7 +726,28 @@ fn arch_packages_and_arch_specific_files() {
         )
         .unwrap();
     }
+    let untouched = tempfile::tempdir().unwrap();
+    run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(root.join("."))
+            .arg(untouched.path()),
+    );
+    let expected = selected_by_debhelper(root, &["-a"], &[]);
+    let theirs = debhelper::dh_dkms_in_copy(root, &["-a"], 1);
     ok(root, &["-a"]);
+    assert_eq!(
+        acted_on_all(root),
+        expected,
+        "-a: dh_dkms-rs (left) vs dh_listpackages (right)"
+    );
+    assert_eq!(
+        installed_confs(root),
+        installed_confs(theirs.path()),
+        "dkms.conf installed by dh_dkms-rs (left) vs Debian's dh_dkms (right)"
+    );
+    assert_substvars_as_dh_dkms(root, &substvars(theirs.path()));
+    // What that means, for the reader (the oracles above decide).
     assert!(acted_on(root, "gamma-modules"));
     assert!(
         root.join("debian/gamma-modules/usr/src/gamma-host-0.1/dkms.conf")
@@ -664,31 +758,57 @@ fn arch_packages_and_arch_specific_files() {
         assert!(!acted_on(root, other), "{other}");
     }
     // -p of a package not built on this architecture: known, so no error, but skipped.
-    let out = dh_dkms_rs(root, &["-p", "delta-modules"]);
+    let root = untouched.path();
+    let args = ["-p", "delta-modules"];
+    let expected = selected_by_debhelper(root, &args, &[]);
+    let out = dh_dkms_rs(root, &args);
     assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        acted_on_all(root),
+        expected,
+        "-p delta-modules: dh_dkms-rs (left) vs dh_listpackages (right)"
+    );
     assert!(!acted_on(root, "delta-modules"));
 }
 
 /// DH_OPTIONS is read like the command line; what is unknown there is ignored with a warning.
 #[test]
 fn dh_options_and_dh_verbose_from_the_environment() {
+    if !require_oracles() {
+        return;
+    }
     let src = two_package_source();
-    let out = Command::new(cargo_bin("dh_dkms-rs"))
-        .env("DH_OPTIONS", "-p beta-dkms --frobnicate")
-        .env("DH_VERBOSE", "1")
-        .env_remove("DH_INTERNAL_OPTIONS")
-        .env_remove("DH_NO_ACT")
-        .current_dir(src.path())
-        .output()
-        .unwrap();
+    let env = [
+        ("DH_OPTIONS", "-p beta-dkms --frobnicate"),
+        ("DH_VERBOSE", "1"),
+    ];
+    let expected = selected_by_debhelper(src.path(), &[], &env);
+    let (_, their_err) = debhelper::dh_listpackages_status(src.path(), &[], &env);
+    let out = dh_dkms_rs_env(src.path(), &[], &env);
     assert!(out.status.success(), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // debhelper's own lines, in its words; Getopt::Long's "Unknown option: frobnicate" before
+    // them is Perl's, which dh_dkms-rs does not print.
+    let theirs: String = their_err
+        .lines()
+        .filter_map(|l| l.strip_prefix("dh_listpackages: "))
+        .map(|l| format!("dh_dkms-rs: {l}\n"))
+        .collect();
+    assert_eq!(
+        stderr, theirs,
+        "dh_dkms-rs (left) vs dh_listpackages (right)"
+    );
     assert_eq!(
         stderr,
         "dh_dkms-rs: warning: ignored unknown options in DH_OPTIONS\n"
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("\tinstall -p -D -m644 "), "{stdout}");
+    assert_eq!(
+        acted_on_all(src.path()),
+        expected,
+        "dh_dkms-rs (left) vs dh_listpackages (right)"
+    );
     assert!(acted_on(src.path(), "beta-dkms"));
     assert!(!acted_on(src.path(), "alpha-dkms"));
 }

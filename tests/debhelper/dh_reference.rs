@@ -1,5 +1,6 @@
-//! The debhelper reference package (`dh` + `dh_dkms`) that dkms-mkdeb is compared to really is
-//! what Debian's tools make of examples/hello.
+//! Harness check only: the dh_dkms reference package builder (`support::debhelper`) is sound,
+//! no dkms-rs code runs. The reference package (`dh` + `dh_dkms`) that dkms-mkdeb and
+//! dh_dkms-rs are compared to really is what Debian's tools make of examples/hello.
 
 use crate::support;
 

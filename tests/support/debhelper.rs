@@ -1,5 +1,7 @@
 //! The reference `-dkms` package, built the way a Debian packager does today: a source package
 //! with `dh` + the dkms sequence (`dh_dkms`), `dpkg-buildpackage -b`. dkms-mkdeb is compared to it.
+//! And Debian's debhelper tools as oracles: `dh_listpackages` for package selection, `dh_dkms`
+//! run in a copy of a source package for what it writes (substvars).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,19 +19,113 @@ pub fn require_debhelper() -> bool {
 /// packaging, dkms.conf is installed by dh_dkms itself, VCS dirs are not source.
 const NOT_INSTALLED: &[&str] = &["debian", "dkms.conf", ".git", ".svn", ".hg", ".bzr", "CVS"];
 
+/// debhelper's variables a test must not inherit from the environment it runs in.
+pub const DH_ENV: &[&str] = &[
+    "DH_VERBOSE",
+    "DH_NO_ACT",
+    "DH_OPTIONS",
+    "DH_INTERNAL_OPTIONS",
+    "DH_INTERNAL_OVERRIDE",
+    "DEB_BUILD_PROFILES",
+];
+
+/// `program` in `dir` with `args`, none of [`DH_ENV`] inherited, then `env` set.
+fn debhelper_command(program: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(program);
+    for var in DH_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied()).args(args).current_dir(dir);
+    cmd
+}
+
+/// The packages Debian's `dh_listpackages` lists with `args` and `env` in the source package
+/// `dir`: those any debhelper command given the same options acts on (Dh_Lib's DOPACKAGES), in
+/// debian/control's order. Panics when it fails.
+pub fn dh_listpackages(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+    super::run_ok(&mut debhelper_command("dh_listpackages", dir, args, env))
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Debian's `dh_listpackages` with `args` and `env` in `dir` as it exits: (exit code, stderr).
+pub fn dh_listpackages_status(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let out = debhelper_command("dh_listpackages", dir, args, env)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run dh_listpackages: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A copy of the source package `dir` in which Debian's `dh_dkms` (dh-dkms) ran `times` times
+/// with `args`: read what it wrote there. Make it before anything else runs in `dir`.
+/// Panics when dh_dkms fails.
+pub fn dh_dkms_in_copy(dir: &Path, args: &[&str], times: usize) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().expect("temp dir for dh_dkms");
+    super::run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(dir.join("."))
+            .arg(copy.path()),
+    );
+    for _ in 0..times {
+        super::run_ok(&mut debhelper_command("dh_dkms", copy.path(), args, &[]));
+    }
+    copy
+}
+
+/// How a source package asks dh for a DKMS sequence.
+#[derive(Clone, Copy, Debug)]
+pub struct Sequence<'a> {
+    /// Build-Depends of the source package.
+    pub build_depends: &'a str,
+    /// What follows `dh $@` in debian/rules (e.g. ` --with dkms-rs`).
+    pub dh_args: &'a str,
+}
+
+/// Debian's own: `dh-sequence-dkms` in Build-Depends, so `dh $@` runs dh_dkms.
+pub const DH_DKMS: Sequence<'static> = Sequence {
+    build_depends: "debhelper-compat (= 13), dh-sequence-dkms",
+    dh_args: "",
+};
+
 /// Build `<name>-dkms_<version>_all.deb` from the module in `source_dir` inside `workdir` with
 /// debhelper compat 13 and `dh-sequence-dkms`, and return its path. Panics when the build fails.
-///
-/// The source package (`<workdir>/<name>-dkms-<version>/`) is a copy of `source_dir` plus:
+/// The source package is [`write_source_package`]'s with [`DH_DKMS`].
+pub fn build_dh_reference(source_dir: &Path, name: &str, version: &str, workdir: &Path) -> PathBuf {
+    let tree = write_source_package(source_dir, name, version, workdir, DH_DKMS);
+    // -b: binary only; -us -uc: nothing to sign. Rules-Requires-Root: no, so no fakeroot.
+    super::run_ok(
+        Command::new("dpkg-buildpackage")
+            .args(["-b", "-us", "-uc"])
+            .current_dir(&tree),
+    );
+    let deb = workdir.join(format!("{name}-dkms_{version}_all.deb"));
+    assert!(deb.is_file(), "dpkg-buildpackage made no {}", deb.display());
+    deb
+}
+
+/// Write the source package `<workdir>/<name>-dkms-<version>/` of the module in `source_dir` as a
+/// packager does, asking dh for `sequence`, and return its path. It is a copy of `source_dir` plus:
 /// - `debian/control`: Source/Package `<name>-dkms`, Architecture: all, `${misc:Depends}`
-///   (which dh_dkms fills with `dkms (>= 2.1.0.0)`);
-/// - `debian/rules`: `dh $@`; the dh_auto_* steps are emptied because a dkms package builds
-///   nothing at package time (and hello's Makefile would run kbuild for `uname -r`);
+///   (which dh_dkms fills with `dkms (>= 2.1.0.0)`), `sequence`'s Build-Depends;
+/// - `debian/rules`: `dh $@` and `sequence`'s dh arguments; the dh_auto_* steps are emptied because
+///   a dkms package builds nothing at package time (and hello's Makefile would run kbuild for
+///   `uname -r`);
 /// - `debian/<name>-dkms.install`: every top-level source entry to `usr/src/<name>-<version>/`;
 /// - `debian/<name>-dkms.dkms`: names `dkms.conf`, which dh_dkms installs as
 ///   `usr/src/<name>-<version>/dkms.conf` and reads for the postinst/prerm autoscripts;
 /// - `debian/changelog` (native `<version>`), `debian/copyright`, `debian/source/format`.
-pub fn build_dh_reference(source_dir: &Path, name: &str, version: &str, workdir: &Path) -> PathBuf {
+pub fn write_source_package(
+    source_dir: &Path,
+    name: &str,
+    version: &str,
+    workdir: &Path,
+    sequence: Sequence,
+) -> PathBuf {
     let package = format!("{name}-dkms");
     let tree = workdir.join(format!("{package}-{version}"));
     let debian = tree.join("debian");
@@ -58,7 +154,7 @@ pub fn build_dh_reference(source_dir: &Path, name: &str, version: &str, workdir:
              Section: kernel\n\
              Priority: optional\n\
              Maintainer: dkms-rs tests <dkms-rs@example.org>\n\
-             Build-Depends: debhelper-compat (= 13), dh-sequence-dkms\n\
+             Build-Depends: {build_depends}\n\
              Standards-Version: 4.6.2\n\
              Rules-Requires-Root: no\n\
              \n\
@@ -67,18 +163,21 @@ pub fn build_dh_reference(source_dir: &Path, name: &str, version: &str, workdir:
              Depends: ${{misc:Depends}}\n\
              Description: {name} driver in DKMS format\n \
              The {name} kernel module as source code, which DKMS builds and installs for\n \
-             every kernel whose headers are installed, and again for each new kernel.\n"
+             every kernel whose headers are installed, and again for each new kernel.\n",
+            build_depends = sequence.build_depends,
         ),
     );
     write(
         "rules",
-        "#!/usr/bin/make -f\n\
-         %:\n\tdh $@\n\
-         \n\
-         # A -dkms package ships source: nothing to configure, build, test or clean here.\n\
-         override_dh_auto_configure override_dh_auto_build override_dh_auto_test \
-         override_dh_auto_install override_dh_auto_clean:\n"
-            .to_owned(),
+        format!(
+            "#!/usr/bin/make -f\n\
+             %:\n\tdh $@{}\n\
+             \n\
+             # A -dkms package ships source: nothing to configure, build, test or clean here.\n\
+             override_dh_auto_configure override_dh_auto_build override_dh_auto_test \
+             override_dh_auto_install override_dh_auto_clean:\n",
+            sequence.dh_args
+        ),
     );
     fs::set_permissions(
         debian.join("rules"),
@@ -119,14 +218,5 @@ pub fn build_dh_reference(source_dir: &Path, name: &str, version: &str, workdir:
         ),
     );
     write("source/format", "3.0 (native)\n".to_owned());
-
-    // -b: binary only; -us -uc: nothing to sign. Rules-Requires-Root: no, so no fakeroot.
-    super::run_ok(
-        Command::new("dpkg-buildpackage")
-            .args(["-b", "-us", "-uc"])
-            .current_dir(&tree),
-    );
-    let deb = workdir.join(format!("{package}_{version}_all.deb"));
-    assert!(deb.is_file(), "dpkg-buildpackage made no {}", deb.display());
-    deb
+    tree
 }

@@ -1,5 +1,6 @@
-//! The hello module built against real headers loads into the matching Debian kernel booted in
-//! qemu, and the kernel refuses it when built for the other flavour.
+//! Harness check only: the qemu boot helper (`support::qemu`) is sound, no dkms-rs code runs.
+//! The hello module built with plain kbuild against real headers loads into the matching Debian
+//! kernel booted in qemu, and the kernel refuses it when built for the other flavour.
 
 use crate::support;
 

@@ -58,7 +58,7 @@ fn build_with_addon(
         &std::env::var_os("PATH").unwrap_or_default(),
     )))
     .unwrap();
-    let mut cmd = Command::new("dpkg-buildpackage");
+    let mut cmd = support::command("dpkg-buildpackage");
     cmd.args(["-b", "-us", "-uc"]);
     if let Addon::BuildDepends = addon {
         cmd.arg("-d");
@@ -77,8 +77,7 @@ fn build_with_addon(
 fn mkdeb(source: &Path, out: &Path) -> PathBuf {
     fs::create_dir_all(out).unwrap();
     let stdout = run_ok(
-        Command::new(cargo_bin("dkms-mkdeb"))
-            .env_remove("SOURCE_DATE_EPOCH")
+        support::command(cargo_bin("dkms-mkdeb"))
             .args(["--maintainer", "dkms-rs tests <dkms-rs@example.org>", "-o"])
             .arg(out)
             .arg(source),
@@ -290,16 +289,10 @@ fn two_package_source() -> tempfile::TempDir {
     dir
 }
 
-/// dh_dkms-rs in `dir` with `args`, none of debhelper's variables inherited from the caller's
-/// environment ([`debhelper::DH_ENV`]), then `env` set.
+/// dh_dkms-rs in `dir` with `args`, with a cleared environment as debhelper's tools get in
+/// these tests ([`debhelper::debhelper_command`]), then `env` set.
 fn dh_dkms_rs_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(cargo_bin("dh_dkms-rs"));
-    for var in debhelper::DH_ENV {
-        cmd.env_remove(var);
-    }
-    cmd.envs(env.iter().copied())
-        .args(args)
-        .current_dir(dir)
+    debhelper::debhelper_command(cargo_bin("dh_dkms-rs"), dir, args, env)
         .output()
         .unwrap()
 }

@@ -19,22 +19,15 @@ pub fn require_debhelper() -> bool {
 /// packaging, dkms.conf is installed by dh_dkms itself, VCS dirs are not source.
 const NOT_INSTALLED: &[&str] = &["debian", "dkms.conf", ".git", ".svn", ".hg", ".bzr", "CVS"];
 
-/// debhelper's variables a test must not inherit from the environment it runs in.
-pub const DH_ENV: &[&str] = &[
-    "DH_VERBOSE",
-    "DH_NO_ACT",
-    "DH_OPTIONS",
-    "DH_INTERNAL_OPTIONS",
-    "DH_INTERNAL_OVERRIDE",
-    "DEB_BUILD_PROFILES",
-];
-
-/// `program` in `dir` with `args`, none of [`DH_ENV`] inherited, then `env` set.
-fn debhelper_command(program: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(program);
-    for var in DH_ENV {
-        cmd.env_remove(var);
-    }
+/// `program` in `dir` with `args`, with a cleared environment ([`super::command`]: no DH_*,
+/// DEB_* of the caller), then `env` set: the same for debhelper's tools and dh_dkms-rs.
+pub fn debhelper_command(
+    program: impl AsRef<std::ffi::OsStr>,
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Command {
+    let mut cmd = super::command(program);
     cmd.envs(env.iter().copied()).args(args).current_dir(dir);
     cmd
 }
@@ -99,7 +92,7 @@ pub fn build_dh_reference(source_dir: &Path, name: &str, version: &str, workdir:
     let tree = write_source_package(source_dir, name, version, workdir, DH_DKMS);
     // -b: binary only; -us -uc: nothing to sign. Rules-Requires-Root: no, so no fakeroot.
     super::run_ok(
-        Command::new("dpkg-buildpackage")
+        super::command("dpkg-buildpackage")
             .args(["-b", "-us", "-uc"])
             .current_dir(&tree),
     );

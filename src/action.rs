@@ -7,197 +7,14 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::build::{self, BuildRequest};
-use crate::conf::{ConfError, ModuleConf};
+use crate::conf::ModuleConf;
+use crate::console::Console;
+use crate::error::{ActionError, io_error};
 use crate::framework::Framework;
 use crate::install::{self, InstallOptions};
 use crate::jobs::{self, Job, Outcome};
 use crate::kernel::{KernelRelease, Target, version_key};
 use crate::tree::{ModuleVersion, Tree};
-
-/// Why an action failed; [`ActionError::exit_code`] is dkms 3's exit code for it.
-#[derive(Debug, thiserror::Error)]
-pub enum ActionError {
-    #[error("{0}")]
-    Usage(String),
-    #[error("DKMS tree already contains {module} ({dir})")]
-    AlreadyAdded { module: ModuleVersion, dir: PathBuf },
-    #[error("{module} is not located in the DKMS tree {tree}")]
-    NotAdded {
-        module: ModuleVersion,
-        tree: PathBuf,
-    },
-    #[error("module source directory {dir} does not exist")]
-    SourceMissing { dir: PathBuf },
-    #[error("{dir} must contain a dkms.conf file")]
-    NotASourceTree { dir: PathBuf },
-    #[error("could not locate dkms.conf: {path} does not exist")]
-    ConfMissing { path: PathBuf },
-    #[error(transparent)]
-    Conf(#[from] ConfError),
-    #[error("already built: {dir} exists (use remove or unbuild first)")]
-    AlreadyBuilt { dir: PathBuf },
-    #[error(
-        "{what} is not built: BUILD_EXCLUSIVE in {conf} does not match this kernel/arch/config"
-    )]
-    BuildExcluded { what: String, conf: PathBuf },
-    #[error("{dir} does not appear to have module source in it")]
-    NoSource { dir: PathBuf },
-    #[error(
-        "no headers for kernel {kernel} at {dir}: install linux-headers-{kernel} or use --kernelsourcedir"
-    )]
-    NoHeaders { kernel: KernelRelease, dir: PathBuf },
-    #[error("{what} needs BUILD_DEPENDS {}, not built there", missing.join(" "))]
-    MissingBuildDepends { what: String, missing: Vec<String> },
-    #[error("patch {patch} named in dkms.conf is not in {dir}")]
-    PatchMissing { patch: String, dir: PathBuf },
-    #[error("applying patch {patch} failed in {dir}")]
-    PatchFailed { patch: String, dir: PathBuf },
-    #[error(
-        "make failed (status {}) for {} on {}; see {}",
-        .0.status, .0.module, .0.target, .0.log.display()
-    )]
-    MakeFailed(Box<MakeFailure>),
-    #[error("build of {name} failed for {target}: make did not produce it in {dir}")]
-    ModuleNotProduced {
-        name: String,
-        target: Target,
-        dir: PathBuf,
-    },
-    #[error("{dir} does not exist: cannot install a module onto a non-existent kernel")]
-    NoKernelDir { dir: PathBuf },
-    #[error("installation of {module} aborted: no module was installed")]
-    InstallAborted { module: ModuleVersion },
-    #[error("PRE_INSTALL of {module} failed, aborting install (override with --force)")]
-    PreInstall { module: ModuleVersion },
-    #[error("depmod failed for kernel {kernel}: {detail}")]
-    Depmod {
-        kernel: KernelRelease,
-        detail: String,
-    },
-    #[error("{command} failed: {detail}")]
-    Command { command: String, detail: String },
-    #[error("one or more modules failed to install during autoinstall: {}", failed.join(", "))]
-    Autoinstall { failed: Vec<String> },
-    /// A failure already printed (by the line of its finished job); carries its exit code.
-    #[error("exit status {code}")]
-    Reported { code: i32 },
-    #[error(transparent)]
-    Package(Box<crate::package::PackageError>),
-    #[error(transparent)]
-    Tarball(Box<crate::tarball::TarballError>),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
-impl ActionError {
-    /// dkms 3's exit code for this error.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            ActionError::Usage(_) => 1,
-            ActionError::AlreadyAdded { .. }
-            | ActionError::NotAdded { .. }
-            | ActionError::AlreadyBuilt { .. } => 3,
-            ActionError::SourceMissing { .. } => 2,
-            ActionError::NotASourceTree { .. } => 9,
-            ActionError::ConfMissing { .. } => 4,
-            ActionError::Conf(e) => e.exit_code(),
-            ActionError::BuildExcluded { .. } => 77,
-            ActionError::NoSource { .. } => 8,
-            ActionError::NoHeaders { .. } => 21,
-            ActionError::MissingBuildDepends { .. } => 13,
-            ActionError::PatchMissing { .. } => 5,
-            ActionError::PatchFailed { .. } => 6,
-            ActionError::MakeFailed(_) => 10,
-            ActionError::ModuleNotProduced { .. } => 7,
-            ActionError::NoKernelDir { .. }
-            | ActionError::InstallAborted { .. }
-            | ActionError::Depmod { .. } => 6,
-            ActionError::PreInstall { .. } => 101,
-            ActionError::Command { .. } => 1,
-            ActionError::Autoinstall { .. } => 11,
-            ActionError::Reported { code } => *code,
-            ActionError::Package(e) => e.exit_code(),
-            ActionError::Tarball(e) => e.exit_code(),
-            ActionError::Io { .. } => 1,
-        }
-    }
-}
-
-/// A failed make run: what and where its log is.
-#[derive(Debug)]
-pub struct MakeFailure {
-    pub module: ModuleVersion,
-    pub target: Target,
-    pub status: i32,
-    pub log: PathBuf,
-    /// The last lines of make.log.
-    pub tail: String,
-}
-
-/// An I/O error about a path.
-pub fn io_error(path: &Path, source: std::io::Error) -> ActionError {
-    ActionError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// What the user sees: `-q` silences it, `--verbose` adds the commands run.
-#[derive(Debug, Clone, Copy)]
-pub struct Console {
-    /// The binary the user ran (`dkms-rs`, `dkms-postinst`): error lines name it, as
-    /// [`crate::cli::fail`] does for errors the binary prints itself.
-    pub program: &'static str,
-    pub quiet: bool,
-    pub verbose: bool,
-}
-
-impl Default for Console {
-    /// `dkms-rs`'s console, neither quiet nor verbose.
-    fn default() -> Self {
-        Console {
-            program: "dkms-rs",
-            quiet: false,
-            verbose: false,
-        }
-    }
-}
-
-impl Console {
-    pub fn say(&self, line: &str) {
-        if !self.quiet {
-            println!("{line}");
-        }
-    }
-
-    pub fn verbose(&self, line: &str) {
-        if self.verbose && !self.quiet {
-            println!("{line}");
-        }
-    }
-
-    pub fn warn(&self, line: &str) {
-        if !self.quiet {
-            eprintln!("Warning: {line}");
-        }
-    }
-
-    /// One line for an error, plus the end of make.log for a failed build.
-    pub fn error(&self, error: &ActionError) {
-        if self.quiet {
-            return;
-        }
-        eprintln!("{}: error: {error}", self.program);
-        if let ActionError::MakeFailed(failure) = error {
-            for line in failure.tail.lines() {
-                eprintln!("    {line}");
-            }
-        }
-    }
-}
 
 /// Everything one command works with.
 #[derive(Debug, Clone)]
@@ -483,7 +300,7 @@ impl Session {
                 for (mv, target, conf) in installed.iter().filter(|(_, t, _)| t.kernel == kernel) {
                     install::uninstall(&self.tree, mv, target, conf, &self.console)?;
                 }
-                self.console.error(&e);
+                e.report(&self.console);
                 first_error.get_or_insert(e);
             }
         }
@@ -745,7 +562,7 @@ impl Session {
                     let conf = match self.read_conf(mv, target) {
                         Ok(conf) => conf,
                         Err(e) => {
-                            self.console.error(&e);
+                            e.report(&self.console);
                             failed.push(format!("{mv} ({target})"));
                             break;
                         }
@@ -873,22 +690,6 @@ impl Session {
             }
         }
         Ok(())
-    }
-}
-
-impl Session {
-    /// `mkdeb`: the `<m>-dkms` package of an added module, written to `<m>/<v>/deb/` as
-    /// `dkms mkdeb` did (the seed's workflow). The maintainer comes from `maintainer` or,
-    /// as for Debian's tools, DEBFULLNAME/DEBEMAIL.
-    pub fn mkdeb(
-        &self,
-        mv: &ModuleVersion,
-        maintainer: Option<String>,
-    ) -> Result<PathBuf, ActionError> {
-        let opts = crate::package::tree_options(&self.tree, mv, maintainer, "deb")?;
-        let written =
-            crate::package::mkdeb(&opts).map_err(|e| ActionError::Package(Box::new(e)))?;
-        Ok(written.path)
     }
 }
 

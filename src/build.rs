@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::action::{ActionError, Console, MakeFailure, io_error};
 use crate::conf::ModuleConf;
+use crate::console::Console;
+use crate::error::{ActionError, MakeFailure, io_error};
 use crate::kernel::{self, Target};
 use crate::tree::{ModuleVersion, Tree};
 

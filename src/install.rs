@@ -6,9 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::action::{ActionError, Console, io_error};
 use crate::build::{remove_dir_if_exists, run_script};
 use crate::conf::ModuleConf;
+use crate::console::Console;
+use crate::error::{ActionError, io_error};
 use crate::kernel::{self, KernelRelease, Target, version_key};
 use crate::tree::{ModuleVersion, Tree};
 

@@ -4,7 +4,8 @@
 use std::io::{IsTerminal, Write};
 use std::sync::{Condvar, Mutex};
 
-use crate::action::{ActionError, Console};
+use crate::console::Console;
+use crate::error::ActionError;
 
 /// What `-j N` and framework.conf's `parallel_jobs=N` mean: N make jobs and N builds at
 /// once; 0 is make's bare `-j` (`None`: no limit, one build at a time); unset, one per CPU.
@@ -136,7 +137,7 @@ pub fn run<T: Sync>(
                     }
                     match &result {
                         Ok(line) => console.say(line),
-                        Err(e) => console.error(e),
+                        Err(e) => e.report(console),
                     }
                     if tty && st.finished < total {
                         progress(&st, total);

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use minijinja::context;
 
-use crate::action::{Console, Session};
 use crate::conf::{self, ConfError, ModuleConf, ResolveContext};
+use crate::console::Console;
 use crate::deb::{self, Compression, ControlMember, DataTree, DebBuild, DebError, WrittenDeb};
 use crate::kernel::Target;
 use crate::templates::{TemplateError, Templates};
@@ -112,9 +112,10 @@ pub enum PackageError {
     NoMaintainer,
     #[error(transparent)]
     Tarball(#[from] crate::tarball::TarballError),
-    /// Building the prebuilt modules failed (the make.log path is in the message).
+    /// The dkms core failed: building the prebuilt modules (the make.log path is in the
+    /// message), or the module is not in the tree.
     #[error(transparent)]
-    Build(Box<crate::action::ActionError>),
+    Action(Box<crate::error::ActionError>),
     #[error("building {module} for the prebuilt modules failed (status {code}); see {}", log.display())]
     BuildFailed {
         module: ModuleVersion,
@@ -130,7 +131,7 @@ impl PackageError {
             PackageError::Conf(e) => e.exit_code(),
             PackageError::BadField { .. } => 8,
             PackageError::Tarball(e) => e.exit_code(),
-            PackageError::Build(e) => e.exit_code(),
+            PackageError::Action(e) => e.exit_code(),
             PackageError::BuildFailed { code, .. } => *code,
             _ => 1,
         }
@@ -321,7 +322,7 @@ pub fn build_prebuilt(
     for dir in [&tree.dkms_tree, &tree.source_tree, &tree.etc_dir] {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
-    let session = Session {
+    let session = crate::action::Session {
         tree: tree.clone(),
         console: Console {
             program: "dkms-mkdeb",
@@ -350,10 +351,10 @@ pub fn build_prebuilt(
     };
     let module = session
         .add_source_tree(source_dir, first)
-        .map_err(|e| PackageError::Build(Box::new(e)))?;
+        .map_err(|e| PackageError::Action(Box::new(e)))?;
     if let Err(e) = session.build(&module, targets) {
         // The quiet console printed nothing: name the failed build's log here.
-        if let crate::action::ActionError::Reported { code } = e {
+        if let crate::error::ActionError::Reported { code } = e {
             let log = walkdir::WalkDir::new(tree.version_dir(&module))
                 .into_iter()
                 .flatten()
@@ -367,7 +368,7 @@ pub fn build_prebuilt(
                 });
             }
         }
-        return Err(PackageError::Build(Box::new(e)));
+        return Err(PackageError::Action(Box::new(e)));
     }
     Ok(Prebuilt {
         tree,
@@ -559,21 +560,25 @@ pub fn mkdeb_with_prebuilt(
 
 /// dkms-mkdeb's defaults for a module added to `tree`, writing into `<m>/<v>/<subdir>/`
 /// (where dkms's mkdeb and mkbmdeb put their packages: `deb`, `bmdeb`).
-pub(crate) fn tree_options(
+fn tree_options(
     tree: &Tree,
     mv: &ModuleVersion,
     maintainer: Option<String>,
     subdir: &str,
-) -> Result<MkdebOptions, crate::action::ActionError> {
-    use crate::action::{ActionError, io_error};
+) -> Result<MkdebOptions, PackageError> {
     if !tree.is_added(mv) {
-        return Err(ActionError::NotAdded {
-            module: mv.clone(),
-            tree: tree.dkms_tree.clone(),
-        });
+        return Err(PackageError::Action(Box::new(
+            crate::error::ActionError::NotAdded {
+                module: mv.clone(),
+                tree: tree.dkms_tree.clone(),
+            },
+        )));
     }
     let output_dir = tree.version_dir(mv).join(subdir);
-    std::fs::create_dir_all(&output_dir).map_err(|e| io_error(&output_dir, e))?;
+    std::fs::create_dir_all(&output_dir).map_err(|source| PackageError::Io {
+        path: output_dir.clone(),
+        source,
+    })?;
     Ok(MkdebOptions {
         source_dir: tree.source_dir(mv),
         output_dir,
@@ -589,26 +594,33 @@ pub(crate) fn tree_options(
     })
 }
 
-impl Session {
-    /// `mkdeb -k ...`: the `<m>-dkms` package of an added module carrying its modules built
-    /// for `targets` (all must be built), written to `<m>/<v>/deb/` as [`Session::mkdeb`] does.
-    pub fn mkdeb_prebuilt(
-        &self,
-        mv: &ModuleVersion,
-        maintainer: Option<String>,
-        targets: &[Target],
-    ) -> Result<PathBuf, crate::action::ActionError> {
-        use crate::action::ActionError;
-        let opts = tree_options(&self.tree, mv, maintainer, "deb")?;
-        let prebuilt = Prebuilt {
-            tree: self.tree.clone(),
-            module: mv.clone(),
-            targets: targets.to_vec(),
-        };
-        let written = mkdeb_with_prebuilt(&opts, Some(&prebuilt))
-            .map_err(|e| ActionError::Package(Box::new(e)))?;
-        Ok(written.path)
-    }
+/// `dkms-rs mkdeb`: the `<m>-dkms` package of a module added to `tree`, written to
+/// `<m>/<v>/deb/` as `dkms mkdeb` did (the seed's workflow). The maintainer comes from
+/// `maintainer` or, as for Debian's tools, DEBFULLNAME/DEBEMAIL.
+pub fn mkdeb_in_tree(
+    tree: &Tree,
+    mv: &ModuleVersion,
+    maintainer: Option<String>,
+) -> Result<PathBuf, PackageError> {
+    let opts = tree_options(tree, mv, maintainer, "deb")?;
+    Ok(mkdeb(&opts)?.path)
+}
+
+/// `dkms-rs mkdeb -k ...`: [`mkdeb_in_tree`]'s package also carrying the module's builds for
+/// `targets` (all must be built).
+pub fn mkdeb_in_tree_prebuilt(
+    tree: &Tree,
+    mv: &ModuleVersion,
+    maintainer: Option<String>,
+    targets: &[Target],
+) -> Result<PathBuf, PackageError> {
+    let opts = tree_options(tree, mv, maintainer, "deb")?;
+    let prebuilt = Prebuilt {
+        tree: tree.clone(),
+        module: mv.clone(),
+        targets: targets.to_vec(),
+    };
+    Ok(mkdeb_with_prebuilt(&opts, Some(&prebuilt))?.path)
 }
 
 /// `--binaries-only`: one `<name>-modules-<kernel>_<version>_<arch>.deb` per target of
@@ -785,25 +797,22 @@ pub fn mkbmdeb(opts: &MkdebOptions, prebuilt: &Prebuilt) -> Result<Vec<WrittenDe
     Ok(written)
 }
 
-impl Session {
-    /// `mkbmdeb -k ...`: the binary-modules packages ([`mkbmdeb`]) of an added module built for
-    /// `targets`, written to `<m>/<v>/bmdeb/` as `dkms mkbmdeb` did.
-    pub fn mkbmdeb(
-        &self,
-        mv: &ModuleVersion,
-        maintainer: Option<String>,
-        targets: &[Target],
-    ) -> Result<Vec<PathBuf>, crate::action::ActionError> {
-        use crate::action::ActionError;
-        let opts = tree_options(&self.tree, mv, maintainer, "bmdeb")?;
-        let prebuilt = Prebuilt {
-            tree: self.tree.clone(),
-            module: mv.clone(),
-            targets: targets.to_vec(),
-        };
-        let written = mkbmdeb(&opts, &prebuilt).map_err(|e| ActionError::Package(Box::new(e)))?;
-        Ok(written.into_iter().map(|w| w.path).collect())
-    }
+/// `dkms-rs mkbmdeb -k ...`: the binary-modules packages ([`mkbmdeb`]) of a module added to
+/// `tree` and built for `targets`, written to `<m>/<v>/bmdeb/` as `dkms mkbmdeb` did.
+pub fn mkbmdeb_in_tree(
+    tree: &Tree,
+    mv: &ModuleVersion,
+    maintainer: Option<String>,
+    targets: &[Target],
+) -> Result<Vec<PathBuf>, PackageError> {
+    let opts = tree_options(tree, mv, maintainer, "bmdeb")?;
+    let prebuilt = Prebuilt {
+        tree: tree.clone(),
+        module: mv.clone(),
+        targets: targets.to_vec(),
+    };
+    let written = mkbmdeb(&opts, &prebuilt)?;
+    Ok(written.into_iter().map(|w| w.path).collect())
 }
 
 /// Synopsis and extended description: from `--description` (first line, rest) or the default.

@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
-use crate::action::{ActionError, Console, Session, io_error};
+use crate::action::Session;
+use crate::console::Console;
+use crate::error::{ActionError, io_error};
 use crate::framework::Framework;
 use crate::kernel::{KernelRelease, Target, has_headers, machine_arch, version_key};
 use crate::tree::{ModuleVersion, Tree};
@@ -135,7 +137,7 @@ impl Hook {
         {
             // common.postinst: "Unable to load DKMS tarball", exit 2.
             if !matches!(e, ActionError::Reported { .. }) {
-                self.session.console.error(&e);
+                e.report(&self.session.console);
             }
             self.session.console.warn(&format!(
                 "unable to load the DKMS tarball {}",

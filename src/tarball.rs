@@ -28,9 +28,10 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use crate::action::{ActionError, Session, io_error};
+use crate::action::Session;
 use crate::deb::tar::TarWriter;
 use crate::deb::{Compression, CompressionKind, Compressor, DataEntry, DataTree, FileContent};
+use crate::error::{ActionError, io_error};
 use crate::kernel::Target;
 use crate::tree::{ModuleVersion, Tree};
 

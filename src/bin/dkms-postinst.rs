@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use dkms::action::{ActionError, Console};
 use dkms::cli::{Generate, fail, start};
+use dkms::console::Console;
+use dkms::error::ActionError;
 use dkms::kernel::KernelRelease;
 use dkms::postinst::{Hook, Roots};
 use dkms::tree::ModuleVersion;

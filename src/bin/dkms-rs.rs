@@ -4,11 +4,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use dkms::action::{ActionError, Console, Session};
+use dkms::action::Session;
 use dkms::cli::{Generate, start};
 use dkms::conf::ShowFormat;
+use dkms::console::Console;
+use dkms::error::ActionError;
 use dkms::framework::Framework;
 use dkms::kernel::{KernelRelease, Target, machine_arch};
+use dkms::package::{PackageError, mkbmdeb_in_tree, mkdeb_in_tree, mkdeb_in_tree_prebuilt};
 use dkms::tarball::TarballContent;
 use dkms::tree::{ModuleVersion, Tree};
 
@@ -177,7 +180,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if !matches!(e, ActionError::Reported { .. }) {
-                console.error(&e);
+                e.report(&console);
             }
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
         }
@@ -189,7 +192,7 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
         .etcdir
         .clone()
         .unwrap_or_else(|| PathBuf::from(dkms::framework::DEFAULT_ETC_DIR));
-    let framework = Framework::read(&etc).map_err(|e| dkms::action::io_error(&etc, e))?;
+    let framework = Framework::read(&etc).map_err(|e| dkms::error::io_error(&etc, e))?;
     let tree = Tree {
         dkms_tree: cli.dkmstree.clone().unwrap_or(framework.dkms_tree.clone()),
         source_tree: cli
@@ -231,7 +234,7 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
             let _lock = session
                 .tree
                 .lock()
-                .map_err(|e| dkms::action::io_error(&session.tree.dkms_tree, e))?;
+                .map_err(|e| dkms::error::io_error(&session.tree.dkms_tree, e))?;
             let target = targets(&cli)?.remove(0);
             session.ldtarball(&archive, &target).map(|_| ())
         }
@@ -309,7 +312,7 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
             let _lock = session
                 .tree
                 .lock()
-                .map_err(|e| dkms::action::io_error(&session.tree.dkms_tree, e))?;
+                .map_err(|e| dkms::error::io_error(&session.tree.dkms_tree, e))?;
             session.match_kernel(&KernelRelease(template.clone()), target, module.as_deref())
         }
         Action::Add
@@ -329,7 +332,7 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
             let _lock = session
                 .tree
                 .lock()
-                .map_err(|e| dkms::action::io_error(&session.tree.dkms_tree, e))?;
+                .map_err(|e| dkms::error::io_error(&session.tree.dkms_tree, e))?;
             let first_target = targets(&cli)?.remove(0);
             if let Some(dir) = source_dir.filter(|_| module.is_none()) {
                 let mv = session.add_source_tree(&dir, &first_target)?;
@@ -360,15 +363,19 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                 Action::Mkdeb => {
                     // With -k or --all: the modules built for them travel in the package.
                     let deb = if cli.kernels.is_empty() && !cli.all {
-                        session.mkdeb(&mv, cli.maintainer.clone())?
+                        mkdeb_in_tree(&session.tree, &mv, cli.maintainer.clone())
                     } else {
-                        session.mkdeb_prebuilt(&mv, cli.maintainer.clone(), &targets)?
-                    };
+                        mkdeb_in_tree_prebuilt(&session.tree, &mv, cli.maintainer.clone(), &targets)
+                    }
+                    .map_err(|e| reported(&console, e))?;
                     console.say(&format!("{}", deb.display()));
                     Ok(())
                 }
                 Action::Mkbmdeb => {
-                    for deb in session.mkbmdeb(&mv, cli.maintainer.clone(), &targets)? {
+                    let debs =
+                        mkbmdeb_in_tree(&session.tree, &mv, cli.maintainer.clone(), &targets)
+                            .map_err(|e| reported(&console, e))?;
+                    for deb in debs {
                         console.say(&format!("{}", deb.display()));
                     }
                     Ok(())
@@ -438,9 +445,18 @@ fn kernel_args(cli: &Cli) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// A package that could not be made, printed here on one line, as the already-reported
+/// failure the rest of the command's errors go through.
+fn reported(console: &Console, e: PackageError) -> ActionError {
+    console.error(&e, "");
+    ActionError::Reported {
+        code: e.exit_code(),
+    }
+}
+
 fn running_kernel() -> Result<KernelRelease, ActionError> {
     KernelRelease::running()
-        .map_err(|e| dkms::action::io_error(std::path::Path::new("/proc/sys/kernel/osrelease"), e))
+        .map_err(|e| dkms::error::io_error(std::path::Path::new("/proc/sys/kernel/osrelease"), e))
 }
 
 /// The (kernel, arch) pairs of the command line, as dkms's `setup_kernels_arches` makes them:

@@ -3,7 +3,8 @@
 
 use crate::support;
 
-use dkms::action::{Console, Session};
+use dkms::action::Session;
+use dkms::console::Console;
 use dkms::framework::Framework;
 use dkms::kernel::{KernelRelease, Target};
 use dkms::tree::Tree;

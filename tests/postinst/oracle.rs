@@ -275,7 +275,7 @@ fn newest_kernel_is_common_postinsts_choice() {
                 etc_dir: Some(t.path().join("etc")),
             },
             Some(dkms::kernel::KernelRelease(running.to_string())),
-            dkms::action::Console::default(),
+            dkms::console::Console::default(),
         )
         .unwrap();
         hook.boot_dir = boot;

@@ -1,0 +1,147 @@
+//! Why a dkms action failed ([`ActionError`]), and dkms 3's exit code for each reason.
+
+use std::path::{Path, PathBuf};
+
+use crate::conf::ConfError;
+use crate::console::Console;
+use crate::kernel::{KernelRelease, Target};
+use crate::tree::ModuleVersion;
+
+/// Why an action failed; [`ActionError::exit_code`] is dkms 3's exit code for it.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("DKMS tree already contains {module} ({dir})")]
+    AlreadyAdded { module: ModuleVersion, dir: PathBuf },
+    #[error("{module} is not located in the DKMS tree {tree}")]
+    NotAdded {
+        module: ModuleVersion,
+        tree: PathBuf,
+    },
+    #[error("module source directory {dir} does not exist")]
+    SourceMissing { dir: PathBuf },
+    #[error("{dir} must contain a dkms.conf file")]
+    NotASourceTree { dir: PathBuf },
+    #[error("could not locate dkms.conf: {path} does not exist")]
+    ConfMissing { path: PathBuf },
+    #[error(transparent)]
+    Conf(#[from] ConfError),
+    #[error("already built: {dir} exists (use remove or unbuild first)")]
+    AlreadyBuilt { dir: PathBuf },
+    #[error(
+        "{what} is not built: BUILD_EXCLUSIVE in {conf} does not match this kernel/arch/config"
+    )]
+    BuildExcluded { what: String, conf: PathBuf },
+    #[error("{dir} does not appear to have module source in it")]
+    NoSource { dir: PathBuf },
+    #[error(
+        "no headers for kernel {kernel} at {dir}: install linux-headers-{kernel} or use --kernelsourcedir"
+    )]
+    NoHeaders { kernel: KernelRelease, dir: PathBuf },
+    #[error("{what} needs BUILD_DEPENDS {}, not built there", missing.join(" "))]
+    MissingBuildDepends { what: String, missing: Vec<String> },
+    #[error("patch {patch} named in dkms.conf is not in {dir}")]
+    PatchMissing { patch: String, dir: PathBuf },
+    #[error("applying patch {patch} failed in {dir}")]
+    PatchFailed { patch: String, dir: PathBuf },
+    #[error(
+        "make failed (status {}) for {} on {}; see {}",
+        .0.status, .0.module, .0.target, .0.log.display()
+    )]
+    MakeFailed(Box<MakeFailure>),
+    #[error("build of {name} failed for {target}: make did not produce it in {dir}")]
+    ModuleNotProduced {
+        name: String,
+        target: Target,
+        dir: PathBuf,
+    },
+    #[error("{dir} does not exist: cannot install a module onto a non-existent kernel")]
+    NoKernelDir { dir: PathBuf },
+    #[error("installation of {module} aborted: no module was installed")]
+    InstallAborted { module: ModuleVersion },
+    #[error("PRE_INSTALL of {module} failed, aborting install (override with --force)")]
+    PreInstall { module: ModuleVersion },
+    #[error("depmod failed for kernel {kernel}: {detail}")]
+    Depmod {
+        kernel: KernelRelease,
+        detail: String,
+    },
+    #[error("{command} failed: {detail}")]
+    Command { command: String, detail: String },
+    #[error("one or more modules failed to install during autoinstall: {}", failed.join(", "))]
+    Autoinstall { failed: Vec<String> },
+    /// A failure already printed (by the line of its finished job); carries its exit code.
+    #[error("exit status {code}")]
+    Reported { code: i32 },
+    #[error(transparent)]
+    Tarball(Box<crate::tarball::TarballError>),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ActionError {
+    /// dkms 3's exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ActionError::Usage(_) => 1,
+            ActionError::AlreadyAdded { .. }
+            | ActionError::NotAdded { .. }
+            | ActionError::AlreadyBuilt { .. } => 3,
+            ActionError::SourceMissing { .. } => 2,
+            ActionError::NotASourceTree { .. } => 9,
+            ActionError::ConfMissing { .. } => 4,
+            ActionError::Conf(e) => e.exit_code(),
+            ActionError::BuildExcluded { .. } => 77,
+            ActionError::NoSource { .. } => 8,
+            ActionError::NoHeaders { .. } => 21,
+            ActionError::MissingBuildDepends { .. } => 13,
+            ActionError::PatchMissing { .. } => 5,
+            ActionError::PatchFailed { .. } => 6,
+            ActionError::MakeFailed(_) => 10,
+            ActionError::ModuleNotProduced { .. } => 7,
+            ActionError::NoKernelDir { .. }
+            | ActionError::InstallAborted { .. }
+            | ActionError::Depmod { .. } => 6,
+            ActionError::PreInstall { .. } => 101,
+            ActionError::Command { .. } => 1,
+            ActionError::Autoinstall { .. } => 11,
+            ActionError::Reported { code } => *code,
+            ActionError::Tarball(e) => e.exit_code(),
+            ActionError::Io { .. } => 1,
+        }
+    }
+}
+
+/// A failed make run: what and where its log is.
+#[derive(Debug)]
+pub struct MakeFailure {
+    pub module: ModuleVersion,
+    pub target: Target,
+    pub status: i32,
+    pub log: PathBuf,
+    /// The last lines of make.log.
+    pub tail: String,
+}
+
+/// An I/O error about a path.
+pub fn io_error(path: &Path, source: std::io::Error) -> ActionError {
+    ActionError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl ActionError {
+    /// Print this error on `console`: one line, and for a failed build the end of its make.log.
+    pub fn report(&self, console: &Console) {
+        let details = match self {
+            ActionError::MakeFailed(failure) => failure.tail.as_str(),
+            _ => "",
+        };
+        console.error(self, details);
+    }
+}

@@ -145,3 +145,9 @@ impl ActionError {
         console.error(self, details);
     }
 }
+
+impl From<crate::tarball::TarballError> for ActionError {
+    fn from(e: crate::tarball::TarballError) -> Self {
+        ActionError::Tarball(Box::new(e))
+    }
+}

@@ -16,6 +16,8 @@ use crate::jobs::{self, Job, Outcome};
 use crate::kernel::{KernelRelease, Target, version_key};
 use crate::tree::{ModuleVersion, Tree};
 
+mod tarball;
+
 /// Everything one command works with.
 #[derive(Debug, Clone)]
 pub struct Session {

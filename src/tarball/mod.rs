@@ -1,0 +1,317 @@
+//! mktarball / ldtarball: a module version as dkms's tarball (source and/or prebuilt
+//! modules), written reproducibly and loaded without trusting its names.
+//!
+//! The layout is dkms 3.0.10's `make_tarball` (read `/usr/sbin/dkms`):
+//!
+//! ```text
+//! ./dkms_main_tree/<kernel>/<arch>/module/*.ko    the built dir of each kernel (log/ too)
+//! ./dkms_source_tree/...                          the source (not with --binaries-only)
+//! ./dkms_binaries_only/{PACKAGE_NAME,PACKAGE_VERSION,dkms.conf}   only with --binaries-only
+//! ```
+//!
+//! named `<m>-<v>-kernel<k>-<a>[-kernel<k>-<a>...].dkms.tar.gz`, `<m>-<v>-source-only.dkms.tar.gz`
+//! or `<m>-<v>-manykernels.dkms.tar.gz`, in `<dkms_tree>/<m>/<v>/tarball/` unless `--archive`
+//! names the file. Two deliberate differences: every kernel given is archived (dkms 3.0.10's
+//! loop declares its paths `local -r`, so it archives the first kernel's directory for every
+//! `-k`), and the bytes are reproducible (sorted entries, root/root, modes 0755/0644, one mtime:
+//! SOURCE_DATE_EPOCH or the newest input; gzip with mtime 0).
+//!
+//! Loading follows `load_tarball`: the dkms.conf of `dkms_source_tree/` (else
+//! `dkms_binaries_only/`) names the module; the source goes to `<source_tree>/<m>-<v>`, each
+//! `dkms_main_tree/<k>/<a>` to `<dkms_tree>/<m>/<v>/<k>/<a>` (skipped when there, unless
+//! `--force`), then the module is added. Entries are checked before anything is written: no
+//! absolute names, no `..`, no symlink leading out of the archive, no entry under a symlink,
+//! no devices; one refused entry refuses the whole tarball.
+
+pub mod extract;
+pub mod write;
+
+pub use extract::{copy_merge, extract};
+pub use write::write;
+
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::deb::DataTree;
+use crate::kernel::Target;
+use crate::tree::{ModuleVersion, Tree};
+
+/// What a tarball carries besides the prebuilt modules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TarballContent {
+    /// Source and the modules of the given kernels (dkms's default).
+    Full,
+    /// Source only, no kernel (`--source-only`).
+    SourceOnly,
+    /// Modules and dkms.conf, no source (`--binaries-only`).
+    BinariesOnly,
+}
+
+/// Why a tarball could not be made or loaded; [`TarballError::exit_code`] is dkms's.
+#[derive(Debug, thiserror::Error)]
+pub enum TarballError {
+    #[error("{path} does not exist")]
+    Missing { path: PathBuf },
+    #[error("refusing to load {archive}: entry {entry:?} {reason}")]
+    Unsafe {
+        archive: PathBuf,
+        entry: String,
+        reason: &'static str,
+    },
+    #[error("{archive} is not a valid DKMS tarball: {detail}")]
+    Invalid { archive: PathBuf, detail: String },
+    #[error("{module} is already added in {dir} (use --force to load the tarball over it)")]
+    AlreadyAdded { module: ModuleVersion, dir: PathBuf },
+    #[error(
+        "no modules built for {target} in {dir}: modules must be built before they are archived"
+    )]
+    NotBuilt { target: Target, dir: PathBuf },
+    #[error("--binaries-only and --source-only cannot be given together")]
+    BothOnly,
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("{path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+}
+
+impl TarballError {
+    /// dkms 3.0.10's exit codes: 2 archive missing, 7 not a DKMS tarball, 8 already added or
+    /// both --*-only options, 6 nothing built or the tarball not written, 9 no write access.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            TarballError::Missing { .. } => 2,
+            TarballError::Unsafe { .. } | TarballError::Invalid { .. } => 7,
+            TarballError::AlreadyAdded { .. } | TarballError::BothOnly => 8,
+            TarballError::NotBuilt { .. } => 6,
+            TarballError::Write { source, .. }
+                if source.kind() == io::ErrorKind::PermissionDenied =>
+            {
+                9
+            }
+            TarballError::Write { .. } => 6,
+            TarballError::Read { .. } => 1,
+        }
+    }
+}
+
+/// What goes into a tarball: the archive's tree and the newest mtime among its inputs.
+#[derive(Debug, Clone)]
+pub struct TarballTree {
+    pub data: DataTree,
+    /// Newest mtime of the files and symlinks read (the default entry mtime).
+    pub newest: u64,
+}
+
+/// `dkms_main_tree/<k>/<a>` of each target (all of `<k>/<a>`, or only `module/` when
+/// `modules_only`), plus `dkms_source_tree/` or `dkms_binaries_only/` as `content` says.
+/// `conf` is the dkms.conf copied for `--binaries-only` (`-c`, else the source's).
+pub fn collect(
+    tree: &Tree,
+    mv: &ModuleVersion,
+    targets: &[Target],
+    content: TarballContent,
+    conf: &Path,
+    modules_only: bool,
+) -> Result<TarballTree, TarballError> {
+    let mut out = TarballTree {
+        data: DataTree::new(),
+        newest: 0,
+    };
+    out.data.add_dir("dkms_main_tree");
+    if content != TarballContent::SourceOnly {
+        for target in targets {
+            let built = tree.built_dir(mv, target);
+            if !built.is_dir() {
+                return Err(TarballError::NotBuilt {
+                    target: target.clone(),
+                    dir: built,
+                });
+            }
+            let prefix = format!("dkms_main_tree/{}/{}", target.kernel, target.arch);
+            if modules_only {
+                add_dir_tree(&mut out, &built.join("module"), &format!("{prefix}/module"))?;
+            } else {
+                add_dir_tree(&mut out, &built, &prefix)?;
+            }
+        }
+    }
+    match content {
+        TarballContent::BinariesOnly => {
+            let dir = "dkms_binaries_only";
+            out.data.add_dir(dir);
+            out.data.add_file_bytes(
+                &format!("{dir}/PACKAGE_NAME"),
+                format!("{}\n", mv.module).into_bytes(),
+                false,
+            );
+            out.data.add_file_bytes(
+                &format!("{dir}/PACKAGE_VERSION"),
+                format!("{}\n", mv.version).into_bytes(),
+                false,
+            );
+            let meta = std::fs::metadata(conf).map_err(|source| TarballError::Read {
+                path: conf.to_path_buf(),
+                source,
+            })?;
+            out.newest = out.newest.max(meta.mtime().max(0) as u64);
+            out.data
+                .add_file_from_disk(&format!("{dir}/dkms.conf"), conf.to_path_buf(), false);
+        }
+        TarballContent::Full | TarballContent::SourceOnly => {
+            // dkms copies `$source_dir/*`: the top level's dot files stay behind.
+            let source = tree.source_dir(mv);
+            out.data.add_dir("dkms_source_tree");
+            let mut names: Vec<_> = read_dir_names(&source)?
+                .into_iter()
+                .filter(|n| !n.starts_with('.'))
+                .collect();
+            names.sort();
+            for name in names {
+                add_dir_tree(
+                    &mut out,
+                    &source.join(&name),
+                    &format!("dkms_source_tree/{name}"),
+                )?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn read_dir_names(dir: &Path) -> Result<Vec<String>, TarballError> {
+    let read = |source| TarballError::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read)? {
+        let entry = entry.map_err(read)?;
+        match entry.file_name().into_string() {
+            Ok(n) => names.push(n),
+            Err(_) => {
+                return Err(TarballError::Read {
+                    path: entry.path(),
+                    source: io::Error::new(io::ErrorKind::InvalidData, "file name is not UTF-8"),
+                });
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// `path` (a file, symlink or directory, not followed) and everything under it, as `prefix`.
+fn add_dir_tree(out: &mut TarballTree, path: &Path, prefix: &str) -> Result<(), TarballError> {
+    for entry in walkdir::WalkDir::new(path).follow_links(false) {
+        let entry = entry.map_err(|e| TarballError::Read {
+            path: e.path().unwrap_or(path).to_path_buf(),
+            source: e.into(),
+        })?;
+        let rel = entry.path().strip_prefix(path).unwrap_or(entry.path());
+        let Some(rel) = rel.to_str() else {
+            return Err(TarballError::Read {
+                path: entry.path().to_path_buf(),
+                source: io::Error::new(io::ErrorKind::InvalidData, "file name is not UTF-8"),
+            });
+        };
+        let name = if rel.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{prefix}/{rel}")
+        };
+        let meta = entry.metadata().map_err(|e| TarballError::Read {
+            path: entry.path().to_path_buf(),
+            source: e.into(),
+        })?;
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            out.data.add_dir(&name);
+            continue;
+        }
+        out.newest = out.newest.max(meta.mtime().max(0) as u64);
+        if ft.is_symlink() {
+            let target = std::fs::read_link(entry.path()).map_err(|source| TarballError::Read {
+                path: entry.path().to_path_buf(),
+                source,
+            })?;
+            out.data.add_symlink(&name, &target.to_string_lossy());
+        } else if ft.is_file() {
+            let executable = meta.permissions().mode() & 0o111 != 0;
+            out.data
+                .add_file_from_disk(&name, entry.path().to_path_buf(), executable);
+        }
+        // Sockets, fifos and devices: cp -r would recreate them; a module tree has none.
+    }
+    Ok(())
+}
+
+/// dkms's default file name: `<m>-<v>-kernel<k>-<a>...`, `-source-only`, or `-manykernels`
+/// when the kernel list is 200 characters or more (dkms counts `wc -m` of it plus a newline).
+pub fn default_name(mv: &ModuleVersion, targets: &[Target], content: TarballContent) -> String {
+    let list = if content == TarballContent::SourceOnly {
+        "source-only".to_string()
+    } else {
+        let list = targets
+            .iter()
+            .map(|t| format!("kernel{}-{}", t.kernel, t.arch))
+            .collect::<Vec<_>>()
+            .join("-");
+        if list.chars().count() + 1 > 200 {
+            "manykernels".to_string()
+        } else {
+            list
+        }
+    };
+    format!("{}-{}-{list}.dkms.tar.gz", mv.module, mv.version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::extract::{link_stays_inside, safe_name};
+    use super::*;
+
+    #[test]
+    fn names_are_made_safe_or_refused() {
+        assert_eq!(safe_name(b"./a/b/").unwrap(), PathBuf::from("a/b"));
+        assert_eq!(safe_name(b"./").unwrap(), PathBuf::new());
+        assert!(safe_name(b"/etc/passwd").is_err());
+        assert!(safe_name(b"./a/../../x").is_err());
+        assert!(safe_name(b"..").is_err());
+    }
+
+    #[test]
+    fn links_must_stay_inside() {
+        let inside = |n: &str, t: &str| link_stays_inside(Path::new(n), Path::new(t));
+        assert!(inside("a/b/l", "../c"));
+        assert!(inside("a/l", "../c"));
+        assert!(!inside("a/l", "../../c"));
+        assert!(!inside("l", "/etc/passwd"));
+        assert!(!inside("l", ".."));
+        assert!(inside("a/l", "./x/../y"));
+    }
+
+    #[test]
+    fn default_names_are_dkms_names() {
+        let mv = ModuleVersion {
+            module: "hello".into(),
+            version: "0.1".into(),
+        };
+        let t = |k: &str| Target {
+            kernel: crate::kernel::KernelRelease(k.into()),
+            arch: "x86_64".into(),
+        };
+        assert_eq!(
+            default_name(&mv, &[t("6.1.0-999-amd64")], TarballContent::Full),
+            "hello-0.1-kernel6.1.0-999-amd64-x86_64.dkms.tar.gz"
+        );
+        assert_eq!(
+            default_name(&mv, &[t("6.1.0-999-amd64")], TarballContent::SourceOnly),
+            "hello-0.1-source-only.dkms.tar.gz"
+        );
+        let many: Vec<Target> = (0..10).map(|i| t(&format!("6.1.0-{i}-amd64"))).collect();
+        assert_eq!(
+            default_name(&mv, &many, TarballContent::Full),
+            "hello-0.1-manykernels.dkms.tar.gz"
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! `add`: a module version joins the tree (a link to its source, or a copied source dir).
+
+use std::path::Path;
+
+use crate::build;
+use crate::conf::ModuleConf;
+use crate::error::{ActionError, io_error};
+use crate::kernel::Target;
+use crate::tree::ModuleVersion;
+
+use super::{Session, read_conf_at};
+
+impl Session {
+    /// `add`: link `<source_tree>/<m>-<v>` into the tree after checking its dkms.conf.
+    pub fn add(&self, mv: &ModuleVersion, target: &Target) -> Result<(), ActionError> {
+        self.check_addable(mv)?;
+        let conf_path = self
+            .conf_override
+            .clone()
+            .unwrap_or_else(|| self.tree.source_tree_dir(mv).join("dkms.conf"));
+        let conf = read_conf_at(&self.tree, &conf_path, target, Some(mv))?;
+        self.link_source(mv, &conf)
+    }
+
+    /// What dkms's `add_module` checks before reading dkms.conf: not added yet (exit 3), the
+    /// source directory is there (exit 2).
+    pub(super) fn check_addable(&self, mv: &ModuleVersion) -> Result<(), ActionError> {
+        if self.tree.is_added(mv) {
+            return Err(ActionError::AlreadyAdded {
+                module: mv.clone(),
+                dir: self.tree.version_dir(mv),
+            });
+        }
+        let source = self.tree.source_tree_dir(mv);
+        if !source.is_dir() {
+            return Err(ActionError::SourceMissing { dir: source });
+        }
+        Ok(())
+    }
+
+    /// The `source` link of an added module, then POST_ADD.
+    pub(super) fn link_source(
+        &self,
+        mv: &ModuleVersion,
+        conf: &ModuleConf,
+    ) -> Result<(), ActionError> {
+        let source = self.tree.source_tree_dir(mv);
+        let link = self.tree.source_dir(mv);
+        self.console.say(&format!(
+            "Creating symlink {} -> {}",
+            link.display(),
+            source.display()
+        ));
+        let build_dir = self.tree.build_dir(mv);
+        std::fs::create_dir_all(&build_dir).map_err(|e| io_error(&build_dir, e))?;
+        let tmp = self.tree.version_dir(mv).join(".source.dkms-rs");
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&source, &tmp).map_err(|e| io_error(&link, e))?;
+        std::fs::rename(&tmp, &link).map_err(|e| io_error(&link, e))?;
+        if let Some(script) = &conf.post_add {
+            build::run_script("post_add", script, &link, None, &self.console)?;
+        }
+        Ok(())
+    }
+
+    /// `add <dir>`: copy a source tree to `<source_tree>/<m>-<v>` (unless it is there) and add it.
+    pub fn add_source_tree(
+        &self,
+        dir: &Path,
+        target: &Target,
+    ) -> Result<ModuleVersion, ActionError> {
+        let from = dir.canonicalize().map_err(|e| io_error(dir, e))?;
+        let conf_path = from.join("dkms.conf");
+        if !conf_path.is_file() {
+            return Err(ActionError::NotASourceTree { dir: from });
+        }
+        // Read once: with no `-m`, the conf is read as `-m PACKAGE_NAME -v PACKAGE_VERSION`
+        // (see `ResolveContext::module`), which is what `add` would read again.
+        let conf = read_conf_at(&self.tree, &conf_path, target, None)?;
+        let mv = ModuleVersion {
+            module: conf.package_name.clone(),
+            version: conf.package_version.clone(),
+        };
+        let dest = self.tree.source_tree_dir(&mv);
+        if from != dest {
+            if self.force {
+                build::remove_dir_if_exists(&dest)?;
+            }
+            std::fs::create_dir_all(&dest).map_err(|e| io_error(&dest, e))?;
+            let status = std::process::Command::new("cp")
+                .arg("-fr")
+                .arg(format!("{}/.", from.display()))
+                .arg(&dest)
+                .status()
+                .map_err(|e| io_error(&dest, e))?;
+            if !status.success() {
+                return Err(ActionError::Command {
+                    command: format!("cp -fr {} {}", from.display(), dest.display()),
+                    detail: format!("exit status {status}"),
+                });
+            }
+        }
+        if self.conf_override.is_some() {
+            self.add(&mv, target)?;
+        } else {
+            self.check_addable(&mv)?;
+            self.link_source(&mv, &conf)?;
+        }
+        Ok(mv)
+    }
+}

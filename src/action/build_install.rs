@@ -1,0 +1,330 @@
+//! build, install, uninstall, unbuild, remove: the per-target verbs, their plan and jobs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::build::{self, BuildRequest};
+use crate::conf::ModuleConf;
+use crate::error::ActionError;
+use crate::install;
+use crate::jobs::{self, Job, Outcome};
+use crate::kernel::{KernelRelease, Target};
+use crate::tree::ModuleVersion;
+
+use super::{Session, first_failure};
+
+impl Session {
+    /// `build`: build for every target (in parallel); already built targets are skipped.
+    pub fn build(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
+        let todo = self.plan(
+            mv,
+            targets,
+            "built for",
+            |target, conf| self.tree.is_built(mv, target, conf),
+            |target, _| self.unbuild_one(mv, target),
+        )?;
+        first_failure(self.build_all(todo, |_, _, _| Ok(None)))
+    }
+
+    /// The targets still to do for `build`/`install`, each with its conf, adding the module
+    /// first when it is not. A target that is `done` is skipped with dkms's message
+    /// ("already <done_what> kernel"), or with `--force` first undone by `undo`.
+    pub(super) fn plan(
+        &self,
+        mv: &ModuleVersion,
+        targets: &[Target],
+        done_what: &str,
+        done: impl Fn(&Target, &ModuleConf) -> bool,
+        undo: impl Fn(&Target, &ModuleConf) -> Result<(), ActionError>,
+    ) -> Result<Vec<(ModuleVersion, Target, ModuleConf)>, ActionError> {
+        if let Some(first) = targets.first()
+            && !self.tree.is_added(mv)
+        {
+            self.add(mv, first)?;
+        }
+        let mut todo = Vec::new();
+        for target in targets {
+            let conf = self.read_conf(mv, target)?;
+            if done(target, &conf) {
+                if !self.force {
+                    self.console.say(&format!(
+                        "Module {mv} already {done_what} kernel {target}, skip. You may override by specifying --force."
+                    ));
+                    continue;
+                }
+                undo(target, &conf)?;
+            }
+            todo.push((mv.clone(), target.clone(), conf));
+        }
+        Ok(todo)
+    }
+
+    /// `install`: build what is not built, install, one depmod per kernel.
+    pub fn install(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
+        let todo = self.plan(
+            mv,
+            targets,
+            "installed on",
+            |target, conf| {
+                self.tree.is_installed(mv, target) && self.tree.is_built(mv, target, conf)
+            },
+            |target, conf| {
+                install::uninstall(&self.tree, mv, target, conf, &self.console).map(|_| ())
+            },
+        )?;
+        let installed = Mutex::new(Vec::new());
+        let outcomes = self.build_all(todo, |mv, target, conf| {
+            self.install_one(mv, target, conf, &installed)
+        });
+        let result = first_failure(outcomes);
+        self.depmod_or_roll_back(installed.into_inner().unwrap_or_default())?;
+        result
+    }
+
+    pub(super) fn install_one(
+        &self,
+        mv: &ModuleVersion,
+        target: &Target,
+        conf: &ModuleConf,
+        installed: &Mutex<Vec<(ModuleVersion, Target, ModuleConf)>>,
+    ) -> Result<Option<String>, ActionError> {
+        // Installs touch shared files (modules dir, links): one at a time.
+        let mut done = installed.lock().unwrap_or_else(|e| e.into_inner());
+        install::install(
+            &self.tree,
+            mv,
+            target,
+            conf,
+            self.install_options(),
+            &self.console,
+        )?;
+        done.push((mv.clone(), target.clone(), conf.clone()));
+        let dir = self.tree.kernel_modules_dir(&target.kernel).join(
+            conf.modules
+                .first()
+                .map(|r| r.dest_location.trim_start_matches('/'))
+                .unwrap_or(""),
+        );
+        Ok(Some(format!("installed to {}/", dir.display())))
+    }
+
+    /// depmod once per kernel touched; on failure uninstall what this command installed there.
+    pub(super) fn depmod_or_roll_back(
+        &self,
+        installed: Vec<(ModuleVersion, Target, ModuleConf)>,
+    ) -> Result<(), ActionError> {
+        if self.no_depmod {
+            return Ok(());
+        }
+        let kernels: BTreeSet<KernelRelease> =
+            installed.iter().map(|(_, t, _)| t.kernel.clone()).collect();
+        let mut first_error = None;
+        for kernel in kernels {
+            if let Err(e) = install::depmod(&self.tree, &kernel) {
+                for (mv, target, conf) in installed.iter().filter(|(_, t, _)| t.kernel == kernel) {
+                    install::uninstall(&self.tree, mv, target, conf, &self.console)?;
+                }
+                e.report(&self.console);
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Build (in parallel) the given (module, target) pairs, then run `after` on each success.
+    pub(super) fn build_all(
+        &self,
+        todo: Vec<(ModuleVersion, Target, ModuleConf)>,
+        after: impl Fn(&ModuleVersion, &Target, &ModuleConf) -> Result<Option<String>, ActionError>
+        + Sync,
+    ) -> Vec<Outcome> {
+        let deps = vec![Vec::new(); todo.len()];
+        self.run_jobs(todo, deps, after)
+    }
+
+    /// Run build(+after) jobs with dependencies; skips the build when already built.
+    pub(super) fn run_jobs(
+        &self,
+        todo: Vec<(ModuleVersion, Target, ModuleConf)>,
+        deps: Vec<Vec<usize>>,
+        after: impl Fn(&ModuleVersion, &Target, &ModuleConf) -> Result<Option<String>, ActionError>
+        + Sync,
+    ) -> Vec<Outcome> {
+        let mut per_module: BTreeMap<&ModuleVersion, usize> = BTreeMap::new();
+        for (mv, _, _) in &todo {
+            *per_module.entry(mv).or_default() += 1;
+        }
+        let shared: BTreeSet<ModuleVersion> = per_module
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(mv, _)| mv.clone())
+            .collect();
+        let jobs: Vec<Job<(ModuleVersion, Target, ModuleConf)>> = todo
+            .into_iter()
+            .zip(deps)
+            .map(|(item, after)| Job {
+                name: format!("{}, {}, {}", item.0, item.1.kernel, item.1.arch),
+                after,
+                item,
+            })
+            .collect();
+        jobs::run(
+            &jobs,
+            self.concurrency(),
+            &self.console,
+            |(mv, target, conf)| {
+                let name = format!("{mv}, {}, {}", target.kernel, target.arch);
+                let mut line = String::new();
+                if !self.tree.is_built(mv, target, conf) {
+                    let build_dir = if shared.contains(mv) {
+                        // One build dir per kernel when the same module builds for several at once.
+                        self.tree
+                            .version_dir(mv)
+                            .join(format!(".build-{}-{}", target.kernel, target.arch))
+                    } else {
+                        self.tree.build_dir(mv)
+                    };
+                    let started = Instant::now();
+                    build::build(
+                        &BuildRequest {
+                            tree: &self.tree,
+                            module: mv,
+                            target,
+                            conf,
+                            jobs: self.jobs,
+                            build_dir,
+                            signing: &self.signing,
+                        },
+                        &self.console,
+                    )?;
+                    line = format!("{name}: built in {:.1} s", started.elapsed().as_secs_f64());
+                }
+                match after(mv, target, conf)? {
+                    Some(more) if line.is_empty() => Ok(format!("{name}: {more}")),
+                    Some(more) => Ok(format!("{line}, {more}")),
+                    None => Ok(line),
+                }
+            },
+        )
+    }
+
+    pub(super) fn unbuild_one(
+        &self,
+        mv: &ModuleVersion,
+        target: &Target,
+    ) -> Result<(), ActionError> {
+        let dir = self.tree.built_dir(mv, target);
+        build::remove_dir_if_exists(&dir)?;
+        if let Some(kernel_dir) = dir.parent() {
+            // dkms removes <k> when no other arch is left in it.
+            let _ = std::fs::remove_dir(kernel_dir);
+        }
+        Ok(())
+    }
+
+    /// `uninstall`: for each target where this version is installed.
+    pub fn uninstall(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
+        self.require_added(mv)?;
+        let mut touched = BTreeSet::new();
+        for target in targets {
+            let conf = self.read_conf(mv, target)?;
+            if !(self.tree.is_built(mv, target, &conf) && self.tree.is_installed(mv, target)) {
+                self.console.say(&format!(
+                    "Module {} {} is not installed for kernel {target}. Skipping...",
+                    mv.module, mv.version
+                ));
+                continue;
+            }
+            install::uninstall(&self.tree, mv, target, &conf, &self.console)?;
+            self.console
+                .say(&format!("Module {mv} uninstalled from kernel {target}"));
+            touched.insert(target.kernel.clone());
+        }
+        self.depmod_kernels(touched)
+    }
+
+    pub(super) fn depmod_kernels(
+        &self,
+        kernels: BTreeSet<KernelRelease>,
+    ) -> Result<(), ActionError> {
+        if self.no_depmod {
+            return Ok(());
+        }
+        for kernel in kernels {
+            install::depmod(&self.tree, &kernel)?;
+        }
+        Ok(())
+    }
+
+    /// `unbuild`: uninstall and forget the build for each target.
+    pub fn unbuild(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
+        self.require_added(mv)?;
+        let touched = self.uninstall_and_unbuild(mv, targets)?;
+        self.depmod_kernels(touched)
+    }
+
+    pub(super) fn uninstall_and_unbuild(
+        &self,
+        mv: &ModuleVersion,
+        targets: &[Target],
+    ) -> Result<BTreeSet<KernelRelease>, ActionError> {
+        let mut touched = BTreeSet::new();
+        for target in targets {
+            let conf = self.read_conf(mv, target)?;
+            if self.tree.is_built(mv, target, &conf) && self.tree.is_installed(mv, target) {
+                install::uninstall(&self.tree, mv, target, &conf, &self.console)?;
+                touched.insert(target.kernel.clone());
+            }
+            if self.tree.is_built(mv, target, &conf) {
+                self.unbuild_one(mv, target)?;
+                self.console
+                    .say(&format!("Module {mv} unbuilt for kernel {target}"));
+            } else {
+                self.console.say(&format!(
+                    "Module {} {} is not built for kernel {target}. Skipping...",
+                    mv.module, mv.version
+                ));
+            }
+        }
+        Ok(touched)
+    }
+
+    /// `remove`: uninstall, unbuild, and drop the version from the tree once no kernel is left.
+    pub fn remove(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
+        self.require_added(mv)?;
+        let touched = self.uninstall_and_unbuild(mv, targets)?;
+        let version_dir = self.tree.version_dir(mv);
+        let kernels_left = std::fs::read_dir(&version_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'))
+            // dkms keeps the version while any dir other than these is left.
+            .any(|n| {
+                !["build", "tarball", "driver_disk", "rpm", "deb", "source"]
+                    .iter()
+                    .any(|s| n.ends_with(s))
+            });
+        if !kernels_left {
+            self.console.say(&format!(
+                "Deleting module {}-{} completely from the DKMS tree.",
+                mv.module, mv.version
+            ));
+            build::remove_dir_if_exists(&version_dir)?;
+            let module_dir = self.tree.module_dir(&mv.module);
+            let empty = std::fs::read_dir(&module_dir)
+                .map(|d| {
+                    d.flatten()
+                        .all(|e| e.file_name().to_string_lossy().starts_with('.'))
+                })
+                .unwrap_or(false);
+            if empty {
+                build::remove_dir_if_exists(&module_dir)?;
+            }
+        }
+        self.depmod_kernels(touched)
+    }
+}

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::atomic;
 use crate::build::{remove_dir_if_exists, run_script};
 use crate::conf::ModuleConf;
 use crate::console::Console;
@@ -349,40 +350,19 @@ impl StripSuffixPath for Path {
     }
 }
 
-/// A hidden temporary name beside `dest`, for write-then-rename.
-fn temp_beside(dest: &Path) -> PathBuf {
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    dest.with_file_name(format!(".{name}.dkms-rs-{}", std::process::id()))
-}
-
-/// Copy `from` to `dest` so that `dest` appears complete or not at all.
+/// [`atomic::copy_into_place`], its error naming `dest`.
 fn copy_into_place(from: &Path, dest: &Path) -> Result<(), ActionError> {
-    let tmp = temp_beside(dest);
-    std::fs::copy(from, &tmp).map_err(|e| io_error(from, e))?;
-    std::fs::rename(&tmp, dest).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io_error(dest, e)
-    })
+    atomic::copy_into_place(from, dest).map_err(|e| io_error(dest, e))
 }
 
-/// Move a file, across file systems if need be (the dkms tree and /lib may differ).
+/// [`atomic::move_into_place`], its error naming `from`.
 fn move_file(from: &Path, to: &Path) -> Result<(), ActionError> {
-    if std::fs::rename(from, to).is_ok() {
-        return Ok(());
-    }
-    copy_into_place(from, to)?;
-    std::fs::remove_file(from).map_err(|e| io_error(from, e))
+    atomic::move_into_place(from, to).map_err(|e| io_error(from, e))
 }
 
-/// Point `link` at `target`, replacing whatever was there in one rename.
+/// [`atomic::symlink_into_place`], its error naming `link`.
 fn replace_with_symlink(target: &Path, link: &Path) -> Result<(), ActionError> {
-    let tmp = temp_beside(link);
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp).map_err(|e| io_error(link, e))?;
-    std::fs::rename(&tmp, link).map_err(|e| io_error(link, e))
+    atomic::symlink_into_place(target, link).map_err(|e| io_error(link, e))
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@
 //! - [`cli`]: what the binaries share: man pages and completions from clap, one-line errors.
 
 pub mod action;
+pub mod atomic;
 pub mod build;
 pub mod cli;
 pub mod conf;

@@ -53,10 +53,7 @@ impl Session {
         ));
         let build_dir = self.tree.build_dir(mv);
         std::fs::create_dir_all(&build_dir).map_err(|e| io_error(&build_dir, e))?;
-        let tmp = self.tree.version_dir(mv).join(".source.dkms-rs");
-        let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(&source, &tmp).map_err(|e| io_error(&link, e))?;
-        std::fs::rename(&tmp, &link).map_err(|e| io_error(&link, e))?;
+        crate::atomic::symlink_into_place(&source, &link).map_err(|e| io_error(&link, e))?;
         if let Some(script) = &conf.post_add {
             build::run_script("post_add", script, &link, None, &self.console)?;
         }

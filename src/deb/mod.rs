@@ -19,6 +19,8 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::atomic::PendingFile;
+
 pub use compress::{
     Compression, CompressionKind, Compressor, UnknownCompression, xz_block_size, xz_block_size_for,
 };
@@ -240,25 +242,15 @@ pub fn write_deb<E: Into<DebError>>(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let file_name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let temp = |suffix: &str| {
-        tempfile::Builder::new()
-            .prefix(&format!(".{file_name}."))
-            .suffix(suffix)
-            // The final mode is 0644 minus the umask, as for any file a tool creates.
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .tempfile_in(&dir)
-            .map_err(|source| DebError::OutputDir {
-                dir: dir.clone(),
-                source,
-            })
+        PendingFile::create(out, suffix).map_err(|source| DebError::OutputDir {
+            dir: dir.clone(),
+            source,
+        })
     };
 
     let data_tmp = temp(".data")?;
-    let data = data::write_data_tar(build, data_tmp.as_file(), data_tmp.path())?;
+    let data = data::write_data_tar(build, data_tmp.file(), data_tmp.path())?;
 
     let installed_size_kib = data.installed_kib + control::installed_kib(&build.maintainer_scripts);
     let control_text = render_control(installed_size_kib).map_err(Into::into)?;
@@ -273,10 +265,10 @@ pub fn write_deb<E: Into<DebError>>(
     let deb_tmp = temp("")?;
     let ext = build.compression.effective_kind().extension();
     ar::write_ar(
-        deb_tmp.as_file(),
+        deb_tmp.file(),
         build.mtime,
         &control_tar,
-        data_tmp.as_file(),
+        data_tmp.file(),
         ext,
     )
     .map_err(|source| DebError::Write {
@@ -285,16 +277,16 @@ pub fn write_deb<E: Into<DebError>>(
     })?;
     drop(data_tmp);
     let size = deb_tmp
-        .as_file()
+        .file()
         .metadata()
         .map_err(|source| DebError::Write {
             path: deb_tmp.path().to_path_buf(),
             source,
         })?
         .len();
-    deb_tmp.persist(out).map_err(|e| DebError::Write {
+    deb_tmp.commit().map_err(|source| DebError::Write {
         path: out.to_path_buf(),
-        source: e.error,
+        source,
     })?;
     Ok(WrittenDeb {
         path: out.to_path_buf(),

@@ -7,6 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::TarballError;
+use crate::atomic;
 
 /// An archive name made safe: relative, no `..`, `./` and empty components dropped.
 pub(super) fn safe_name(raw: &[u8]) -> Result<PathBuf, &'static str> {
@@ -237,30 +238,21 @@ pub fn copy_merge(from: &Path, to: &Path) -> Result<(), TarballError> {
             }
             continue;
         }
-        let temp = dest.with_file_name(format!(
-            ".{}.dkms-rs-tmp",
-            dest.file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
-        ));
-        let _ = std::fs::remove_file(&temp);
-        if ft.is_symlink() {
-            let target = std::fs::read_link(entry.path()).map_err(|source| TarballError::Read {
-                path: entry.path().to_path_buf(),
-                source,
-            })?;
-            std::os::unix::fs::symlink(target, &temp).map_err(werr)?;
-        } else {
-            std::fs::copy(entry.path(), &temp).map_err(werr)?;
-        }
         if dest.is_dir() && !dest.is_symlink() {
-            let _ = std::fs::remove_file(&temp);
             return Err(TarballError::Write {
                 path: dest.clone(),
                 source: io::Error::new(io::ErrorKind::IsADirectory, "a directory is in the way"),
             });
         }
-        std::fs::rename(&temp, &dest).map_err(werr)?;
+        if ft.is_symlink() {
+            let target = std::fs::read_link(entry.path()).map_err(|source| TarballError::Read {
+                path: entry.path().to_path_buf(),
+                source,
+            })?;
+            atomic::symlink_into_place(&target, &dest).map_err(werr)?;
+        } else {
+            atomic::copy_into_place(entry.path(), &dest).map_err(werr)?;
+        }
     }
     Ok(())
 }

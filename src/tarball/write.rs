@@ -3,13 +3,13 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::deb::tar::TarWriter;
 use crate::deb::{Compression, CompressionKind, Compressor, DataEntry, DataTree, FileContent};
 
 use super::TarballError;
+use crate::atomic::PendingFile;
 
 /// The compression `tar -a` picks from the file name (gzip for `.tar.gz`/`.tgz`, xz, zstd,
 /// none for `.tar`); gzip for anything else, as dkms's names all end in `.tar.gz`.
@@ -45,16 +45,12 @@ pub fn write(tree: &DataTree, out: &Path, mtime: u64) -> Result<(), TarballError
         path: dir.clone(),
         source,
     })?;
-    let temp = tempfile::Builder::new()
-        .prefix(".dkms-tarball.")
-        .permissions(std::fs::Permissions::from_mode(0o644))
-        .tempfile_in(&dir)
-        .map_err(|source| TarballError::Write {
-            path: dir.clone(),
-            source,
-        })?;
-    let compressor = Compressor::new(BufWriter::new(temp.as_file()), &compression_for(out), None)
-        .map_err(werr)?;
+    let temp = PendingFile::create(out, ".part").map_err(|source| TarballError::Write {
+        path: dir.clone(),
+        source,
+    })?;
+    let compressor =
+        Compressor::new(BufWriter::new(temp.file()), &compression_for(out), None).map_err(werr)?;
     let mut tar = TarWriter::new(compressor);
     let mut links = Vec::new();
     for path in tree.paths() {
@@ -88,11 +84,8 @@ pub fn write(tree: &DataTree, out: &Path, mtime: u64) -> Result<(), TarballError
     }
     let compressor = tar.finish().map_err(werr)?;
     let buf = compressor.finish().map_err(werr)?;
-    buf.into_inner()
-        .map_err(|e| werr(e.into_error()))?
-        .sync_all()
-        .map_err(werr)?;
-    temp.persist(out).map_err(|e| werr(e.error))?;
+    buf.into_inner().map_err(|e| werr(e.into_error()))?;
+    temp.commit().map_err(werr)?;
     Ok(())
 }
 

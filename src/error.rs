@@ -67,8 +67,15 @@ pub enum ActionError {
         kernel: KernelRelease,
         detail: String,
     },
-    #[error("{command} failed: {detail}")]
-    Command { command: String, detail: String },
+    #[error("{} failed ({}){}", command_line(argv), exit_text(*code), stderr_text(stderr))]
+    Command {
+        /// The program and its arguments.
+        argv: Vec<std::ffi::OsString>,
+        /// Its exit status, `None` when a signal ended it.
+        code: Option<i32>,
+        /// What it printed on stderr, trimmed.
+        stderr: String,
+    },
     #[error("one or more modules failed to install during autoinstall: {}", failed.join(", "))]
     Autoinstall { failed: Vec<String> },
     /// A failure already printed (by the line of its finished job); carries its exit code.
@@ -125,6 +132,29 @@ pub struct MakeFailure {
     pub log: PathBuf,
     /// The last lines of make.log.
     pub tail: String,
+}
+
+/// `argv` as a shell would read it back.
+fn command_line(argv: &[std::ffi::OsString]) -> String {
+    argv.iter()
+        .map(|word| crate::templates::shell_quote(&word.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn exit_text(code: Option<i32>) -> String {
+    code.map_or_else(
+        || "killed by a signal".into(),
+        |c| format!("exit status {c}"),
+    )
+}
+
+fn stderr_text(stderr: &str) -> String {
+    if stderr.is_empty() {
+        String::new()
+    } else {
+        format!(": {stderr}")
+    }
 }
 
 /// An I/O error about a path.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::atomic;
-use crate::build::{remove_dir_if_exists, run_script};
+use crate::build::{ScriptKind, remove_dir_if_exists, run_script};
 use crate::conf::ModuleConf;
 use crate::console::Console;
 use crate::error::{ActionError, io_error};
@@ -162,7 +162,13 @@ pub fn install(
         }
         if count == 0
             && let Some(script) = &conf.pre_install
-            && !run_script("pre_install", script, &tree.source_dir(mv), None, console)?
+            && !run_script(
+                ScriptKind::PreInstall,
+                script,
+                &tree.source_dir(mv),
+                None,
+                console,
+            )?
             && !opts.force
         {
             return Err(ActionError::PreInstall { module: mv.clone() });
@@ -207,7 +213,13 @@ pub fn install(
         .join(&target.arch);
     replace_with_symlink(&relative, &link)?;
     if let Some(script) = &conf.post_install {
-        run_script("post_install", script, &tree.source_dir(mv), None, console)?;
+        run_script(
+            ScriptKind::PostInstall,
+            script,
+            &tree.source_dir(mv),
+            None,
+            console,
+        )?;
     }
     Ok(())
 }
@@ -264,7 +276,13 @@ pub fn uninstall(
         std::fs::remove_file(&link).map_err(|e| io_error(&link, e))?;
     }
     if let Some(script) = &conf.post_remove {
-        run_script("post_remove", script, &tree.source_dir(mv), None, console)?;
+        run_script(
+            ScriptKind::PostRemove,
+            script,
+            &tree.source_dir(mv),
+            None,
+            console,
+        )?;
     }
     if was_active && keep.is_dir() && !keep.join("collisions").exists() {
         remove_dir_if_exists(&keep)?;

@@ -55,7 +55,13 @@ impl Session {
         std::fs::create_dir_all(&build_dir).map_err(|e| io_error(&build_dir, e))?;
         crate::atomic::symlink_into_place(&source, &link).map_err(|e| io_error(&link, e))?;
         if let Some(script) = &conf.post_add {
-            build::run_script("post_add", script, &link, None, &self.console)?;
+            build::run_script(
+                build::ScriptKind::PostAdd,
+                script,
+                &link,
+                None,
+                &self.console,
+            )?;
         }
         Ok(())
     }
@@ -84,18 +90,13 @@ impl Session {
                 build::remove_dir_if_exists(&dest)?;
             }
             std::fs::create_dir_all(&dest).map_err(|e| io_error(&dest, e))?;
-            let status = std::process::Command::new("cp")
-                .arg("-fr")
-                .arg(format!("{}/.", from.display()))
-                .arg(&dest)
-                .status()
-                .map_err(|e| io_error(&dest, e))?;
-            if !status.success() {
-                return Err(ActionError::Command {
-                    command: format!("cp -fr {} {}", from.display(), dest.display()),
-                    detail: format!("exit status {status}"),
-                });
-            }
+            build::run_quiet(
+                std::process::Command::new("cp")
+                    .arg("-fr")
+                    .arg(format!("{}/.", from.display()))
+                    .arg(&dest),
+                &dest,
+            )?;
         }
         if self.conf_override.is_some() {
             self.add(&mv, target)?;

@@ -1,20 +1,27 @@
-//! The build pipeline of one module for one kernel, and its make.log.
+//! The build pipeline of one module for one kernel: the steps in order here, the make step
+//! in [`make`], signing in [`sign`], compression in [`compress`].
 //!
 //! Same steps as dkms 3.0.10's `prepare_build` + `actual_build`: copy the source to the build
 //! directory, apply patches, PRE_BUILD, CLEAN, the make command (a leading `make` gets
 //! `-jN KERNELRELEASE=<k>`), strip, compress, store into `<k>/<a>/module/`, POST_BUILD.
 //! The built directory appears by rename, so a failed build leaves the module `added`.
 
-use std::io::Write;
+pub mod compress;
+pub mod make;
+pub mod sign;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::conf::ModuleConf;
 use crate::console::Console;
-use crate::error::{ActionError, MakeFailure, io_error};
+use crate::error::{ActionError, io_error};
 use crate::kernel::{self, Target};
 use crate::tree::{ModuleVersion, Tree};
+
+pub use make::{BuildCommand, log_tail, make_invocation};
+pub use sign::{Signing, SigningConf};
 
 /// Environment that dkms unsets before anything runs ("may interfere with the build").
 pub const UNSET_ENV: [&str; 5] = ["CC", "CXX", "CFLAGS", "CXXFLAGS", "LDFLAGS"];
@@ -33,83 +40,6 @@ pub struct BuildRequest<'a> {
     pub build_dir: PathBuf,
     /// framework.conf's signing settings.
     pub signing: &'a SigningConf,
-}
-
-/// framework.conf's `sign_file`, `mok_signing_key`, `mok_certificate`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SigningConf {
-    pub sign_file: Option<PathBuf>,
-    pub mok_signing_key: Option<PathBuf>,
-    pub mok_certificate: Option<PathBuf>,
-}
-
-/// How to sign modules for one kernel, when everything for it is there.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Signing {
-    pub sign_file: PathBuf,
-    pub hash: String,
-    pub key: PathBuf,
-    pub cert: PathBuf,
-}
-
-impl SigningConf {
-    /// dkms's `prepare_signing` on Debian: kbuild's sign-file, the MOK pair in /var/lib/dkms,
-    /// the kernel's CONFIG_MODULE_SIG_HASH. `None` when sign-file or the key pair is missing
-    /// (dkms would create the pair with openssl; dkms-rs leaves key creation to the admin).
-    pub fn for_kernel(
-        &self,
-        target: &Target,
-        headers: &Path,
-        config: Option<&str>,
-    ) -> Option<Signing> {
-        let kernel = target.kernel.as_str();
-        let sign_file = self.sign_file.clone().unwrap_or_else(|| {
-            let short = kernel.rsplit_once('.').map_or(kernel, |(a, _)| a);
-            let debian = PathBuf::from(format!("/usr/lib/linux-kbuild-{short}/scripts/sign-file"));
-            if debian.is_file() {
-                debian
-            } else {
-                headers.join("scripts/sign-file")
-            }
-        });
-        let key = self
-            .mok_signing_key
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/var/lib/dkms/mok.key"));
-        let cert = self
-            .mok_certificate
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/var/lib/dkms/mok.pub"));
-        let key_ok = key.to_string_lossy().starts_with("pkcs11:") || key.is_file();
-        if !is_executable(&sign_file) || !key_ok || !cert.is_file() {
-            return None;
-        }
-        let hash = config
-            .and_then(|c| {
-                c.lines()
-                    .find_map(|l| l.strip_prefix("CONFIG_MODULE_SIG_HASH="))
-                    .map(|h| h.trim_matches('"').to_string())
-            })
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "sha512".to_string());
-        Some(Signing {
-            sign_file,
-            hash,
-            key,
-            cert,
-        })
-    }
-}
-
-/// The make command dkms runs: a leading `make` becomes `make -jN KERNELRELEASE=<k>`.
-pub fn make_invocation(make_command: &str, jobs: Option<usize>, kernel: &str) -> String {
-    match make_command.strip_prefix("make") {
-        Some(rest) => {
-            let jobs = jobs.map(|n| n.to_string()).unwrap_or_default();
-            format!("make -j{jobs} KERNELRELEASE={kernel}{rest}")
-        }
-        None => make_command.to_string(),
-    }
 }
 
 /// Check what dkms checks before building; errors carry dkms's exit codes.
@@ -218,21 +148,18 @@ pub fn build(req: &BuildRequest, console: &Console) -> Result<Duration, ActionEr
         .and_then(kernel::config_compiler)
         .filter(|cc| on_path(cc));
     if let Some(script) = &conf.pre_build {
-        run_script("pre_build", script, build_dir, cc.as_deref(), console)?;
+        run_script(
+            ScriptKind::PreBuild,
+            script,
+            build_dir,
+            cc.as_deref(),
+            console,
+        )?;
     }
 
     // Paths to `<m>/<v>/build` in the commands mean "this build's directory".
-    let canonical_build = tree.build_dir(mv).display().to_string();
-    let here = build_dir.display().to_string();
-    let localise = |cmd: &str| {
-        if canonical_build == here {
-            cmd.to_string()
-        } else {
-            cmd.replace(&canonical_build, &here)
-        }
-    };
-
-    let clean = localise(&conf.clean);
+    let canonical_build = tree.build_dir(mv);
+    let clean = BuildCommand::new(&conf.clean, &canonical_build).in_dir(build_dir);
     let clean_status = shell(&clean, build_dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -247,48 +174,11 @@ pub fn build(req: &BuildRequest, console: &Console) -> Result<Duration, ActionEr
     }
 
     // conf already appended CC=clang / LD=ld.lld for clang-built kernels, as read_conf does.
-    let make_command = localise(&conf.make_command);
+    let make_command = BuildCommand::new(&conf.make_command, &canonical_build).in_dir(build_dir);
     let invocation = make_invocation(&make_command, req.jobs, target.kernel.as_str());
-    let log_path = build_dir.join("make.log");
-    let mut log = std::fs::File::create(&log_path).map_err(|e| io_error(&log_path, e))?;
-    let header = format!(
-        "DKMS make.log for {}-{} for kernel {} ({})\n{}\n# {}\n",
-        mv.module,
-        mv.version,
-        target.kernel,
-        target.arch,
-        chrono::Utc::now().format("%a %b %e %H:%M:%S UTC %Y"),
-        invocation
-    );
-    log.write_all(header.as_bytes())
-        .map_err(|e| io_error(&log_path, e))?;
     console.verbose(&invocation);
-    let started = Instant::now();
-    let out = log.try_clone().map_err(|e| io_error(&log_path, e))?;
-    let err = log.try_clone().map_err(|e| io_error(&log_path, e))?;
-    let status = shell(&invocation, build_dir)
-        .stdout(out)
-        .stderr(err)
-        .status()
-        .map_err(|e| io_error(build_dir, e))?;
-    let elapsed = started.elapsed();
-    let code = status.code().unwrap_or(-1);
-    writeln!(
-        log,
-        "# exit status {code} after {:.2} s",
-        elapsed.as_secs_f64()
-    )
-    .map_err(|e| io_error(&log_path, e))?;
-    drop(log);
-    if !status.success() {
-        return Err(ActionError::MakeFailed(Box::new(MakeFailure {
-            module: mv.clone(),
-            target: target.clone(),
-            status: code,
-            tail: log_tail(&log_path, 10),
-            log: log_path,
-        })));
-    }
+    let elapsed = make::run_make(&invocation, build_dir, mv, target)?;
+    let log_path = build_dir.join("make.log");
 
     for record in &conf.modules {
         let built = built_module_path(build_dir, &record.built_location, &record.built_name);
@@ -324,28 +214,9 @@ pub fn build(req: &BuildRequest, console: &Console) -> Result<Duration, ActionEr
         }
         if let Some(sign) = &signing {
             console.verbose(&format!("Signing module {}", built.display()));
-            run_quiet(
-                Command::new(&sign.sign_file)
-                    .arg(&sign.hash)
-                    .arg(&sign.key)
-                    .arg(&sign.cert)
-                    .arg(&built),
-                build_dir,
-            )?;
+            sign.sign(&built)?;
         }
-        let mut stored = built.clone();
-        let mut ext = "";
-        if let Some(cmd) = compression.command() {
-            let ok = Command::new(cmd[0])
-                .args(&cmd[1..])
-                .arg(&built)
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                ext = compression.extension();
-                stored = PathBuf::from(format!("{}{ext}", built.display()));
-            }
-        }
+        let (stored, ext) = compress::compress(&built, compression);
         copy(
             &stored,
             &stage_module.join(format!("{}.ko{ext}", record.dest_name)),
@@ -358,7 +229,7 @@ pub fn build(req: &BuildRequest, console: &Console) -> Result<Duration, ActionEr
     std::fs::rename(&stage, &built_dir).map_err(|e| io_error(&built_dir, e))?;
 
     if let Some(script) = &conf.post_build {
-        run_script("post_build", script, build_dir, None, console)?;
+        run_script(ScriptKind::PostBuild, script, build_dir, None, console)?;
     }
     remove_dir_if_exists(build_dir)?;
     Ok(elapsed)
@@ -369,13 +240,6 @@ fn built_module_path(build_dir: &Path, location: &str, name: &str) -> PathBuf {
     build_dir
         .join(location.trim_start_matches('/'))
         .join(format!("{name}.ko"))
-}
-
-/// The last `n` lines of a log, for the error message of a failed build.
-pub fn log_tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// A command string run as dkms runs it (bash eval), in `dir` with `PWD` set: Makefiles
@@ -389,10 +253,35 @@ pub fn shell(command: &str, dir: &Path) -> Command {
     cmd
 }
 
+/// The scripts a dkms.conf may name, by the directive that names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptKind {
+    PreBuild,
+    PostBuild,
+    PreInstall,
+    PostInstall,
+    PostAdd,
+    PostRemove,
+}
+
+impl std::fmt::Display for ScriptKind {
+    /// The name dkms's messages use: `Running the pre_build script:`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ScriptKind::PreBuild => "pre_build",
+            ScriptKind::PostBuild => "post_build",
+            ScriptKind::PreInstall => "pre_install",
+            ScriptKind::PostInstall => "post_install",
+            ScriptKind::PostAdd => "post_add",
+            ScriptKind::PostRemove => "post_remove",
+        })
+    }
+}
+
 /// Run a dkms.conf script (PRE_BUILD, POST_INSTALL, ...) as dkms's `run_build_script` does:
 /// `<dir>/<script>` if its first word is executable, with the remaining words as arguments.
 pub fn run_script(
-    kind: &str,
+    kind: ScriptKind,
     script: &str,
     dir: &Path,
     cc: Option<&str>,
@@ -420,7 +309,7 @@ pub fn run_script(
     Ok(status.success())
 }
 
-fn is_executable(path: &Path) -> bool {
+pub(crate) fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
@@ -431,14 +320,18 @@ fn on_path(program: &str) -> bool {
     })
 }
 
-fn run_quiet(cmd: &mut Command, about: &Path) -> Result<(), ActionError> {
+pub(crate) fn run_quiet(cmd: &mut Command, about: &Path) -> Result<(), ActionError> {
     let out = cmd.output().map_err(|e| io_error(about, e))?;
     if out.status.success() {
         Ok(())
     } else {
         Err(ActionError::Command {
-            command: format!("{cmd:?}"),
-            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            argv: std::iter::once(cmd.get_program())
+                .chain(cmd.get_args())
+                .map(ToOwned::to_owned)
+                .collect(),
+            code: out.status.code(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         })
     }
 }
@@ -463,22 +356,4 @@ fn copy(from: &Path, to: &Path) -> Result<(), ActionError> {
 
 fn rename(from: &Path, to: &Path) -> Result<(), ActionError> {
     std::fs::rename(from, to).map_err(|e| io_error(from, e))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn leading_make_gets_jobs_and_kernelrelease() {
-        assert_eq!(
-            make_invocation("make all KVERSION=6.1", Some(2), "6.1"),
-            "make -j2 KERNELRELEASE=6.1 all KVERSION=6.1"
-        );
-        assert_eq!(
-            make_invocation("make", None, "k"),
-            "make -j KERNELRELEASE=k"
-        );
-        assert_eq!(make_invocation("./build.sh", Some(2), "k"), "./build.sh");
-    }
 }

@@ -218,14 +218,11 @@ impl Session {
     }
 }
 
-/// SOURCE_DATE_EPOCH (reproducible-builds.org): whole seconds, else an error naming it.
+/// [`crate::deb::source_date_epoch`], a bad value refused as a usage error.
 fn source_date_epoch() -> Result<Option<u64>, ActionError> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().map(Some).map_err(|_| {
-            ActionError::Usage(format!(
-                "SOURCE_DATE_EPOCH {v:?} is not a whole number of seconds"
-            ))
-        }),
-        _ => Ok(None),
-    }
+    crate::deb::source_date_epoch().map_err(|v| {
+        ActionError::Usage(format!(
+            "SOURCE_DATE_EPOCH {v:?} is not a whole number of seconds"
+        ))
+    })
 }

@@ -227,6 +227,16 @@ pub enum DebError {
     Control(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
+/// SOURCE_DATE_EPOCH, as reproducible-builds.org specifies it: unset or empty means none;
+/// otherwise a whole number of seconds (blanks around it allowed), else `Err` with the value,
+/// which the caller refuses ("the build process SHOULD exit with a non-zero error code").
+pub fn source_date_epoch() -> Result<Option<u64>, String> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => v.trim().parse().map(Some).map_err(|_| v),
+        _ => Ok(None),
+    }
+}
+
 /// Writes `out` (by temp file in out's directory + rename; a failure leaves no file).
 ///
 /// `render_control` gets the Installed-Size (KiB, as dpkg-gencontrol counts it: the data tree,

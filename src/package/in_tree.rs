@@ -1,0 +1,96 @@
+//! mkdeb and mkbmdeb of a module already in a dkms tree (`dkms-rs mkdeb`, `mkbmdeb`),
+//! writing into `<m>/<v>/deb/` and `<m>/<v>/bmdeb/` as dkms did.
+
+use std::path::PathBuf;
+
+use crate::deb::Compression;
+use crate::kernel::Target;
+use crate::tree::{ModuleVersion, Tree};
+
+use super::dkms_deb::{mkdeb, mkdeb_with_prebuilt};
+use super::modules_deb::mkbmdeb;
+use super::prebuilt::Prebuilt;
+use super::{MkdebOptions, PackageError};
+
+/// dkms-mkdeb's defaults for a module added to `tree`, writing into `<m>/<v>/<subdir>/`
+/// (where dkms's mkdeb and mkbmdeb put their packages: `deb`, `bmdeb`).
+pub(super) fn tree_options(
+    tree: &Tree,
+    mv: &ModuleVersion,
+    maintainer: Option<String>,
+    subdir: &str,
+) -> Result<MkdebOptions, PackageError> {
+    if !tree.is_added(mv) {
+        return Err(PackageError::Action(Box::new(
+            crate::error::ActionError::NotAdded {
+                module: mv.clone(),
+                tree: tree.dkms_tree.clone(),
+            },
+        )));
+    }
+    let output_dir = tree.version_dir(mv).join(subdir);
+    std::fs::create_dir_all(&output_dir).map_err(|source| PackageError::Io {
+        path: output_dir.clone(),
+        source,
+    })?;
+    Ok(MkdebOptions {
+        source_dir: tree.source_dir(mv),
+        output_dir,
+        maintainer,
+        revision: None,
+        description: None,
+        package_name: None,
+        templates: None,
+        license: "GPL-2".to_string(),
+        copyright_file: None,
+        compression: Compression::default(),
+        source_date_epoch: None,
+    })
+}
+
+/// `dkms-rs mkdeb`: the `<m>-dkms` package of a module added to `tree`, written to
+/// `<m>/<v>/deb/` as `dkms mkdeb` did (the seed's workflow). The maintainer comes from
+/// `maintainer` or, as for Debian's tools, DEBFULLNAME/DEBEMAIL.
+pub fn mkdeb_in_tree(
+    tree: &Tree,
+    mv: &ModuleVersion,
+    maintainer: Option<String>,
+) -> Result<PathBuf, PackageError> {
+    let opts = tree_options(tree, mv, maintainer, "deb")?;
+    Ok(mkdeb(&opts)?.path)
+}
+
+/// `dkms-rs mkdeb -k ...`: [`mkdeb_in_tree`]'s package also carrying the module's builds for
+/// `targets` (all must be built).
+pub fn mkdeb_in_tree_prebuilt(
+    tree: &Tree,
+    mv: &ModuleVersion,
+    maintainer: Option<String>,
+    targets: &[Target],
+) -> Result<PathBuf, PackageError> {
+    let opts = tree_options(tree, mv, maintainer, "deb")?;
+    let prebuilt = Prebuilt {
+        tree: tree.clone(),
+        module: mv.clone(),
+        targets: targets.to_vec(),
+    };
+    Ok(mkdeb_with_prebuilt(&opts, Some(&prebuilt))?.path)
+}
+
+/// `dkms-rs mkbmdeb -k ...`: the binary-modules packages ([`mkbmdeb`]) of a module added to
+/// `tree` and built for `targets`, written to `<m>/<v>/bmdeb/` as `dkms mkbmdeb` did.
+pub fn mkbmdeb_in_tree(
+    tree: &Tree,
+    mv: &ModuleVersion,
+    maintainer: Option<String>,
+    targets: &[Target],
+) -> Result<Vec<PathBuf>, PackageError> {
+    let opts = tree_options(tree, mv, maintainer, "bmdeb")?;
+    let prebuilt = Prebuilt {
+        tree: tree.clone(),
+        module: mv.clone(),
+        targets: targets.to_vec(),
+    };
+    let written = mkbmdeb(&opts, &prebuilt)?;
+    Ok(written.into_iter().map(|w| w.path).collect())
+}

@@ -1,0 +1,160 @@
+//! The module source as a package carries it: `/usr/src/<name>-<version>/` without VCS
+//! metadata, kbuild leftovers or packages.
+
+use std::ffi::OsStr;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use crate::deb::DataTree;
+
+use super::PackageError;
+
+/// VCS metadata, kbuild leftovers and packages: never part of a packaged module source
+/// (the VCS set `dpkg-source -i` ignores, what `make modules` leaves behind, and a previous
+/// run's .deb when the output directory is the source directory).
+pub(super) fn is_excluded(name: &OsStr, is_dir: bool) -> bool {
+    let Some(name) = name.to_str() else {
+        return false;
+    };
+    const VCS: &[&str] = &[
+        ".git",
+        ".svn",
+        ".hg",
+        ".bzr",
+        "CVS",
+        "_darcs",
+        ".pc",
+        ".gitignore",
+        ".gitattributes",
+        ".gitmodules",
+        ".gitreview",
+        ".mailmap",
+        ".cvsignore",
+        ".hgignore",
+        ".hgtags",
+        ".bzrignore",
+        ".bzrtags",
+        ".arch-ids",
+    ];
+    const BUILD_FILES: &[&str] = &["Module.symvers", "modules.order", "Module.markers"];
+    const BUILD_SUFFIXES: &[&str] = &[
+        ".o", ".ko", ".mod", ".mod.c", ".a", ".ko.xz", ".ko.zst", ".ko.gz", ".deb",
+    ];
+    if VCS.contains(&name) {
+        return true;
+    }
+    if is_dir {
+        return name == ".tmp_versions";
+    }
+    BUILD_FILES.contains(&name)
+        || BUILD_SUFFIXES.iter().any(|s| name.ends_with(s))
+        || (name.starts_with('.') && (name.ends_with(".cmd") || name.ends_with(".d")))
+}
+
+/// Add the source tree under `prefix`; returns the newest mtime of its files and links
+/// (directories are left out: writing the .deb into the source dir changes theirs).
+pub(super) fn add_source_tree(
+    data: &mut DataTree,
+    source: &Path,
+    prefix: &str,
+) -> Result<u64, PackageError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| PackageError::Io { path, source }
+    };
+    let meta = std::fs::metadata(source).map_err(io(source))?;
+    if !meta.is_dir() {
+        return Err(PackageError::Unsupported {
+            path: source.to_path_buf(),
+            reason: "the module source must be a directory holding dkms.conf",
+        });
+    }
+    data.add_dir(prefix);
+    let mut newest = 0u64;
+    let walker = walkdir::WalkDir::new(source)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| !is_excluded(e.file_name(), e.file_type().is_dir()));
+    for entry in walker {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(source).to_path_buf();
+            PackageError::Io {
+                path,
+                source: e.into(),
+            }
+        })?;
+        let path = entry.path();
+        let rel = path.strip_prefix(source).unwrap_or(path);
+        let Some(rel) = rel.to_str() else {
+            return Err(PackageError::Unsupported {
+                path: path.to_path_buf(),
+                reason: "file name is not UTF-8",
+            });
+        };
+        let target = format!("{prefix}/{rel}");
+        let meta = entry.metadata().map_err(|e| PackageError::Io {
+            path: path.to_path_buf(),
+            source: e.into(),
+        })?;
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            data.add_dir(&target);
+            continue;
+        }
+        newest = newest.max(meta.mtime().max(0) as u64);
+        if ft.is_symlink() {
+            let link = std::fs::read_link(path).map_err(io(path))?;
+            let Some(link) = link.to_str() else {
+                return Err(PackageError::Unsupported {
+                    path: path.to_path_buf(),
+                    reason: "symlink target is not UTF-8",
+                });
+            };
+            data.add_symlink(&target, link);
+        } else if ft.is_file() {
+            // Fail here, with the file's name, rather than half-way through the archive.
+            std::fs::File::open(path).map_err(io(path))?;
+            let executable = meta.permissions().mode() & 0o111 != 0;
+            data.add_file_from_disk(&target, path.to_path_buf(), executable);
+        } else {
+            return Err(PackageError::Unsupported {
+                path: path.to_path_buf(),
+                reason: "not a regular file, directory or symlink (sockets, fifos and devices cannot be packaged)",
+            });
+        }
+    }
+    Ok(newest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_leftovers_and_vcs_are_excluded() {
+        for n in [
+            ".git",
+            "hello.o",
+            "hello.ko",
+            ".hello.o.cmd",
+            "Module.symvers",
+            "modules.order",
+            "hello.mod.c",
+            ".gitignore",
+        ] {
+            assert!(is_excluded(OsStr::new(n), n == ".git"), "{n}");
+        }
+        for n in [
+            "hello.c",
+            "Makefile",
+            "dkms.conf",
+            "Kbuild",
+            "hello.h",
+            "cmd",
+        ] {
+            assert!(!is_excluded(OsStr::new(n), false), "{n}");
+        }
+    }
+}

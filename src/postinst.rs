@@ -239,7 +239,7 @@ impl Hook {
             .map(KernelRelease)
             .collect();
         all.sort_by_key(|k| version_key(k.as_str()));
-        if self.session.autoinstall_all_kernels {
+        if self.session.settings.autoinstall_all_kernels {
             return all;
         }
         let current = &self.running_kernel;

@@ -15,6 +15,7 @@ impl Session {
     pub fn add(&self, mv: &ModuleVersion, target: &Target) -> Result<(), ActionError> {
         self.check_addable(mv)?;
         let conf_path = self
+            .flags
             .conf_override
             .clone()
             .unwrap_or_else(|| self.tree.source_tree_dir(mv).join("dkms.conf"));
@@ -86,7 +87,7 @@ impl Session {
         };
         let dest = self.tree.source_tree_dir(&mv);
         if from != dest {
-            if self.force {
+            if self.flags.force {
                 build::remove_dir_if_exists(&dest)?;
             }
             std::fs::create_dir_all(&dest).map_err(|e| io_error(&dest, e))?;
@@ -98,7 +99,7 @@ impl Session {
                 &dest,
             )?;
         }
-        if self.conf_override.is_some() {
+        if self.flags.conf_override.is_some() {
             self.add(&mv, target)?;
         } else {
             self.check_addable(&mv)?;

@@ -47,7 +47,7 @@ impl Session {
         for target in targets {
             let conf = self.read_conf(mv, target)?;
             if done(target, &conf) {
-                if !self.force {
+                if !self.flags.force {
                     self.console.say(&format!(
                         "Module {mv} already {done_what} kernel {target}, skip. You may override by specifying --force."
                     ));
@@ -114,7 +114,7 @@ impl Session {
         &self,
         installed: Vec<(ModuleVersion, Target, ModuleConf)>,
     ) -> Result<(), ActionError> {
-        if self.no_depmod {
+        if self.flags.no_depmod {
             return Ok(());
         }
         let kernels: BTreeSet<KernelRelease> =
@@ -192,9 +192,9 @@ impl Session {
                             module: mv,
                             target,
                             conf,
-                            jobs: self.jobs,
+                            jobs: self.settings.jobs,
                             build_dir,
-                            signing: &self.signing,
+                            signing: self.settings.signing.as_ref(),
                         },
                         &self.console,
                     )?;
@@ -248,7 +248,7 @@ impl Session {
         &self,
         kernels: BTreeSet<KernelRelease>,
     ) -> Result<(), ActionError> {
-        if self.no_depmod {
+        if self.flags.no_depmod {
             return Ok(());
         }
         for kernel in kernels {

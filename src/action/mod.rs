@@ -19,28 +19,63 @@ mod autoinstall;
 mod build_install;
 mod tarball;
 
-/// Everything one command works with.
+/// Everything one command works with: where (the tree), what the user sees (the console),
+/// how this machine builds (framework.conf's [`Settings`]) and what the command line asked
+/// ([`Flags`]).
 #[derive(Debug, Clone)]
 pub struct Session {
     pub tree: Tree,
     pub console: Console,
-    /// `-j`: make's job count and how many builds run at once; `None` = bare `-j` (`-j0`).
+    pub settings: Settings,
+    pub flags: Flags,
+}
+
+/// How this machine builds and installs: framework.conf, and `-j` on top of it.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// make's job count and how many builds run at once; `None` = bare `-j` (`-j0`).
     pub jobs: Option<usize>,
-    pub force: bool,
-    pub force_version_override: bool,
-    pub no_depmod: bool,
+    /// framework.conf `symlink_modules`: install links into the tree, not copies.
     pub symlink_modules: bool,
-    /// `-c`: a dkms.conf to use instead of the module's own.
-    pub conf_override: Option<PathBuf>,
     /// framework.conf `autoinstall_all_kernels`.
     pub autoinstall_all_kernels: bool,
-    /// framework.conf's module signing settings.
-    pub signing: build::SigningConf,
+    /// How modules are signed; `None`: they are not (packages' prebuilt modules: the
+    /// packager's MOK key means nothing on the machines the package goes to).
+    pub signing: Option<build::SigningConf>,
+}
+
+impl Settings {
+    /// framework.conf's settings (`parallel_jobs`, `symlink_modules`,
+    /// `autoinstall_all_kernels`, the signing keys).
+    pub fn from_framework(framework: &Framework) -> Settings {
+        Settings {
+            jobs: jobs::limit(framework.parallel_jobs),
+            symlink_modules: framework.symlink_modules,
+            autoinstall_all_kernels: framework.autoinstall_all_kernels,
+            signing: Some(build::SigningConf {
+                sign_file: framework.sign_file.clone(),
+                mok_signing_key: framework.mok_signing_key.clone(),
+                mok_certificate: framework.mok_certificate.clone(),
+            }),
+        }
+    }
+}
+
+/// What the command line asked of this one command.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    /// `--force`: rebuild/reinstall even if done; skip the version sanity check.
+    pub force: bool,
+    /// `--force-version-override`: install over a same or newer version.
+    pub force_version_override: bool,
+    /// `--no-depmod`.
+    pub no_depmod: bool,
+    /// `-c`: a dkms.conf to use instead of the module's own.
+    pub conf_override: Option<PathBuf>,
 }
 
 impl Session {
-    /// A session on `tree` with framework.conf's settings (`verbose`, `parallel_jobs`,
-    /// `symlink_modules`, `autoinstall_all_kernels`, the signing keys) and nothing forced.
+    /// A session on `tree` with framework.conf's settings (and its `verbose`) and no flags.
     pub fn new(tree: Tree, framework: &Framework, console: Console) -> Session {
         Session {
             tree,
@@ -48,30 +83,20 @@ impl Session {
                 verbose: console.verbose || framework.verbose,
                 ..console
             },
-            jobs: jobs::limit(framework.parallel_jobs),
-            force: false,
-            force_version_override: false,
-            no_depmod: false,
-            symlink_modules: framework.symlink_modules,
-            conf_override: None,
-            autoinstall_all_kernels: framework.autoinstall_all_kernels,
-            signing: build::SigningConf {
-                sign_file: framework.sign_file.clone(),
-                mok_signing_key: framework.mok_signing_key.clone(),
-                mok_certificate: framework.mok_certificate.clone(),
-            },
+            settings: Settings::from_framework(framework),
+            flags: Flags::default(),
         }
     }
 
     fn concurrency(&self) -> usize {
-        self.jobs.unwrap_or(1).max(1)
+        self.settings.jobs.unwrap_or(1).max(1)
     }
 
     fn install_options(&self) -> InstallOptions {
         InstallOptions {
-            force: self.force,
-            force_version_override: self.force_version_override,
-            symlink_modules: self.symlink_modules,
+            force: self.flags.force,
+            force_version_override: self.flags.force_version_override,
+            symlink_modules: self.settings.symlink_modules,
         }
     }
 
@@ -82,6 +107,7 @@ impl Session {
         target: &Target,
     ) -> Result<ModuleConf, ActionError> {
         let path = self
+            .flags
             .conf_override
             .clone()
             .unwrap_or_else(|| self.tree.source_dir(mv).join("dkms.conf"));

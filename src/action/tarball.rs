@@ -45,6 +45,7 @@ impl Session {
         }
         // dkms reads the conf first, for the first kernel (it dies with 8 on a bad one).
         let conf_path = self
+            .flags
             .conf_override
             .clone()
             .unwrap_or_else(|| self.tree.source_dir(mv).join("dkms.conf"));
@@ -131,7 +132,7 @@ impl Session {
             }
             .into());
         };
-        if tree.is_added(&mv) && !self.force {
+        if tree.is_added(&mv) && !self.flags.force {
             return Err(TarballError::AlreadyAdded {
                 dir: tree.version_dir(&mv),
                 module: mv,
@@ -145,7 +146,7 @@ impl Session {
         let source_dest = tree.source_tree_dir(&mv);
         match loc {
             Loc::SourceTree => {
-                if self.force {
+                if self.flags.force {
                     crate::build::remove_dir_if_exists(&source_dest)?;
                 }
                 std::fs::create_dir_all(&tree.source_tree)
@@ -190,7 +191,7 @@ impl Session {
                 arch: a.clone(),
             };
             let dest = tree.built_dir(&mv, &target);
-            if dest.exists() && !self.force {
+            if dest.exists() && !self.flags.force {
                 self.console
                     .warn(&format!("{} already exists. Skipping...", dest.display()));
                 continue;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use dkms::action::Session;
+use dkms::action::{Flags, Session};
 use dkms::cli::{Generate, start};
 use dkms::conf::ShowFormat;
 use dkms::console::Console;
@@ -206,13 +206,13 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
         etc_dir: framework.etc_dir.clone(),
         kernel_source_dir: cli.kernelsourcedir.clone(),
     };
-    let session = Session {
-        jobs: dkms::jobs::limit(cli.jobs.or(framework.parallel_jobs)),
+    let mut session = Session::new(tree, &framework, console);
+    session.settings.jobs = dkms::jobs::limit(cli.jobs.or(framework.parallel_jobs));
+    session.flags = Flags {
         force: cli.force,
         force_version_override: cli.force_version_override,
         no_depmod: cli.no_depmod,
         conf_override: cli.conf.clone(),
-        ..Session::new(tree, &framework, console)
     };
     let Some(action) = cli.action else {
         return Err(ActionError::Usage(
@@ -281,7 +281,7 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
             Ok(())
         }
         Action::Autoinstall => {
-            let targets = if cli.kernels.is_empty() && session.autoinstall_all_kernels {
+            let targets = if cli.kernels.is_empty() && session.settings.autoinstall_all_kernels {
                 let arch = machine_arch();
                 session
                     .tree

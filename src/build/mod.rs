@@ -38,8 +38,8 @@ pub struct BuildRequest<'a> {
     /// Where to build: `<m>/<v>/build`, or a per-kernel directory when the same module
     /// builds for several kernels at once.
     pub build_dir: PathBuf,
-    /// framework.conf's signing settings.
-    pub signing: &'a SigningConf,
+    /// framework.conf's signing settings; `None`: do not sign.
+    pub signing: Option<&'a SigningConf>,
 }
 
 /// Check what dkms checks before building; errors carry dkms's exit codes.
@@ -206,7 +206,7 @@ pub fn build(req: &BuildRequest, console: &Console) -> Result<Duration, ActionEr
     let compression = target.kernel.module_compression();
     let signing = req
         .signing
-        .for_kernel(target, &headers, config_text.as_deref());
+        .and_then(|s| s.for_kernel(target, &headers, config_text.as_deref()));
     for record in &conf.modules {
         let built = built_module_path(build_dir, &record.built_location, &record.built_name);
         if record.strip {

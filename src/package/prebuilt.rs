@@ -176,17 +176,15 @@ pub fn build_prebuilt(
             quiet: true,
             verbose: false,
         },
-        jobs: Some(std::thread::available_parallelism().map_or(1, |n| n.get())),
-        force: false,
-        force_version_override: false,
-        no_depmod: true,
-        symlink_modules: false,
-        conf_override: None,
-        autoinstall_all_kernels: false,
-        signing: crate::build::SigningConf {
-            sign_file: Some(PathBuf::from("/nonexistent/sign-file")),
-            mok_signing_key: None,
-            mok_certificate: None,
+        settings: crate::action::Settings {
+            jobs: Some(std::thread::available_parallelism().map_or(1, |n| n.get())),
+            // The packager's MOK key means nothing on the machines the package goes to.
+            signing: None,
+            ..Default::default()
+        },
+        flags: crate::action::Flags {
+            no_depmod: true,
+            ..Default::default()
         },
     };
     let Some(first) = targets.first() else {

@@ -102,10 +102,8 @@ fn no_autoinstall_file_turns_autoinstall_off() {
         etc_dir: etc.path().to_path_buf(),
         kernel_source_dir: None,
     };
-    let session = Session {
-        no_depmod: true,
-        ..Session::new(tree, &Framework::default(), Console::default())
-    };
+    let mut session = Session::new(tree, &Framework::default(), Console::default());
+    session.flags.no_depmod = true;
     let target = Target {
         kernel: KernelRelease(kernels[0].clone()),
         arch: support::arch(),

@@ -25,19 +25,7 @@ use crate::console::Console;
 use crate::error::{ActionError, io_error};
 use crate::framework::Framework;
 use crate::kernel::{KernelRelease, Target, has_headers, machine_arch, version_key};
-use crate::tree::{ModuleVersion, Tree};
-
-/// Where the hook works: the dkms roots (`None` = framework.conf's, then dkms's defaults).
-#[derive(Debug, Clone, Default)]
-pub struct Roots {
-    pub dkms_tree: Option<PathBuf>,
-    pub source_tree: Option<PathBuf>,
-    pub install_tree: Option<PathBuf>,
-    /// Headers for every kernel instead of `/lib/modules/<k>/build`.
-    pub kernel_source_dir: Option<PathBuf>,
-    /// framework.conf, `no-autoinstall` and the `<module>*.conf` overrides (default /etc/dkms).
-    pub etc_dir: Option<PathBuf>,
-}
+use crate::tree::{ModuleVersion, Roots, Tree};
 
 /// The hook: a [`Session`] on the tree plus the facts common.postinst reads from the system.
 #[derive(Debug, Clone)]
@@ -61,18 +49,9 @@ impl Hook {
         running_kernel: Option<KernelRelease>,
         console: Console,
     ) -> Result<Hook, ActionError> {
-        let etc = roots
-            .etc_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/etc/dkms"));
+        let etc = roots.etc_dir();
         let framework = Framework::read(&etc).map_err(|e| io_error(&etc, e))?;
-        let tree = Tree {
-            dkms_tree: roots.dkms_tree.unwrap_or(framework.dkms_tree.clone()),
-            source_tree: roots.source_tree.unwrap_or(framework.source_tree.clone()),
-            install_tree: roots.install_tree.unwrap_or(framework.install_tree.clone()),
-            etc_dir: etc,
-            kernel_source_dir: roots.kernel_source_dir,
-        };
+        let tree = Tree::from_framework(&framework, roots);
         let running_kernel = match running_kernel {
             Some(k) => k,
             None => KernelRelease::running()

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::conf::{ModuleConf, ResolveContext};
+use crate::framework::Framework;
 use crate::kernel::{self, KernelRelease, Target};
 
 /// The three roots dkms works on (`--dkmstree`, `--sourcetree`, `--installtree`).
@@ -21,6 +22,42 @@ pub struct Tree {
     pub etc_dir: PathBuf,
     /// `--kernelsourcedir`: headers for every kernel of this command.
     pub kernel_source_dir: Option<PathBuf>,
+}
+
+/// The roots a command is told on its command line (`--dkmstree`, ...); `None` =
+/// framework.conf's, then dkms's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Roots {
+    pub dkms_tree: Option<PathBuf>,
+    pub source_tree: Option<PathBuf>,
+    pub install_tree: Option<PathBuf>,
+    /// Headers for every kernel instead of `/lib/modules/<k>/build`.
+    pub kernel_source_dir: Option<PathBuf>,
+    /// framework.conf, `no-autoinstall` and the `<module>*.conf` overrides (default /etc/dkms).
+    pub etc_dir: Option<PathBuf>,
+}
+
+impl Roots {
+    /// Where framework.conf and the overrides are read: the given dir, else /etc/dkms.
+    pub fn etc_dir(&self) -> PathBuf {
+        self.etc_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::framework::DEFAULT_ETC_DIR))
+    }
+}
+
+impl Tree {
+    /// The tree `framework` (read from `roots.etc_dir()`) describes, the roots given on the
+    /// command line overriding it.
+    pub fn from_framework(framework: &Framework, roots: Roots) -> Tree {
+        Tree {
+            dkms_tree: roots.dkms_tree.unwrap_or(framework.dkms_tree.clone()),
+            source_tree: roots.source_tree.unwrap_or(framework.source_tree.clone()),
+            install_tree: roots.install_tree.unwrap_or(framework.install_tree.clone()),
+            etc_dir: framework.etc_dir.clone(),
+            kernel_source_dir: roots.kernel_source_dir,
+        }
+    }
 }
 
 /// A module version in the tree.

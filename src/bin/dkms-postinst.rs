@@ -9,8 +9,9 @@ use dkms::cli::{Generate, fail, start};
 use dkms::console::Console;
 use dkms::error::ActionError;
 use dkms::kernel::KernelRelease;
-use dkms::postinst::{Hook, Roots};
+use dkms::postinst::Hook;
 use dkms::tree::ModuleVersion;
+use dkms::tree::Roots;
 
 /// Build, install and remove the module of a -dkms package from its maintainer scripts.
 ///

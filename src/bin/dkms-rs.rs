@@ -13,7 +13,7 @@ use dkms::framework::Framework;
 use dkms::kernel::{KernelRelease, Target, machine_arch};
 use dkms::package::{PackageError, mkbmdeb_in_tree, mkdeb_in_tree, mkdeb_in_tree_prebuilt};
 use dkms::tarball::TarballContent;
-use dkms::tree::{ModuleVersion, Tree};
+use dkms::tree::{ModuleVersion, Roots, Tree};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Action {
@@ -188,24 +188,16 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
-    let etc = cli
-        .etcdir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(dkms::framework::DEFAULT_ETC_DIR));
-    let framework = Framework::read(&etc).map_err(|e| dkms::error::io_error(&etc, e))?;
-    let tree = Tree {
-        dkms_tree: cli.dkmstree.clone().unwrap_or(framework.dkms_tree.clone()),
-        source_tree: cli
-            .sourcetree
-            .clone()
-            .unwrap_or(framework.source_tree.clone()),
-        install_tree: cli
-            .installtree
-            .clone()
-            .unwrap_or(framework.install_tree.clone()),
-        etc_dir: framework.etc_dir.clone(),
+    let roots = Roots {
+        dkms_tree: cli.dkmstree.clone(),
+        source_tree: cli.sourcetree.clone(),
+        install_tree: cli.installtree.clone(),
         kernel_source_dir: cli.kernelsourcedir.clone(),
+        etc_dir: cli.etcdir.clone(),
     };
+    let etc = roots.etc_dir();
+    let framework = Framework::read(&etc).map_err(|e| dkms::error::io_error(&etc, e))?;
+    let tree = Tree::from_framework(&framework, roots);
     let mut session = Session::new(tree, &framework, console);
     session.settings.jobs = dkms::jobs::limit(cli.jobs.or(framework.parallel_jobs));
     session.flags = Flags {

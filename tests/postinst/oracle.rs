@@ -267,7 +267,7 @@ fn newest_kernel_is_common_postinsts_choice() {
             .env("ORACLE_BOOT", &boot)
             .env("ORACLE_MODS", &mods));
         let mut hook = dkms::postinst::Hook::open(
-            dkms::postinst::Roots {
+            dkms::tree::Roots {
                 dkms_tree: Some(t.path().join("tree")),
                 source_tree: Some(t.path().join("src")),
                 install_tree: Some(mods.clone()),

@@ -4,7 +4,7 @@
 #[derive(Debug, Clone, Copy)]
 pub struct Console {
     /// The binary the user ran (`dkms-rs`, `dkms-postinst`): error lines name it, as
-    /// [`crate::cli::fail`] does for errors the binary prints itself.
+    /// the binaries do for the errors they print themselves.
     pub program: &'static str,
     pub quiet: bool,
     pub verbose: bool,

@@ -79,61 +79,30 @@ impl Session {
                 }
             }
         }
-        // BUILD_DEPENDS: wait for the dependency's job on the same target; a dependency that
-        // is neither planned nor installed there means this module cannot be built.
-        let mut deps = vec![Vec::new(); todo.len()];
-        let mut runnable = vec![true; todo.len()];
-        for (i, (mv, target, conf)) in todo.iter().enumerate() {
-            for dep in &conf.build_depends {
-                if let Some(j) = todo
-                    .iter()
-                    .position(|(m, t, _)| &m.module == dep && t == target)
-                {
-                    deps[i].push(j);
-                } else if self.tree.installed_version(dep, target).is_none() {
-                    self.console.say(&format!(
-                        "{mv} autoinstall failed due to missing dependencies: {dep}"
-                    ));
-                    runnable[i] = false;
-                }
-            }
+        let planned: Vec<(&str, &Target, &[String])> = todo
+            .iter()
+            .map(|(mv, t, conf)| (mv.module.as_str(), t, conf.build_depends.as_slice()))
+            .collect();
+        let order = build_order(&planned, |dep, target| {
+            self.tree.installed_version(dep, target).is_some()
+        });
+        for (i, dep) in &order.blocked {
+            self.console.say(&format!(
+                "{} autoinstall failed due to missing dependencies: {dep}",
+                todo[*i].0
+            ));
         }
-        // What waits for a module that cannot be built cannot be built either: dkms's
-        // autoinstall loop never sees its dependency installed and fails it the same way.
-        let mut settled = false;
-        while !settled {
-            settled = true;
-            for (i, (mv, _, _)) in todo.iter().enumerate() {
-                if !runnable[i] {
-                    continue;
-                }
-                if let Some(&j) = deps[i].iter().find(|&&j| !runnable[j]) {
-                    self.console.say(&format!(
-                        "{mv} autoinstall failed due to missing dependencies: {}",
-                        todo[j].0.module
-                    ));
-                    runnable[i] = false;
-                    settled = false;
-                }
-            }
-        }
-        let mut kept = Vec::new();
-        let mut index_map = vec![None; todo.len()];
+        // The failures in plan order, the runnable builds as they were planned.
+        let mut runnable = Vec::new();
         for (i, item) in todo.into_iter().enumerate() {
-            if runnable[i] {
-                index_map[i] = Some(kept.len());
-                kept.push((item, std::mem::take(&mut deps[i])));
+            if order.runnable.contains(&i) {
+                runnable.push(item);
             } else {
                 failed.push(format!("{} ({})", item.0, item.1));
             }
         }
-        let (todo, deps): (Vec<_>, Vec<_>) = kept
-            .into_iter()
-            .map(|(item, d)| {
-                let d: Vec<usize> = d.iter().filter_map(|&j| index_map[j]).collect();
-                (item, d)
-            })
-            .unzip();
+        let todo = runnable;
+        let deps = order.waits_for;
         let names: Vec<String> = todo
             .iter()
             .map(|(mv, t, _)| format!("{mv} ({t})"))
@@ -192,5 +161,105 @@ impl Session {
             }
         }
         Ok(())
+    }
+}
+
+/// BUILD_DEPENDS among the builds autoinstall plans: which can run, in what order, and which
+/// cannot, each with the dependency it lacks, in the order dkms reports them.
+#[derive(Debug, PartialEq, Eq)]
+struct BuildOrder {
+    /// The builds that can run (indices into the plan), in plan order.
+    runnable: Vec<usize>,
+    /// For each runnable build (same order), the runnable builds it waits for (indices into
+    /// `runnable`).
+    waits_for: Vec<Vec<usize>>,
+    /// The builds that cannot run and the dependency that stops each: first the ones whose
+    /// dependency is neither planned nor installed on their target, then, pass by pass, the
+    /// ones waiting for such a build (dkms's autoinstall loop never sees that dependency
+    /// installed and fails them the same way).
+    blocked: Vec<(usize, String)>,
+}
+
+/// Order `planned` builds, each `(module, target, BUILD_DEPENDS)`: a dependency is waited for
+/// when it is planned for the same target, fine when `installed(dep, target)`, else missing.
+fn build_order<T: PartialEq>(
+    planned: &[(&str, &T, &[String])],
+    installed: impl Fn(&str, &T) -> bool,
+) -> BuildOrder {
+    let mut deps = vec![Vec::new(); planned.len()];
+    let mut runnable = vec![true; planned.len()];
+    let mut blocked = Vec::new();
+    for (i, (_, target, build_depends)) in planned.iter().enumerate() {
+        for dep in *build_depends {
+            if let Some(j) = planned.iter().position(|(m, t, _)| m == dep && t == target) {
+                deps[i].push(j);
+            } else if !installed(dep, target) {
+                blocked.push((i, dep.clone()));
+                runnable[i] = false;
+            }
+        }
+    }
+    let mut settled = false;
+    while !settled {
+        settled = true;
+        for i in 0..planned.len() {
+            if !runnable[i] {
+                continue;
+            }
+            if let Some(&j) = deps[i].iter().find(|&&j| !runnable[j]) {
+                blocked.push((i, planned[j].0.to_string()));
+                runnable[i] = false;
+                settled = false;
+            }
+        }
+    }
+    let kept: Vec<usize> = (0..planned.len()).filter(|&i| runnable[i]).collect();
+    let position = |j: usize| kept.iter().position(|&k| k == j);
+    let waits_for = kept
+        .iter()
+        .map(|&i| deps[i].iter().filter_map(|&j| position(j)).collect())
+        .collect();
+    BuildOrder {
+        runnable: kept,
+        waits_for,
+        blocked,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_order_waits_for_planned_and_blocks_what_cannot_be_built() {
+        let deps = |d: &[&str]| d.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (a, b, c, d, e) = (
+            deps(&["b"]),
+            deps(&[]),
+            deps(&["gone"]),
+            deps(&["c"]),
+            deps(&["base"]),
+        );
+        let (k1, k2) = (1, 2);
+        let planned: Vec<(&str, &i32, &[String])> = vec![
+            ("a", &k1, &a),
+            ("b", &k1, &b),
+            ("c", &k1, &c),
+            ("d", &k1, &d),
+            ("e", &k1, &e),
+            // Same module on another kernel: its dependency b is not planned there.
+            ("a", &k2, &a),
+        ];
+        let order = build_order(&planned, |dep, _| dep == "base");
+        assert_eq!(order.runnable, vec![0, 1, 4]);
+        assert_eq!(order.waits_for, vec![vec![1], vec![], vec![]]);
+        assert_eq!(
+            order.blocked,
+            vec![
+                (2, "gone".to_string()),
+                (5, "b".to_string()),
+                (3, "c".to_string())
+            ]
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::vars::{Elem, Vars};
-use super::{ConfError, ResolveContext};
+use super::{ConfError, ResolveContext, ShellFailure};
 
 /// Marks the start of the variable dump: anything a conf prints before it is not ours.
 const MARKER: &str = "\u{1}DKMS-RS-VARS\u{1}";
@@ -150,9 +150,9 @@ pub struct Sourced {
 /// with this process's environment, like dkms). When `ctx.module` is unset, reads twice:
 /// first to learn PACKAGE_NAME/VERSION, then as `dkms build -m <name> -v <version>` would.
 pub fn source(conf: &Path, ctx: &ResolveContext) -> Result<Sourced, ConfError> {
-    let shell_err = |message: String| ConfError::Shell {
+    let shell_err = |failure| ConfError::Shell {
         path: conf.to_path_buf(),
-        message,
+        failure,
     };
     let identify = ctx.module.is_none();
     // dkms sets these with `$(uname -s)` / `$(uname -r)`: same values, two forks fewer.
@@ -183,15 +183,13 @@ pub fn source(conf: &Path, ctx: &ResolveContext) -> Result<Sourced, ConfError> {
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .output()
-        .map_err(|e| shell_err(format!("cannot run bash: {e}")))?;
+        .map_err(|e| shell_err(ShellFailure::Spawn(e)))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let Some(at) = stdout.rfind(MARKER) else {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(shell_err(format!(
-            "bash exited with {} before dkms's variables could be read: {}",
-            out.status,
-            stderr.trim()
-        )));
+        return Err(shell_err(ShellFailure::Ended {
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        }));
     };
     let mut fields = stdout[at + MARKER.len()..].split('\0');
     let module = fields.next().unwrap_or("").to_owned();
@@ -200,7 +198,10 @@ pub fn source(conf: &Path, ctx: &ResolveContext) -> Result<Sourced, ConfError> {
     while let (Some(name), Some(index), Some(value)) = (fields.next(), fields.next(), fields.next())
     {
         let Ok(index) = index.parse::<u64>() else {
-            return Err(shell_err(format!("unexpected index {index:?} for {name}")));
+            return Err(shell_err(ShellFailure::BadIndex {
+                name: name.to_owned(),
+                index: index.to_owned(),
+            }));
         };
         vars.entry(name.to_owned()).or_default().insert(
             index,

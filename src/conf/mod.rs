@@ -283,8 +283,52 @@ pub enum ConfError {
         kind: Problem,
     },
     /// bash could not evaluate the file at all (exit 8, as a bad conf).
-    #[error("{}: {message}", path.display())]
-    Shell { path: PathBuf, message: String },
+    #[error("{}: {failure}", path.display())]
+    Shell {
+        /// The dkms.conf (or, for [`ShellFailure::NeedsBash`], the override) concerned.
+        path: PathBuf,
+        failure: ShellFailure,
+    },
+}
+
+/// Why a dkms.conf was not evaluated: what [`ConfError::Shell`] says after the file's name.
+#[derive(Debug, thiserror::Error)]
+pub enum ShellFailure {
+    /// `Reader::Native` only: the file uses shell the native reader does not model.
+    #[error("line {line}: needs bash: {what}")]
+    NeedsBash { line: usize, what: &'static str },
+    /// bash could not be started.
+    #[error("cannot run bash: {0}")]
+    Spawn(std::io::Error),
+    /// bash ended (the file killed it, or bash itself failed) before printing the variables.
+    #[error("bash exited with {status} before dkms's variables could be read: {stderr}")]
+    Ended {
+        status: std::process::ExitStatus,
+        /// What bash printed on stderr, trimmed.
+        stderr: String,
+    },
+    /// bash printed an array index that is not a number.
+    #[error("unexpected index {index:?} for {name}")]
+    BadIndex { name: String, index: String },
+}
+
+impl Clone for ShellFailure {
+    fn clone(&self) -> Self {
+        match self {
+            ShellFailure::NeedsBash { line, what } => ShellFailure::NeedsBash { line: *line, what },
+            ShellFailure::Spawn(e) => {
+                ShellFailure::Spawn(std::io::Error::new(e.kind(), e.to_string()))
+            }
+            ShellFailure::Ended { status, stderr } => ShellFailure::Ended {
+                status: *status,
+                stderr: stderr.clone(),
+            },
+            ShellFailure::BadIndex { name, index } => ShellFailure::BadIndex {
+                name: name.clone(),
+                index: index.clone(),
+            },
+        }
+    }
 }
 
 impl Clone for ConfError {
@@ -307,9 +351,9 @@ impl Clone for ConfError {
                 record: *record,
                 kind: *kind,
             },
-            ConfError::Shell { path, message } => ConfError::Shell {
+            ConfError::Shell { path, failure } => ConfError::Shell {
                 path: path.clone(),
-                message: message.clone(),
+                failure: failure.clone(),
             },
         }
     }
@@ -366,7 +410,10 @@ pub fn evaluate(
             Err(why) if reader == Reader::Native => {
                 return Err(ConfError::Shell {
                     path: why.0,
-                    message: format!("line {}: needs bash: {}", why.1, why.2),
+                    failure: ShellFailure::NeedsBash {
+                        line: why.1,
+                        what: why.2,
+                    },
                 });
             }
             Err(_) => {}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::vars::{Elem, Vars};
-use super::{ConfError, ResolveContext, ShellFailure};
+use super::{ConfError, ConfFile, ResolveContext, ShellFailure};
 
 /// Marks the start of the variable dump: anything a conf prints before it is not ours.
 const MARKER: &str = "\u{1}DKMS-RS-VARS\u{1}";
@@ -149,7 +149,8 @@ pub struct Sourced {
 /// Evaluate `conf` with bash as dkms's read_conf does (in the current working directory,
 /// with this process's environment, like dkms). When `ctx.module` is unset, reads twice:
 /// first to learn PACKAGE_NAME/VERSION, then as `dkms build -m <name> -v <version>` would.
-pub fn source(conf: &Path, ctx: &ResolveContext) -> Result<Sourced, ConfError> {
+pub fn source(file: &ConfFile, ctx: &ResolveContext) -> Result<Sourced, ConfError> {
+    let conf = file.path();
     let shell_err = |failure| ConfError::Shell {
         path: conf.to_path_buf(),
         failure,

@@ -167,3 +167,67 @@ impl Handover {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(dir: &Path, kernel: &str) -> ResolveContext {
+        let mut ctx = ResolveContext::new(kernel, "x86_64");
+        ctx.etc_dir = dir.join("no-etc");
+        ctx
+    }
+
+    #[test]
+    fn every_resolution_reads_the_bytes_read_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("dkms.conf");
+        // `$(...)`: only bash can evaluate this one.
+        let text = "PACKAGE_NAME=once\nPACKAGE_VERSION=$(echo 1.$((1+1)))\n\
+                    BUILT_MODULE_NAME[0]=once\nDEST_MODULE_LOCATION[0]=/extra\n";
+        std::fs::write(&path, text).expect("write dkms.conf");
+        let file = ConfFile::read(&path).expect("read");
+        std::fs::write(&path, "PACKAGE_NAME=changed\nPACKAGE_VERSION=9\n").expect("rewrite");
+        for kernel in ["6.1.0-999-amd64", "4.19.0-999-686-pae"] {
+            for reader in [Reader::Auto, Reader::Bash] {
+                let res = file
+                    .evaluate(&ctx(dir.path(), kernel), reader)
+                    .expect("bash");
+                assert_eq!(res.conf.package_name, "once", "{kernel} {reader:?}");
+                assert_eq!(res.conf.package_version, "1.2", "{kernel} {reader:?}");
+                assert_eq!(res.conf.path, path);
+            }
+        }
+        std::fs::remove_file(&path).expect("remove");
+        let conf = file
+            .resolve(&ctx(dir.path(), "6.1.0-999-amd64"))
+            .expect("valid");
+        assert_eq!(conf.package_version, "1.2");
+        assert_eq!(
+            file.identity().expect("identity"),
+            ("once".into(), "1.2".into())
+        );
+    }
+
+    #[test]
+    fn a_file_that_names_itself_is_sourced_by_its_path() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("dkms.conf");
+        std::fs::write(dir.path().join("common.sh"), "PACKAGE_VERSION=3.1\n").expect("common");
+        let text = ". \"$(dirname \"$BASH_SOURCE\")/common.sh\"\nPACKAGE_NAME=\"$BASH_SOURCE\"\n\
+                    BUILT_MODULE_NAME[0]=m\nDEST_MODULE_LOCATION[0]=/extra\n";
+        std::fs::write(&path, text).expect("write dkms.conf");
+        let res = ConfFile::read(&path)
+            .expect("read")
+            .evaluate(&ctx(dir.path(), "6.1.0-999-amd64"), Reader::Auto)
+            .expect("bash");
+        assert_eq!(res.conf.package_version, "3.1");
+        assert_eq!(Path::new(&res.conf.package_name), path);
+    }
+
+    #[test]
+    fn a_missing_file_is_dkms_exit_4() {
+        let err = ConfFile::read(Path::new("/nonexistent/dkms.conf")).expect_err("missing");
+        assert_eq!(err.exit_code(), 4);
+    }
+}

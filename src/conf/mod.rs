@@ -190,6 +190,15 @@ pub struct ModuleRecord {
     pub strip: bool,
 }
 
+impl ModuleRecord {
+    /// The directory this module is installed into under `modules_dir`
+    /// (`/lib/modules/<kernel>`): dkms's `$install_tree/$kernelver${dest_module_location[i]}`,
+    /// joined without `dest_location`'s leading `/` (which would make the join absolute).
+    pub fn dest_dir(&self, modules_dir: &Path) -> PathBuf {
+        modules_dir.join(self.dest_location.trim_start_matches('/'))
+    }
+}
+
 /// A dkms.conf resolved for one (kernel, arch), as dkms 3.0.10 would see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModuleConf {
@@ -404,4 +413,34 @@ pub fn evaluate(
     reader: Reader,
 ) -> Result<Resolution, ConfError> {
     ConfFile::read(path)?.evaluate(ctx, reader)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dest_dir_is_under_the_modules_dir() {
+        let record = |dest: &str| ModuleRecord {
+            built_name: "m".into(),
+            built_location: String::new(),
+            dest_name: "m".into(),
+            dest_location: dest.into(),
+            strip: true,
+        };
+        let lib = Path::new("/lib/modules/6.1.0-1-amd64");
+        for (dest, want) in [
+            ("/updates/dkms", "/lib/modules/6.1.0-1-amd64/updates/dkms"),
+            (
+                "/kernel/drivers/net",
+                "/lib/modules/6.1.0-1-amd64/kernel/drivers/net",
+            ),
+            ("//extra", "/lib/modules/6.1.0-1-amd64/extra"),
+            ("extra", "/lib/modules/6.1.0-1-amd64/extra"),
+        ] {
+            assert_eq!(record(dest).dest_dir(lib), Path::new(want), "{dest}");
+        }
+        // The field keeps dkms's spelling.
+        assert_eq!(record("/updates/dkms").dest_location, "/updates/dkms");
+    }
 }

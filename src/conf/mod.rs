@@ -27,7 +27,7 @@ use std::sync::OnceLock;
 use crate::framework;
 pub use file::ConfFile;
 pub use resolve::Resolution;
-pub use show::{ShowFormat, Shown, show};
+pub use show::{ShowFormat, Shown, UnknownShowFormat, show};
 
 /// Everything dkms exposes to dkms.conf while reading it for one kernel and architecture.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Parser, ValueEnum};
 use dkms::action::{Flags, Session};
 use dkms::cli::{Generate, start};
@@ -136,7 +137,14 @@ struct Cli {
     #[arg(long)]
     kernel: Option<String>,
     /// For `conf show`: the output format.
-    #[arg(long, value_enum, default_value_t = ShowFormat::Kv)]
+    #[arg(
+        long,
+        default_value = "kv",
+        value_parser = PossibleValuesParser::new(
+            ShowFormat::ALL.map(|f| PossibleValue::new(f.name()).help(f.about()))
+        )
+        .try_map(|s| s.parse::<ShowFormat>())
+    )]
     format: ShowFormat,
     /// For `mktarball`: the tarball to write (a bare name goes to `<m>/<v>/tarball/`); for
     /// `ldtarball`: the tarball to load (or give it as the argument).

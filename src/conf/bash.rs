@@ -1,20 +1,28 @@
 //! The bash path: evaluate dkms.conf (and its `/etc/dkms` overrides) in bash with dkms
 //! 3.0.10's own prelude — `shopt -s extglob`, the `dkms_conf_variables` whitelist, its
 //! `safe_source` verbatim, the variables `read_conf` exposes — and read the whitelisted
-//! variables back as NUL-separated triples (no parsing of `declare -p`).
+//! variables back as NUL-separated triples (no parsing of `declare -p`). The dkms.conf text is
+//! the one [`ConfFile`] read, not the file on disk; `/etc/dkms` overrides are sourced by path.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 use super::vars::{Elem, Vars};
-use super::{ConfError, ResolveContext};
+use super::{ConfError, ConfFile, ResolveContext, ShellFailure};
 
 /// Marks the start of the variable dump: anything a conf prints before it is not ours.
 const MARKER: &str = "\u{1}DKMS-RS-VARS\u{1}";
 
 /// dkms 3.0.10's code (GPL-2.0-or-later, as this crate), trimmed to what reading needs.
+///
+/// When `${17}` is set, stdin holds the dkms.conf text dkms-rs already read: the first line
+/// moves it to a spare fd (10 or above, leaving inherited ones alone) and gives everything else
+/// /dev/null as before, and read_conf sources that fd's `/dev/fd/N` instead of the dkms.conf's
+/// path (without `[ -e ]`: the file was there). These edits keep every line where it was: a
+/// conf sees the prelude's line numbers in `$BASH_LINENO`.
 const PRELUDE: &str = r#"
-shopt -s extglob
+shopt -s extglob; [[ ${17} ]] && exec {dkms_rs_fd}<&0 </dev/null && dkms_rs_text=/dev/fd/$dkms_rs_fd
 readonly dkms_conf_variables="CLEAN PACKAGE_NAME
    PACKAGE_VERSION POST_ADD POST_BUILD POST_INSTALL POST_REMOVE PRE_BUILD
    PRE_INSTALL BUILD_DEPENDS BUILD_EXCLUSIVE_KERNEL BUILD_EXCLUSIVE_ARCH
@@ -59,7 +67,7 @@ safe_source() {
     declare -a -r export_envs=("$@")
     local tmpfile=$(mktemp_or_die)
     ( exec >"$tmpfile"
-    . "$to_source_file" >/dev/null
+    . "${dkms_rs_from_text:-$to_source_file}" >/dev/null
     # dkms-rs: with the default IFS, `$(eval echo \${!X[@]})` is exactly X's index list;
     # taking it without a subshell saves a fork per whitelisted variable (40 per file).
     if [[ $IFS == $' \t\n' ]]; then
@@ -108,11 +116,11 @@ dkms_rs_read_conf() {
     for var in $dkms_conf_variables; do
         unset $var
     done
-    local _conf_file
+    local _conf_file dkms_rs_from_text=$dkms_rs_text
     for _conf_file in "$read_conf_file" "$dkms_rs_etc/$module.conf" \
         "$dkms_rs_etc/$module-$module_version.conf" "$dkms_rs_etc/$module-$module_version-$1.conf" \
         "$dkms_rs_etc/$module-$module_version-$1-$2.conf"; do
-        [ -e "$_conf_file" ] && safe_source "$_conf_file" $dkms_conf_variables
+        { [[ $dkms_rs_from_text ]] || [ -e "$_conf_file" ]; } && safe_source "$_conf_file" $dkms_conf_variables; dkms_rs_from_text=
     done
 }
 dkms_rs_kernelver=$1 dkms_rs_arch=$2 kernel_source_dir=$3 kernel_config=$4 dkms_tree=$5
@@ -130,6 +138,7 @@ if [[ $dkms_rs_identify ]]; then
     module_version="$PACKAGE_VERSION"
 fi
 dkms_rs_read_conf "$dkms_rs_kernelver" "$dkms_rs_arch" "$dkms_rs_conf"
+[[ $dkms_rs_text ]] && exec {dkms_rs_fd}<&-
 printf '%s%s\0%s\0' "$DKMS_RS_MARKER" "$module" "$module_version"
 for dkms_rs_v in $dkms_conf_variables; do
     eval "dkms_rs_idx=(\"\${!$dkms_rs_v[@]}\")"
@@ -146,13 +155,24 @@ pub struct Sourced {
     pub module_version: String,
 }
 
-/// Evaluate `conf` with bash as dkms's read_conf does (in the current working directory,
+/// Evaluate `file` with bash as dkms's read_conf does (in the current working directory,
 /// with this process's environment, like dkms). When `ctx.module` is unset, reads twice:
 /// first to learn PACKAGE_NAME/VERSION, then as `dkms build -m <name> -v <version>` would.
-pub fn source(conf: &Path, ctx: &ResolveContext) -> Result<Sourced, ConfError> {
-    let shell_err = |message: String| ConfError::Shell {
+///
+/// bash sources the bytes `file` holds, handed over on stdin (a memfd that bash reopens as
+/// `/dev/fd/N` for each pass), unless the file could tell under which name it is sourced
+/// ([`names_itself`]): then bash sources `file.path()` as dkms does, since bash (5.2) cannot
+/// give sourced text a name of our choosing (`BASH_SOURCE` ignores assignments).
+pub fn source(file: &ConfFile, ctx: &ResolveContext) -> Result<Sourced, ConfError> {
+    let conf = file.path();
+    let text = if names_itself(file.text()) {
+        None
+    } else {
+        text_for_bash(file.text())
+    };
+    let shell_err = |failure| ConfError::Shell {
         path: conf.to_path_buf(),
-        message,
+        failure,
     };
     let identify = ctx.module.is_none();
     // dkms sets these with `$(uname -s)` / `$(uname -r)`: same values, two forks fewer.
@@ -179,19 +199,18 @@ pub fn source(conf: &Path, ctx: &ResolveContext) -> Result<Sourced, ConfError> {
         .arg(ctx.addon_modules_dir.as_deref().unwrap_or(""))
         .arg(&uts.sysname)
         .arg(&uts.release)
+        .arg(if text.is_some() { "yes" } else { "" })
         .env("DKMS_RS_MARKER", MARKER)
-        .stdin(Stdio::null())
+        .stdin(text.map_or_else(Stdio::null, Stdio::from))
         .stderr(Stdio::piped())
         .output()
-        .map_err(|e| shell_err(format!("cannot run bash: {e}")))?;
+        .map_err(|e| shell_err(ShellFailure::Spawn(e)))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let Some(at) = stdout.rfind(MARKER) else {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(shell_err(format!(
-            "bash exited with {} before dkms's variables could be read: {}",
-            out.status,
-            stderr.trim()
-        )));
+        return Err(shell_err(ShellFailure::Ended {
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        }));
     };
     let mut fields = stdout[at + MARKER.len()..].split('\0');
     let module = fields.next().unwrap_or("").to_owned();
@@ -200,7 +219,10 @@ pub fn source(conf: &Path, ctx: &ResolveContext) -> Result<Sourced, ConfError> {
     while let (Some(name), Some(index), Some(value)) = (fields.next(), fields.next(), fields.next())
     {
         let Ok(index) = index.parse::<u64>() else {
-            return Err(shell_err(format!("unexpected index {index:?} for {name}")));
+            return Err(shell_err(ShellFailure::BadIndex {
+                name: name.to_owned(),
+                index: index.to_owned(),
+            }));
         };
         vars.entry(name.to_owned()).or_default().insert(
             index,
@@ -215,6 +237,53 @@ pub fn source(conf: &Path, ctx: &ResolveContext) -> Result<Sourced, ConfError> {
         module,
         module_version,
     })
+}
+
+/// Whether a dkms.conf could tell the name bash sources it under: `$BASH_SOURCE` (as in
+/// `pushd $(dirname $BASH_SOURCE)`), `caller`, extdebug's `BASH_ARGV`, or bash's own
+/// `<file>: line N: ...` messages caught through a stderr redirection (`2>&1`, `2>file`, `&>`,
+/// `|&`; sending stderr to /dev/null, or stdout to stderr, catches nothing). A false yes only
+/// costs bash opening the file itself, as dkms does.
+pub fn names_itself(text: &[u8]) -> bool {
+    const HARMLESS: &[&str] = &["2>/dev/null", "&>/dev/null", ">&2"];
+    const TELLS: &[&str] = &[
+        "BASH_SOURCE",
+        "BASH_ARGV",
+        "caller",
+        "extdebug",
+        "2>",
+        "2<",
+        ">&",
+        "&>",
+        "|&",
+    ];
+    let mut text = String::from_utf8_lossy(text).into_owned();
+    for h in HARMLESS {
+        text = text.replace(h, " ");
+    }
+    TELLS.iter().any(|t| text.contains(t))
+}
+
+/// `text` on a file that bash reopens as `/dev/fd/N` for each pass (so each pass reads it from
+/// its start): a memfd, else an unlinked temp file. `None` (bash then opens the dkms.conf) when
+/// neither can be made or `/dev/fd` is not there (no /proc).
+fn text_for_bash(text: &[u8]) -> Option<std::fs::File> {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    static DEV_FD: OnceLock<bool> = OnceLock::new();
+    if !*DEV_FD.get_or_init(|| Path::new("/dev/fd").is_dir()) {
+        return None;
+    }
+    // SAFETY: the name is NUL-terminated; memfd_create has no other requirement.
+    let fd = unsafe { libc::memfd_create(c"dkms.conf".as_ptr(), libc::MFD_CLOEXEC) };
+    let mut file = if fd >= 0 {
+        // SAFETY: a non-negative result is a new fd that nothing else owns.
+        unsafe { std::fs::File::from_raw_fd(fd) }
+    } else {
+        tempfile::tempfile().ok()?
+    };
+    file.write_all(text).ok()?;
+    Some(file)
 }
 
 /// Run a small bash snippet and return its stdout (for `/etc/os-release` and
@@ -250,4 +319,31 @@ pub fn override_paths(
         at(format!("{module}-{version}-{kernel}.conf")),
         at(format!("{module}-{version}-{kernel}-{arch}.conf")),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_itself;
+
+    #[test]
+    fn files_that_could_see_their_own_name() {
+        for text in [
+            "pushd `dirname $BASH_SOURCE`\n",
+            "D=${BASH_SOURCE[0]%/*}\n",
+            "X=$(caller)\n",
+            "shopt -s extdebug\n",
+            "V=$(gcc-99 --version 2>&1)\n",
+            "V=$(nope |& head -1)\n",
+            "nope &>log\n",
+        ] {
+            assert!(names_itself(text.as_bytes()), "{text}");
+        }
+        for text in [
+            "PACKAGE_NAME=x\nMAKE[0]=\"make -C $kernel_source_dir\"\n",
+            "grep -q X \"$kernel_source_dir/.config\" 2>/dev/null || echo no >&2\n",
+            "test -e x &>/dev/null\n",
+        ] {
+            assert!(!names_itself(text.as_bytes()), "{text}");
+        }
+    }
 }

@@ -1,9 +1,11 @@
-//! dkms.conf: read once, resolve for one (kernel, arch), hand a typed [`ModuleConf`] to the rest.
+//! dkms.conf: read once ([`ConfFile`]), resolve for each (kernel, arch), hand a typed
+//! [`ModuleConf`] to the rest.
 //!
 //! dkms 3 sources dkms.conf as bash at every step; here a native reader handles declarative
 //! files without spawning anything and hands over to bash (with dkms's own prelude) for files
 //! that need the shell.
 //!
+//! - [`ConfFile`]: the bytes of one dkms.conf, read once, resolved for any number of kernels;
 //! - [`lexer`]: shell words of declarative files;
 //! - [`native`]: dkms's `safe_source` without a shell;
 //! - [`bash`]: dkms's `safe_source` in bash, for everything else;
@@ -11,6 +13,7 @@
 //! - [`show`](mod@show): `dkms-rs conf show` rendering.
 
 pub mod bash;
+mod file;
 pub mod lexer;
 pub mod native;
 mod posix;
@@ -22,8 +25,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::framework;
+pub use file::ConfFile;
 pub use resolve::Resolution;
-pub use show::{ShowFormat, Shown, show};
+pub use show::{ShowFormat, Shown, UnknownShowFormat, show};
 
 /// Everything dkms exposes to dkms.conf while reading it for one kernel and architecture.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +190,15 @@ pub struct ModuleRecord {
     pub strip: bool,
 }
 
+impl ModuleRecord {
+    /// The directory this module is installed into under `modules_dir`
+    /// (`/lib/modules/<kernel>`): dkms's `$install_tree/$kernelver${dest_module_location[i]}`,
+    /// joined without `dest_location`'s leading `/` (which would make the join absolute).
+    pub fn dest_dir(&self, modules_dir: &Path) -> PathBuf {
+        modules_dir.join(self.dest_location.trim_start_matches('/'))
+    }
+}
+
 /// A dkms.conf resolved for one (kernel, arch), as dkms 3.0.10 would see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModuleConf {
@@ -283,8 +296,52 @@ pub enum ConfError {
         kind: Problem,
     },
     /// bash could not evaluate the file at all (exit 8, as a bad conf).
-    #[error("{}: {message}", path.display())]
-    Shell { path: PathBuf, message: String },
+    #[error("{}: {failure}", path.display())]
+    Shell {
+        /// The dkms.conf (or, for [`ShellFailure::NeedsBash`], the override) concerned.
+        path: PathBuf,
+        failure: ShellFailure,
+    },
+}
+
+/// Why a dkms.conf was not evaluated: what [`ConfError::Shell`] says after the file's name.
+#[derive(Debug, thiserror::Error)]
+pub enum ShellFailure {
+    /// `Reader::Native` only: the file uses shell the native reader does not model.
+    #[error("line {line}: needs bash: {what}")]
+    NeedsBash { line: usize, what: &'static str },
+    /// bash could not be started.
+    #[error("cannot run bash: {0}")]
+    Spawn(std::io::Error),
+    /// bash ended (the file killed it, or bash itself failed) before printing the variables.
+    #[error("bash exited with {status} before dkms's variables could be read: {stderr}")]
+    Ended {
+        status: std::process::ExitStatus,
+        /// What bash printed on stderr, trimmed.
+        stderr: String,
+    },
+    /// bash printed an array index that is not a number.
+    #[error("unexpected index {index:?} for {name}")]
+    BadIndex { name: String, index: String },
+}
+
+impl Clone for ShellFailure {
+    fn clone(&self) -> Self {
+        match self {
+            ShellFailure::NeedsBash { line, what } => ShellFailure::NeedsBash { line: *line, what },
+            ShellFailure::Spawn(e) => {
+                ShellFailure::Spawn(std::io::Error::new(e.kind(), e.to_string()))
+            }
+            ShellFailure::Ended { status, stderr } => ShellFailure::Ended {
+                status: *status,
+                stderr: stderr.clone(),
+            },
+            ShellFailure::BadIndex { name, index } => ShellFailure::BadIndex {
+                name: name.clone(),
+                index: index.clone(),
+            },
+        }
+    }
 }
 
 impl Clone for ConfError {
@@ -307,9 +364,9 @@ impl Clone for ConfError {
                 record: *record,
                 kind: *kind,
             },
-            ConfError::Shell { path, message } => ConfError::Shell {
+            ConfError::Shell { path, failure } => ConfError::Shell {
                 path: path.clone(),
-                message: message.clone(),
+                failure: failure.clone(),
             },
         }
     }
@@ -336,120 +393,54 @@ pub enum Reader {
     Auto,
 }
 
-/// Read `path` (a dkms.conf) as dkms 3.0.10's `read_conf` does for `ctx`.
+/// Read `path` (a dkms.conf) as dkms 3.0.10's `read_conf` does for `ctx`
+/// ([`ConfFile::read`] then [`ConfFile::resolve`]).
 pub fn read(path: &Path, ctx: &ResolveContext) -> Result<ModuleConf, ConfError> {
-    evaluate(path, ctx, Reader::Auto)?.into_result()
+    ConfFile::read(path)?.resolve(ctx)
 }
 
 /// PACKAGE_NAME and PACKAGE_VERSION of a dkms.conf, fully validated, for any kernel
-/// (read with a context naming no kernel or architecture).
+/// ([`ConfFile::identity`]).
 pub fn read_identity(path: &Path) -> Result<(String, String), ConfError> {
-    let conf = read(path, &ResolveContext::new("", ""))?;
-    Ok((conf.package_name, conf.package_version))
+    ConfFile::read(path)?.identity()
 }
 
-/// Resolve `path` for `ctx` without failing on validation: the facts plus dkms's complaints.
-/// `Err` only when the file is missing, or with `Reader::Native` when it needs bash
-/// (then a `Shell` error naming the line), or when bash fails.
+/// Resolve `path` for `ctx` without failing on validation ([`ConfFile::evaluate`]); `Err`
+/// also when the file is missing.
 pub fn evaluate(
     path: &Path,
     ctx: &ResolveContext,
     reader: Reader,
 ) -> Result<Resolution, ConfError> {
-    let text = std::fs::read(path).map_err(|source| ConfError::Missing {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if reader != Reader::Bash {
-        match evaluate_native(path, &text, ctx) {
-            Ok(res) => return Ok(res),
-            Err(why) if reader == Reader::Native => {
-                return Err(ConfError::Shell {
-                    path: why.0,
-                    message: format!("line {}: needs bash: {}", why.1, why.2),
-                });
-            }
-            Err(_) => {}
-        }
-    }
-    let sourced = bash::source(path, ctx)?;
-    Ok(resolve::resolve(
-        &sourced.vars,
-        &[path.to_path_buf()],
-        ctx,
-        &sourced.module,
-        &sourced.module_version,
-    ))
+    ConfFile::read(path)?.evaluate(ctx, reader)
 }
 
-/// Where the native reader stopped: file, line, what it met.
-struct Handover(PathBuf, usize, &'static str);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn evaluate_native(path: &Path, text: &[u8], ctx: &ResolveContext) -> Result<Resolution, Handover> {
-    let stop = |what| Handover(path.to_path_buf(), 0, what);
-    let text = std::str::from_utf8(text).map_err(|_| stop("bytes that are not UTF-8"))?;
-    let mut probe = native::GlobProbe::default();
-    let (module, version) = match &ctx.module {
-        Some(m) => (m.clone(), ctx.module_version.clone().unwrap_or_default()),
-        None => {
-            // `dkms add <dir>` reads with empty $module first, as here.
-            let (vars, _) = source_native(path, text, ctx, "", "", &mut probe)?;
-            let get = |n: &str| {
-                vars.get(n)
-                    .and_then(|v| v.get(&0))
-                    .map(|e| e.value.clone())
-                    .unwrap_or_default()
-            };
-            (get("PACKAGE_NAME"), get("PACKAGE_VERSION"))
+    #[test]
+    fn dest_dir_is_under_the_modules_dir() {
+        let record = |dest: &str| ModuleRecord {
+            built_name: "m".into(),
+            built_location: String::new(),
+            dest_name: "m".into(),
+            dest_location: dest.into(),
+            strip: true,
+        };
+        let lib = Path::new("/lib/modules/6.1.0-1-amd64");
+        for (dest, want) in [
+            ("/updates/dkms", "/lib/modules/6.1.0-1-amd64/updates/dkms"),
+            (
+                "/kernel/drivers/net",
+                "/lib/modules/6.1.0-1-amd64/kernel/drivers/net",
+            ),
+            ("//extra", "/lib/modules/6.1.0-1-amd64/extra"),
+            ("extra", "/lib/modules/6.1.0-1-amd64/extra"),
+        ] {
+            assert_eq!(record(dest).dest_dir(lib), Path::new(want), "{dest}");
         }
-    };
-    let (vars, files) = source_native(path, text, ctx, &module, &version, &mut probe)?;
-    Ok(resolve::resolve(&vars, &files, ctx, &module, &version))
-}
-
-fn source_native(
-    path: &Path,
-    text: &str,
-    ctx: &ResolveContext,
-    module: &str,
-    version: &str,
-    probe: &mut native::GlobProbe,
-) -> Result<(vars::Vars, Vec<PathBuf>), Handover> {
-    let mut files = vec![path.to_path_buf()];
-    let mut texts = vec![text.to_owned()];
-    for p in bash::override_paths(&ctx.etc_dir, module, version, &ctx.kernelver, &ctx.arch) {
-        if p.exists() {
-            let t = std::fs::read(&p)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| Handover(p.clone(), 0, "an override file that is not UTF-8 text"))?;
-            files.push(p);
-            texts.push(t);
-        }
+        // The field keeps dkms's spelling.
+        assert_eq!(record("/updates/dkms").dest_location, "/updates/dkms");
     }
-    let path_str = |p: &Path| {
-        p.to_str()
-            .map(str::to_owned)
-            .ok_or_else(|| Handover(path.to_path_buf(), 0, "a tree path that is not UTF-8"))
-    };
-    let context = [
-        ("kernelver", ctx.kernelver.clone()),
-        ("arch", ctx.arch.clone()),
-        ("kernel_source_dir", path_str(&ctx.kernel_source_dir)?),
-        ("kernel_config", path_str(&ctx.kernel_config)?),
-        ("dkms_tree", path_str(&ctx.dkms_tree)?),
-        ("source_tree", path_str(&ctx.source_tree)?),
-        ("install_tree", path_str(&ctx.install_tree)?),
-        ("module", module.to_owned()),
-        ("module_version", version.to_owned()),
-    ];
-    let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let vars = native::source_all(&text_refs, &context, probe).map_err(|nb| {
-        Handover(
-            files[nb.file.min(files.len() - 1)].clone(),
-            nb.line,
-            nb.what,
-        )
-    })?;
-    Ok((vars, files))
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::posix;
 use super::vars::Vars;
@@ -42,6 +43,11 @@ impl Reader<'_> {
     /// `${#NAME[@]}`: the number of set elements, not the highest index (sparse arrays!).
     fn count(&self, name: &str) -> u64 {
         self.vars.get(name).map_or(0, |v| v.len() as u64)
+    }
+
+    /// `[[ $NAME ]]`: a scalar directive, `None` when empty or unset.
+    fn optional(&self, name: &str) -> Option<String> {
+        Some(self.get(name, 0).to_owned()).filter(|s| !s.is_empty())
     }
 
     /// A conf-set lowercase array (dkms whitelists those too) as read_conf starts from it.
@@ -91,7 +97,8 @@ const RECORD: &[&str] = &[
     "DEST_MODULE_NAME",
 ];
 
-/// Apply read_conf's rules to `vars` as sourced from `files` (the dkms.conf first).
+/// Apply read_conf's rules to `vars` as sourced from `files` (the dkms.conf first), in
+/// read_conf's order: records, make and clean, patches, BUILD_EXCLUSIVE_*, the checks.
 pub fn resolve(
     vars: &Vars,
     files: &[PathBuf],
@@ -101,105 +108,221 @@ pub fn resolve(
 ) -> Resolution {
     let r = Reader { vars, files };
     let mut problems = Vec::new();
-    let kernelver = ctx.kernelver.as_str();
     let package_name = r.get("PACKAGE_NAME", 0).to_owned();
-
-    let mut built_name = r.array("built_module_name");
-    let mut built_location = r.array("built_module_location");
-    let mut dest_name = r.array("dest_module_name");
-    let mut dest_location = r.array("dest_module_location");
-    let mut strip = r.array("strip");
-    let array_size = RECORD.iter().map(|n| r.count(n)).max().unwrap_or(0);
-    let dest_count = r.count("DEST_MODULE_LOCATION");
-    for index in 0..array_size {
-        let mut bname = r.get("BUILT_MODULE_NAME", index).to_owned();
-        let mut bloc = r.get("BUILT_MODULE_LOCATION", index).to_owned();
-        let mut dname = r.get("DEST_MODULE_NAME", index).to_owned();
-        let raw_dest = r.get("DEST_MODULE_LOCATION", index);
-        let stripv = r.get("STRIP", index);
-        match stripv.chars().next() {
-            Some('n' | 'N') => {
-                strip.insert(index, "no".into());
-            }
-            Some('y' | 'Y') => {
-                strip.insert(index, "yes".into());
-            }
-            None => {
-                let inherited = strip.get(&0).filter(|s| !s.is_empty()).cloned();
-                strip.insert(index, inherited.unwrap_or_else(|| "yes".into()));
-            }
-            // Any other value leaves strip[i] as it was (unset: strip).
-            Some(_) => {}
-        }
-        if bname.is_empty() && dest_count == 1 {
-            bname.clone_from(&package_name);
-        }
-        if dname.is_empty() {
-            dname.clone_from(&bname);
-        }
-        if !bloc.is_empty() && !bloc.ends_with('/') {
-            bloc.push('/');
-        }
-        if bname.is_empty() {
-            problems.push(r.problem(
-                "BUILT_MODULE_NAME",
-                Some(index),
-                RECORD,
-                Problem::NoBuiltModuleName,
-            ));
-        }
-        if bname.ends_with(".o") || bname.ends_with(".ko") {
-            problems.push(r.problem(
-                "BUILT_MODULE_NAME",
-                Some(index),
-                RECORD,
-                Problem::BuiltNameSuffix,
-            ));
-        }
-        if dname.ends_with(".o") || dname.ends_with(".ko") {
-            let related = [
-                "DEST_MODULE_NAME",
-                "BUILT_MODULE_NAME",
-                "DEST_MODULE_LOCATION",
-            ];
-            problems.push(r.problem(
-                "DEST_MODULE_NAME",
-                Some(index),
-                &related,
-                Problem::DestNameSuffix,
-            ));
-        }
-        let dest = override_dest_module_location(ctx, raw_dest);
-        let related = [
-            "DEST_MODULE_LOCATION",
-            "BUILT_MODULE_NAME",
-            "BUILT_MODULE_LOCATION",
-        ];
-        if raw_dest.is_empty() {
-            problems.push(r.problem(
-                "DEST_MODULE_LOCATION",
-                Some(index),
-                &related,
-                Problem::NoDestModuleLocation,
-            ));
-        }
-        if !(raw_dest.starts_with("/kernel")
-            || raw_dest.starts_with("/updates")
-            || raw_dest.starts_with("/extra"))
-        {
-            problems.push(r.problem(
-                "DEST_MODULE_LOCATION",
-                Some(index),
-                &related,
-                Problem::BadDestModuleLocation,
-            ));
-        }
-        built_name.insert(index, bname);
-        built_location.insert(index, bloc);
-        dest_name.insert(index, dname);
-        dest_location.insert(index, dest);
+    let package_version = r.get("PACKAGE_VERSION", 0).to_owned();
+    let records = module_records(&r, ctx, &package_name, &mut problems);
+    let build_dir = format!(
+        "{}/{module}/{module_version}/build",
+        ctx.dkms_tree.display()
+    );
+    // Read once: read_conf greps $kernel_config, BUILD_EXCLUSIVE_CONFIG its twin.
+    let kconfig = KernelConfig::load(&ctx.kernel_config);
+    let make_command = make_command(&r, ctx, &build_dir, kconfig.as_deref());
+    let clean = clean_command(&r, ctx, &build_dir);
+    let patches = patches(&r, &ctx.kernelver);
+    let build_exclude = build_exclude(&r, ctx, kconfig.as_ref());
+    check_package(&r, &records, &package_name, &package_version, &mut problems);
+    check_patches(&r, &patches, &mut problems);
+    Resolution {
+        conf: ModuleConf {
+            path: files[0].clone(),
+            package_name,
+            package_version,
+            make_command,
+            clean,
+            modules: records.into_modules(),
+            patches,
+            pre_build: r.optional("PRE_BUILD"),
+            post_build: r.optional("POST_BUILD"),
+            pre_install: r.optional("PRE_INSTALL"),
+            post_install: r.optional("POST_INSTALL"),
+            post_add: r.optional("POST_ADD"),
+            post_remove: r.optional("POST_REMOVE"),
+            autoinstall: !r.get("AUTOINSTALL", 0).is_empty(),
+            build_depends: build_depends(&r),
+            build_exclude,
+            build_exclusive_config: r.optional("BUILD_EXCLUSIVE_CONFIG"),
+            obsolete_by: r.optional("OBSOLETE_BY"),
+        },
+        problems,
     }
+}
 
+/// read_conf's lowercase record arrays as its record loop leaves them (conf-set elements
+/// beyond the loop stay, as in dkms).
+struct Records {
+    built_name: BTreeMap<u64, String>,
+    built_location: BTreeMap<u64, String>,
+    dest_name: BTreeMap<u64, String>,
+    dest_location: BTreeMap<u64, String>,
+    strip: BTreeMap<u64, String>,
+}
+
+impl Records {
+    /// dkms's consumers loop `count < ${#built_module_name[@]}` and index every array with it.
+    fn into_modules(self) -> Vec<ModuleRecord> {
+        let records = self.built_name.len() as u64;
+        (0..records)
+            .map(|i| ModuleRecord {
+                built_name: self.built_name.get(&i).cloned().unwrap_or_default(),
+                built_location: self.built_location.get(&i).cloned().unwrap_or_default(),
+                dest_name: self.dest_name.get(&i).cloned().unwrap_or_default(),
+                dest_location: self.dest_location.get(&i).cloned().unwrap_or_default(),
+                strip: self.strip.get(&i).is_none_or(|s| s != "no"),
+            })
+            .collect()
+    }
+}
+
+/// read_conf's record loop over the longest of BUILT_MODULE_NAME, BUILT_MODULE_LOCATION,
+/// DEST_MODULE_NAME, DEST_MODULE_LOCATION: STRIP, defaults, checks, location override.
+fn module_records(
+    r: &Reader,
+    ctx: &ResolveContext,
+    package_name: &str,
+    problems: &mut Vec<ConfError>,
+) -> Records {
+    let mut records = Records {
+        built_name: r.array("built_module_name"),
+        built_location: r.array("built_module_location"),
+        dest_name: r.array("dest_module_name"),
+        dest_location: r.array("dest_module_location"),
+        strip: r.array("strip"),
+    };
+    let array_size = RECORD.iter().map(|n| r.count(n)).max().unwrap_or(0);
+    let single_dest = r.count("DEST_MODULE_LOCATION") == 1;
+    for index in 0..array_size {
+        set_strip(&mut records.strip, index, r.get("STRIP", index));
+        let (bname, bloc, dname) = record_defaults(r, index, package_name, single_dest);
+        let raw_dest = r.get("DEST_MODULE_LOCATION", index);
+        check_record(r, index, &bname, &dname, raw_dest, problems);
+        records.built_name.insert(index, bname);
+        records.built_location.insert(index, bloc);
+        records.dest_name.insert(index, dname);
+        records
+            .dest_location
+            .insert(index, override_dest_module_location(ctx, raw_dest));
+    }
+    records
+}
+
+/// `case ${STRIP[i]}`: `n*`/`N*` no, `y*`/`Y*` yes, empty inherits `strip[0]` (else yes),
+/// anything else leaves `strip[i]` as it was (unset: strip).
+fn set_strip(strip: &mut BTreeMap<u64, String>, index: u64, value: &str) {
+    match value.chars().next() {
+        Some('n' | 'N') => {
+            strip.insert(index, "no".into());
+        }
+        Some('y' | 'Y') => {
+            strip.insert(index, "yes".into());
+        }
+        None => {
+            let inherited = strip.get(&0).filter(|s| !s.is_empty()).cloned();
+            strip.insert(index, inherited.unwrap_or_else(|| "yes".into()));
+        }
+        Some(_) => {}
+    }
+}
+
+/// read_conf's "If unset, set by defaults": (built name, built location, dest name) of record
+/// `index`, BUILT_MODULE_NAME from PACKAGE_NAME when there is one DEST_MODULE_LOCATION,
+/// DEST_MODULE_NAME from BUILT_MODULE_NAME, BUILT_MODULE_LOCATION ending in `/`.
+fn record_defaults(
+    r: &Reader,
+    index: u64,
+    package_name: &str,
+    single_dest: bool,
+) -> (String, String, String) {
+    let mut bname = r.get("BUILT_MODULE_NAME", index).to_owned();
+    let mut bloc = r.get("BUILT_MODULE_LOCATION", index).to_owned();
+    let mut dname = r.get("DEST_MODULE_NAME", index).to_owned();
+    if bname.is_empty() && single_dest {
+        bname = package_name.to_owned();
+    }
+    if dname.is_empty() {
+        dname.clone_from(&bname);
+    }
+    if !bloc.is_empty() && !bloc.ends_with('/') {
+        bloc.push('/');
+    }
+    (bname, bloc, dname)
+}
+
+/// read_conf's per-record checks, in its order: no BUILT_MODULE_NAME, a name ending in
+/// `.o`/`.ko` (built, then dest), no DEST_MODULE_LOCATION, one outside /kernel, /updates, /extra.
+fn check_record(
+    r: &Reader,
+    index: u64,
+    bname: &str,
+    dname: &str,
+    raw_dest: &str,
+    problems: &mut Vec<ConfError>,
+) {
+    let object = |name: &str| name.ends_with(".o") || name.ends_with(".ko");
+    if bname.is_empty() {
+        problems.push(r.problem(
+            "BUILT_MODULE_NAME",
+            Some(index),
+            RECORD,
+            Problem::NoBuiltModuleName,
+        ));
+    }
+    if object(bname) {
+        problems.push(r.problem(
+            "BUILT_MODULE_NAME",
+            Some(index),
+            RECORD,
+            Problem::BuiltNameSuffix,
+        ));
+    }
+    if object(dname) {
+        let related = [
+            "DEST_MODULE_NAME",
+            "BUILT_MODULE_NAME",
+            "DEST_MODULE_LOCATION",
+        ];
+        problems.push(r.problem(
+            "DEST_MODULE_NAME",
+            Some(index),
+            &related,
+            Problem::DestNameSuffix,
+        ));
+    }
+    let related = [
+        "DEST_MODULE_LOCATION",
+        "BUILT_MODULE_NAME",
+        "BUILT_MODULE_LOCATION",
+    ];
+    if raw_dest.is_empty() {
+        problems.push(r.problem(
+            "DEST_MODULE_LOCATION",
+            Some(index),
+            &related,
+            Problem::NoDestModuleLocation,
+        ));
+    }
+    if !(raw_dest.starts_with("/kernel")
+        || raw_dest.starts_with("/updates")
+        || raw_dest.starts_with("/extra"))
+    {
+        problems.push(r.problem(
+            "DEST_MODULE_LOCATION",
+            Some(index),
+            &related,
+            Problem::BadDestModuleLocation,
+        ));
+    }
+}
+
+/// read_conf's "Get the correct make command": MAKE[0] unless MAKE_MATCH[0] is set, then the
+/// last MAKE[i] whose MAKE_MATCH[i] matches the kernel; else dkms's `make -C <headers> M=<build>`;
+/// then ` CC=clang` / ` LD=ld.lld` for a kernel built with them.
+fn make_command(
+    r: &Reader,
+    ctx: &ResolveContext,
+    build_dir: &str,
+    kconfig: Option<&KernelConfig>,
+) -> String {
     // make_command is a dkms global never cleared: empty in a fresh dkms process.
     let mut make_command = String::new();
     if r.get("MAKE_MATCH", 0).is_empty() {
@@ -210,33 +333,40 @@ pub fn resolve(
         let matcher = r.get("MAKE_MATCH", index);
         if !make.is_empty()
             && !matcher.is_empty()
-            && posix::ere_match(matcher, kernelver) == Some(true)
+            && posix::ere_match(matcher, &ctx.kernelver) == Some(true)
         {
             make_command = make.to_owned();
         }
     }
-    let build_dir = format!(
-        "{}/{module}/{module_version}/build",
-        ctx.dkms_tree.display()
-    );
-    let ksrc = ctx.kernel_source_dir.display();
     if make_command.is_empty() {
-        make_command = format!("make -C {ksrc} M={build_dir}");
+        make_command = format!("make -C {} M={build_dir}", ctx.kernel_source_dir.display());
     }
-    let mut clean = r.get("CLEAN", 0).to_owned();
-    if clean.is_empty() {
-        clean = format!("make -C {ksrc} M={build_dir} clean");
-    }
-    // Read once: read_conf greps $kernel_config, BUILD_EXCLUSIVE_CONFIG its twin.
-    let kconfig = KernelConfig::load(&ctx.kernel_config);
-    let (clang, lld) = kernel_toolchain(ctx, kconfig.as_deref());
+    let (clang, lld) = kernel_toolchain(ctx, kconfig);
     if clang {
         make_command.push_str(" CC=clang");
     }
     if lld {
         make_command.push_str(" LD=ld.lld");
     }
+    make_command
+}
 
+/// CLEAN, else dkms's `make -C <headers> M=<build> clean`.
+fn clean_command(r: &Reader, ctx: &ResolveContext, build_dir: &str) -> String {
+    let clean = r.get("CLEAN", 0);
+    if clean.is_empty() {
+        format!(
+            "make -C {} M={build_dir} clean",
+            ctx.kernel_source_dir.display()
+        )
+    } else {
+        clean.to_owned()
+    }
+}
+
+/// read_conf's "Set patch_array": each set PATCH[i] whose PATCH_MATCH[i] is empty or matches
+/// the kernel, numbered from 0 over whatever patch_array the conf set.
+fn patches(r: &Reader, kernelver: &str) -> Vec<String> {
     let mut patch_array = r.array("patch_array");
     let mut count = 0;
     for index in 0..r.count("PATCH") {
@@ -249,11 +379,16 @@ pub fn resolve(
             count += 1;
         }
     }
+    patch_array.into_values().collect()
+}
 
+/// read_conf's "Set build_exclude": a conf-set build_exclude, a BUILD_EXCLUSIVE_KERNEL or
+/// BUILD_EXCLUSIVE_ARCH regex that does not match, or BUILD_EXCLUSIVE_CONFIG not met.
+fn build_exclude(r: &Reader, ctx: &ResolveContext, kconfig: Option<&Arc<KernelConfig>>) -> bool {
     let mut build_exclude = !r.get("build_exclude", 0).is_empty();
     let bek = r.get("BUILD_EXCLUSIVE_KERNEL", 0);
     // `[[ $X && ! $1 =~ $X ]]`: a regex that does not compile makes the test false.
-    if !bek.is_empty() && posix::ere_match(bek, kernelver) == Some(false) {
+    if !bek.is_empty() && posix::ere_match(bek, &ctx.kernelver) == Some(false) {
         build_exclude = true;
     }
     let bea = r.get("BUILD_EXCLUSIVE_ARCH", 0);
@@ -262,27 +397,51 @@ pub fn resolve(
     }
     let bec = r.get("BUILD_EXCLUSIVE_CONFIG", 0);
     if !bec.is_empty() {
-        // dkms greps $kernel_source_dir/.config here, not $kernel_config.
-        let config_path = ctx.kernel_source_dir.join(".config");
-        let config = if config_path == ctx.kernel_config {
-            kconfig.clone()
-        } else {
-            KernelConfig::load(&config_path)
-        };
-        if let Some(config) = config {
-            let config = &config.bytes;
-            for kconf in posix::split_and_glob(bec) {
-                build_exclude |= match kconf.strip_prefix('!') {
-                    // grep -q ... && exclude: a bad pattern (exit 2) does not exclude.
-                    Some(name) => config_set(name, config) == Some(true),
-                    // grep -q ... || exclude: a bad pattern does.
-                    None => config_set(&kconf, config) != Some(true),
-                };
-            }
-        }
+        build_exclude |= excluded_by_config(bec, ctx, kconfig);
     }
+    build_exclude
+}
 
-    if dest_location.is_empty() {
+/// BUILD_EXCLUSIVE_CONFIG against `$kernel_source_dir/.config` (when there is one): each
+/// `CONFIG_X` must be `=y`/`=m`, each `!CONFIG_X` must not.
+fn excluded_by_config(
+    bec: &str,
+    ctx: &ResolveContext,
+    kconfig: Option<&Arc<KernelConfig>>,
+) -> bool {
+    // dkms greps $kernel_source_dir/.config here, not $kernel_config.
+    let config_path = ctx.kernel_source_dir.join(".config");
+    let config = if config_path == ctx.kernel_config {
+        kconfig.cloned()
+    } else {
+        KernelConfig::load(&config_path)
+    };
+    let Some(config) = config else {
+        return false;
+    };
+    let config = &config.bytes;
+    let mut excluded = false;
+    for kconf in posix::split_and_glob(bec) {
+        excluded |= match kconf.strip_prefix('!') {
+            // grep -q ... && exclude: a bad pattern (exit 2) does not exclude.
+            Some(name) => config_set(name, config) == Some(true),
+            // grep -q ... || exclude: a bad pattern does.
+            None => config_set(&kconf, config) != Some(true),
+        };
+    }
+    excluded
+}
+
+/// read_conf's checks after the records, in its order: no DEST_MODULE_LOCATION at all, no
+/// PACKAGE_NAME, no PACKAGE_VERSION.
+fn check_package(
+    r: &Reader,
+    records: &Records,
+    package_name: &str,
+    package_version: &str,
+    problems: &mut Vec<ConfError>,
+) {
+    if records.dest_location.is_empty() {
         problems.push(r.problem(
             "DEST_MODULE_LOCATION",
             None,
@@ -298,7 +457,6 @@ pub fn resolve(
             Problem::NoPackageName,
         ));
     }
-    let package_version = r.get("PACKAGE_VERSION", 0).to_owned();
     if package_version.is_empty() {
         problems.push(r.problem(
             "PACKAGE_VERSION",
@@ -307,10 +465,12 @@ pub fn resolve(
             Problem::NoPackageVersion,
         ));
     }
-    let patches: Vec<String> = patch_array.into_values().collect();
+}
+
+/// Not a dkms 3.0.10 check: a patch is applied from `<build>/patches/<p>`, so `..` would
+/// reach outside the module's source.
+fn check_patches(r: &Reader, patches: &[String], problems: &mut Vec<ConfError>) {
     for (i, p) in patches.iter().enumerate() {
-        // Not a dkms 3.0.10 check: a patch is applied from <build>/patches/<p>, so `..`
-        // would reach outside the module's source.
         if Path::new(p)
             .components()
             .any(|c| matches!(c, std::path::Component::ParentDir))
@@ -325,22 +485,11 @@ pub fn resolve(
             });
         }
     }
+}
 
-    // dkms's consumers loop `count < ${#built_module_name[@]}` and index every array with it.
-    let records = built_name.len() as u64;
-    let modules = (0..records)
-        .map(|i| ModuleRecord {
-            built_name: built_name.get(&i).cloned().unwrap_or_default(),
-            built_location: built_location.get(&i).cloned().unwrap_or_default(),
-            dest_name: dest_name.get(&i).cloned().unwrap_or_default(),
-            dest_location: dest_location.get(&i).cloned().unwrap_or_default(),
-            strip: strip.get(&i).is_none_or(|s| s != "no"),
-        })
-        .collect();
-
-    let opt = |name: &str| Some(r.get(name, 0).to_owned()).filter(|s| !s.is_empty());
-    let build_depends = r
-        .vars
+/// BUILD_DEPENDS: every element split on blanks, as dkms's unquoted `${BUILD_DEPENDS[@]}`.
+fn build_depends(r: &Reader) -> Vec<String> {
+    r.vars
         .get("BUILD_DEPENDS")
         .map(|v| {
             v.values()
@@ -349,30 +498,7 @@ pub fn resolve(
                 .map(str::to_owned)
                 .collect()
         })
-        .unwrap_or_default();
-    Resolution {
-        conf: ModuleConf {
-            path: files[0].clone(),
-            package_name,
-            package_version,
-            make_command,
-            clean,
-            modules,
-            patches,
-            pre_build: opt("PRE_BUILD"),
-            post_build: opt("POST_BUILD"),
-            pre_install: opt("PRE_INSTALL"),
-            post_install: opt("POST_INSTALL"),
-            post_add: opt("POST_ADD"),
-            post_remove: opt("POST_REMOVE"),
-            autoinstall: !r.get("AUTOINSTALL", 0).is_empty(),
-            build_depends,
-            build_exclude,
-            build_exclusive_config: opt("BUILD_EXCLUSIVE_CONFIG"),
-            obsolete_by: opt("OBSOLETE_BY"),
-        },
-        problems,
-    }
+        .unwrap_or_default()
 }
 
 /// dkms's `override_dest_module_location`: distros put dkms modules in one fixed place.
@@ -444,7 +570,7 @@ type ConfigKey = (PathBuf, u64, u64, i64, i64, u64);
 impl KernelConfig {
     fn load(path: &Path) -> Option<std::sync::Arc<KernelConfig>> {
         use std::os::unix::fs::MetadataExt;
-        use std::sync::{Arc, Mutex};
+        use std::sync::Mutex;
         static CACHE: Mutex<Vec<(ConfigKey, Arc<KernelConfig>)>> = Mutex::new(Vec::new());
         let m = std::fs::metadata(path).ok()?;
         let key = (

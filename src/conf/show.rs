@@ -5,14 +5,59 @@ use std::path::Path;
 use super::{ConfError, ModuleConf, Resolution, ResolveContext};
 use crate::kernel;
 
-/// Output format of `conf show`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+/// Output format of `conf show`; parsed from and printed as its name (`kv`, `json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ShowFormat {
     /// One `key=value` line per fact, sorted bytewise.
     #[default]
     Kv,
     /// One JSON object.
     Json,
+}
+
+impl ShowFormat {
+    /// Every format, in the order `--help` lists them.
+    pub const ALL: [ShowFormat; 2] = [ShowFormat::Kv, ShowFormat::Json];
+    /// Their names, in the same order.
+    pub const NAMES: [&'static str; 2] = [ShowFormat::Kv.name(), ShowFormat::Json.name()];
+
+    /// The name `--format` takes.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ShowFormat::Kv => "kv",
+            ShowFormat::Json => "json",
+        }
+    }
+
+    /// What the format is, in one line (for `--help`).
+    pub const fn about(self) -> &'static str {
+        match self {
+            ShowFormat::Kv => "One `key=value` line per fact, sorted bytewise",
+            ShowFormat::Json => "One JSON object",
+        }
+    }
+}
+
+/// A `--format` that is none of [`ShowFormat::NAMES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown format '{0}' (one of: {names})", names = ShowFormat::NAMES.join(", "))]
+pub struct UnknownShowFormat(pub String);
+
+impl std::str::FromStr for ShowFormat {
+    type Err = UnknownShowFormat;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ShowFormat::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| UnknownShowFormat(s.to_owned()))
+    }
+}
+
+impl std::fmt::Display for ShowFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// The facts of `conf` as (key, value) pairs, exactly the keys of `conf show --format kv`
@@ -193,5 +238,21 @@ fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
                 b = &b[1..];
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_format_names_round_trip() {
+        for f in ShowFormat::ALL {
+            assert_eq!(f.to_string().parse::<ShowFormat>(), Ok(f));
+        }
+        assert_eq!(ShowFormat::NAMES, ["kv", "json"]);
+        assert_eq!("kv".parse(), Ok(ShowFormat::default()));
+        let err = "xml".parse::<ShowFormat>().expect_err("not a format");
+        assert_eq!(err.to_string(), "unknown format 'xml' (one of: kv, json)");
     }
 }

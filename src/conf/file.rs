@@ -1,0 +1,233 @@
+//! [`ConfFile`]: one dkms.conf read once, resolved for any number of (kernel, arch) without
+//! opening it again (dkms re-sources it at every step; dkms-postinst resolves it per kernel).
+
+use std::path::{Path, PathBuf};
+
+use super::{
+    ConfError, ModuleConf, Reader, Resolution, ResolveContext, ShellFailure, bash, native, resolve,
+    vars,
+};
+
+/// The bytes of a dkms.conf and the path they were read from. Every resolution reads these
+/// bytes (the native reader parses them, bash sources them); only the `/etc/dkms/<module>*.conf`
+/// overrides, which depend on the module and kernel, are read again at each resolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfFile {
+    path: PathBuf,
+    text: Vec<u8>,
+}
+
+impl ConfFile {
+    /// Read `path`; dkms's "Could not locate dkms.conf file." (exit 4) when it cannot be read.
+    pub fn read(path: &Path) -> Result<ConfFile, ConfError> {
+        let text = std::fs::read(path).map_err(|source| ConfError::Missing {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(ConfFile {
+            path: path.to_path_buf(),
+            text,
+        })
+    }
+
+    /// The path the file was read from (what `ModuleConf::path` and errors name).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The bytes as read.
+    pub fn text(&self) -> &[u8] {
+        &self.text
+    }
+
+    /// Resolve for `ctx` as dkms 3.0.10's `read_conf_or_die` does: the conf, or the first
+    /// problem dkms would die with.
+    pub fn resolve(&self, ctx: &ResolveContext) -> Result<ModuleConf, ConfError> {
+        self.evaluate(ctx, Reader::Auto)?.into_result()
+    }
+
+    /// PACKAGE_NAME and PACKAGE_VERSION, fully validated, for any kernel (resolved with a
+    /// context naming no kernel or architecture).
+    pub fn identity(&self) -> Result<(String, String), ConfError> {
+        let conf = self.resolve(&ResolveContext::new("", ""))?;
+        Ok((conf.package_name, conf.package_version))
+    }
+
+    /// Resolve for `ctx` without failing on validation: the facts plus dkms's complaints.
+    /// `Err` only with `Reader::Native` when the file needs bash (then a `Shell` error naming
+    /// the line), or when bash fails.
+    pub fn evaluate(&self, ctx: &ResolveContext, reader: Reader) -> Result<Resolution, ConfError> {
+        if reader != Reader::Bash {
+            match self.evaluate_native(ctx) {
+                Ok(res) => return Ok(res),
+                Err(why) if reader == Reader::Native => {
+                    return Err(ConfError::Shell {
+                        path: why.file,
+                        failure: ShellFailure::NeedsBash {
+                            line: why.line,
+                            what: why.what,
+                        },
+                    });
+                }
+                Err(_) => {}
+            }
+        }
+        let sourced = bash::source(self, ctx)?;
+        Ok(resolve::resolve(
+            &sourced.vars,
+            std::slice::from_ref(&self.path),
+            ctx,
+            &sourced.module,
+            &sourced.module_version,
+        ))
+    }
+
+    fn evaluate_native(&self, ctx: &ResolveContext) -> Result<Resolution, Handover> {
+        let text = std::str::from_utf8(&self.text)
+            .map_err(|_| Handover::new(&self.path, 0, "bytes that are not UTF-8"))?;
+        let mut probe = native::GlobProbe::default();
+        let (module, version) = match &ctx.module {
+            Some(m) => (m.clone(), ctx.module_version.clone().unwrap_or_default()),
+            None => {
+                // `dkms add <dir>` reads with empty $module first, as here.
+                let (vars, _) = self.source_native(text, ctx, "", "", &mut probe)?;
+                let get = |n: &str| {
+                    vars.get(n)
+                        .and_then(|v| v.get(&0))
+                        .map(|e| e.value.clone())
+                        .unwrap_or_default()
+                };
+                (get("PACKAGE_NAME"), get("PACKAGE_VERSION"))
+            }
+        };
+        let (vars, files) = self.source_native(text, ctx, &module, &version, &mut probe)?;
+        Ok(resolve::resolve(&vars, &files, ctx, &module, &version))
+    }
+
+    fn source_native(
+        &self,
+        text: &str,
+        ctx: &ResolveContext,
+        module: &str,
+        version: &str,
+        probe: &mut native::GlobProbe,
+    ) -> Result<(vars::Vars, Vec<PathBuf>), Handover> {
+        let mut files = vec![self.path.clone()];
+        let mut overrides = Vec::new();
+        for p in bash::override_paths(&ctx.etc_dir, module, version, &ctx.kernelver, &ctx.arch) {
+            if p.exists() {
+                let t = std::fs::read(&p)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| {
+                        Handover::new(&p, 0, "an override file that is not UTF-8 text")
+                    })?;
+                files.push(p);
+                overrides.push(t);
+            }
+        }
+        let path_str = |p: &Path| {
+            p.to_str()
+                .map(str::to_owned)
+                .ok_or_else(|| Handover::new(&self.path, 0, "a tree path that is not UTF-8"))
+        };
+        let context = [
+            ("kernelver", ctx.kernelver.clone()),
+            ("arch", ctx.arch.clone()),
+            ("kernel_source_dir", path_str(&ctx.kernel_source_dir)?),
+            ("kernel_config", path_str(&ctx.kernel_config)?),
+            ("dkms_tree", path_str(&ctx.dkms_tree)?),
+            ("source_tree", path_str(&ctx.source_tree)?),
+            ("install_tree", path_str(&ctx.install_tree)?),
+            ("module", module.to_owned()),
+            ("module_version", version.to_owned()),
+        ];
+        let text_refs: Vec<&str> = std::iter::once(text)
+            .chain(overrides.iter().map(String::as_str))
+            .collect();
+        let vars = native::source_all(&text_refs, &context, probe)
+            .map_err(|nb| Handover::new(&files[nb.file.min(files.len() - 1)], nb.line, nb.what))?;
+        Ok((vars, files))
+    }
+}
+
+/// Where the native reader stopped: file, line, what it met.
+struct Handover {
+    file: PathBuf,
+    line: usize,
+    what: &'static str,
+}
+
+impl Handover {
+    fn new(file: &Path, line: usize, what: &'static str) -> Self {
+        Handover {
+            file: file.to_path_buf(),
+            line,
+            what,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(dir: &Path, kernel: &str) -> ResolveContext {
+        let mut ctx = ResolveContext::new(kernel, "x86_64");
+        ctx.etc_dir = dir.join("no-etc");
+        ctx
+    }
+
+    #[test]
+    fn every_resolution_reads_the_bytes_read_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("dkms.conf");
+        // `$(...)`: only bash can evaluate this one.
+        let text = "PACKAGE_NAME=once\nPACKAGE_VERSION=$(echo 1.$((1+1)))\n\
+                    BUILT_MODULE_NAME[0]=once\nDEST_MODULE_LOCATION[0]=/extra\n";
+        std::fs::write(&path, text).expect("write dkms.conf");
+        let file = ConfFile::read(&path).expect("read");
+        std::fs::write(&path, "PACKAGE_NAME=changed\nPACKAGE_VERSION=9\n").expect("rewrite");
+        for kernel in ["6.1.0-999-amd64", "4.19.0-999-686-pae"] {
+            for reader in [Reader::Auto, Reader::Bash] {
+                let res = file
+                    .evaluate(&ctx(dir.path(), kernel), reader)
+                    .expect("bash");
+                assert_eq!(res.conf.package_name, "once", "{kernel} {reader:?}");
+                assert_eq!(res.conf.package_version, "1.2", "{kernel} {reader:?}");
+                assert_eq!(res.conf.path, path);
+            }
+        }
+        std::fs::remove_file(&path).expect("remove");
+        let conf = file
+            .resolve(&ctx(dir.path(), "6.1.0-999-amd64"))
+            .expect("valid");
+        assert_eq!(conf.package_version, "1.2");
+        assert_eq!(
+            file.identity().expect("identity"),
+            ("once".into(), "1.2".into())
+        );
+    }
+
+    #[test]
+    fn a_file_that_names_itself_is_sourced_by_its_path() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("dkms.conf");
+        std::fs::write(dir.path().join("common.sh"), "PACKAGE_VERSION=3.1\n").expect("common");
+        let text = ". \"$(dirname \"$BASH_SOURCE\")/common.sh\"\nPACKAGE_NAME=\"$BASH_SOURCE\"\n\
+                    BUILT_MODULE_NAME[0]=m\nDEST_MODULE_LOCATION[0]=/extra\n";
+        std::fs::write(&path, text).expect("write dkms.conf");
+        let res = ConfFile::read(&path)
+            .expect("read")
+            .evaluate(&ctx(dir.path(), "6.1.0-999-amd64"), Reader::Auto)
+            .expect("bash");
+        assert_eq!(res.conf.package_version, "3.1");
+        assert_eq!(Path::new(&res.conf.package_name), path);
+    }
+
+    #[test]
+    fn a_missing_file_is_dkms_exit_4() {
+        let err = ConfFile::read(Path::new("/nonexistent/dkms.conf")).expect_err("missing");
+        assert_eq!(err.exit_code(), 4);
+    }
+}

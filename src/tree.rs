@@ -379,13 +379,20 @@ impl Tree {
         for mv in modules {
             let before = entries.len();
             let conf_path = self.source_dir(mv).join("dkms.conf");
+            // Read when a target first needs it, once for all the version's targets.
+            let mut file = None;
             for target in self.target_dirs(mv, kernel, arch) {
                 // Only a target with a `module/` dir can be built: skip its dkms.conf read.
                 if !self.built_dir(mv, &target).join("module").is_dir() {
                     continue;
                 }
-                let ctx = self.resolve_context(&target, Some(mv));
-                let Ok(conf) = crate::conf::read(&conf_path, &ctx) else {
+                let Ok(file) = file
+                    .get_or_insert_with(|| crate::conf::ConfFile::read(&conf_path))
+                    .as_ref()
+                else {
+                    continue;
+                };
+                let Ok(conf) = file.resolve(&self.resolve_context(&target, Some(mv))) else {
                     continue;
                 };
                 if !self.is_built(mv, &target, &conf) {

@@ -8,7 +8,7 @@ use crate::error::{ActionError, io_error};
 use crate::kernel::Target;
 use crate::tree::ModuleVersion;
 
-use super::{Session, read_conf_at};
+use super::Session;
 
 impl Session {
     /// `add`: link `<source_tree>/<m>-<v>` into the tree after checking its dkms.conf.
@@ -19,7 +19,7 @@ impl Session {
             .conf_override
             .clone()
             .unwrap_or_else(|| self.tree.source_tree_dir(mv).join("dkms.conf"));
-        let conf = read_conf_at(&self.tree, &conf_path, target, Some(mv))?;
+        let conf = self.conf_at(&conf_path, target, Some(mv))?;
         self.link_source(mv, &conf)
     }
 
@@ -80,7 +80,7 @@ impl Session {
         }
         // Read once: with no `-m`, the conf is read as `-m PACKAGE_NAME -v PACKAGE_VERSION`
         // (see `ResolveContext::module`), which is what `add` would read again.
-        let conf = read_conf_at(&self.tree, &conf_path, target, None)?;
+        let conf = self.conf_at(&conf_path, target, None)?;
         let mv = ModuleVersion {
             module: conf.package_name.clone(),
             version: conf.package_version.clone(),

@@ -2,10 +2,12 @@
 //! settings and the command's flags) and one file per group of verbs: `add`, `build_install`
 //! (build, install, uninstall, unbuild, remove), `autoinstall` (and match), `tarball`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::build;
-use crate::conf::ModuleConf;
+use crate::conf::{ConfFile, ModuleConf};
 use crate::console::Console;
 use crate::error::ActionError;
 use crate::framework::Framework;
@@ -28,6 +30,43 @@ pub struct Session {
     pub console: Console,
     pub settings: Settings,
     pub flags: Flags,
+    /// The dkms.conf files this command has read.
+    pub confs: ConfFiles,
+}
+
+/// The dkms.conf files a command has read, by real path (`<m>/<v>/source/dkms.conf` is the
+/// `<source_tree>/<m>-<v>/dkms.conf` that `add` read): each is read once per command, then
+/// resolved for each kernel from that one read (dkms re-reads it at every step).
+#[derive(Debug, Clone, Default)]
+pub struct ConfFiles(Arc<Mutex<BTreeMap<PathBuf, Arc<ConfFile>>>>);
+
+impl ConfFiles {
+    /// The file at `path`, read now unless this command read it before; dkms's "missing"
+    /// error when it is not a file.
+    fn get(&self, path: &Path) -> Result<Arc<ConfFile>, ActionError> {
+        if !path.is_file() {
+            return Err(ActionError::ConfMissing {
+                path: path.to_path_buf(),
+            });
+        }
+        let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let mut files = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(file) = files.get(&key) {
+            return Ok(file.clone());
+        }
+        let file = Arc::new(ConfFile::read(path)?);
+        files.insert(key, file.clone());
+        Ok(file)
+    }
+
+    /// Forget `path`: this command is about to write a new dkms.conf there.
+    fn forget(&self, path: &Path) {
+        let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+    }
 }
 
 /// How this machine builds and installs: framework.conf, and `-j` on top of it.
@@ -85,6 +124,7 @@ impl Session {
             },
             settings: Settings::from_framework(framework),
             flags: Flags::default(),
+            confs: ConfFiles::default(),
         }
     }
 
@@ -111,7 +151,19 @@ impl Session {
             .conf_override
             .clone()
             .unwrap_or_else(|| self.tree.source_dir(mv).join("dkms.conf"));
-        read_conf_at(&self.tree, &path, target, Some(mv))
+        self.conf_at(&path, target, Some(mv))
+    }
+
+    /// The dkms.conf at `path` (read once per command) resolved for `target`, as dkms reads
+    /// it for `module` (or, when `None`, to learn the module's name and version).
+    pub fn conf_at(
+        &self,
+        path: &Path,
+        target: &Target,
+        module: Option<&ModuleVersion>,
+    ) -> Result<ModuleConf, ActionError> {
+        let file = self.confs.get(path)?;
+        Ok(file.resolve(&self.tree.resolve_context(target, module))?)
     }
 
     fn require_added(&self, mv: &ModuleVersion) -> Result<(), ActionError> {
@@ -139,24 +191,6 @@ impl Session {
         targets.sort_by_key(|a| version_key(&a.kernel.0));
         targets
     }
-}
-
-/// Read a dkms.conf for a target, with dkms's "missing" error first.
-pub fn read_conf_at(
-    tree: &Tree,
-    path: &Path,
-    target: &Target,
-    module: Option<&ModuleVersion>,
-) -> Result<ModuleConf, ActionError> {
-    if !path.is_file() {
-        return Err(ActionError::ConfMissing {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(crate::conf::read(
-        path,
-        &tree.resolve_context(target, module),
-    )?)
 }
 
 /// The first failure among job outcomes (jobs print their own lines as they finish).

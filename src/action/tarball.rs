@@ -114,7 +114,7 @@ impl Session {
         for loc in [Loc::SourceTree, Loc::BinariesOnly] {
             let conf = temp.path().join(loc.dir()).join("dkms.conf");
             if conf.is_file() {
-                let conf = crate::action::read_conf_at(tree, &conf, target, None)?;
+                let conf = self.conf_at(&conf, target, None)?;
                 found = Some((
                     loc,
                     ModuleVersion {
@@ -144,6 +144,9 @@ impl Session {
             mv.module, mv.version
         ));
         let source_dest = tree.source_tree_dir(&mv);
+        // The dkms.conf of the module is written anew below: read it again when needed.
+        self.confs.forget(&tree.source_dir(&mv).join("dkms.conf"));
+        self.confs.forget(&source_dest.join("dkms.conf"));
         match loc {
             Loc::SourceTree => {
                 if self.flags.force {

@@ -186,6 +186,7 @@ pub fn build_prebuilt(
             no_depmod: true,
             ..Default::default()
         },
+        confs: Default::default(),
     };
     let Some(first) = targets.first() else {
         return Err(PackageError::BadOption {

@@ -173,7 +173,7 @@ pub fn install(
         {
             return Err(ActionError::PreInstall { module: mv.clone() });
         }
-        let dest_dir = lib_dir.join(record.dest_location.trim_start_matches('/'));
+        let dest_dir = record.dest_dir(&lib_dir);
         let file_name = ours
             .file_name()
             .map(|n| n.to_os_string())
@@ -240,7 +240,7 @@ pub fn uninstall(
     if was_active {
         let built = tree.built_dir(mv, target).join("module");
         for record in &conf.modules {
-            let dest_dir = lib_dir.join(record.dest_location.trim_start_matches('/'));
+            let dest_dir = record.dest_dir(&lib_dir);
             let ours = kernel::module_file(&built, &record.dest_name, compression);
             // dkms's find_actual_dest_module_location: only a file of our version is ours to
             // delete (the install may have left a newer module of someone else in place).

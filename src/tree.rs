@@ -443,7 +443,7 @@ impl Tree {
             let Some(ours) = kernel::module_file(&built, &r.dest_name, compression) else {
                 return false;
             };
-            let dest = lib.join(r.dest_location.trim_start_matches('/'));
+            let dest = r.dest_dir(&lib);
             let Some(theirs) = kernel::module_file(&dest, &r.dest_name, compression) else {
                 return false;
             };

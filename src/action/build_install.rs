@@ -100,12 +100,8 @@ impl Session {
             &self.console,
         )?;
         done.push((mv.clone(), target.clone(), conf.clone()));
-        let dir = self.tree.kernel_modules_dir(&target.kernel).join(
-            conf.modules
-                .first()
-                .map(|r| r.dest_location.trim_start_matches('/'))
-                .unwrap_or(""),
-        );
+        let lib = self.tree.kernel_modules_dir(&target.kernel);
+        let dir = conf.modules.first().map_or(lib.clone(), |r| r.dest_dir(&lib));
         Ok(Some(format!("installed to {}/", dir.display())))
     }
 

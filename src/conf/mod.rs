@@ -428,15 +428,15 @@ mod tests {
             dest_location: dest.into(),
             strip: true,
         };
-        let lib = Path::new("/lib/modules/6.1.0-1-amd64");
+        let lib = Path::new("/lib/modules/6.1.0-999-amd64");
         for (dest, want) in [
-            ("/updates/dkms", "/lib/modules/6.1.0-1-amd64/updates/dkms"),
+            ("/updates/dkms", "/lib/modules/6.1.0-999-amd64/updates/dkms"),
             (
                 "/kernel/drivers/net",
-                "/lib/modules/6.1.0-1-amd64/kernel/drivers/net",
+                "/lib/modules/6.1.0-999-amd64/kernel/drivers/net",
             ),
-            ("//extra", "/lib/modules/6.1.0-1-amd64/extra"),
-            ("extra", "/lib/modules/6.1.0-1-amd64/extra"),
+            ("//extra", "/lib/modules/6.1.0-999-amd64/extra"),
+            ("extra", "/lib/modules/6.1.0-999-amd64/extra"),
         ] {
             assert_eq!(record(dest).dest_dir(lib), Path::new(want), "{dest}");
         }

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use minijinja::context;
 
+use crate::conf::ConfFile;
+use crate::kernel;
 use crate::deb::{DataTree, WrittenDeb};
 
 use super::maker::{Maker, changelog_dates};
@@ -14,7 +16,8 @@ use super::{MkdebOptions, PackageError};
 
 /// `--binaries-only`: one `<name>-modules-<kernel>_<version>_<arch>.deb` per target of
 /// `prebuilt`, as `dkms mkbmdeb` made them (dkms 2.8's template-dkms-mkbmdeb): the built
-/// modules in `/lib/modules/<kernel>/updates/dkms/` (Debian's dkms location), Depends on
+/// modules where dkms installs them (`/lib/modules/<kernel>/<DEST_MODULE_LOCATION>/`, Debian's
+/// `updates/dkms`), Depends on
 /// `linux-image-<kernel>`, Provides `<name>-modules`, and a postinst/postrm running depmod for
 /// that kernel. No source, no DKMS needed on the target.
 pub fn mkbmdeb(opts: &MkdebOptions, prebuilt: &Prebuilt) -> Result<Vec<WrittenDeb>, PackageError> {
@@ -30,6 +33,8 @@ pub fn mkbmdeb(opts: &MkdebOptions, prebuilt: &Prebuilt) -> Result<Vec<WrittenDe
     let mtime = maker.mtime(newest)?;
     let maintainer_name = maker.maintainer_name();
     let (date, year) = changelog_dates(mtime);
+    let conf_file =
+        ConfFile::read(&prebuilt.tree.source_dir(&prebuilt.module).join("dkms.conf"))?;
     let mut written = Vec::new();
     for target in &prebuilt.targets {
         let kernel = target.kernel.as_str();
@@ -43,44 +48,38 @@ pub fn mkbmdeb(opts: &MkdebOptions, prebuilt: &Prebuilt) -> Result<Vec<WrittenDe
             .tree
             .built_dir(&prebuilt.module, target)
             .join("module");
-        let mut files: Vec<(String, PathBuf)> = Vec::new();
-        let entries = std::fs::read_dir(&module_dir).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                PackageError::Tarball(crate::tarball::TarballError::NotBuilt {
-                    target: target.clone(),
-                    dir: module_dir.clone(),
-                })
-            } else {
-                PackageError::Io {
-                    path: module_dir.clone(),
-                    source,
-                }
-            }
-        })?;
-        for entry in entries.flatten() {
-            if entry.path().is_file()
-                && let Ok(name) = entry.file_name().into_string()
-            {
-                files.push((name, entry.path()));
-            }
-        }
-        files.sort();
-        if files.is_empty() {
-            return Err(crate::tarball::TarballError::NotBuilt {
+        // Each record's module where dkms installs it: <dest dir>/<DEST_MODULE_NAME>.ko[.xz].
+        let not_built = || {
+            PackageError::Tarball(crate::tarball::TarballError::NotBuilt {
                 target: target.clone(),
-                dir: module_dir,
-            }
-            .into());
+                dir: module_dir.clone(),
+            })
+        };
+        let conf = conf_file.resolve(&prebuilt.tree.resolve_context(target, Some(&prebuilt.module)))?;
+        let compression = target.kernel.module_compression();
+        let lib = PathBuf::from(format!("lib/modules/{kernel}"));
+        let mut files: Vec<(String, PathBuf, PathBuf)> = Vec::new();
+        for record in &conf.modules {
+            let path = kernel::module_file(&module_dir, &record.dest_name, compression)
+                .ok_or_else(not_built)?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            files.push((name, path, record.dest_dir(&lib)));
+        }
+        if files.is_empty() {
+            return Err(not_built());
         }
         let mut data = DataTree::new();
-        for (name, path) in &files {
+        for (name, path, dir) in &files {
             data.add_file_from_disk(
-                &format!("lib/modules/{kernel}/updates/dkms/{name}"),
+                &format!("{}/{name}", dir.display()),
                 path.clone(),
                 false,
             );
         }
-        let modules: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        let modules: Vec<&str> = files.iter().map(|(n, _, _)| n.as_str()).collect();
         let description = format!(
             "This package contains the {name} {version} kernel module ({modules})\n\
              built for Linux {kernel} ({arch}), without its source:\n\

@@ -1,70 +1,385 @@
-//! debhelper's option parsing (Dh_Getopt.pm's `parseopts`): the command line, DH_OPTIONS,
-//! DH_INTERNAL_OPTIONS and `-O`, and the packages they select.
+//! debhelper's option parsing (Dh_Getopt.pm's `parseopts`): the words of the command line,
+//! DH_OPTIONS, DH_INTERNAL_OPTIONS and `-O`, and the packages they select.
+//!
+//! Words are read as dh_dkms-rs has always read them, and its messages are those its users
+//! know: left to right, short options bundled (`-ipfoo`), values attached (`-pfoo`, `-p=foo`,
+//! `--package=foo`) or in the next word, `--` ending the options, an option other than `-p`,
+//! `-N` and `-O` given once, the first problem reported. (debhelper's Getopt::Long also takes
+//! abbreviated long options and repeated flags, which dh_dkms-rs never did.)
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::fmt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
-
-use clap::Parser;
 
 use super::control::PackageKinds;
 use super::{Console, DhEnv, DhError};
 
-/// The options of dh_dkms-rs: debhelper's common ones, and dh_dkms's `-V` and file argument.
-#[derive(clap::Args, Debug, Clone, Default)]
+/// An option of dh_dkms-rs: debhelper's common ones, and dh_dkms's `-V` and FILE argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DhOption {
+    /// `-p`, `--package PKG`: act on PKG (repeatable).
+    Package,
+    /// `-N`, `--no-package PKG`: do not act on PKG (repeatable).
+    NoPackage,
+    /// `-i`, `--indep`: the Architecture: all packages.
+    Indep,
+    /// `-a`, `--arch`: the architecture-dependent packages built here.
+    Arch,
+    /// `-P`, `--tmpdir DIR`: the package build directory (one package only).
+    Tmpdir,
+    /// `-v`, `--verbose`.
+    Verbose,
+    /// `--no-act`.
+    NoAct,
+    /// `-O OPTION`: an option from dh, applied when known, ignored otherwise (repeatable).
+    Passthrough,
+    /// `-V [VERSION]`: the version replacing #MODULE_VERSION#.
+    ModuleVersion,
+    /// The FILE argument: a dkms.conf for the first package.
+    File,
+}
+
+/// How an option takes its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takes {
+    /// None: a flag.
+    Nothing,
+    /// One, attached or the next word, which may not look like an option.
+    Value,
+    /// One, attached or the next word whatever it is (`-O -v`, `-O --`).
+    AnyValue,
+    /// One when attached or when the next word does not look like an option; else empty.
+    OptionalValue,
+}
+
+impl DhOption {
+    /// Every option, in the order `--help` lists them.
+    pub const ALL: [DhOption; 10] = [
+        DhOption::Package,
+        DhOption::NoPackage,
+        DhOption::Indep,
+        DhOption::Arch,
+        DhOption::Tmpdir,
+        DhOption::Verbose,
+        DhOption::NoAct,
+        DhOption::Passthrough,
+        DhOption::ModuleVersion,
+        DhOption::File,
+    ];
+
+    pub fn short(self) -> Option<char> {
+        match self {
+            DhOption::Package => Some('p'),
+            DhOption::NoPackage => Some('N'),
+            DhOption::Indep => Some('i'),
+            DhOption::Arch => Some('a'),
+            DhOption::Tmpdir => Some('P'),
+            DhOption::Verbose => Some('v'),
+            DhOption::Passthrough => Some('O'),
+            DhOption::ModuleVersion => Some('V'),
+            DhOption::NoAct | DhOption::File => None,
+        }
+    }
+
+    pub fn long(self) -> Option<&'static str> {
+        match self {
+            DhOption::Package => Some("package"),
+            DhOption::NoPackage => Some("no-package"),
+            DhOption::Indep => Some("indep"),
+            DhOption::Arch => Some("arch"),
+            DhOption::Tmpdir => Some("tmpdir"),
+            DhOption::Verbose => Some("verbose"),
+            DhOption::NoAct => Some("no-act"),
+            DhOption::Passthrough | DhOption::ModuleVersion | DhOption::File => None,
+        }
+    }
+
+    pub fn takes(self) -> Takes {
+        match self {
+            DhOption::Indep | DhOption::Arch | DhOption::Verbose | DhOption::NoAct => {
+                Takes::Nothing
+            }
+            DhOption::Package | DhOption::NoPackage | DhOption::Tmpdir | DhOption::File => {
+                Takes::Value
+            }
+            DhOption::Passthrough => Takes::AnyValue,
+            DhOption::ModuleVersion => Takes::OptionalValue,
+        }
+    }
+
+    /// Whether giving it again adds to it rather than being refused.
+    fn repeatable(self) -> bool {
+        matches!(
+            self,
+            DhOption::Package | DhOption::NoPackage | DhOption::Passthrough
+        )
+    }
+
+    fn by_short(c: char) -> Option<DhOption> {
+        DhOption::ALL.into_iter().find(|o| o.short() == Some(c))
+    }
+
+    fn by_long(name: &str) -> Option<DhOption> {
+        DhOption::ALL.into_iter().find(|o| o.long() == Some(name))
+    }
+}
+
+/// The option as messages name it.
+impl fmt::Display for DhOption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DhOption::Package => "--package <PKG>",
+            DhOption::NoPackage => "--no-package <PKG>",
+            DhOption::Indep => "--indep",
+            DhOption::Arch => "--arch",
+            DhOption::Tmpdir => "--tmpdir <DIR>",
+            DhOption::Verbose => "--verbose",
+            DhOption::NoAct => "--no-act",
+            DhOption::Passthrough => "-O <OPTION>",
+            DhOption::ModuleVersion => "-V [<VERSION>]",
+            DhOption::File => "[FILE]",
+        })
+    }
+}
+
+/// Why a list of words is not dh_dkms-rs's options; the first problem met, left to right.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GetoptError {
+    /// An option dh_dkms-rs does not know (`--name` without its `=value`, `-c` for one letter
+    /// of a bundle), or a word after FILE.
+    #[error("unexpected argument '{argument}' found")]
+    Unexpected { argument: String },
+    #[error("a value is required for '{option}' but none was supplied")]
+    MissingValue { option: DhOption },
+    #[error("unexpected value '{value}' for '{option}' found; no more were expected")]
+    UnneededValue { option: DhOption, value: String },
+    #[error("the argument '{option}' cannot be used multiple times")]
+    Repeated { option: DhOption },
+    #[error("invalid UTF-8 was detected in one or more arguments")]
+    InvalidUtf8 { option: DhOption },
+}
+
+impl GetoptError {
+    /// A usage error: 2, as for every dkms-rs command.
+    pub fn exit_code(&self) -> i32 {
+        2
+    }
+}
+
+/// The options of one list of words, as given (what they select is [`Options::gather`]'s).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DhArgs {
-    /// Act on the package PKG (repeatable). Default: every package of debian/control that is
-    /// built on this architecture.
-    #[arg(short = 'p', long = "package", value_name = "PKG")]
     pub packages: Vec<String>,
-
-    /// Do not act on the package PKG (repeatable), even if -p or -i/-a selects it.
-    #[arg(short = 'N', long = "no-package", value_name = "PKG")]
     pub no_packages: Vec<String>,
-
-    /// Act on all architecture-independent packages (Architecture: all).
-    #[arg(short = 'i', long)]
     pub indep: bool,
-
-    /// Act on all architecture-dependent packages built on this architecture.
-    #[arg(short = 'a', long)]
     pub arch: bool,
-
-    /// Use DIR as the package build directory instead of debian/<package> (one package only).
-    #[arg(short = 'P', long, value_name = "DIR")]
     pub tmpdir: Option<PathBuf>,
-
-    /// Say what is done (DH_VERBOSE=1 does the same).
-    #[arg(short = 'v', long)]
     pub verbose: bool,
-
-    /// Change nothing; with -v, say what would be done (DH_NO_ACT=1 does the same).
-    #[arg(long)]
     pub no_act: bool,
-
-    /// An option from dh: applied when dh_dkms-rs knows it, ignored otherwise.
-    #[arg(
-        short = 'O',
-        value_name = "OPTION",
-        allow_hyphen_values = true,
-        hide_short_help = true
-    )]
+    /// The `-O` values, each applied later as a word of its own.
     pub passthrough: Vec<String>,
-
-    /// Replace #MODULE_VERSION# in dkms.conf with VERSION; -V alone: the upstream version of
-    /// debian/changelog (without epoch and Debian revision).
-    #[arg(
-        short = 'V',
-        value_name = "VERSION",
-        num_args = 0..=1,
-        default_missing_value = "",
-        require_equals = false
-    )]
+    /// `-V`: `Some("")` when given without a version.
     pub module_version: Option<String>,
-
-    /// Install FILE as dkms.conf of the first package acted on, instead of the one
-    /// debian/<package>.dkms names.
-    #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
+}
+
+impl DhArgs {
+    /// Parse `words` (the command line without the program name).
+    pub fn parse<W: Into<OsString>>(
+        words: impl IntoIterator<Item = W>,
+    ) -> Result<DhArgs, GetoptError> {
+        let mut parser = Parser::default();
+        for word in words {
+            parser.word(word.into())?;
+        }
+        parser.resolve()?;
+        Ok(parser.args)
+    }
+}
+
+fn os(bytes: &[u8]) -> OsString {
+    OsString::from_vec(bytes.to_vec())
+}
+
+/// The parse so far. A value in the next word is checked when the next option or FILE comes,
+/// or at the end, so that an unknown option after it is the error reported; an attached value
+/// is checked at once.
+#[derive(Default)]
+struct Parser {
+    args: DhArgs,
+    given: Vec<DhOption>,
+    /// The option whose value is still being gathered, and that value when there is one.
+    pending: Option<(DhOption, Option<OsString>)>,
+    /// The pending option may take the next word as its value.
+    awaiting: bool,
+    /// After `--`: every word is FILE.
+    trailing: bool,
+    file_taken: bool,
+}
+
+impl Parser {
+    fn word(&mut self, word: OsString) -> Result<(), GetoptError> {
+        if self.trailing {
+            return self.file(word);
+        }
+        let bytes = word.as_bytes();
+        let any_value = self.awaiting
+            && self
+                .pending
+                .as_ref()
+                .is_some_and(|(o, _)| o.takes() == Takes::AnyValue);
+        if !any_value {
+            if bytes == b"--" {
+                self.trailing = true;
+                return Ok(());
+            }
+            if let Some(body) = bytes.strip_prefix(b"--") {
+                self.awaiting = false;
+                return self.long(body);
+            }
+            if let Some(body) = bytes.strip_prefix(b"-").filter(|b| !b.is_empty()) {
+                self.awaiting = false;
+                return self.shorts(body);
+            }
+        }
+        if std::mem::take(&mut self.awaiting) {
+            if let Some((_, value)) = &mut self.pending {
+                *value = Some(word);
+            }
+            return Ok(());
+        }
+        self.file(word)
+    }
+
+    /// `--name` or `--name=value`.
+    fn long(&mut self, body: &[u8]) -> Result<(), GetoptError> {
+        let (name, value) = match body.iter().position(|&b| b == b'=') {
+            Some(at) => (&body[..at], Some(&body[at + 1..])),
+            None => (body, None),
+        };
+        let Some(option) = std::str::from_utf8(name).ok().and_then(DhOption::by_long) else {
+            return Err(GetoptError::Unexpected {
+                argument: format!("--{}", String::from_utf8_lossy(name)),
+            });
+        };
+        match (option.takes(), value) {
+            (Takes::Nothing, Some(value)) => Err(GetoptError::UnneededValue {
+                option,
+                value: String::from_utf8_lossy(value).into_owned(),
+            }),
+            (Takes::Nothing, None) => self.react(option, None),
+            (_, Some(value)) => self.react(option, Some(os(value))),
+            (_, None) => self.expect_value(option),
+        }
+    }
+
+    /// `-abc`: flags, up to one that takes a value, the rest of the word (less a leading `=`)
+    /// being that value.
+    fn shorts(&mut self, body: &[u8]) -> Result<(), GetoptError> {
+        let valid = match std::str::from_utf8(body) {
+            Ok(s) => s,
+            // The bytes up to valid_up_to() are UTF-8 by definition.
+            Err(e) => std::str::from_utf8(&body[..e.valid_up_to()]).unwrap_or_default(),
+        };
+        for (at, c) in valid.char_indices() {
+            let Some(option) = DhOption::by_short(c) else {
+                return Err(GetoptError::Unexpected {
+                    argument: format!("-{c}"),
+                });
+            };
+            if option.takes() == Takes::Nothing {
+                self.react(option, None)?;
+                continue;
+            }
+            let rest = &body[at + c.len_utf8()..];
+            if rest.is_empty() {
+                return self.expect_value(option);
+            }
+            let value = rest.strip_prefix(b"=").unwrap_or(rest);
+            return self.react(option, Some(os(value)));
+        }
+        match &body[valid.len()..] {
+            [] => Ok(()),
+            invalid => Err(GetoptError::Unexpected {
+                argument: format!("-{}", String::from_utf8_lossy(invalid)),
+            }),
+        }
+    }
+
+    /// A word that is no option and no option's value.
+    fn file(&mut self, word: OsString) -> Result<(), GetoptError> {
+        if self.file_taken {
+            return Err(GetoptError::Unexpected {
+                argument: word.to_string_lossy().into_owned(),
+            });
+        }
+        self.resolve()?;
+        self.pending = Some((DhOption::File, Some(word)));
+        self.file_taken = true;
+        Ok(())
+    }
+
+    /// `option` comes, its value (if any) to be gathered from the next word.
+    fn expect_value(&mut self, option: DhOption) -> Result<(), GetoptError> {
+        self.resolve()?;
+        self.pending = Some((option, None));
+        self.awaiting = true;
+        Ok(())
+    }
+
+    /// `option` comes with its value, complete.
+    fn react(&mut self, option: DhOption, value: Option<OsString>) -> Result<(), GetoptError> {
+        self.resolve()?;
+        self.apply(option, value)
+    }
+
+    fn resolve(&mut self) -> Result<(), GetoptError> {
+        match self.pending.take() {
+            Some((option, value)) => self.apply(option, value),
+            None => Ok(()),
+        }
+    }
+
+    fn apply(&mut self, option: DhOption, value: Option<OsString>) -> Result<(), GetoptError> {
+        let value = match (option.takes(), value) {
+            (Takes::Nothing, _) => OsString::new(),
+            (Takes::OptionalValue, None) => OsString::new(),
+            (_, None) => return Err(GetoptError::MissingValue { option }),
+            (_, Some(value)) => value,
+        };
+        if !option.repeatable() && self.given.contains(&option) {
+            return Err(GetoptError::Repeated { option });
+        }
+        self.given.push(option);
+        let text = |value: OsString| {
+            value
+                .into_string()
+                .map_err(|_| GetoptError::InvalidUtf8 { option })
+        };
+        let path = |value: OsString| {
+            if value.is_empty() {
+                Err(GetoptError::MissingValue { option })
+            } else {
+                Ok(PathBuf::from(value))
+            }
+        };
+        let args = &mut self.args;
+        match option {
+            DhOption::Package => args.packages.push(text(value)?),
+            DhOption::NoPackage => args.no_packages.push(text(value)?),
+            DhOption::Indep => args.indep = true,
+            DhOption::Arch => args.arch = true,
+            DhOption::Tmpdir => args.tmpdir = Some(path(value)?),
+            DhOption::Verbose => args.verbose = true,
+            DhOption::NoAct => args.no_act = true,
+            DhOption::Passthrough => args.passthrough.push(text(value)?),
+            DhOption::ModuleVersion => args.module_version = Some(text(value)?),
+            DhOption::File => args.file = Some(path(value)?),
+        }
+        Ok(())
+    }
 }
 
 /// The options once gathered from everywhere (Dh_Getopt's `%dh`): the packages to act on, in
@@ -185,19 +500,6 @@ struct Gathered {
     file: Option<PathBuf>,
 }
 
-/// Parses option words that come from elsewhere than the command line (`-O`, DH_OPTIONS,
-/// DH_INTERNAL_OPTIONS).
-#[derive(Parser, Debug)]
-#[command(
-    no_binary_name = true,
-    disable_help_flag = true,
-    disable_version_flag = true
-)]
-struct Strict {
-    #[command(flatten)]
-    args: DhArgs,
-}
-
 impl Gathered {
     fn absorb(&mut self, args: DhArgs) {
         if args.indep {
@@ -220,26 +522,24 @@ impl Gathered {
     }
 
     /// Apply what is known among `words`, skipping unknown options as Getopt::Long does for
-    /// debhelper; returns false when some were skipped.
+    /// debhelper; returns false when some were skipped. Each unknown one costs the first word
+    /// that is it (or `it=...`) and a parse from the start; any other problem (a missing or
+    /// repeated value, an unknown letter in a bundle) leaves all of `words` unapplied.
     fn absorb_words(&mut self, words: &[String]) -> bool {
-        use clap::error::{ContextKind, ContextValue, ErrorKind};
         let mut words = words.to_vec();
         let mut all = true;
         loop {
-            match Strict::try_parse_from(&words) {
-                Ok(parsed) => {
-                    self.absorb(parsed.args);
+            match DhArgs::parse(&words) {
+                Ok(args) => {
+                    self.absorb(args);
                     return all;
                 }
-                Err(e) if e.kind() == ErrorKind::UnknownArgument => {
+                Err(GetoptError::Unexpected { argument }) => {
                     all = false;
-                    let Some(ContextValue::String(unknown)) = e.get(ContextKind::InvalidArg) else {
-                        return false;
-                    };
-                    // clap names `--opt=value` as `--opt`: drop the word it came from.
+                    let with_value = format!("{argument}=");
                     let Some(at) = words
                         .iter()
-                        .position(|w| w == unknown || w.starts_with(&format!("{unknown}=")))
+                        .position(|w| *w == argument || w.starts_with(&with_value))
                     else {
                         return false;
                     };
@@ -287,6 +587,127 @@ fn resolve_picks(picks: &[Pick], kinds: &PackageKinds) -> Result<Vec<String>, Dh
 mod tests {
     use super::*;
 
+    fn parse(words: &[&str]) -> Result<DhArgs, String> {
+        DhArgs::parse(words).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn values_attached_or_in_the_next_word() {
+        for words in [
+            &["-p", "a"][..],
+            &["-pa"],
+            &["-p=a"],
+            &["--package", "a"],
+            &["--package=a"],
+        ] {
+            assert_eq!(parse(words).unwrap().packages, ["a"], "{words:?}");
+        }
+        let args = parse(&["-ipb", "-va", "-N", "c", "-O-x", "-O", "--y", "--", "-f"]).unwrap();
+        assert!(args.indep && args.arch && args.verbose);
+        assert_eq!(args.packages, ["b"]);
+        assert_eq!(args.no_packages, ["c"]);
+        assert_eq!(args.passthrough, ["-x", "--y"]);
+        assert_eq!(args.file, Some(PathBuf::from("-f")));
+        assert_eq!(parse(&["-p", "-"]).unwrap().packages, ["-"]);
+        assert_eq!(parse(&["--package="]).unwrap().packages, [""]);
+    }
+
+    #[test]
+    fn module_version_takes_a_value_only_when_one_follows() {
+        let version = |words: &[&str]| parse(words).unwrap().module_version;
+        assert_eq!(version(&["-V"]), Some(String::new()));
+        assert_eq!(version(&["-V", "3.1"]), Some("3.1".into()));
+        assert_eq!(version(&["-V3.1"]), Some("3.1".into()));
+        assert_eq!(version(&["-V=3.1"]), Some("3.1".into()));
+        assert_eq!(version(&["-V", "-i"]), Some(String::new()));
+        let args = parse(&["-V", "--", "x.conf"]).unwrap();
+        assert_eq!(args.module_version, Some(String::new()));
+        assert_eq!(args.file, Some(PathBuf::from("x.conf")));
+        assert_eq!(version(&[]), None);
+    }
+
+    #[test]
+    fn problems_are_reported_as_before_in_the_order_met() {
+        for (words, message) in [
+            (
+                &["--frobnicate=1"][..],
+                "unexpected argument '--frobnicate' found",
+            ),
+            (&["-iz"], "unexpected argument '-z' found"),
+            (&["-i=1"], "unexpected argument '-=' found"),
+            (&["a", "b"], "unexpected argument 'b' found"),
+            (
+                &["-p"],
+                "a value is required for '--package <PKG>' but none was supplied",
+            ),
+            (
+                &["-p", "-i"],
+                "a value is required for '--package <PKG>' but none was supplied",
+            ),
+            (
+                &["-p", "--", "x"],
+                "a value is required for '--package <PKG>' but none was supplied",
+            ),
+            // An unknown option wins over the missing value before it.
+            (&["-p", "--frob"], "unexpected argument '--frob' found"),
+            (
+                &["-P", ""],
+                "a value is required for '--tmpdir <DIR>' but none was supplied",
+            ),
+            (
+                &[""],
+                "a value is required for '[FILE]' but none was supplied",
+            ),
+            (
+                &["-O"],
+                "a value is required for '-O <OPTION>' but none was supplied",
+            ),
+            (
+                &["--indep=1"],
+                "unexpected value '1' for '--indep' found; no more were expected",
+            ),
+            (
+                &["-v", "--verbose"],
+                "the argument '--verbose' cannot be used multiple times",
+            ),
+            (
+                &["-V", "-V"],
+                "the argument '-V [<VERSION>]' cannot be used multiple times",
+            ),
+            // A value in the next word is checked when the next option comes, after the
+            // option is known; an attached one at once.
+            (
+                &["-P", "a", "-P", "b", "--x"],
+                "unexpected argument '--x' found",
+            ),
+            (
+                &["-P", "a", "-P", "b", "-i"],
+                "the argument '--tmpdir <DIR>' cannot be used multiple times",
+            ),
+            (
+                &["-Pa", "-Pb", "--x"],
+                "the argument '--tmpdir <DIR>' cannot be used multiple times",
+            ),
+            (&["--help"], "unexpected argument '--help' found"),
+        ] {
+            assert_eq!(parse(words).unwrap_err(), message, "{words:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused_in_names_and_kept_in_paths() {
+        let bad = || OsString::from_vec(vec![b'-', b'p', 0xff]);
+        assert_eq!(
+            DhArgs::parse([bad()]),
+            Err(GetoptError::InvalidUtf8 {
+                option: DhOption::Package
+            })
+        );
+        let path = OsString::from_vec(vec![0xff]);
+        let args = DhArgs::parse([OsString::from("-P"), path.clone()]).unwrap();
+        assert_eq!(args.tmpdir, Some(PathBuf::from(path)));
+    }
+
     #[test]
     fn passthrough_applies_known_options_and_skips_unknown_ones() {
         let mut g = Gathered::default();
@@ -301,5 +722,9 @@ mod tests {
         let mut g = Gathered::default();
         assert!(!g.absorb_words(&["--frobnicate".to_string(), "-i".to_string()]));
         assert_eq!(g.picks, vec![Pick::Indep]);
+        // Anything but an unknown option leaves the whole list unapplied.
+        let mut g = Gathered::default();
+        assert!(!g.absorb_words(&["-i".to_string(), "-v".to_string(), "-v".to_string()]));
+        assert!(g.picks.is_empty() && !g.verbose);
     }
 }

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use crate::conf::ConfError;
 use crate::templates::TemplateError;
 
-pub use getopt::DhArgs;
+pub use getopt::{DhArgs, GetoptError};
 
 /// The command's name, as written into the autoscript markers and messages.
 pub const TOOL_NAME: &str = "dh_dkms-rs";

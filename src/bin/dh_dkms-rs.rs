@@ -3,7 +3,7 @@
 //! The library parses the options as debhelper does (`DhArgs::parse`); clap only describes them
 //! for `--help`, `--version` and `--generate`, which are this binary's own.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use dkms::cli::{Generate, fail, start};
@@ -150,7 +150,8 @@ fn main() -> ExitCode {
         out: &mut out,
         err: &mut err,
     };
-    match debhelper::run(args, &DhEnv::from_process(), &mut console) {
+    // Like every dh_* command, it works in the source package it is run in.
+    match debhelper::run(Path::new("."), args, &DhEnv::from_process(), &mut console) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => fail(TOOL_NAME, &e, e.exit_code()),
     }

@@ -1,10 +1,13 @@
 //! debian/control: the source package's binary packages, and which of them this build makes
 //! (their Architecture and Build-Profiles against the host, as Dh_Lib's `getpackages`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::dh_lib::HostArch;
 use super::{DhEnv, DhError};
+
+/// Where debian/control is, under the source package root.
+const CONTROL: &str = "debian/control";
 
 /// A binary package stanza of debian/control, with what package selection needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,13 +28,21 @@ pub struct SourceControl {
 }
 
 impl SourceControl {
-    /// Parse `path` (debian/control).
-    pub fn read(path: &Path) -> Result<Self, DhError> {
-        let text = std::fs::read_to_string(path).map_err(|source| DhError::Read {
-            path: path.to_path_buf(),
+    /// Parse debian/control of the source package whose top directory is `root`.
+    pub fn read(root: &Path) -> Result<Self, DhError> {
+        let path = PathBuf::from(CONTROL);
+        let full = root.join(&path);
+        if !full.is_file() {
+            return Err(DhError::Control {
+                path,
+                reason: "not found: run dh_dkms-rs in the top directory of a source package".into(),
+            });
+        }
+        let text = std::fs::read_to_string(&full).map_err(|source| DhError::Read {
+            path: path.clone(),
             source,
         })?;
-        Self::parse(path, &text)
+        Self::parse(&path, &text)
     }
 
     /// Parse the text of a debian/control; `path` is for messages.
@@ -184,5 +195,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("debian/control: "), "{err}");
+    }
+
+    #[test]
+    fn control_is_read_under_the_root_and_named_relative_to_it() {
+        let root = tempfile::tempdir().unwrap();
+        let err = SourceControl::read(root.path()).unwrap_err().to_string();
+        assert!(err.starts_with("debian/control: not found"), "{err}");
+        std::fs::create_dir(root.path().join("debian")).unwrap();
+        std::fs::write(
+            root.path().join("debian/control"),
+            "Source: s\n\nPackage: p\nArchitecture: all\n",
+        )
+        .unwrap();
+        let c = SourceControl::read(root.path()).unwrap();
+        assert_eq!(c.main_package(), "p");
     }
 }

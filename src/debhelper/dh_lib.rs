@@ -1,5 +1,6 @@
-//! Ports of the Dh_Lib.pm functions dh_dkms-rs needs (debhelper 13): the host's architecture,
-//! `pkgfile()`, `autoscript()`, `addsubstvar()` and the log dh reads.
+//! Ports of the Dh_Lib.pm functions dh_dkms-rs needs (debhelper 13), each working under the
+//! source package root it is given: the host's architecture, `pkgfile()`, `autoscript()`,
+//! `addsubstvar()` and the log dh reads.
 //!
 //! Dh_Lib writes these files in place; here each appears by rename, complete or not at all.
 
@@ -11,14 +12,17 @@ use std::process::Command;
 
 use super::{Console, DhEnv, DhError, TOOL_NAME};
 
-/// What the functions here read of Dh_Lib's `%dh`.
+/// What the functions here read of Dh_Lib's `%dh`, and the directory they work in.
 #[derive(Debug, Clone, Copy)]
-pub struct Dh {
+pub struct Dh<'a> {
+    /// The source package's top directory; the paths the functions take and return are
+    /// relative to it.
+    pub root: &'a Path,
     pub verbose: bool,
     pub no_act: bool,
 }
 
-impl Dh {
+impl Dh<'_> {
     /// Dh_Lib's `verbose_print`: `line`, tab-indented, when verbose.
     pub fn verbose_print(&self, console: &mut Console, line: &str) {
         if self.verbose {
@@ -93,11 +97,13 @@ impl<'e> HostArch<'e> {
     }
 }
 
-/// Dh_Lib's `pkgfile()`: the packager's file `<name>` for `package`, most specific first: `debian/<package>.<name>.<host arch>`, `.<host os>` (looked for only when some
+/// Dh_Lib's `pkgfile()`: the packager's file `<name>` for `package` under `root`, most specific
+/// first: `debian/<package>.<name>.<host arch>`, `.<host os>` (looked for only when some
 /// `debian/*.<name>.*` exists, as debhelper does to save dpkg-architecture calls),
 /// `debian/<package>.<name>`, and `debian/<name>` for `main_package` (the first of
-/// debian/control). Generated `*.debhelper` files never count.
+/// debian/control). Generated `*.debhelper` files never count. The path is relative to `root`.
 pub fn pkgfile(
+    root: &Path,
     package: &str,
     main_package: &str,
     name: &str,
@@ -105,7 +111,7 @@ pub fn pkgfile(
 ) -> Result<Option<PathBuf>, DhError> {
     let debian = Path::new("debian");
     let infix = format!(".{name}.");
-    let expensive = std::fs::read_dir(debian)
+    let expensive = std::fs::read_dir(root.join(debian))
         .map(|entries| {
             entries.flatten().any(|e| {
                 let f = e.file_name().to_string_lossy().into_owned();
@@ -123,7 +129,7 @@ pub fn pkgfile(
     if package == main_package {
         tries.push(debian.join(name));
     }
-    Ok(tries.into_iter().find(|p| p.is_file()))
+    Ok(tries.into_iter().find(|p| root.join(p).is_file()))
 }
 
 /// Dh_Lib's `autoscript()`: add `snippet` (the autoscript `snippet_name`, rendered) to
@@ -138,7 +144,7 @@ pub fn autoscript(
     snippet: &str,
 ) -> Result<(), DhError> {
     let outfile = PathBuf::from(format!("debian/{package}.{script}.debhelper"));
-    let existing = match std::fs::read_to_string(&outfile) {
+    let existing = match std::fs::read_to_string(dh.root.join(&outfile)) {
         Ok(text) => Some(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(source) => {
@@ -174,7 +180,7 @@ pub fn autoscript(
     } else {
         existing + &block
     };
-    replace_file(&outfile, text.as_bytes(), 0o644, None)
+    replace_file(dh.root, &outfile, text.as_bytes(), 0o644, None)
 }
 
 /// Dh_Lib's `addsubstvar()`: add `item` to `substvar` in `debian/<package>.substvars`,
@@ -182,7 +188,7 @@ pub fn autoscript(
 /// already there, so running twice gives one entry.
 pub fn addsubstvar(dh: &Dh, package: &str, substvar: &str, item: &str) -> Result<(), DhError> {
     let path = PathBuf::from(format!("debian/{package}.substvars"));
-    let text = match std::fs::read_to_string(&path) {
+    let text = match std::fs::read_to_string(dh.root.join(&path)) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(source) => return Err(DhError::Read { path, source }),
@@ -191,7 +197,7 @@ pub fn addsubstvar(dh: &Dh, package: &str, substvar: &str, item: &str) -> Result
     if updated == text || dh.no_act {
         return Ok(());
     }
-    replace_file(&path, updated.as_bytes(), 0o644, None)
+    replace_file(dh.root, &path, updated.as_bytes(), 0o644, None)
 }
 
 /// The text of a substvars file with `item` added to `substvar` (see [`addsubstvar`]).
@@ -233,17 +239,18 @@ pub fn substvars_with(text: &str, substvar: &str, item: &str) -> String {
 
 /// Dh_Lib's `write_log()`: add this command to `debian/<package>.debhelper.log`, which dh reads
 /// for `--remaining-packages`.
-pub fn write_log(package: &str) -> Result<(), DhError> {
+pub fn write_log(dh: &Dh, package: &str) -> Result<(), DhError> {
     let log = PathBuf::from(format!("debian/{package}.debhelper.log"));
-    let mut text = std::fs::read_to_string(&log).unwrap_or_default();
+    let mut text = std::fs::read_to_string(dh.root.join(&log)).unwrap_or_default();
     text.push_str(TOOL_NAME);
     text.push('\n');
-    replace_file(&log, text.as_bytes(), 0o644, None)
+    replace_file(dh.root, &log, text.as_bytes(), 0o644, None)
 }
 
-/// Write `bytes` to `path` through a temporary file in the same directory and a rename, so
-/// readers see the old file or the new one, never half of it.
+/// Write `bytes` to `path` under `root` through a temporary file in the same directory and a
+/// rename, so readers see the old file or the new one, never half of it.
 pub(super) fn replace_file(
+    root: &Path,
     path: &Path,
     bytes: &[u8],
     mode: u32,
@@ -253,7 +260,8 @@ pub(super) fn replace_file(
         path: path.to_path_buf(),
         source,
     };
-    let dir = match path.parent() {
+    let full = root.join(path);
+    let dir = match full.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
@@ -265,7 +273,7 @@ pub(super) fn replace_file(
     if let Some(t) = mtime {
         tmp.as_file().set_modified(t).map_err(err)?;
     }
-    tmp.persist(path).map_err(|e| err(e.error))?;
+    tmp.persist(&full).map_err(|e| err(e.error))?;
     Ok(())
 }
 
@@ -287,6 +295,39 @@ mod tests {
         assert_eq!(
             substvars_with("misc:Depends?=x\n", "misc:Depends", "y"),
             "misc:Depends?=x, y\n"
+        );
+    }
+
+    #[test]
+    fn pkgfile_looks_under_the_root_and_answers_relative_to_it() {
+        let root = tempfile::tempdir().unwrap();
+        let debian = root.path().join("debian");
+        std::fs::create_dir(&debian).unwrap();
+        let env = DhEnv::from_pairs([("DEB_HOST_ARCH", "amd64"), ("DEB_HOST_ARCH_OS", "linux")]);
+        let mut host = HostArch::new(&env);
+        let mut find = |package: &str| pkgfile(root.path(), package, "main", "dkms", &mut host);
+        assert_eq!(find("main").unwrap(), None);
+        std::fs::write(debian.join("dkms"), "").unwrap();
+        assert_eq!(find("main").unwrap(), Some(PathBuf::from("debian/dkms")));
+        assert_eq!(
+            find("other").unwrap(),
+            None,
+            "debian/<name> is the main package's"
+        );
+        std::fs::write(debian.join("other.dkms"), "").unwrap();
+        assert_eq!(
+            find("other").unwrap(),
+            Some(PathBuf::from("debian/other.dkms"))
+        );
+        std::fs::write(debian.join("other.dkms.linux"), "").unwrap();
+        assert_eq!(
+            find("other").unwrap(),
+            Some(PathBuf::from("debian/other.dkms.linux"))
+        );
+        std::fs::write(debian.join("other.dkms.amd64"), "").unwrap();
+        assert_eq!(
+            find("other").unwrap(),
+            Some(PathBuf::from("debian/other.dkms.amd64"))
         );
     }
 }

@@ -46,7 +46,7 @@ pub fn dh_dkms(
     Ok(done)
 }
 
-/// One package as dh_dkms sees it.
+/// One package as dh_dkms sees it. Paths are relative to the source package root.
 struct PackageContext<'a> {
     package: &'a str,
     main_package: &'a str,
@@ -65,14 +65,18 @@ fn is_dkms_conf(text: &str) -> bool {
 
 /// Where the dkms.conf of the package is: the FILE argument, or what `debian/<package>.dkms`
 /// is or names (looked up in `.` then `debian/tmp`, as dh_dkms's `filearray` does).
-fn conf_source(ctx: &PackageContext, host: &mut HostArch) -> Result<Option<PathBuf>, DhError> {
+fn conf_source(
+    dh: &Dh,
+    ctx: &PackageContext,
+    host: &mut HostArch,
+) -> Result<Option<PathBuf>, DhError> {
     if let Some(file) = ctx.file {
         return Ok(Some(file.to_path_buf()));
     }
-    let Some(list) = dh_lib::pkgfile(ctx.package, ctx.main_package, "dkms", host)? else {
+    let Some(list) = dh_lib::pkgfile(dh.root, ctx.package, ctx.main_package, "dkms", host)? else {
         return Ok(None);
     };
-    let text = std::fs::read_to_string(&list).map_err(|source| DhError::Read {
+    let text = std::fs::read_to_string(dh.root.join(&list)).map_err(|source| DhError::Read {
         path: list.clone(),
         source,
     })?;
@@ -96,15 +100,9 @@ fn conf_source(ctx: &PackageContext, host: &mut HostArch) -> Result<Option<PathB
             });
         }
     };
-    let dirs = [Path::new("."), Path::new("debian/tmp")];
-    for dir in dirs {
-        let candidate = dir.join(name);
-        if candidate.is_file() {
-            return Ok(Some(if dir == Path::new(".") {
-                PathBuf::from(name)
-            } else {
-                candidate
-            }));
+    for candidate in [PathBuf::from(name), Path::new("debian/tmp").join(name)] {
+        if dh.root.join(&candidate).is_file() {
+            return Ok(Some(candidate));
         }
     }
     Err(DhError::ListedConfMissing {
@@ -117,12 +115,13 @@ fn conf_source(ctx: &PackageContext, host: &mut HostArch) -> Result<Option<PathB
 /// The upstream version of the package's changelog (pkgfile `changelog`, else
 /// debian/changelog): the first entry's version without epoch and Debian revision.
 fn changelog_upstream_version(
+    dh: &Dh,
     ctx: &PackageContext,
     host: &mut HostArch,
 ) -> Result<String, DhError> {
-    let path = dh_lib::pkgfile(ctx.package, ctx.main_package, "changelog", host)?
+    let path = dh_lib::pkgfile(dh.root, ctx.package, ctx.main_package, "changelog", host)?
         .unwrap_or_else(|| PathBuf::from("debian/changelog"));
-    let text = std::fs::read_to_string(&path).map_err(|source| DhError::Read {
+    let text = std::fs::read_to_string(dh.root.join(&path)).map_err(|source| DhError::Read {
         path: path.clone(),
         source,
     })?;
@@ -156,14 +155,14 @@ fn dkms_package(
     host: &mut HostArch,
     console: &mut Console,
 ) -> Result<Option<PackageDone>, DhError> {
-    let Some(source) = conf_source(ctx, host)? else {
+    let Some(source) = conf_source(dh, ctx, host)? else {
         return Ok(None);
     };
     dh.verbose_print(
         console,
         &format!("installing {} as dkms.conf", source.display()),
     );
-    let original = std::fs::read(&source).map_err(|e| {
+    let original = std::fs::read(dh.root.join(&source)).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             DhError::Conf(ConfError::Missing {
                 path: source.clone(),
@@ -184,7 +183,7 @@ fn dkms_package(
         None => source.clone(),
         Some(given) => {
             let version = if given.is_empty() {
-                changelog_upstream_version(ctx, host)?
+                changelog_upstream_version(dh, ctx, host)?
             } else {
                 given.to_string()
             };
@@ -210,27 +209,28 @@ fn dkms_package(
                         path: tmp.path().to_path_buf(),
                         source,
                     })?;
+                // Absolute: joined to the root, it stays itself.
                 let path = tmp.path().to_path_buf();
                 _no_act_copy = Some(tmp);
                 path
             } else {
-                dh_lib::replace_file(&generated, text.as_bytes(), 0o644, None)?;
+                dh_lib::replace_file(dh.root, &generated, text.as_bytes(), 0o644, None)?;
                 generated
             }
         }
     };
 
     // Resolved for no kernel in particular: what the package carries holds for all (as mkdeb).
-    let conf = conf::read(&conf_path, &ResolveContext::new("", ""))?;
+    let conf = conf::read(&dh.root.join(&conf_path), &ResolveContext::new("", ""))?;
     if conf.package_version.contains(MODULE_VERSION_PLACEHOLDER) {
         return Err(DhError::VersionPlaceholder { path: conf_path });
     }
     let depends = dkms_depends(&conf).to_string();
-    let installed = std::fs::read(&conf_path).map_err(|source| DhError::Read {
+    let installed = std::fs::read(dh.root.join(&conf_path)).map_err(|source| DhError::Read {
         path: conf_path.clone(),
         source,
     })?;
-    let mtime = std::fs::metadata(&conf_path)
+    let mtime = std::fs::metadata(dh.root.join(&conf_path))
         .and_then(|m| m.modified())
         .ok();
 
@@ -276,12 +276,12 @@ fn dkms_package(
     );
     if !dh.no_act {
         if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| DhError::Write {
+            std::fs::create_dir_all(dh.root.join(parent)).map_err(|source| DhError::Write {
                 path: parent.to_path_buf(),
                 source,
             })?;
         }
-        dh_lib::replace_file(&dest, &installed, 0o644, mtime)?;
+        dh_lib::replace_file(dh.root, &dest, &installed, 0o644, mtime)?;
     }
     Ok(Some(PackageDone {
         package: ctx.package.to_string(),

@@ -1,4 +1,4 @@
-//! dh_dkms-rs, the debhelper command: [`run`] in the current directory, and its error type.
+//! dh_dkms-rs, the debhelper command: [`run`] in a source package's root, and its error type.
 //!
 //! For each package it acts on that has a `debian/<package>.dkms` (or is given a file on the
 //! command line) it installs the dkms.conf as `usr/src/<name>-<version>/dkms.conf`, adds the
@@ -13,7 +13,9 @@
 //! - [`dh_lib`]: `pkgfile()`, `autoscript()`, `addsubstvar()`, the log dh reads;
 //! - [`dkms`]: what Debian's `dh_dkms` does with them.
 //!
-//! It works in the source package in the current directory, as every dh_* command does.
+//! Everything works under the root directory it is given, never the process's current one.
+//! Paths in results, messages and errors are relative to that root, as debhelper prints them
+//! (absolute only when given so, e.g. `-P /abs`).
 
 pub mod control;
 pub mod dh_lib;
@@ -100,13 +102,13 @@ pub struct PackageDone {
     /// PACKAGE_NAME and PACKAGE_VERSION of the installed dkms.conf.
     pub module: String,
     pub module_version: String,
-    /// Where dkms.conf went.
+    /// Where dkms.conf went, relative to the root.
     pub dkms_conf: PathBuf,
     /// What went into `${misc:Depends}`.
     pub depends: String,
 }
 
-/// Why dh_dkms-rs stopped.
+/// Why dh_dkms-rs stopped. Paths are relative to the source package root.
 #[derive(Debug, thiserror::Error)]
 pub enum DhError {
     #[error("{path}: {reason}")]
@@ -165,22 +167,22 @@ impl DhError {
     }
 }
 
-/// Run dh_dkms-rs in the source package in the current directory.
-pub fn run(args: DhArgs, env: &DhEnv, console: &mut Console) -> Result<Vec<PackageDone>, DhError> {
-    let control_path = Path::new("debian/control");
-    if !control_path.is_file() {
-        return Err(DhError::Control {
-            path: control_path.to_path_buf(),
-            reason: "not found: run dh_dkms-rs in the top directory of a source package".into(),
-        });
-    }
-    let control = control::SourceControl::read(control_path)?;
+/// Run dh_dkms-rs in the source package whose top directory is `root`, with the command
+/// line's `args` (see [`DhArgs::parse`]) and the environment `env`.
+pub fn run(
+    root: &Path,
+    args: DhArgs,
+    env: &DhEnv,
+    console: &mut Console,
+) -> Result<Vec<PackageDone>, DhError> {
+    let control = control::SourceControl::read(root)?;
     let mut host = dh_lib::HostArch::new(env);
     let kinds = control::PackageKinds::of(&control, &mut host, env)?;
     let Some(options) = getopt::Options::gather(args, env, &kinds, console)? else {
         return Ok(Vec::new());
     };
     let dh = dh_lib::Dh {
+        root,
         verbose: options.verbose,
         no_act: options.no_act,
     };
@@ -189,8 +191,45 @@ pub fn run(args: DhArgs, env: &DhEnv, console: &mut Console) -> Result<Vec<Packa
     // `--remaining-packages` knows what ran.
     if env.get("DH_INTERNAL_OVERRIDE").is_some() && !dh.no_act {
         for package in &options.packages {
-            dh_lib::write_log(package)?;
+            dh_lib::write_log(&dh, package)?;
         }
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_works_under_the_given_root_and_names_paths_relative_to_it() {
+        let root = tempfile::tempdir().unwrap();
+        let debian = root.path().join("debian");
+        std::fs::create_dir(&debian).unwrap();
+        std::fs::write(
+            debian.join("control"),
+            "Source: hello\n\nPackage: hello-dkms\nArchitecture: all\n",
+        )
+        .unwrap();
+        let conf = include_str!("../../examples/hello/dkms.conf");
+        std::fs::write(debian.join("hello-dkms.dkms"), conf).unwrap();
+        let env = DhEnv::from_pairs([("DEB_HOST_ARCH", "amd64")]);
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut console = Console {
+            out: &mut out,
+            err: &mut err,
+        };
+        let done = run(root.path(), DhArgs::default(), &env, &mut console).unwrap();
+        let dkms_conf = PathBuf::from("debian/hello-dkms/usr/src/hello-0.1/dkms.conf");
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].dkms_conf, dkms_conf);
+        assert_eq!(
+            std::fs::read_to_string(root.path().join(&dkms_conf)).unwrap(),
+            conf
+        );
+        for written in ["hello-dkms.substvars", "hello-dkms.postinst.debhelper"] {
+            assert!(debian.join(written).is_file(), "{written}");
+        }
+        assert!(!Path::new("debian/hello-dkms").exists());
+    }
 }

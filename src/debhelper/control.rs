@@ -4,10 +4,33 @@
 use std::path::{Path, PathBuf};
 
 use super::dh_lib::HostArch;
-use super::{DhEnv, DhError};
+use super::{DhEnv, DhError, TOOL_NAME};
 
 /// Where debian/control is, under the source package root.
 const CONTROL: &str = "debian/control";
+
+/// Why debian/control cannot be used. Paths are relative to the source package root.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("{path}: not found: run {TOOL_NAME} in the top directory of a source package")]
+    NotFound { path: PathBuf },
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Not deb822; the message is the parser's.
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{path}: no Source field in the first paragraph")]
+    NoSource { path: PathBuf },
+    #[error("{path}: a binary paragraph has no Package field")]
+    NoPackageField { path: PathBuf },
+    #[error("{path}: package {package} is listed twice")]
+    ListedTwice { path: PathBuf, package: String },
+    #[error("{path}: no binary package (no Package paragraph)")]
+    NoBinaryPackage { path: PathBuf },
+}
 
 /// A binary package stanza of debian/control, with what package selection needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,16 +52,13 @@ pub struct SourceControl {
 
 impl SourceControl {
     /// Parse debian/control of the source package whose top directory is `root`.
-    pub fn read(root: &Path) -> Result<Self, DhError> {
+    pub fn read(root: &Path) -> Result<Self, ControlError> {
         let path = PathBuf::from(CONTROL);
         let full = root.join(&path);
         if !full.is_file() {
-            return Err(DhError::Control {
-                path,
-                reason: "not found: run dh_dkms-rs in the top directory of a source package".into(),
-            });
+            return Err(ControlError::NotFound { path });
         }
-        let text = std::fs::read_to_string(&full).map_err(|source| DhError::Read {
+        let text = std::fs::read_to_string(&full).map_err(|source| ControlError::Read {
             path: path.clone(),
             source,
         })?;
@@ -46,30 +66,32 @@ impl SourceControl {
     }
 
     /// Parse the text of a debian/control; `path` is for messages.
-    pub fn parse(path: &Path, text: &str) -> Result<Self, DhError> {
-        let bad = |reason: String| DhError::Control {
-            path: path.to_path_buf(),
-            reason,
-        };
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ControlError> {
+        let path = || path.to_path_buf();
         let deb822: deb822_lossless::Deb822 =
-            text.parse().map_err(|e: deb822_lossless::ParseError| {
-                bad(e.0.first().cloned().unwrap_or_else(|| "not deb822".into()))
-            })?;
+            text.parse()
+                .map_err(|e: deb822_lossless::ParseError| ControlError::Syntax {
+                    path: path(),
+                    message: e.0.first().cloned().unwrap_or_else(|| "not deb822".into()),
+                })?;
         let mut paragraphs = deb822.paragraphs();
         let source = paragraphs
             .next()
             .and_then(|p| p.get("Source"))
             .map(|s| s.trim().to_string())
-            .ok_or_else(|| bad("no Source field in the first paragraph".into()))?;
+            .ok_or_else(|| ControlError::NoSource { path: path() })?;
         let mut packages: Vec<BinaryPackage> = Vec::new();
         for p in paragraphs {
             let name = p
                 .get("Package")
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
-                .ok_or_else(|| bad("a binary paragraph has no Package field".into()))?;
+                .ok_or_else(|| ControlError::NoPackageField { path: path() })?;
             if packages.iter().any(|q| q.name == name) {
-                return Err(bad(format!("package {name} is listed twice")));
+                return Err(ControlError::ListedTwice {
+                    path: path(),
+                    package: name,
+                });
             }
             packages.push(BinaryPackage {
                 architecture: p
@@ -81,7 +103,7 @@ impl SourceControl {
             });
         }
         if packages.is_empty() {
-            return Err(bad("no binary package (no Package paragraph)".into()));
+            return Err(ControlError::NoBinaryPackage { path: path() });
         }
         Ok(SourceControl { source, packages })
     }

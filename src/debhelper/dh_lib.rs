@@ -57,12 +57,10 @@ impl<'e> HostArch<'e> {
         let out = Command::new("dpkg-architecture")
             .arg(format!("-q{var}"))
             .output()
-            .map_err(|e| DhError::Architecture {
-                reason: format!("cannot run it: {e}"),
-            })?;
+            .map_err(|source| DhError::ArchitectureNotRun { source })?;
         if !out.status.success() {
-            return Err(DhError::Architecture {
-                reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            return Err(DhError::ArchitectureFailed {
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
         }
         let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -84,9 +82,7 @@ impl<'e> HostArch<'e> {
                     .arg(format!("-i{arch}"))
                     .stderr(std::process::Stdio::null())
                     .status()
-                    .map_err(|e| DhError::Architecture {
-                        reason: format!("cannot run it: {e}"),
-                    })?
+                    .map_err(|source| DhError::ArchitectureNotRun { source })?
                     .success();
                 if ok {
                     return Ok(true);

@@ -108,7 +108,6 @@ fn conf_source(
     Err(DhError::ListedConfMissing {
         list,
         name: name.to_string(),
-        tried: ". nor debian/tmp".into(),
     })
 }
 
@@ -125,21 +124,18 @@ fn changelog_upstream_version(
         path: path.clone(),
         source,
     })?;
-    let bad = |reason: &str| DhError::Changelog {
-        path: path.clone(),
-        reason: reason.to_string(),
+    let Some(first) = text.lines().find(|l| !l.trim().is_empty()) else {
+        return Err(DhError::ChangelogEmpty { path });
     };
-    let first = text
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .ok_or_else(|| bad("no changelog entry"))?;
     // "package (version) distribution; urgency=..." (Policy 4.4).
-    let version = first
+    let Some(version) = first
         .split_once('(')
         .and_then(|(_, rest)| rest.split_once(')'))
         .map(|(v, _)| v.trim())
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| bad("the first line has no (version)"))?;
+    else {
+        return Err(DhError::ChangelogWithoutVersion { path });
+    };
     let without_epoch = version.split_once(':').map_or(version, |(_, v)| v);
     let upstream = without_epoch
         .rsplit_once('-')

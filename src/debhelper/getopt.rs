@@ -382,6 +382,22 @@ impl Parser {
     }
 }
 
+/// Which option named an unknown package, as messages name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackageOption {
+    Package,
+    NoPackage,
+}
+
+impl fmt::Display for PackageOption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PackageOption::Package => "-p/--package",
+            PackageOption::NoPackage => "-N/--no-package",
+        })
+    }
+}
+
 /// The options once gathered from everywhere (Dh_Getopt's `%dh`): the packages to act on, in
 /// order, and the settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -418,7 +434,7 @@ impl Options {
                 excluded.extend(kinds.all.iter().filter(|p| !chosen.contains(p)).cloned());
             }
             for p in &inner.excludes {
-                known(kinds, p, "-N/--no-package")?;
+                known(kinds, p, PackageOption::NoPackage)?;
             }
             excluded.extend(inner.excludes.drain(..));
             inner.picks.clear();
@@ -435,7 +451,7 @@ impl Options {
         opts.no_act |= env.get("DH_NO_ACT").is_some();
 
         for p in &opts.excludes {
-            known(kinds, p, "-N/--no-package")?;
+            known(kinds, p, PackageOption::NoPackage)?;
         }
         excluded.extend(opts.excludes.iter().cloned());
 
@@ -465,9 +481,7 @@ impl Options {
             return Ok(None);
         }
         if opts.tmpdir.is_some() && selected.len() > 1 {
-            return Err(DhError::TmpdirWithManyPackages {
-                packages: selected.join(","),
-            });
+            return Err(DhError::TmpdirWithManyPackages { packages: selected });
         }
         Ok(Some(Options {
             packages: selected,
@@ -552,14 +566,14 @@ impl Gathered {
 }
 
 /// `name` is a binary package of debian/control, or the error for `option` naming it.
-fn known(kinds: &PackageKinds, name: &str, option: &'static str) -> Result<(), DhError> {
+fn known(kinds: &PackageKinds, name: &str, option: PackageOption) -> Result<(), DhError> {
     if kinds.all.iter().any(|p| p == name) {
         Ok(())
     } else {
         Err(DhError::UnknownPackage {
             option,
             name: name.to_string(),
-            known: kinds.all.join(", "),
+            known: kinds.all.clone(),
         })
     }
 }
@@ -572,7 +586,7 @@ fn resolve_picks(picks: &[Pick], kinds: &PackageKinds) -> Result<Vec<String>, Dh
             Pick::Indep => out.extend(kinds.indep.iter().cloned()),
             Pick::Arch => out.extend(kinds.arch.iter().cloned()),
             Pick::Package(p) => {
-                known(kinds, p, "-p/--package")?;
+                known(kinds, p, PackageOption::Package)?;
                 // A package the build profiles leave out is silently skipped (Dh_Getopt).
                 if kinds.indep.contains(p) || kinds.arch.contains(p) {
                     out.push(p.clone());

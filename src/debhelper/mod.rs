@@ -29,7 +29,8 @@ use std::path::{Path, PathBuf};
 use crate::conf::ConfError;
 use crate::templates::TemplateError;
 
-pub use getopt::{DhArgs, GetoptError};
+pub use control::ControlError;
+pub use getopt::{DhArgs, GetoptError, PackageOption};
 
 /// The command's name, as written into the autoscript markers and messages.
 pub const TOOL_NAME: &str = "dh_dkms-rs";
@@ -111,22 +112,22 @@ pub struct PackageDone {
 /// Why dh_dkms-rs stopped. Paths are relative to the source package root.
 #[derive(Debug, thiserror::Error)]
 pub enum DhError {
-    #[error("{path}: {reason}")]
-    Control { path: PathBuf, reason: String },
-    #[error("{option} {name}: no such package in debian/control (known: {known})")]
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error("{option} {name}: no such package in debian/control (known: {})", known.join(", "))]
     UnknownPackage {
-        option: &'static str,
+        option: PackageOption,
         name: String,
-        known: String,
+        /// Every binary package of debian/control, in its order.
+        known: Vec<String>,
     },
-    #[error("-P was given, but more than one package would be acted on ({packages})")]
-    TmpdirWithManyPackages { packages: String },
-    #[error("{list}: names {name}, which is in neither {tried}")]
-    ListedConfMissing {
-        list: PathBuf,
-        name: String,
-        tried: String,
-    },
+    #[error(
+        "-P was given, but more than one package would be acted on ({})",
+        packages.join(",")
+    )]
+    TmpdirWithManyPackages { packages: Vec<String> },
+    #[error("{list}: names {name}, which is in neither . nor debian/tmp")]
+    ListedConfMissing { list: PathBuf, name: String },
     #[error("{list}: names {count} files; it can name only one dkms.conf")]
     ListsMany { list: PathBuf, count: usize },
     #[error("{list}: names no file and is not a dkms.conf (no PACKAGE_NAME=)")]
@@ -142,12 +143,17 @@ pub enum DhError {
         "{path}: PACKAGE_VERSION is {MODULE_VERSION_PLACEHOLDER}: pass -V VERSION (or -V for debian/changelog's version)"
     )]
     VersionPlaceholder { path: PathBuf },
-    #[error("{path}: {reason}")]
-    Changelog { path: PathBuf, reason: String },
-    #[error("{path}: {reason}")]
-    Substvars { path: PathBuf, reason: String },
-    #[error("dpkg-architecture: {reason}")]
-    Architecture { reason: String },
+    #[error("{path}: no changelog entry")]
+    ChangelogEmpty { path: PathBuf },
+    #[error("{path}: the first line has no (version)")]
+    ChangelogWithoutVersion { path: PathBuf },
+    #[error("dpkg-architecture: cannot run it: {source}")]
+    ArchitectureNotRun { source: std::io::Error },
+    #[error("dpkg-architecture: {stderr}")]
+    ArchitectureFailed {
+        /// What dpkg-architecture said, trimmed.
+        stderr: String,
+    },
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error("{path}: {source}")]

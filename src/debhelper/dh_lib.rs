@@ -2,7 +2,8 @@
 //! source package root it is given: the host's architecture, `pkgfile()`, `autoscript()`,
 //! `addsubstvar()` and the log dh reads.
 //!
-//! Dh_Lib writes these files in place; here each appears by rename, complete or not at all.
+//! Dh_Lib writes these files in place; here each appears by rename, complete or not at all
+//! ([`crate::atomic`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::{Console, DhEnv, DhError, TOOL_NAME};
+use crate::atomic::PendingFile;
 
 /// What the functions here read of Dh_Lib's `%dh`, and the directory they work in.
 #[derive(Debug, Clone, Copy)]
@@ -176,7 +178,7 @@ pub fn autoscript(
     } else {
         existing + &block
     };
-    replace_file(dh.root, &outfile, text.as_bytes(), 0o644, None)
+    replace_file(dh.root, &outfile, text.as_bytes(), None)
 }
 
 /// Dh_Lib's `addsubstvar()`: add `item` to `substvar` in `debian/<package>.substvars`,
@@ -193,7 +195,7 @@ pub fn addsubstvar(dh: &Dh, package: &str, substvar: &str, item: &str) -> Result
     if updated == text || dh.no_act {
         return Ok(());
     }
-    replace_file(dh.root, &path, updated.as_bytes(), 0o644, None)
+    replace_file(dh.root, &path, updated.as_bytes(), None)
 }
 
 /// The text of a substvars file with `item` added to `substvar` (see [`addsubstvar`]).
@@ -240,36 +242,31 @@ pub fn write_log(dh: &Dh, package: &str) -> Result<(), DhError> {
     let mut text = std::fs::read_to_string(dh.root.join(&log)).unwrap_or_default();
     text.push_str(TOOL_NAME);
     text.push('\n');
-    replace_file(dh.root, &log, text.as_bytes(), 0o644, None)
+    replace_file(dh.root, &log, text.as_bytes(), None)
 }
 
-/// Write `bytes` to `path` under `root` through a temporary file in the same directory and a
-/// rename, so readers see the old file or the new one, never half of it.
+/// Write `bytes` to `path` under `root`, mode 0644 whatever the umask (dh_dkms's
+/// `install -m644`), with `mtime` when given, through [`PendingFile`]: readers see the old
+/// file or the new one, never half of it.
 pub(super) fn replace_file(
     root: &Path,
     path: &Path,
     bytes: &[u8],
-    mode: u32,
     mtime: Option<std::time::SystemTime>,
 ) -> Result<(), DhError> {
     let err = |source| DhError::Write {
         path: path.to_path_buf(),
         source,
     };
-    let full = root.join(path);
-    let dir = match full.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    tmp.write_all(bytes).map_err(err)?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))
+    let pending = PendingFile::create(&root.join(path), ".new").map_err(err)?;
+    let mut file = pending.file();
+    file.write_all(bytes).map_err(err)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
         .map_err(err)?;
     if let Some(t) = mtime {
-        tmp.as_file().set_modified(t).map_err(err)?;
+        file.set_modified(t).map_err(err)?;
     }
-    tmp.persist(&full).map_err(|e| err(e.error))?;
+    pending.commit().map_err(err)?;
     Ok(())
 }
 

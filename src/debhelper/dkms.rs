@@ -210,7 +210,7 @@ fn dkms_package(
                 _no_act_copy = Some(tmp);
                 path
             } else {
-                dh_lib::replace_file(dh.root, &generated, text.as_bytes(), 0o644, None)?;
+                dh_lib::replace_file(dh.root, &generated, text.as_bytes(), None)?;
                 generated
             }
         }
@@ -277,7 +277,7 @@ fn dkms_package(
                 source,
             })?;
         }
-        dh_lib::replace_file(dh.root, &dest, &installed, 0o644, mtime)?;
+        dh_lib::replace_file(dh.root, &dest, &installed, mtime)?;
     }
     Ok(Some(PackageDone {
         package: ctx.package.to_string(),

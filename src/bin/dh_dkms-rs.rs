@@ -1,10 +1,13 @@
 //! dh_dkms-rs: the debhelper command that makes packages of a debian/ source DKMS packages.
+//!
+//! The library parses the options as debhelper does (`DhArgs::parse`); clap only describes them
+//! for `--help`, `--version` and `--generate`, which are this binary's own.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
 use dkms::cli::{Generate, fail, start};
-use dkms::debhelper::{self, Console, DhArgs, DhEnv};
+use dkms::debhelper::{self, Console, DhArgs, DhEnv, GetoptError, TOOL_NAME};
 
 /// Install dkms.conf and add dkms-rs's maintainer scripts and Depends to DKMS packages
 /// (debhelper command; the dkms-rs counterpart of dh_dkms).
@@ -42,7 +45,7 @@ use dkms::debhelper::{self, Console, DhArgs, DhEnv};
 ///   dh_dkms-rs -p hello-dkms -- src/dkms.conf
 // The examples are debian/rules lines: make wants a tab before a recipe, so they keep theirs.
 #[allow(clippy::tabs_in_doc_comments)]
-#[derive(Parser, Debug)]
+#[derive(clap::Parser, Debug)]
 #[command(
     name = "dh_dkms-rs",
     version,
@@ -51,7 +54,7 @@ use dkms::debhelper::{self, Console, DhArgs, DhEnv};
 )]
 struct Cli {
     #[command(flatten)]
-    args: DhArgs,
+    options: DhOptions,
 
     /// Print version.
     #[arg(long, action = clap::ArgAction::Version)]
@@ -62,18 +65,127 @@ struct Cli {
     generate: Option<Generate>,
 }
 
+/// The options `DhArgs::parse` reads, described for `--help` and the man page (the
+/// `help_describes_the_options_the_library_parses` test keeps the two in step).
+#[derive(clap::Args, Debug)]
+// Never read: the library parses the command line.
+#[allow(dead_code)]
+struct DhOptions {
+    /// Act on the package PKG (repeatable). Default: every package of debian/control that is
+    /// built on this architecture.
+    #[arg(short = 'p', long = "package", value_name = "PKG")]
+    packages: Vec<String>,
+
+    /// Do not act on the package PKG (repeatable), even if -p or -i/-a selects it.
+    #[arg(short = 'N', long = "no-package", value_name = "PKG")]
+    no_packages: Vec<String>,
+
+    /// Act on all architecture-independent packages (Architecture: all).
+    #[arg(short = 'i', long)]
+    indep: bool,
+
+    /// Act on all architecture-dependent packages built on this architecture.
+    #[arg(short = 'a', long)]
+    arch: bool,
+
+    /// Use DIR as the package build directory instead of debian/<package> (one package only).
+    #[arg(short = 'P', long, value_name = "DIR")]
+    tmpdir: Option<PathBuf>,
+
+    /// Say what is done (DH_VERBOSE=1 does the same).
+    #[arg(short = 'v', long)]
+    verbose: bool,
+
+    /// Change nothing; with -v, say what would be done (DH_NO_ACT=1 does the same).
+    #[arg(long)]
+    no_act: bool,
+
+    /// An option from dh: applied when dh_dkms-rs knows it, ignored otherwise.
+    #[arg(
+        short = 'O',
+        value_name = "OPTION",
+        allow_hyphen_values = true,
+        hide_short_help = true
+    )]
+    passthrough: Vec<String>,
+
+    /// Replace #MODULE_VERSION# in dkms.conf with VERSION; -V alone: the upstream version of
+    /// debian/changelog (without epoch and Debian revision).
+    #[arg(
+        short = 'V',
+        value_name = "VERSION",
+        num_args = 0..=1,
+        default_missing_value = "",
+        require_equals = false
+    )]
+    module_version: Option<String>,
+
+    /// Install FILE as dkms.conf of the first package acted on, instead of the one
+    /// debian/<package>.dkms names.
+    #[arg(value_name = "FILE")]
+    file: Option<PathBuf>,
+}
+
+/// This binary's own options, unknown to the library's parser.
+const OWN_OPTIONS: [&str; 4] = ["-h", "--help", "--version", "--generate"];
+
 fn main() -> ExitCode {
-    let cli = match start::<Cli>("dh_dkms-rs", |cli| cli.generate) {
-        Ok(cli) => cli,
-        Err(code) => return code,
+    let args = match DhArgs::parse(std::env::args_os().skip(1)) {
+        Ok(args) => args,
+        Err(e) => {
+            let own = matches!(&e, GetoptError::Unexpected { argument }
+                if OWN_OPTIONS.contains(&argument.as_str()));
+            if !own {
+                return fail(TOOL_NAME, &e, e.exit_code());
+            }
+            // clap answers them, or reports what is wrong around them, as it always did.
+            return match start::<Cli>(TOOL_NAME, |cli| cli.generate) {
+                Err(code) => code,
+                Ok(_) => fail(TOOL_NAME, &e, e.exit_code()),
+            };
+        }
     };
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     let mut console = Console {
         out: &mut out,
         err: &mut err,
     };
-    match debhelper::run(cli.args, &DhEnv::from_process(), &mut console) {
+    // Like every dh_* command, it works in the source package it is run in.
+    match debhelper::run(Path::new("."), args, &DhEnv::from_process(), &mut console) {
         Ok(_) => ExitCode::SUCCESS,
-        Err(e) => fail("dh_dkms-rs", &e, e.exit_code()),
+        Err(e) => fail(TOOL_NAME, &e, e.exit_code()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use dkms::debhelper::getopt::{DhOption, Takes};
+
+    /// Every option clap describes is one the library parses, with the same names and the same
+    /// way of taking a value, and the other way round.
+    #[test]
+    fn help_describes_the_options_the_library_parses() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let described: Vec<_> = cmd
+            .get_arguments()
+            .filter(|a| !["help", "version", "generate"].contains(&a.get_id().as_str()))
+            .map(|a| {
+                let takes = match (a.get_num_args().map(|n| n.min_values()), a.get_action()) {
+                    (_, clap::ArgAction::SetTrue) => Takes::Nothing,
+                    (Some(0), _) => Takes::OptionalValue,
+                    _ if a.is_allow_hyphen_values_set() => Takes::AnyValue,
+                    _ => Takes::Value,
+                };
+                (a.get_short(), a.get_long(), takes)
+            })
+            .collect();
+        let parsed: Vec<_> = DhOption::ALL
+            .iter()
+            .map(|o| (o.short(), o.long(), o.takes()))
+            .collect();
+        assert_eq!(described, parsed);
     }
 }

@@ -101,7 +101,10 @@ impl Session {
         )?;
         done.push((mv.clone(), target.clone(), conf.clone()));
         let lib = self.tree.kernel_modules_dir(&target.kernel);
-        let dir = conf.modules.first().map_or(lib.clone(), |r| r.dest_dir(&lib));
+        let dir = conf
+            .modules
+            .first()
+            .map_or(lib.clone(), |r| r.dest_dir(&lib));
         Ok(Some(format!("installed to {}/", dir.display())))
     }
 

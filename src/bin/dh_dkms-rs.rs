@@ -150,8 +150,9 @@ fn main() -> ExitCode {
         out: &mut out,
         err: &mut err,
     };
-    // Like every dh_* command, it works in the source package it is run in.
-    match debhelper::run(Path::new("."), args, &DhEnv::from_process(), &mut console) {
+    // Like every dh_* command, it works in the source package it is run in: the current
+    // directory, as the empty path, so that messages name files as debhelper does (bad.conf).
+    match debhelper::run(Path::new(""), args, &DhEnv::from_process(), &mut console) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => fail(TOOL_NAME, &e, e.exit_code()),
     }

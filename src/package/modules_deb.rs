@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use minijinja::context;
 
 use crate::conf::ConfFile;
-use crate::kernel;
 use crate::deb::{DataTree, WrittenDeb};
+use crate::kernel;
 
 use super::maker::{Maker, changelog_dates};
 use super::policy::{PackageIdentity, check_package_name};
@@ -33,8 +33,7 @@ pub fn mkbmdeb(opts: &MkdebOptions, prebuilt: &Prebuilt) -> Result<Vec<WrittenDe
     let mtime = maker.mtime(newest)?;
     let maintainer_name = maker.maintainer_name();
     let (date, year) = changelog_dates(mtime);
-    let conf_file =
-        ConfFile::read(&prebuilt.tree.source_dir(&prebuilt.module).join("dkms.conf"))?;
+    let conf_file = ConfFile::read(&prebuilt.tree.source_dir(&prebuilt.module).join("dkms.conf"))?;
     let mut written = Vec::new();
     for target in &prebuilt.targets {
         let kernel = target.kernel.as_str();
@@ -55,7 +54,11 @@ pub fn mkbmdeb(opts: &MkdebOptions, prebuilt: &Prebuilt) -> Result<Vec<WrittenDe
                 dir: module_dir.clone(),
             })
         };
-        let conf = conf_file.resolve(&prebuilt.tree.resolve_context(target, Some(&prebuilt.module)))?;
+        let conf = conf_file.resolve(
+            &prebuilt
+                .tree
+                .resolve_context(target, Some(&prebuilt.module)),
+        )?;
         let compression = target.kernel.module_compression();
         let lib = PathBuf::from(format!("lib/modules/{kernel}"));
         let mut files: Vec<(String, PathBuf, PathBuf)> = Vec::new();
@@ -73,11 +76,7 @@ pub fn mkbmdeb(opts: &MkdebOptions, prebuilt: &Prebuilt) -> Result<Vec<WrittenDe
         }
         let mut data = DataTree::new();
         for (name, path, dir) in &files {
-            data.add_file_from_disk(
-                &format!("{}/{name}", dir.display()),
-                path.clone(),
-                false,
-            );
+            data.add_file_from_disk(&format!("{}/{name}", dir.display()), path.clone(), false);
         }
         let modules: Vec<&str> = files.iter().map(|(n, _, _)| n.as_str()).collect();
         let description = format!(

@@ -398,3 +398,45 @@ fn dkms_rs_mkdeb_carries_the_kernels_it_is_told() {
         .args(maintainer));
     assert_eq!(code, 6, "{err}");
 }
+
+/// `--binaries-only` puts each module where dkms installs it: Debian's dkms 3.0.10, told
+/// `ADDON_MODULES_DIR` (which overrides DEST_MODULE_LOCATION), is the oracle for the place.
+#[test]
+fn binaries_only_package_puts_modules_where_dkms_installs_them() {
+    if !support::require_tool("dkms") || !support::require_tool("dpkg-deb") {
+        return;
+    }
+    let Some(kernels) = support::require_kernels(1) else {
+        return;
+    };
+    let k = kernels[0].as_str();
+    let addon = "extra/dkms-rs-test";
+    let s = Scratch::new(&kernels[..1]);
+    s.add_hello_source();
+    ok(s.dkms(&["install", "-m", "hello", "-v", "0.1", "-k", k, "--no-depmod"])
+        .env("ADDON_MODULES_DIR", addon));
+    let theirs: Vec<String> = support::scratch::listing(&s.install_tree)
+        .into_iter()
+        .filter(|p| p.contains(".ko"))
+        .map(|p| format!("./lib/modules/{p}"))
+        .collect();
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
+    assert!(theirs[0].contains(addon), "{theirs:?}");
+
+    let out = tempfile::tempdir().unwrap();
+    let stdout = support::run_ok(
+        support::command(env!("CARGO_BIN_EXE_dkms-mkdeb"))
+            .args(["--maintainer", "Jane Doe <jane@example.org>", "-o"])
+            .arg(out.path())
+            .args(["--binaries-only", "-k", k])
+            .arg(support::hello_source())
+            .env("ADDON_MODULES_DIR", addon),
+    );
+    let listing = support::run_ok(Command::new("dpkg-deb").arg("-c").arg(stdout.trim()));
+    let ours: Vec<&str> = listing
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .filter(|p| p.contains(".ko"))
+        .collect();
+    assert_eq!(ours, theirs);
+}

@@ -28,12 +28,10 @@
 //!   modules: `_<arch>.deb`); mkbmdeb: built modules -> `<name>-modules-<kernel>_<version>_<arch>.deb`.
 //! - [`templates`]: minijinja templates for generated package files, embedded, overridable.
 //! - [`debhelper`]: dh_dkms-rs, the debhelper command and `dh` addon for `debian/` packagers.
-//! - [`cli`]: what the binaries share: man pages and completions from clap, one-line errors.
 
 pub mod action;
 pub mod atomic;
 pub mod build;
-pub mod cli;
 pub mod conf;
 pub mod console;
 pub mod deb;

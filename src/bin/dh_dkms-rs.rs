@@ -3,10 +3,13 @@
 //! The library parses the options as debhelper does (`DhArgs::parse`); clap only describes them
 //! for `--help`, `--version` and `--generate`, which are this binary's own.
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use dkms::cli::{Generate, fail, start};
+use cli::{Generate, fail, start};
 use dkms::debhelper::{self, Console, DhArgs, DhEnv, GetoptError, TOOL_NAME};
 
 /// Install dkms.conf and add dkms-rs's maintainer scripts and Depends to DKMS packages

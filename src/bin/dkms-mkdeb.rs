@@ -1,10 +1,13 @@
 //! dkms-mkdeb: a DKMS module source directory -> `<name>-dkms_<version>_all.deb`.
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use dkms::cli::{Generate, fail, start};
+use cli::{Generate, fail, start};
 use dkms::deb::WrittenDeb;
 use dkms::deb::{Compression, CompressionKind};
 use dkms::kernel::{KernelRelease, Target, machine_arch};

@@ -1,11 +1,14 @@
 //! `dkms-postinst`: the maintainer-script hook of -dkms packages (argument parsing -> library
 //! call -> exit code).
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use dkms::cli::{Generate, fail, start};
+use cli::{Generate, fail, start};
 use dkms::console::Console;
 use dkms::error::ActionError;
 use dkms::kernel::KernelRelease;

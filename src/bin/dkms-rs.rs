@@ -1,12 +1,16 @@
 //! `dkms-rs`: the dkms-3-compatible command line (argument parsing -> library call -> exit code).
 
+#[path = "common/cli.rs"]
+#[allow(dead_code)] // fail: the other binaries print their own errors with it
+mod cli;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Parser, ValueEnum};
+use cli::{Generate, start};
 use dkms::action::{Flags, Session};
-use dkms::cli::{Generate, start};
 use dkms::conf::ShowFormat;
 use dkms::console::Console;
 use dkms::error::ActionError;

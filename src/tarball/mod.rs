@@ -67,8 +67,6 @@ pub enum TarballError {
         "no modules built for {target} in {dir}: modules must be built before they are archived"
     )]
     NotBuilt { target: Target, dir: PathBuf },
-    #[error("--binaries-only and --source-only cannot be given together")]
-    BothOnly,
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
     #[error("{path}: {source}")]
@@ -76,13 +74,13 @@ pub enum TarballError {
 }
 
 impl TarballError {
-    /// dkms 3.0.10's exit codes: 2 archive missing, 7 not a DKMS tarball, 8 already added or
-    /// both --*-only options, 6 nothing built or the tarball not written, 9 no write access.
+    /// dkms 3.0.10's exit codes: 2 archive missing, 7 not a DKMS tarball, 8 already added,
+    /// 6 nothing built or the tarball not written, 9 no write access.
     pub fn exit_code(&self) -> i32 {
         match self {
             TarballError::Missing { .. } => 2,
             TarballError::Unsafe { .. } | TarballError::Invalid { .. } => 7,
-            TarballError::AlreadyAdded { .. } | TarballError::BothOnly => 8,
+            TarballError::AlreadyAdded { .. } => 8,
             TarballError::NotBuilt { .. } => 6,
             TarballError::Write { source, .. }
                 if source.kind() == io::ErrorKind::PermissionDenied =>

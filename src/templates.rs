@@ -44,7 +44,7 @@ pub enum TemplateError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("--templates {dir}: {name} is not a template dkms-mkdeb uses (known: {known})")]
+    #[error("{dir}: {name} is not a template dkms-mkdeb uses (known: {known})")]
     Unknown {
         dir: PathBuf,
         name: String,

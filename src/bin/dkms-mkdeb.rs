@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::{Generate, fail, start};
+use cli::{Generate, fail, package_error_line, start};
 use dkms::deb::WrittenDeb;
 use dkms::deb::{Compression, CompressionKind};
 use dkms::kernel::{KernelRelease, Target, machine_arch};
@@ -165,7 +165,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => fail("dkms-mkdeb", &e, e.exit_code()),
+        Err(e) => fail("dkms-mkdeb", &package_error_line(&e), e.exit_code()),
     }
 }
 

@@ -1,7 +1,6 @@
 //! `dkms-rs`: the dkms-3-compatible command line (argument parsing -> library call -> exit code).
 
 #[path = "common/cli.rs"]
-#[allow(dead_code)] // fail: the other binaries print their own errors with it
 mod cli;
 
 use std::path::PathBuf;
@@ -9,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Parser, ValueEnum};
-use cli::{Generate, start};
+use cli::{Generate, package_error_line, start};
 use dkms::action::{Flags, Session};
 use dkms::conf::ShowFormat;
 use dkms::console::Console;
@@ -452,7 +451,7 @@ fn kernel_args(cli: &Cli) -> Vec<(String, Option<String>)> {
 /// A package that could not be made, printed here on one line, as the already-reported
 /// failure the rest of the command's errors go through.
 fn reported(console: &Console, e: PackageError) -> ActionError {
-    console.error(&e, "");
+    console.error(&package_error_line(&e), "");
     ActionError::Reported {
         code: e.exit_code(),
     }

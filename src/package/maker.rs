@@ -8,7 +8,7 @@ use crate::deb::{self, ControlMember, DataTree, DebBuild, DebError, WrittenDeb};
 use crate::templates::{TemplateError, Templates};
 
 use super::policy::{COMMON_LICENSES, PackageIdentity, check_maintainer, maintainer_from_env};
-use super::{MkdebOptions, PackageError, gzip_max, source_date_epoch_from_env};
+use super::{MkdebOptions, PackageError, Setting, gzip_max, source_date_epoch_from_env};
 
 /// The options of one dkms-mkdeb run, checked, with the templates loaded.
 pub(super) struct Maker<'o> {
@@ -23,10 +23,10 @@ impl<'o> Maker<'o> {
     pub fn new(opts: &'o MkdebOptions) -> Result<Maker<'o>, PackageError> {
         if !COMMON_LICENSES.contains(&opts.license.as_str()) && opts.copyright_file.is_none() {
             return Err(PackageError::BadOption {
-                option: "--license",
+                setting: Setting::License,
                 value: opts.license.clone(),
                 reason: format!(
-                    "is not in /usr/share/common-licenses ({}); ship your own text with --copyright FILE",
+                    "is not in /usr/share/common-licenses ({}); ship your own text",
                     COMMON_LICENSES.join(", ")
                 ),
             });
@@ -38,7 +38,7 @@ impl<'o> Maker<'o> {
             }
         };
         check_maintainer(&maintainer).map_err(|reason| PackageError::BadOption {
-            option: "--maintainer",
+            setting: Setting::Maintainer,
             value: maintainer.clone(),
             reason,
         })?;

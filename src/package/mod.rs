@@ -58,6 +58,32 @@ pub struct MkdebOptions {
     pub source_date_epoch: Option<u64>,
 }
 
+/// What a packager sets about a package: a dkms-mkdeb option, or the environment. The binary
+/// names the option that sets it; the library names the setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    Maintainer,
+    License,
+    PackageName,
+    Revision,
+    /// The kernels of the prebuilt modules.
+    Kernels,
+    SourceDateEpoch,
+}
+
+impl std::fmt::Display for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Setting::Maintainer => "maintainer",
+            Setting::License => "license",
+            Setting::PackageName => "package name",
+            Setting::Revision => "revision",
+            Setting::Kernels => "kernel",
+            Setting::SourceDateEpoch => "SOURCE_DATE_EPOCH",
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PackageError {
     #[error(transparent)]
@@ -78,9 +104,9 @@ pub enum PackageError {
         value: String,
         reason: String,
     },
-    #[error("{option} {value:?}: {reason}")]
+    #[error("{setting} {value:?}: {reason}")]
     BadOption {
-        option: &'static str,
+        setting: Setting,
         value: String,
         reason: String,
     },
@@ -121,7 +147,7 @@ impl PackageError {
 /// [`deb::source_date_epoch`], a bad value refused as a bad option.
 pub(super) fn source_date_epoch_from_env() -> Result<Option<u64>, PackageError> {
     deb::source_date_epoch().map_err(|value| PackageError::BadOption {
-        option: "SOURCE_DATE_EPOCH",
+        setting: Setting::SourceDateEpoch,
         value,
         reason: "is not a whole number of seconds".into(),
     })

@@ -12,7 +12,7 @@ use super::maker::{Maker, changelog_dates};
 use super::policy::{PackageIdentity, check_package_name};
 use super::prebuilt::Prebuilt;
 use super::source::add_source_tree;
-use super::{MkdebOptions, PackageError};
+use super::{MkdebOptions, PackageError, Setting};
 
 /// `--binaries-only`: one `<name>-modules-<kernel>_<version>_<arch>.deb` per target of
 /// `prebuilt`, as `dkms mkbmdeb` made them (dkms 2.8's template-dkms-mkbmdeb): the built
@@ -39,7 +39,7 @@ pub fn mkbmdeb(opts: &MkdebOptions, prebuilt: &Prebuilt) -> Result<Vec<WrittenDe
         let kernel = target.kernel.as_str();
         let package = format!("{base}-modules-{kernel}");
         check_package_name(&package).map_err(|reason| PackageError::BadOption {
-            option: "-k",
+            setting: Setting::Kernels,
             value: kernel.to_string(),
             reason,
         })?;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::conf::{self, ModuleConf, ResolveContext};
 
-use super::PackageError;
+use super::{PackageError, Setting};
 
 /// What the packaged module depends on: dkms-rs, else Debian's dkms of the version that brought
 /// common.postinst, or of the one that understands BUILD_EXCLUSIVE_CONFIG when the module uses
@@ -67,7 +67,7 @@ impl PackageIdentity {
         let package = match package_name {
             Some(p) => {
                 check_package_name(p).map_err(|reason| PackageError::BadOption {
-                    option: "--package-name",
+                    setting: Setting::PackageName,
                     value: p.to_string(),
                     reason,
                 })?;
@@ -79,7 +79,7 @@ impl PackageIdentity {
                     path: conf_path.clone(),
                     field: "PACKAGE_NAME",
                     value: name.clone(),
-                    reason: format!("{reason} (choose one with --package-name)"),
+                    reason,
                 })?;
                 p
             }
@@ -94,7 +94,7 @@ impl PackageIdentity {
             Some(rev) => {
                 let full = format!("{version}-{rev}");
                 check_version(&full).map_err(|reason| PackageError::BadOption {
-                    option: "--revision",
+                    setting: Setting::Revision,
                     value: rev.to_string(),
                     reason,
                 })?;

@@ -6,8 +6,8 @@ use crate::console::Console;
 use crate::kernel::Target;
 use crate::tree::{ModuleVersion, Tree};
 
-use super::PackageError;
 use super::policy::PackageIdentity;
+use super::{PackageError, Setting};
 use crate::deb::DataTree;
 
 /// Modules built in a dkms tree, to travel in a package (see [`mkdeb_with_prebuilt`]).
@@ -27,13 +27,13 @@ impl Prebuilt {
         arches.dedup();
         let [arch] = arches.as_slice() else {
             return Err(PackageError::BadOption {
-                option: "-k",
+                setting: Setting::Kernels,
                 value: arches.join(", "),
                 reason: "prebuilt modules of one package must be of one architecture".into(),
             });
         };
         crate::kernel::debian_arch(arch).ok_or_else(|| PackageError::BadOption {
-            option: "-k",
+            setting: Setting::Kernels,
             value: arch.to_string(),
             reason: "is not an architecture dkms-mkdeb knows the Debian name of".into(),
         })
@@ -55,7 +55,7 @@ impl Prebuilt {
             != (id.name.as_str(), id.version.as_str())
         {
             return Err(PackageError::BadOption {
-                option: "-k",
+                setting: Setting::Kernels,
                 value: self.module.to_string(),
                 reason: format!("the prebuilt modules are not of {}/{}", id.name, id.version),
             });
@@ -190,7 +190,7 @@ pub fn build_prebuilt(
     };
     let Some(first) = targets.first() else {
         return Err(PackageError::BadOption {
-            option: "-k",
+            setting: Setting::Kernels,
             value: String::new(),
             reason: "no kernel given".into(),
         });

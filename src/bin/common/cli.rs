@@ -1,6 +1,9 @@
 //! What every binary shares: `--generate man|complete-bash` from its clap definition (as
 //! ripgrep does, so man pages never drift from `--help`), and the one-line error convention.
 
+// Included by every binary (`#[path]`), each using the part it needs.
+#![allow(dead_code)]
+
 use std::io::Write;
 
 /// What `--generate` writes to stdout.
@@ -84,6 +87,37 @@ fn one_line(text: &str) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A package error as the binaries say it: each setting named by the option that sets it
+/// (the library names settings, not options), with the option that mends it.
+pub fn package_error_line(e: &dkms::package::PackageError) -> String {
+    use dkms::package::{PackageError, Setting};
+    match e {
+        PackageError::BadOption {
+            setting,
+            value,
+            reason,
+        } => {
+            let (flag, hint) = match setting {
+                Setting::Maintainer => ("--maintainer", ""),
+                Setting::License => ("--license", " with --copyright FILE"),
+                Setting::PackageName => ("--package-name", ""),
+                Setting::Revision => ("--revision", ""),
+                Setting::Kernels => ("-k", ""),
+                Setting::SourceDateEpoch => ("SOURCE_DATE_EPOCH", ""),
+            };
+            format!("{flag} {value:?}: {reason}{hint}")
+        }
+        PackageError::BadField {
+            field: "PACKAGE_NAME",
+            ..
+        } => format!("{e} (choose one with --package-name)"),
+        PackageError::Template(t @ dkms::templates::TemplateError::Unknown { .. }) => {
+            format!("--templates {t}")
+        }
+        _ => e.to_string(),
+    }
 }
 
 #[cfg(test)]

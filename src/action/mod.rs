@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use crate::build;
 use crate::conf::{ConfFile, ModuleConf};
 use crate::console::Console;
-use crate::error::ActionError;
+use crate::error::{ActionError, io_error};
 use crate::framework::Framework;
 use crate::install::InstallOptions;
 use crate::jobs::{self, Outcome};
@@ -126,6 +126,13 @@ impl Session {
             flags: Flags::default(),
             confs: ConfFiles::default(),
         }
+    }
+
+    /// Take the tree's lock for the rest of the command (waiting for another command's).
+    pub fn lock(&self) -> Result<crate::tree::TreeLock, ActionError> {
+        self.tree
+            .lock()
+            .map_err(|e| io_error(&self.tree.dkms_tree, e))
     }
 
     fn concurrency(&self) -> usize {

@@ -234,10 +234,7 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                     "usage: ldtarball FILE or ldtarball --archive FILE".into(),
                 ));
             };
-            let _lock = session
-                .tree
-                .lock()
-                .map_err(|e| dkms::error::io_error(&session.tree.dkms_tree, e))?;
+            let _lock = session.lock()?;
             let target = targets(&cli)?.remove(0);
             session.ldtarball(&archive, &target).map(|_| ())
         }
@@ -312,10 +309,7 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                     "match does not support multiple kernel version parameters".into(),
                 ));
             };
-            let _lock = session
-                .tree
-                .lock()
-                .map_err(|e| dkms::error::io_error(&session.tree.dkms_tree, e))?;
+            let _lock = session.lock()?;
             session.match_kernel(&KernelRelease(template.clone()), target, module.as_deref())
         }
         Action::Add
@@ -332,10 +326,7 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                     "the action {action:?} does not support the --all parameter"
                 )));
             }
-            let _lock = session
-                .tree
-                .lock()
-                .map_err(|e| dkms::error::io_error(&session.tree.dkms_tree, e))?;
+            let _lock = session.lock()?;
             let first_target = targets(&cli)?.remove(0);
             if let Some(dir) = source_dir.filter(|_| module.is_none()) {
                 let mv = session.add_source_tree(&dir, &first_target)?;

@@ -1,33 +1,43 @@
 //! dkms-rs: DKMS kernel-module packages for Debian, natively.
 //!
-//! The tour (see `DESIGN.md` of the project for the whole contract):
+//! The library behind four thin binaries (`src/bin/`: parse the command line, call here, map
+//! the error to dkms's exit code): `dkms-rs` (the dkms verbs on a tree), `dkms-postinst` (a
+//! -dkms package's maintainer scripts), `dkms-mkdeb` and `dh_dkms-rs` (packages).
+//!
+//! # Data flow
 //!
 //! ```text
-//! dkms.conf --conf--> ModuleConf (resolved for one kernel/arch)
-//!    |                      |
-//!    |            build: copy source -> patch -> PRE_BUILD -> make (log) -> strip -> store
-//!    |            install: back up original module -> place atomically -> depmod
+//! dkms.conf --ConfFile (read once)--> ModuleConf per (kernel, arch)
+//!    |                                   |
+//!    |        build: copy source -> patch -> PRE_BUILD -> make (make.log) -> strip -> sign
+//!    |               -> compress -> store `<m>/<v>/<k>/<a>/module/` (appears by rename)
+//!    |        install: keep the original module -> place by rename -> depmod
 //!    v
-//! source tree + ModuleConf --package--> DebPackage --deb--> .deb (ar + tar + xz)
-//!                         templates (minijinja) ^
+//! source tree + ModuleConf + prebuilt modules --package--> DataTree --deb--> .deb (ar+tar+xz)
+//!                                  templates (minijinja) ^
 //! ```
 //!
-//! Module map:
-//! - [`conf`]: dkms.conf, native reader for declarative files, bash evaluation for the rest.
-//! - [`framework`]: /etc/dkms/framework.conf(.d): tree roots, jobs, signing keys.
-//! - [`kernel`]: kernel releases, headers, module suffix, dkms's version order.
-//! - [`tree`]: the dkms tree: paths, states, `status`, the lock.
-//! - [`build`]: the build pipeline of one module for one kernel, and make.log.
-//! - [`install`]: install / uninstall / depmod.
-//! - [`jobs`]: parallel builds bounded by `-j`, in dependency order, readable output.
-//! - [`action`]: the dkms actions as the CLI runs them, their errors and exit codes.
-//! - [`postinst`]: a -dkms package's maintainer-script logic (common.postinst, natively).
-//! - [`tarball`]: mktarball / ldtarball: dkms's tarball of a module version, reproducible, loaded safely.
-//! - [`deb`]: .deb writing as dpkg-deb does it (ar, GNU tar, compression, md5sums); knows nothing of dkms.
-//! - [`package`]: mkdeb: a module source tree -> `<name>-dkms_<version>_all.deb` (with prebuilt
-//!   modules: `_<arch>.deb`); mkbmdeb: built modules -> `<name>-modules-<kernel>_<version>_<arch>.deb`.
-//! - [`templates`]: minijinja templates for generated package files, embedded, overridable.
-//! - [`debhelper`]: dh_dkms-rs, the debhelper command and `dh` addon for `debian/` packagers.
+//! # Layers
+//!
+//! Each module uses only modules of the layers above it in this list (`.ci/check-layers`
+//! fails otherwise, and when the library uses clap: command lines are the binaries').
+//!
+//! | layer | modules | job |
+//! |---|---|---|
+//! | L0 | [`console`], [`atomic`], [`kernel`], [`framework`], [`templates`], [`deb`] | what the user sees; files appear by rename; kernels, arch, module compression; framework.conf; package templates; .deb and tar streams (knows nothing of dkms) |
+//! | L1 | [`conf`] | dkms.conf -> [`conf::ModuleConf`], read once ([`conf::ConfFile`]), resolved per kernel |
+//! | L2 | [`tree`] | the dkms tree: paths, states, `status`, the lock, the tree from framework.conf |
+//! | L3 | [`tarball`] | dkms's tarball format: collect, write, extract safely |
+//! | L4 | [`error`] | [`error::ActionError`] and dkms's exit codes |
+//! | L5 | [`build`], [`jobs`], [`install`] | the steps: make, signing, compression; the parallel scheduler; placing modules, depmod |
+//! | L6 | [`action`] | the dkms verbs on resolved values: [`action::Session`] = tree + console + settings + flags |
+//! | L7 | [`package`], [`postinst`] | packages (-dkms, -modules, prebuilt); maintainer-script logic |
+//! | L8 | [`debhelper`] | dh_dkms-rs, working in a given source package root |
+//!
+//! Within L0 the order is the list's (deb writes through atomic); within L5, install uses
+//! build's script runner. Values travel typed: a [`build::BuildCommand`] gets its build
+//! directory when the build runs, [`conf::ModuleRecord::dest_dir`] places a module, scripts
+//! are [`build::ScriptKind`]s, errors carry their data and are worded once, where printed.
 
 pub mod action;
 pub mod atomic;

@@ -1,4 +1,4 @@
-//! dh_dkms-rs: the debhelper command that makes packages of a debian/ source DKMS packages.
+//! dh_dkms-rs: the debhelper command that makes a debian/ source package's packages -dkms ones.
 //!
 //! The library parses the options as debhelper does (`DhArgs::parse`); clap only describes them
 //! for `--help`, `--version` and `--generate`, which are this binary's own.

@@ -1,8 +1,8 @@
 //! Writes .deb files exactly as `dpkg-deb --root-owner-group --build` would: knows nothing of dkms.
 //!
-//! One small piece per archive layer: [`tar`] (GNU tar headers), [`compress`] (xz, gzip, zstd or
-//! none, dpkg-deb's defaults), [`data`] (the data.tar stream with md5sums and Installed-Size),
-//! [`control`] (control.tar) and [`ar`] (the outer archive). The result depends only on the
+//! One small piece per archive layer: [`tar`] (GNU tar headers), `compress` (xz, gzip, zstd or
+//! none, dpkg-deb's defaults), `data` (the data.tar stream with md5sums and Installed-Size),
+//! `control` (control.tar) and `ar` (the outer archive). The result depends only on the
 //! [`DataTree`], the scripts, the mtime and the compression settings: not on the umask, the
 //! modes or mtimes of the source files, the working directory or the number of threads.
 //!

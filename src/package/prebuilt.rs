@@ -10,7 +10,7 @@ use super::policy::PackageIdentity;
 use super::{PackageError, Setting};
 use crate::deb::DataTree;
 
-/// Modules built in a dkms tree, to travel in a package (see [`mkdeb_with_prebuilt`]).
+/// Modules built in a dkms tree, to travel in a package (see [`super::mkdeb_with_prebuilt`]).
 #[derive(Debug, Clone)]
 pub struct Prebuilt {
     pub tree: Tree,

@@ -1,5 +1,6 @@
-//! mktarball / ldtarball: a module version as dkms's tarball (source and/or prebuilt
-//! modules), written reproducibly and loaded without trusting its names.
+//! dkms's tarball of a module version (source and/or prebuilt modules): its layout and names,
+//! what goes in it; written reproducibly ([`write()`]) and loaded without trusting its names
+//! ([`extract()`]). The verbs (mktarball, ldtarball) are in `action`.
 //!
 //! The layout is dkms 3.0.10's `make_tarball` (read `/usr/sbin/dkms`):
 //!

@@ -10,8 +10,13 @@ use crate::tree::ModuleVersion;
 /// Why an action failed; [`ActionError::exit_code`] is dkms 3's exit code for it.
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
+    /// A command line dkms would refuse (worded by the binary that parsed it).
     #[error("{0}")]
     Usage(String),
+    #[error("the templatekernel and the specified kernel version are the same")]
+    SameTemplateKernel { kernel: KernelRelease },
+    #[error("SOURCE_DATE_EPOCH {value:?} is not a whole number of seconds")]
+    BadSourceDateEpoch { value: String },
     #[error("DKMS tree already contains {module} ({dir})")]
     AlreadyAdded { module: ModuleVersion, dir: PathBuf },
     #[error("{module} is not located in the DKMS tree {tree}")]
@@ -94,7 +99,9 @@ impl ActionError {
     /// dkms 3's exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            ActionError::Usage(_) => 1,
+            ActionError::Usage(_)
+            | ActionError::SameTemplateKernel { .. }
+            | ActionError::BadSourceDateEpoch { .. } => 1,
             ActionError::AlreadyAdded { .. }
             | ActionError::NotAdded { .. }
             | ActionError::AlreadyBuilt { .. } => 3,

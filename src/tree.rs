@@ -24,6 +24,15 @@ pub struct Tree {
     pub kernel_source_dir: Option<PathBuf>,
 }
 
+/// What `status` lists: every field `None` is "any" (`dkms status [-m M] [-v V] [-k K] [-a A]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusQuery<'a> {
+    pub module: Option<&'a str>,
+    pub version: Option<&'a str>,
+    pub kernel: Option<&'a str>,
+    pub arch: Option<&'a str>,
+}
+
 /// The roots a command is told on its command line (`--dkmstree`, ...); `None` =
 /// framework.conf's, then dkms's defaults.
 #[derive(Debug, Clone, Default)]
@@ -342,15 +351,10 @@ impl Tree {
         Ok(TreeLock { _file: file })
     }
 
-    /// The status lines dkms 3.0.10 prints, for modules matching the filters.
-    pub fn status(
-        &self,
-        module: Option<&str>,
-        version: Option<&str>,
-        kernel: Option<&str>,
-        arch: Option<&str>,
-    ) -> Vec<StatusEntry> {
-        let modules = self.added_modules(module, version);
+    /// The status lines dkms 3.0.10 prints, for the modules and targets `query` selects.
+    pub fn status(&self, query: &StatusQuery) -> Vec<StatusEntry> {
+        let (kernel, arch) = (query.kernel, query.arch);
+        let modules = self.added_modules(query.module, query.version);
         // Modules are independent: read them on all CPUs, keep dkms's order.
         let workers = std::thread::available_parallelism()
             .map_or(1, |n| n.get())

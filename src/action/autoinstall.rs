@@ -144,9 +144,9 @@ impl Session {
         module: Option<&str>,
     ) -> Result<(), ActionError> {
         if &target.kernel == template {
-            return Err(ActionError::Usage(
-                "the templatekernel and the specified kernel version are the same".into(),
-            ));
+            return Err(ActionError::SameTemplateKernel {
+                kernel: template.clone(),
+            });
         }
         let template_target = Target {
             kernel: template.clone(),

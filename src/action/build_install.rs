@@ -14,30 +14,52 @@ use crate::tree::ModuleVersion;
 
 use super::{Session, first_failure};
 
+/// What `build` and `install` plan for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Goal {
+    Built,
+    Installed,
+}
+
+impl Goal {
+    /// dkms's words in "Module M already <these> kernel K, skip.".
+    fn done_words(self) -> &'static str {
+        match self {
+            Goal::Built => "built for",
+            Goal::Installed => "installed on",
+        }
+    }
+}
+
 impl Session {
     /// `build`: build for every target (in parallel); already built targets are skipped.
     pub fn build(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
-        let todo = self.plan(
-            mv,
-            targets,
-            "built for",
-            |target, conf| self.tree.is_built(mv, target, conf),
-            |target, _| self.unbuild_one(mv, target),
-        )?;
+        let todo = self.plan(mv, targets, Goal::Built)?;
         first_failure(self.build_all(todo, |_, _, _| Ok(None)))
     }
 
     /// The targets still to do for `build`/`install`, each with its conf, adding the module
-    /// first when it is not. A target that is `done` is skipped with dkms's message
-    /// ("already <done_what> kernel"), or with `--force` first undone by `undo`.
+    /// first when it is not. A target where the goal is reached is skipped with dkms's
+    /// message ("already built for kernel"), or with `--force` first undone.
     pub(super) fn plan(
         &self,
         mv: &ModuleVersion,
         targets: &[Target],
-        done_what: &str,
-        done: impl Fn(&Target, &ModuleConf) -> bool,
-        undo: impl Fn(&Target, &ModuleConf) -> Result<(), ActionError>,
+        goal: Goal,
     ) -> Result<Vec<(ModuleVersion, Target, ModuleConf)>, ActionError> {
+        let done = |target: &Target, conf: &ModuleConf| match goal {
+            Goal::Built => self.tree.is_built(mv, target, conf),
+            Goal::Installed => {
+                self.tree.is_installed(mv, target) && self.tree.is_built(mv, target, conf)
+            }
+        };
+        let undo = |target: &Target, conf: &ModuleConf| match goal {
+            Goal::Built => self.unbuild_one(mv, target),
+            Goal::Installed => {
+                install::uninstall(&self.tree, mv, target, conf, &self.console).map(|_| ())
+            }
+        };
+        let done_what = goal.done_words();
         if let Some(first) = targets.first()
             && !self.tree.is_added(mv)
         {
@@ -62,17 +84,7 @@ impl Session {
 
     /// `install`: build what is not built, install, one depmod per kernel.
     pub fn install(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
-        let todo = self.plan(
-            mv,
-            targets,
-            "installed on",
-            |target, conf| {
-                self.tree.is_installed(mv, target) && self.tree.is_built(mv, target, conf)
-            },
-            |target, conf| {
-                install::uninstall(&self.tree, mv, target, conf, &self.console).map(|_| ())
-            },
-        )?;
+        let todo = self.plan(mv, targets, Goal::Installed)?;
         let installed = Mutex::new(Vec::new());
         let outcomes = self.build_all(todo, |mv, target, conf| {
             self.install_one(mv, target, conf, &installed)

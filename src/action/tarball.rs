@@ -224,9 +224,5 @@ impl Session {
 
 /// [`crate::deb::source_date_epoch`], a bad value refused as a usage error.
 fn source_date_epoch() -> Result<Option<u64>, ActionError> {
-    crate::deb::source_date_epoch().map_err(|v| {
-        ActionError::Usage(format!(
-            "SOURCE_DATE_EPOCH {v:?} is not a whole number of seconds"
-        ))
-    })
+    crate::deb::source_date_epoch().map_err(|value| ActionError::BadSourceDateEpoch { value })
 }

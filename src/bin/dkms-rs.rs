@@ -17,7 +17,7 @@ use dkms::framework::Framework;
 use dkms::kernel::{KernelRelease, Target, machine_arch};
 use dkms::package::{PackageError, mkbmdeb_in_tree, mkdeb_in_tree, mkdeb_in_tree_prebuilt};
 use dkms::tarball::TarballContent;
-use dkms::tree::{ModuleVersion, Roots, Tree};
+use dkms::tree::{ModuleVersion, Roots, StatusQuery, Tree};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Action {
@@ -269,12 +269,12 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                     .collect()
             };
             for (kernel, arch) in &filters {
-                for entry in session.tree.status(
-                    module.as_deref(),
-                    version.as_deref(),
-                    kernel.as_deref(),
-                    arch.as_deref(),
-                ) {
+                for entry in session.tree.status(&StatusQuery {
+                    module: module.as_deref(),
+                    version: version.as_deref(),
+                    kernel: kernel.as_deref(),
+                    arch: arch.as_deref(),
+                }) {
                     println!("{entry}");
                 }
             }

@@ -413,8 +413,17 @@ fn binaries_only_package_puts_modules_where_dkms_installs_them() {
     let addon = "extra/dkms-rs-test";
     let s = Scratch::new(&kernels[..1]);
     s.add_hello_source();
-    ok(s.dkms(&["install", "-m", "hello", "-v", "0.1", "-k", k, "--no-depmod"])
-        .env("ADDON_MODULES_DIR", addon));
+    ok(s.dkms(&[
+        "install",
+        "-m",
+        "hello",
+        "-v",
+        "0.1",
+        "-k",
+        k,
+        "--no-depmod",
+    ])
+    .env("ADDON_MODULES_DIR", addon));
     let theirs: Vec<String> = support::scratch::listing(&s.install_tree)
         .into_iter()
         .filter(|p| p.contains(".ko"))

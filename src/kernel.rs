@@ -37,8 +37,8 @@ impl KernelRelease {
     /// The module file suffix dkms uses for this kernel: `.ko` plus the compression that
     /// the kernel's own modules.dep shows (dkms's `set_module_suffix` reads /lib/modules).
     /// Read once per kernel and process: modules.dep is large and `status` asks per module.
-    pub fn module_compression(&self) -> Compression {
-        static SEEN: Mutex<BTreeMap<String, Compression>> = Mutex::new(BTreeMap::new());
+    pub fn module_compression(&self) -> ModuleCompression {
+        static SEEN: Mutex<BTreeMap<String, ModuleCompression>> = Mutex::new(BTreeMap::new());
         let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
         *seen
             .entry(self.0.clone())
@@ -47,20 +47,20 @@ impl KernelRelease {
 }
 
 /// dkms's `set_module_suffix`: the compression the kernel's own modules.dep shows.
-fn read_module_compression(kernel: &str) -> Compression {
+fn read_module_compression(kernel: &str) -> ModuleCompression {
     let dep = Path::new("/lib/modules").join(kernel).join("modules.dep");
     let Ok(text) = std::fs::read_to_string(dep) else {
-        return Compression::None;
+        return ModuleCompression::None;
     };
     // Same precedence as dkms: the last matching grep wins.
     if text.contains(".zst:") {
-        Compression::Zstd
+        ModuleCompression::Zstd
     } else if text.contains(".xz:") {
-        Compression::Xz
+        ModuleCompression::Xz
     } else if text.contains(".gz:") {
-        Compression::Gzip
+        ModuleCompression::Gzip
     } else {
-        Compression::None
+        ModuleCompression::None
     }
 }
 
@@ -189,38 +189,38 @@ pub fn installed_kernels_with_headers() -> Vec<KernelRelease> {
 
 /// How modules of a kernel are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
+pub enum ModuleCompression {
     None,
     Gzip,
     Xz,
     Zstd,
 }
 
-impl Compression {
+impl ModuleCompression {
     /// `.gz`, `.xz`, `.zst` or empty.
     pub fn extension(self) -> &'static str {
         match self {
-            Compression::None => "",
-            Compression::Gzip => ".gz",
-            Compression::Xz => ".xz",
-            Compression::Zstd => ".zst",
+            ModuleCompression::None => "",
+            ModuleCompression::Gzip => ".gz",
+            ModuleCompression::Xz => ".xz",
+            ModuleCompression::Zstd => ".zst",
         }
     }
 
     /// The command dkms runs to compress a module in place (same flags as dkms 3.0.10).
     pub fn command(self) -> Option<&'static [&'static str]> {
         match self {
-            Compression::None => None,
-            Compression::Gzip => Some(&["gzip", "-9f"]),
-            Compression::Xz => Some(&["xz", "-f"]),
-            Compression::Zstd => Some(&["zstd", "-q", "-f", "-T0", "-20", "--ultra"]),
+            ModuleCompression::None => None,
+            ModuleCompression::Gzip => Some(&["gzip", "-9f"]),
+            ModuleCompression::Xz => Some(&["xz", "-f"]),
+            ModuleCompression::Zstd => Some(&["zstd", "-q", "-f", "-T0", "-20", "--ultra"]),
         }
     }
 }
 
 /// The module file of `name` in `dir`: `name.ko` or `name.ko<ext>`, as dkms's
 /// `compressed_or_uncompressed` finds it.
-pub fn module_file(dir: &Path, name: &str, compression: Compression) -> Option<PathBuf> {
+pub fn module_file(dir: &Path, name: &str, compression: ModuleCompression) -> Option<PathBuf> {
     let plain = dir.join(format!("{name}.ko"));
     if plain.exists() {
         return Some(plain);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use cli::{Generate, fail, start};
-use dkms::debhelper::{self, Console, DhArgs, DhEnv, GetoptError, TOOL_NAME};
+use dkms::debhelper::{self, DhArgs, DhEnv, GetoptError, Streams, TOOL_NAME};
 
 /// Install dkms.conf and add dkms-rs's maintainer scripts and Depends to DKMS packages
 /// (debhelper command; the dkms-rs counterpart of dh_dkms).
@@ -149,13 +149,13 @@ fn main() -> ExitCode {
         }
     };
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-    let mut console = Console {
+    let mut streams = Streams {
         out: &mut out,
         err: &mut err,
     };
     // Like every dh_* command, it works in the source package it is run in: the current
     // directory, as the empty path, so that messages name files as debhelper does (bad.conf).
-    match debhelper::run(Path::new(""), args, &DhEnv::from_process(), &mut console) {
+    match debhelper::run(Path::new(""), args, &DhEnv::from_process(), &mut streams) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => fail(TOOL_NAME, &e, e.exit_code()),
     }

@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::kernel::Compression;
+use crate::kernel::ModuleCompression;
 
 /// Compress `module` in place as `compression` says; returns the file to store and the
 /// extension it got (`.xz`, ...). A compressor that is missing or fails leaves the module
 /// uncompressed, as in dkms (which ignores the compressor's status).
-pub fn compress(module: &Path, compression: Compression) -> (PathBuf, &'static str) {
+pub fn compress(module: &Path, compression: ModuleCompression) -> (PathBuf, &'static str) {
     let Some(cmd) = compression.command() else {
         return (module.to_path_buf(), "");
     };

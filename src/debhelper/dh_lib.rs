@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{Console, DhEnv, DhError, TOOL_NAME};
+use super::{DhEnv, DhError, Streams, TOOL_NAME};
 use crate::atomic::PendingFile;
 
 /// What the functions here read of Dh_Lib's `%dh`, and the directory they work in.
@@ -26,9 +26,9 @@ pub struct Dh<'a> {
 
 impl Dh<'_> {
     /// Dh_Lib's `verbose_print`: `line`, tab-indented, when verbose.
-    pub fn verbose_print(&self, console: &mut Console, line: &str) {
+    pub fn verbose_print(&self, streams: &mut Streams, line: &str) {
         if self.verbose {
-            let _ = writeln!(console.out, "\t{line}");
+            let _ = writeln!(streams.out, "\t{line}");
         }
     }
 }
@@ -135,7 +135,7 @@ pub fn pkgfile(
 /// prerm/postrm so that removal runs in reverse.
 pub fn autoscript(
     dh: &Dh,
-    console: &mut Console,
+    streams: &mut Streams,
     package: &str,
     script: &str,
     snippet_name: &str,
@@ -162,7 +162,7 @@ pub fn autoscript(
     block.push_str("# End automatically added section\n");
     let prepend = existing.is_some() && (script == "prerm" || script == "postrm");
     dh.verbose_print(
-        console,
+        streams,
         &format!(
             "[META] {} autosnippet \"{snippet_name}\" to {script} [{}]",
             if prepend { "Prepend" } else { "Append" },

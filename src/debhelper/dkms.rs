@@ -9,7 +9,7 @@ use minijinja::context;
 
 use super::dh_lib::{self, Dh, HostArch};
 use super::getopt::Options;
-use super::{Console, DhError, MODULE_VERSION_PLACEHOLDER, PackageDone};
+use super::{DhError, MODULE_VERSION_PLACEHOLDER, PackageDone, Streams};
 use crate::conf::{self, ConfError, ResolveContext};
 use crate::package::dkms_depends;
 use crate::templates::Templates;
@@ -20,7 +20,7 @@ pub fn dh_dkms(
     options: &Options,
     main_package: &str,
     host: &mut HostArch,
-    console: &mut Console,
+    streams: &mut Streams,
 ) -> Result<Vec<PackageDone>, DhError> {
     let templates = Templates::load(None)?;
     let mut done = Vec::new();
@@ -39,7 +39,7 @@ pub fn dh_dkms(
             },
             module_version: options.module_version.as_deref(),
         };
-        if let Some(d) = dkms_package(dh, &ctx, &templates, host, console)? {
+        if let Some(d) = dkms_package(dh, &ctx, &templates, host, streams)? {
             done.push(d);
         }
     }
@@ -149,13 +149,13 @@ fn dkms_package(
     ctx: &PackageContext,
     templates: &Templates,
     host: &mut HostArch,
-    console: &mut Console,
+    streams: &mut Streams,
 ) -> Result<Option<PackageDone>, DhError> {
     let Some(source) = conf_source(dh, ctx, host)? else {
         return Ok(None);
     };
     dh.verbose_print(
-        console,
+        streams,
         &format!("installing {} as dkms.conf", source.display()),
     );
     let original = std::fs::read(dh.root.join(&source)).map_err(|e| {
@@ -187,7 +187,7 @@ fn dkms_package(
                 String::from_utf8_lossy(&original).replace(MODULE_VERSION_PLACEHOLDER, &version);
             let generated = PathBuf::from(format!("debian/{}.dkms.debhelper", ctx.package));
             dh.verbose_print(
-                console,
+                streams,
                 &format!(
                     "sed s/{MODULE_VERSION_PLACEHOLDER}/{version}/g {} > {}",
                     source.display(),
@@ -255,15 +255,15 @@ fn dkms_package(
     dh_lib::addsubstvar(dh, ctx.package, "misc:Depends", &depends)?;
     dh_lib::autoscript(
         dh,
-        console,
+        streams,
         ctx.package,
         "postinst",
         "postinst-dkms",
         &postinst,
     )?;
-    dh_lib::autoscript(dh, console, ctx.package, "prerm", "prerm-dkms", &prerm)?;
+    dh_lib::autoscript(dh, streams, ctx.package, "prerm", "prerm-dkms", &prerm)?;
     dh.verbose_print(
-        console,
+        streams,
         &format!(
             "install -p -D -m644 {} {}",
             conf_path.display(),

@@ -14,7 +14,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
 use super::control::PackageKinds;
-use super::{Console, DhEnv, DhError};
+use super::{DhEnv, DhError, Streams};
 
 /// An option of dh_dkms-rs: debhelper's common ones, and dh_dkms's `-V` and FILE argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -419,7 +419,7 @@ impl Options {
         args: DhArgs,
         env: &DhEnv,
         kinds: &PackageKinds,
-        console: &mut Console,
+        streams: &mut Streams,
     ) -> Result<Option<Options>, DhError> {
         // DH_INTERNAL_OPTIONS: what dh passes into an override target. Its selection becomes
         // exclusions, so that -p on the override's command line can still narrow it (Dh_Getopt).
@@ -443,7 +443,7 @@ impl Options {
         if let Some(dh_options) = env.get("DH_OPTIONS") {
             let words: Vec<String> = dh_options.split_whitespace().map(str::to_string).collect();
             if !opts.absorb_words(&words) {
-                console.warn("ignored unknown options in DH_OPTIONS");
+                streams.warn("ignored unknown options in DH_OPTIONS");
             }
         }
         opts.absorb(args);
@@ -462,13 +462,13 @@ impl Options {
                 .iter()
                 .any(|p| matches!(p, Pick::Indep | Pick::Arch))
             {
-                console.warn(
+                streams.warn(
                     "You asked that all arch in(dep) packages be built, but there are none of that type.",
                 );
                 return Ok(None);
             }
             if !opts.picks.is_empty() {
-                console
+                streams
                     .warn("All requested packages have been excluded (e.g. via a Build-Profile).");
                 return Ok(None);
             }
@@ -477,7 +477,7 @@ impl Options {
         let mut seen = BTreeSet::new();
         selected.retain(|p| !excluded.contains(p) && seen.insert(p.clone()));
         if selected.is_empty() {
-            console.warn("No packages to build. Possible architecture mismatch.");
+            streams.warn("No packages to build. Possible architecture mismatch.");
             return Ok(None);
         }
         if opts.tmpdir.is_some() && selected.len() > 1 {

@@ -83,13 +83,15 @@ impl DhEnv {
     }
 }
 
-/// Where the command's chatter goes: verbose lines (stdout) and warnings (stderr).
-pub struct Console<'w> {
+/// The writers dh_dkms-rs prints to (stdout, stderr: verbose lines and warnings), given by the
+/// caller so that the tests capture them; what [`crate::console::Console`] is for the dkms
+/// verbs, in debhelper's wording.
+pub struct Streams<'w> {
     pub out: &'w mut dyn Write,
     pub err: &'w mut dyn Write,
 }
 
-impl Console<'_> {
+impl Streams<'_> {
     /// Dh_Lib's `warning()`.
     fn warn(&mut self, message: &str) {
         let _ = writeln!(self.err, "{TOOL_NAME}: warning: {message}");
@@ -179,12 +181,12 @@ pub fn run(
     root: &Path,
     args: DhArgs,
     env: &DhEnv,
-    console: &mut Console,
+    streams: &mut Streams,
 ) -> Result<Vec<PackageDone>, DhError> {
     let control = control::SourceControl::read(root)?;
     let mut host = dh_lib::HostArch::new(env);
     let kinds = control::PackageKinds::of(&control, &mut host, env)?;
-    let Some(options) = getopt::Options::gather(args, env, &kinds, console)? else {
+    let Some(options) = getopt::Options::gather(args, env, &kinds, streams)? else {
         return Ok(Vec::new());
     };
     let dh = dh_lib::Dh {
@@ -192,7 +194,7 @@ pub fn run(
         verbose: options.verbose,
         no_act: options.no_act,
     };
-    let done = dkms::dh_dkms(&dh, &options, control.main_package(), &mut host, console)?;
+    let done = dkms::dh_dkms(&dh, &options, control.main_package(), &mut host, streams)?;
     // Inside an override target dh asks each command to log itself (Dh_Lib's END), so that
     // `--remaining-packages` knows what ran.
     if env.get("DH_INTERNAL_OVERRIDE").is_some() && !dh.no_act {
@@ -221,11 +223,11 @@ mod tests {
         std::fs::write(debian.join("hello-dkms.dkms"), conf).unwrap();
         let env = DhEnv::from_pairs([("DEB_HOST_ARCH", "amd64")]);
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let mut console = Console {
+        let mut streams = Streams {
             out: &mut out,
             err: &mut err,
         };
-        let done = run(root.path(), DhArgs::default(), &env, &mut console).unwrap();
+        let done = run(root.path(), DhArgs::default(), &env, &mut streams).unwrap();
         let dkms_conf = PathBuf::from("debian/hello-dkms/usr/src/hello-0.1/dkms.conf");
         assert_eq!(done.len(), 1);
         assert_eq!(done[0].dkms_conf, dkms_conf);

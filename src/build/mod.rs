@@ -100,24 +100,70 @@ fn built_anywhere(tree: &Tree, module: &str, target: &Target) -> bool {
 /// Build one module for one kernel; returns the time make took.
 pub fn build(req: &BuildRequest, console: &Console) -> Result<Duration, ActionError> {
     check_buildable(req)?;
-    let tree = req.tree;
     let (mv, target, conf) = (req.module, req.target, req.conf);
     let build_dir = &req.build_dir;
-    let headers = tree.headers_dir(&target.kernel);
-    let kernel_config = headers.join(".config");
-    let config_text = std::fs::read_to_string(&kernel_config).ok();
+    let headers = req.tree.headers_dir(&target.kernel);
+    let config_text = std::fs::read_to_string(headers.join(".config")).ok();
 
-    // Fresh copy of the source, as `cp -a source/ build` in dkms.
+    copy_source_and_patch(req, console)?;
+    // dkms exports the kernel's compiler as CC for PRE_BUILD only, then unsets it for make.
+    let cc = config_text
+        .as_deref()
+        .and_then(kernel::config_compiler)
+        .filter(|cc| on_path(cc));
+    if let Some(script) = &conf.pre_build {
+        run_script(
+            ScriptKind::PreBuild,
+            script,
+            build_dir,
+            cc.as_deref(),
+            console,
+        )?;
+    }
+    clean(req, console)?;
+
+    // Paths to `<m>/<v>/build` in the command mean "this build's directory"; conf already
+    // appended CC=clang / LD=ld.lld for clang-built kernels, as read_conf does.
+    let make_command =
+        BuildCommand::new(&conf.make_command, &req.tree.build_dir(mv)).in_dir(build_dir);
+    let invocation = make_invocation(&make_command, req.jobs, target.kernel.as_str());
+    console.verbose(&invocation);
+    let elapsed = make::run_make(&invocation, build_dir, mv, target)?;
+    for record in &conf.modules {
+        let built = built_module_path(build_dir, &record.built_location, &record.built_name);
+        if !built.exists() {
+            return Err(ActionError::ModuleNotProduced {
+                name: format!("{}.ko", record.built_name),
+                target: target.clone(),
+                dir: build_dir.clone(),
+            });
+        }
+    }
+
+    let signing = req
+        .signing
+        .and_then(|s| s.for_kernel(target, &headers, config_text.as_deref()));
+    store(req, signing.as_ref(), console)?;
+    if let Some(script) = &conf.post_build {
+        run_script(ScriptKind::PostBuild, script, build_dir, None, console)?;
+    }
+    remove_dir_if_exists(build_dir)?;
+    Ok(elapsed)
+}
+
+/// A fresh copy of the source in the build directory (`cp -a source/ build`, as dkms), with
+/// the patches dkms.conf chose applied (`patch -p1`).
+fn copy_source_and_patch(req: &BuildRequest, console: &Console) -> Result<(), ActionError> {
+    let build_dir = &req.build_dir;
     remove_dir_if_exists(build_dir)?;
     run_quiet(
         Command::new("cp")
             .arg("-a")
-            .arg(format!("{}/", tree.source_dir(mv).display()))
+            .arg(format!("{}/", req.tree.source_dir(req.module).display()))
             .arg(build_dir),
         build_dir,
     )?;
-
-    for patch in &conf.patches {
+    for patch in &req.conf.patches {
         let file = build_dir.join("patches").join(patch);
         if !file.exists() {
             return Err(ActionError::PatchMissing {
@@ -141,78 +187,58 @@ pub fn build(req: &BuildRequest, console: &Console) -> Result<Duration, ActionEr
             });
         }
     }
+    Ok(())
+}
 
-    // dkms exports the kernel's compiler as CC for PRE_BUILD only, then unsets it for make.
-    let cc = config_text
-        .as_deref()
-        .and_then(kernel::config_compiler)
-        .filter(|cc| on_path(cc));
-    if let Some(script) = &conf.pre_build {
-        run_script(
-            ScriptKind::PreBuild,
-            script,
-            build_dir,
-            cc.as_deref(),
-            console,
-        )?;
-    }
-
-    // Paths to `<m>/<v>/build` in the commands mean "this build's directory".
-    let canonical_build = tree.build_dir(mv);
-    let clean = BuildCommand::new(&conf.clean, &canonical_build).in_dir(build_dir);
-    let clean_status = shell(&clean, build_dir)
+/// dkms.conf's CLEAN in the build directory; a failure is only noted, as dkms does.
+fn clean(req: &BuildRequest, console: &Console) -> Result<(), ActionError> {
+    let build_dir = &req.build_dir;
+    let clean =
+        BuildCommand::new(&req.conf.clean, &req.tree.build_dir(req.module)).in_dir(build_dir);
+    let status = shell(&clean, build_dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .map_err(|e| io_error(build_dir, e))?;
-    if !clean_status.success() {
+    if !status.success() {
         // The seed's own Makefile fails here (`uname -r` has no headers): dkms only notes it.
         console.verbose(&format!(
             "Cleaning build area... (bad exit status: {})",
-            clean_status.code().unwrap_or(-1)
+            status.code().unwrap_or(-1)
         ));
     }
+    Ok(())
+}
 
-    // conf already appended CC=clang / LD=ld.lld for clang-built kernels, as read_conf does.
-    let make_command = BuildCommand::new(&conf.make_command, &canonical_build).in_dir(build_dir);
-    let invocation = make_invocation(&make_command, req.jobs, target.kernel.as_str());
-    console.verbose(&invocation);
-    let elapsed = make::run_make(&invocation, build_dir, mv, target)?;
-    let log_path = build_dir.join("make.log");
-
-    for record in &conf.modules {
-        let built = built_module_path(build_dir, &record.built_location, &record.built_name);
-        if !built.exists() {
-            return Err(ActionError::ModuleNotProduced {
-                name: format!("{}.ko", record.built_name),
-                target: target.clone(),
-                dir: build_dir.clone(),
-            });
-        }
-    }
-
-    // Assemble <k>/<a> beside the tree, then rename it into place.
-    let version_dir = tree.version_dir(mv);
-    let stage = version_dir.join(format!(".stage-{}-{}", target.kernel, target.arch));
+/// Store the build as `<m>/<v>/<k>/<a>/`: `log/` (make.log, the kernel's .config) and
+/// `module/` (each module stripped, signed and compressed as the kernel's are), assembled
+/// beside the tree and renamed into place, so the target is built or not, never half.
+fn store(
+    req: &BuildRequest,
+    signing: Option<&Signing>,
+    console: &Console,
+) -> Result<(), ActionError> {
+    let (tree, mv, target, build_dir) = (req.tree, req.module, req.target, &req.build_dir);
+    let stage = tree
+        .version_dir(mv)
+        .join(format!(".stage-{}-{}", target.kernel, target.arch));
     remove_dir_if_exists(&stage)?;
     let stage_log = stage.join("log");
     let stage_module = stage.join("module");
     create_dir(&stage_log)?;
     create_dir(&stage_module)?;
+    let kernel_config = tree.headers_dir(&target.kernel).join(".config");
     if kernel_config.is_file() {
         copy(&kernel_config, &stage_log.join(".config"))?;
     }
-    rename(&log_path, &stage_log.join("make.log"))?;
+    rename(&build_dir.join("make.log"), &stage_log.join("make.log"))?;
     let compression = target.kernel.module_compression();
-    let signing = req
-        .signing
-        .and_then(|s| s.for_kernel(target, &headers, config_text.as_deref()));
-    for record in &conf.modules {
+    for record in &req.conf.modules {
         let built = built_module_path(build_dir, &record.built_location, &record.built_name);
         if record.strip {
             run_quiet(Command::new("strip").arg("-g").arg(&built), build_dir)?;
         }
-        if let Some(sign) = &signing {
+        if let Some(sign) = signing {
             console.verbose(&format!("Signing module {}", built.display()));
             sign.sign(&built)?;
         }
@@ -226,13 +252,7 @@ pub fn build(req: &BuildRequest, console: &Console) -> Result<Duration, ActionEr
     if let Some(parent) = built_dir.parent() {
         create_dir(parent)?;
     }
-    std::fs::rename(&stage, &built_dir).map_err(|e| io_error(&built_dir, e))?;
-
-    if let Some(script) = &conf.post_build {
-        run_script(ScriptKind::PostBuild, script, build_dir, None, console)?;
-    }
-    remove_dir_if_exists(build_dir)?;
-    Ok(elapsed)
+    std::fs::rename(&stage, &built_dir).map_err(|e| io_error(&built_dir, e))
 }
 
 /// `<build>/<BUILT_MODULE_LOCATION>/<name>.ko`.

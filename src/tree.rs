@@ -122,10 +122,40 @@ impl std::fmt::Display for StatusEntry {
     }
 }
 
-/// A held lock on the tree; released when dropped.
+/// A held lock on the tree; released when the last guard of the thread holding it drops.
 #[derive(Debug)]
 pub struct TreeLock {
+    /// The lock file's (device, inode): its entry in [`HELD`].
+    key: (u64, u64),
+    /// Dropped on the thread that took it: the lock is that thread's.
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+/// The tree locks this process holds, by lock file (device, inode): the thread holding each,
+/// how many guards it has out, and the open file whose flock it is. A thread taking a lock it
+/// holds adds a guard: a flock through a second open file description of the same file would
+/// wait for the first, forever.
+static HELD: std::sync::Mutex<std::collections::BTreeMap<(u64, u64), Held>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+#[derive(Debug)]
+struct Held {
+    owner: std::thread::ThreadId,
+    guards: usize,
     _file: File,
+}
+
+impl Drop for TreeLock {
+    fn drop(&mut self) {
+        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = held.get_mut(&self.key) {
+            h.guards -= 1;
+            if h.guards == 0 {
+                // Closing the file releases the flock.
+                held.remove(&self.key);
+            }
+        }
+    }
 }
 
 impl Tree {
@@ -325,8 +355,11 @@ impl Tree {
         self.is_installed(&mv, target).then_some(mv.version)
     }
 
-    /// Take the tree's lock, waiting (with a message on stderr) while another command holds it.
+    /// Take the tree's lock, waiting (with a message on stderr) while another command, or
+    /// another thread of this one, holds it. Taken again by the thread holding it, it is
+    /// the same lock: released when the outermost guard drops.
     pub fn lock(&self) -> std::io::Result<TreeLock> {
+        use std::os::unix::fs::MetadataExt;
         std::fs::create_dir_all(&self.dkms_tree)?;
         // A dot file: invisible to dkms's `$dkms_tree/*` globs.
         let path = self.dkms_tree.join(".dkms-rs.lock");
@@ -335,6 +368,25 @@ impl Tree {
             .truncate(false)
             .write(true)
             .open(&path)?;
+        let meta = file.metadata()?;
+        // The file, not its path: a tree named two ways is one lock.
+        let key = (meta.dev(), meta.ino());
+        let me = std::thread::current().id();
+        let guard = || TreeLock {
+            key,
+            _not_send: std::marker::PhantomData,
+        };
+        if let Some(h) = HELD
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&key)
+            .filter(|h| h.owner == me)
+        {
+            // `file`, a second description, is closed unused: that releases nothing.
+            h.guards += 1;
+            return Ok(guard());
+        }
+        // Not this thread's; HELD is not held while waiting (the holder's drop needs it).
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -348,7 +400,15 @@ impl Tree {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
-        Ok(TreeLock { _file: file })
+        HELD.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            key,
+            Held {
+                owner: me,
+                guards: 1,
+                _file: file,
+            },
+        );
+        Ok(guard())
     }
 
     /// The status lines dkms 3.0.10 prints, for the modules and targets `query` selects.
@@ -478,5 +538,52 @@ pub fn same_bytes(a: &Path, b: &Path) -> bool {
     match (std::fs::read(a), std::fs::read(b)) {
         (Ok(x), Ok(y)) => x == y,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    fn tree_in(dir: &Path) -> Tree {
+        Tree {
+            dkms_tree: dir.join("tree"),
+            source_tree: dir.join("src"),
+            install_tree: dir.join("lib/modules"),
+            etc_dir: dir.join("etc"),
+            kernel_source_dir: None,
+        }
+    }
+
+    #[test]
+    fn the_lock_taken_again_by_its_thread_is_the_same_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = tree_in(dir.path());
+        let outer = tree.lock().unwrap();
+        // The same tree by another name: the same lock file, so the same lock.
+        let again = Tree {
+            dkms_tree: dir.path().join("tree/../tree"),
+            ..tree.clone()
+        };
+        let inner = again.lock().unwrap();
+        let (done, took) = mpsc::channel();
+        let other = std::thread::spawn({
+            let tree = tree.clone();
+            move || {
+                let _held = tree.lock().unwrap();
+                done.send(()).unwrap();
+            }
+        });
+        drop(inner);
+        // Another thread waits while any guard of the holding thread is out.
+        assert!(took.recv_timeout(Duration::from_millis(300)).is_err());
+        drop(outer);
+        took.recv_timeout(Duration::from_secs(10))
+            .expect("the lock is free once the outer guard drops");
+        other.join().unwrap();
+        // And free again for this thread.
+        drop(tree.lock().unwrap());
     }
 }

@@ -89,7 +89,9 @@ impl Hook {
             self.say("autoinstall for dkms modules has been disabled.");
             return Ok(());
         }
-        let _lock = tree.lock().map_err(|e| io_error(&tree.dkms_tree, e))?;
+        // For the whole run, not per verb: what is read between the verbs (stale, added,
+        // built) must still hold when the next one runs. The verbs' own lock is this one.
+        let _lock = self.session.lock()?;
         let arch = machine_arch();
         let first = Target {
             kernel: self.running_kernel.clone(),
@@ -347,7 +349,7 @@ impl Hook {
     /// version from every kernel, as `dkms remove --all`; nothing to do when it is not there.
     pub fn remove(&self, mv: &ModuleVersion) -> Result<(), ActionError> {
         let tree = self.tree();
-        let _lock = tree.lock().map_err(|e| io_error(&tree.dkms_tree, e))?;
+        let _lock = self.session.lock()?;
         if !tree.is_added(mv) {
             return Ok(());
         }

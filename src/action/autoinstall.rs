@@ -18,6 +18,8 @@ impl Session {
     /// `<etc>/no-autoinstall` turns it off, and a kernel without headers is skipped, as
     /// Debian's dkms_autoinstaller (the kernel hook) does before calling dkms.
     pub fn autoinstall(&self, targets: &[Target]) -> Result<(), ActionError> {
+        // A kernel hook's autoinstall races a package's install of the same module: one waits.
+        let _lock = self.lock()?;
         if self.tree.etc_dir.join("no-autoinstall").exists() {
             self.console.say(&format!(
                 "{}: autoinstall for dkms modules has been disabled ({})",
@@ -143,6 +145,7 @@ impl Session {
         target: &Target,
         module: Option<&str>,
     ) -> Result<(), ActionError> {
+        let _lock = self.lock()?;
         if &target.kernel == template {
             return Err(ActionError::SameTemplateKernel {
                 kernel: template.clone(),

@@ -34,6 +34,7 @@ impl Goal {
 impl Session {
     /// `build`: build for every target (in parallel); already built targets are skipped.
     pub fn build(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
+        let _lock = self.lock()?;
         let todo = self.plan(mv, targets, Goal::Built)?;
         first_failure(self.build_all(todo, |_, _, _| Ok(None)))
     }
@@ -84,6 +85,7 @@ impl Session {
 
     /// `install`: build what is not built, install, one depmod per kernel.
     pub fn install(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
+        let _lock = self.lock()?;
         let todo = self.plan(mv, targets, Goal::Installed)?;
         let installed = Mutex::new(Vec::new());
         let outcomes = self.build_all(todo, |mv, target, conf| {
@@ -236,6 +238,7 @@ impl Session {
 
     /// `uninstall`: for each target where this version is installed.
     pub fn uninstall(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
+        let _lock = self.lock()?;
         self.require_added(mv)?;
         let mut touched = BTreeSet::new();
         for target in targets {
@@ -270,6 +273,7 @@ impl Session {
 
     /// `unbuild`: uninstall and forget the build for each target.
     pub fn unbuild(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
+        let _lock = self.lock()?;
         self.require_added(mv)?;
         let touched = self.uninstall_and_unbuild(mv, targets)?;
         self.depmod_kernels(touched)
@@ -303,6 +307,7 @@ impl Session {
 
     /// `remove`: uninstall, unbuild, and drop the version from the tree once no kernel is left.
     pub fn remove(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
+        let _lock = self.lock()?;
         self.require_added(mv)?;
         let touched = self.uninstall_and_unbuild(mv, targets)?;
         let version_dir = self.tree.version_dir(mv);

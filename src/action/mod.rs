@@ -128,7 +128,10 @@ impl Session {
         }
     }
 
-    /// Take the tree's lock for the rest of the command (waiting for another command's).
+    /// Take the tree's lock until the guard drops (waiting for another command's). Every
+    /// verb here that changes the tree takes it itself, so no caller can forget it; a caller
+    /// that reads the tree before a verb (`--all`'s targets) takes it first, for the whole
+    /// command: taken again by the same thread, it is the same lock (see [`Tree::lock`]).
     pub fn lock(&self) -> Result<crate::tree::TreeLock, ActionError> {
         self.tree
             .lock()

@@ -5,12 +5,21 @@ use std::path::PathBuf;
 
 use crate::deb::Compression;
 use crate::kernel::Target;
-use crate::tree::{ModuleVersion, Tree};
+use crate::tree::{ModuleVersion, Tree, TreeLock};
 
 use super::dkms_deb::{mkdeb, mkdeb_with_prebuilt};
 use super::modules_deb::mkbmdeb;
 use super::prebuilt::Prebuilt;
 use super::{MkdebOptions, PackageError};
+
+/// The tree's lock, for the whole package: it reads the module's builds and writes into
+/// `<m>/<v>/`, which a command on the same tree (an unbuild, a remove) must not change meanwhile.
+fn lock(tree: &Tree) -> Result<TreeLock, PackageError> {
+    tree.lock().map_err(|source| PackageError::Io {
+        path: tree.dkms_tree.clone(),
+        source,
+    })
+}
 
 /// dkms-mkdeb's defaults for a module added to `tree`, writing into `<m>/<v>/<subdir>/`
 /// (where dkms's mkdeb and mkbmdeb put their packages: `deb`, `bmdeb`).
@@ -56,6 +65,7 @@ pub fn mkdeb_in_tree(
     mv: &ModuleVersion,
     maintainer: Option<String>,
 ) -> Result<PathBuf, PackageError> {
+    let _lock = lock(tree)?;
     let opts = tree_options(tree, mv, maintainer, "deb")?;
     Ok(mkdeb(&opts)?.path)
 }
@@ -68,6 +78,7 @@ pub fn mkdeb_in_tree_prebuilt(
     maintainer: Option<String>,
     targets: &[Target],
 ) -> Result<PathBuf, PackageError> {
+    let _lock = lock(tree)?;
     let opts = tree_options(tree, mv, maintainer, "deb")?;
     let prebuilt = Prebuilt {
         tree: tree.clone(),
@@ -85,6 +96,7 @@ pub fn mkbmdeb_in_tree(
     maintainer: Option<String>,
     targets: &[Target],
 ) -> Result<Vec<PathBuf>, PackageError> {
+    let _lock = lock(tree)?;
     let opts = tree_options(tree, mv, maintainer, "bmdeb")?;
     let prebuilt = Prebuilt {
         tree: tree.clone(),

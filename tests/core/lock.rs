@@ -5,7 +5,7 @@ use crate::support;
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::scratch::{Scratch, TRIVIAL};
+use support::scratch::{Scratch, TRIVIAL, ok};
 
 #[test]
 fn a_command_waits_while_another_holds_the_lock() {
@@ -69,4 +69,160 @@ fn two_builds_at_once_take_turns() {
     for m in ["one", "two"] {
         assert!(s.installed_module(k, m).exists());
     }
+}
+
+/// A finished command of a round: what was run, its exit code and output.
+struct Ran {
+    what: String,
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Display for Ran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "=== {} -> exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.what, self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Paths under `dir` that a finished command must not leave: build and stage directories,
+/// files being written (`.<name>.dkms-rs-<pid>`).
+fn leftovers(dir: &std::path::Path) -> Vec<String> {
+    support::scratch::listing(dir)
+        .into_iter()
+        .filter(|p| {
+            let name = p.rsplit('/').next().unwrap_or(p);
+            name.starts_with(".stage-") || name.starts_with(".build-") || name.contains(".dkms-rs-")
+        })
+        .collect()
+}
+
+/// The kernel hook's race (issue 9): eight commands on one module started at once (two
+/// installs, two autoinstalls, a build, two status, a dkms-postinst configure), twenty
+/// rounds. Each must succeed, and the tree must end the same every time: installed for every
+/// kernel with headers, as both dkms-rs and dkms 3.0.10 read it, depmod run, nothing left over.
+#[test]
+fn eight_mixed_commands_at_once_end_in_one_state() {
+    const ROUNDS: usize = 20;
+    let Some(kernels) = support::require_kernels(1) else {
+        return;
+    };
+    if !support::require_tool("dkms") {
+        return;
+    }
+    let arch = support::arch();
+    let mut with_k: Vec<&str> = Vec::new();
+    for k in &kernels {
+        with_k.extend(["-k", k.as_str()]);
+    }
+    let expected: String = kernels
+        .iter()
+        .map(|k| format!("race/1.0, {k}, {arch}: installed\n"))
+        .collect();
+    let started = std::time::Instant::now();
+    for round in 1..=ROUNDS {
+        let s = Scratch::new(&kernels);
+        // autoinstall without -k and dkms-postinst configure then mean every kernel here.
+        let conf_d = s.etc_dir.join("framework.conf.d");
+        std::fs::create_dir_all(&conf_d).unwrap();
+        std::fs::write(
+            conf_d.join("all-kernels.conf"),
+            "autoinstall_all_kernels=\"yes\"\n",
+        )
+        .unwrap();
+        s.add_module("race", "1.0", "AUTOINSTALL=\"yes\"\n", TRIVIAL);
+        let with = |first: &[&'static str]| -> Vec<&str> {
+            first
+                .iter()
+                .copied()
+                .chain(with_k.iter().copied())
+                .collect()
+        };
+        let mut commands: Vec<(String, std::process::Command)> = Vec::new();
+        let mut ours = |args: Vec<&str>| {
+            commands.push((format!("dkms-rs {}", args.join(" ")), s.dkms_rs(&args)));
+        };
+        ours(with(&["install", "race/1.0"]));
+        ours(with(&["autoinstall"]));
+        ours(vec!["status"]);
+        ours(with(&["build", "race/1.0"]));
+        ours(vec!["autoinstall"]);
+        ours(vec!["status", "race"]);
+        ours(with(&["install", "-m", "race", "-v", "1.0"]));
+        let configure = ["configure", "race", "1.0", "--running-kernel", &kernels[0]];
+        commands.push((
+            format!("dkms-postinst {}", configure.join(" ")),
+            s.dkms_postinst(&configure),
+        ));
+        assert_eq!(commands.len(), 8);
+        let start = std::sync::Barrier::new(commands.len());
+        let ran: Vec<Ran> = std::thread::scope(|scope| {
+            let handles: Vec<_> = commands
+                .into_iter()
+                .map(|(what, mut cmd)| {
+                    let start = &start;
+                    scope.spawn(move || {
+                        start.wait();
+                        let (code, stdout, stderr) = support::run(&mut cmd);
+                        Ran {
+                            what,
+                            code,
+                            stdout,
+                            stderr,
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let all = || ran.iter().map(Ran::to_string).collect::<String>();
+        assert!(
+            ran.iter().all(|r| r.code == 0),
+            "round {round}: a command failed\n{}",
+            all()
+        );
+        let status = ok(&mut s.dkms_rs(&["status"]));
+        assert_eq!(status, expected, "round {round}: dkms-rs status\n{}", all());
+        assert_eq!(
+            ok(&mut s.dkms(&["status"])),
+            status,
+            "round {round}: dkms 3.0.10 reads the tree otherwise\n{}",
+            all()
+        );
+        for k in &kernels {
+            let ko = s.installed_module(k, "race");
+            assert!(
+                ko.is_file(),
+                "round {round}: no {}\n{}",
+                ko.display(),
+                all()
+            );
+            let dep = std::fs::read_to_string(s.install_tree.join(k).join("modules.dep"))
+                .unwrap_or_default();
+            assert!(
+                dep.lines().any(|l| l.starts_with("updates/dkms/race.ko:")),
+                "round {round}: modules.dep of {k} does not list race.ko (depmod)\n{dep}\n{}",
+                all()
+            );
+        }
+        let left: Vec<String> = [&s.dkms_tree, &s.install_tree]
+            .into_iter()
+            .flat_map(|d| leftovers(d))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "round {round}: left over: {left:?}\n{}",
+            all()
+        );
+    }
+    // Shown with --nocapture: how long the rounds take on this machine.
+    eprintln!(
+        "{ROUNDS} rounds of 8 commands on {} kernel(s): {:.1} s",
+        kernels.len(),
+        started.elapsed().as_secs_f64()
+    );
 }

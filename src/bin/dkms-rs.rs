@@ -44,6 +44,28 @@ enum Action {
     Mkbmdeb,
 }
 
+impl Action {
+    /// Whether the action writes to the tree (and so runs under its lock); every action
+    /// says, so a new one must.
+    fn changes_tree(self) -> bool {
+        match self {
+            Action::Status | Action::Conf => false,
+            Action::Add
+            | Action::Build
+            | Action::Install
+            | Action::Uninstall
+            | Action::Unbuild
+            | Action::Remove
+            | Action::Autoinstall
+            | Action::Match
+            | Action::Mkdeb
+            | Action::Mktarball
+            | Action::Ldtarball
+            | Action::Mkbmdeb => true,
+        }
+    }
+}
+
 /// Build and install kernel modules with DKMS: a drop-in for dkms 3.0.10 on the same tree.
 ///
 /// The tree (/var/lib/dkms), the status lines and the exit codes are dkms 3.0.10's, so real
@@ -222,6 +244,9 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
             "no action given: add, build, install, uninstall, unbuild, remove, status, autoinstall, match, mktarball, ldtarball, mkdeb, mkbmdeb or conf".into(),
         ));
     };
+    // Here, once for the whole command: what it reads before a verb (the targets of --all,
+    // a source dir's name) must still hold when the verb runs; the verbs' own lock is this one.
+    let _lock = action.changes_tree().then(|| session.lock()).transpose()?;
     let (mut module, mut version, source_dir) = module_args(&cli);
     match action {
         Action::Ldtarball => {
@@ -234,7 +259,6 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                     "usage: ldtarball FILE or ldtarball --archive FILE".into(),
                 ));
             };
-            let _lock = session.lock()?;
             let target = targets(&cli)?.remove(0);
             session.ldtarball(&archive, &target).map(|_| ())
         }
@@ -309,7 +333,6 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                     "match does not support multiple kernel version parameters".into(),
                 ));
             };
-            let _lock = session.lock()?;
             session.match_kernel(&KernelRelease(template.clone()), target, module.as_deref())
         }
         Action::Add
@@ -326,7 +349,6 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                     "the action {action:?} does not support the --all parameter"
                 )));
             }
-            let _lock = session.lock()?;
             let first_target = targets(&cli)?.remove(0);
             if let Some(dir) = source_dir.filter(|_| module.is_none()) {
                 let mv = session.add_source_tree(&dir, &first_target)?;

@@ -10,7 +10,7 @@ use crate::jobs::Outcome;
 use crate::kernel::{KernelRelease, Target, version_key};
 use crate::tree::ModuleVersion;
 
-use super::Session;
+use super::{Session, distinct};
 
 impl Session {
     /// `autoinstall`: build and install, for each target, the newest version of every added
@@ -28,8 +28,8 @@ impl Session {
             ));
             return Ok(());
         }
-        let with_headers: Vec<Target> = targets
-            .iter()
+        let with_headers: Vec<Target> = distinct(targets)
+            .into_iter()
             .filter(|t| {
                 let ok = crate::kernel::has_headers(&self.tree.headers_dir(&t.kernel));
                 if !ok {
@@ -40,7 +40,6 @@ impl Session {
                 }
                 ok
             })
-            .cloned()
             .collect();
         let targets = with_headers.as_slice();
         let mut todo: Vec<(ModuleVersion, Target, ModuleConf)> = Vec::new();

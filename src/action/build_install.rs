@@ -12,7 +12,7 @@ use crate::jobs::{self, Job, Outcome};
 use crate::kernel::{KernelRelease, Target};
 use crate::tree::ModuleVersion;
 
-use super::{Session, first_failure};
+use super::{Session, distinct, first_failure};
 
 /// What `build` and `install` plan for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,13 +61,14 @@ impl Session {
             }
         };
         let done_what = goal.done_words();
+        let targets = distinct(targets);
         if let Some(first) = targets.first()
             && !self.tree.is_added(mv)
         {
             self.add(mv, first)?;
         }
         let mut todo = Vec::new();
-        for target in targets {
+        for target in &targets {
             let conf = self.read_conf(mv, target)?;
             if done(target, &conf) {
                 if !self.flags.force {
@@ -241,7 +242,7 @@ impl Session {
         let _lock = self.lock()?;
         self.require_added(mv)?;
         let mut touched = BTreeSet::new();
-        for target in targets {
+        for target in &distinct(targets) {
             let conf = self.read_conf(mv, target)?;
             if !(self.tree.is_built(mv, target, &conf) && self.tree.is_installed(mv, target)) {
                 self.console.say(&format!(
@@ -285,7 +286,7 @@ impl Session {
         targets: &[Target],
     ) -> Result<BTreeSet<KernelRelease>, ActionError> {
         let mut touched = BTreeSet::new();
-        for target in targets {
+        for target in &distinct(targets) {
             let conf = self.read_conf(mv, target)?;
             if self.tree.is_built(mv, target, &conf) && self.tree.is_installed(mv, target) {
                 install::uninstall(&self.tree, mv, target, &conf, &self.console)?;

@@ -203,6 +203,17 @@ impl Session {
     }
 }
 
+/// `targets` without repeats, each where it first came: a kernel given twice (`-k K -k K`)
+/// is one target, not two makes in one build directory.
+pub fn distinct(targets: &[Target]) -> Vec<Target> {
+    let mut seen = std::collections::BTreeSet::new();
+    targets
+        .iter()
+        .filter(|t| seen.insert(*t))
+        .cloned()
+        .collect()
+}
+
 /// The first failure among job outcomes (jobs print their own lines as they finish).
 fn first_failure(outcomes: Vec<Outcome>) -> Result<(), ActionError> {
     for outcome in outcomes {
@@ -217,4 +228,29 @@ fn first_failure(outcomes: Vec<Outcome>) -> Result<(), ActionError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::KernelRelease;
+
+    #[test]
+    fn a_target_given_twice_is_kept_once_where_it_first_came() {
+        let t = |k: &str, a: &str| Target {
+            kernel: KernelRelease(k.to_string()),
+            arch: a.to_string(),
+        };
+        let given = [
+            t("b", "x"),
+            t("a", "x"),
+            t("b", "x"),
+            t("b", "y"),
+            t("a", "x"),
+        ];
+        assert_eq!(
+            distinct(&given),
+            vec![t("b", "x"), t("a", "x"), t("b", "y")]
+        );
+    }
 }

@@ -284,7 +284,7 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
         }
         Action::Status => {
             // Unlike the other actions, no kernel means every kernel, not the running one.
-            let filters: Vec<(Option<String>, Option<String>)> = if cli.kernels.is_empty() {
+            let mut filters: Vec<(Option<String>, Option<String>)> = if cli.kernels.is_empty() {
                 vec![(None, cli.arches.first().cloned())]
             } else {
                 kernel_args(&cli)
@@ -292,6 +292,9 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                     .map(|(k, a)| (Some(k), a))
                     .collect()
             };
+            // A kernel given twice is listed once (dkms 3.0.10 prints its lines twice).
+            let mut seen = std::collections::BTreeSet::new();
+            filters.retain(|f| seen.insert(f.clone()));
             for (kernel, arch) in &filters {
                 for entry in session.tree.status(&StatusQuery {
                     module: module.as_deref(),
@@ -487,11 +490,13 @@ fn targets(cli: &Cli) -> Result<Vec<Target>, ActionError> {
             "if more than one arch is given, give as many kernel versions (1:1)".into(),
         ));
     }
-    Ok(kernels
+    let targets: Vec<Target> = kernels
         .into_iter()
         .map(|(kernel, arch)| Target {
             kernel: KernelRelease(kernel),
             arch: arch.unwrap_or_else(machine_arch),
         })
-        .collect())
+        .collect();
+    // `-k K -k K` is one target (two builds of it would share one build directory).
+    Ok(dkms::action::distinct(&targets))
 }

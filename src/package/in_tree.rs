@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::action::distinct;
 use crate::deb::Compression;
 use crate::kernel::Target;
 use crate::tree::{ModuleVersion, Tree, TreeLock};
@@ -83,7 +84,7 @@ pub fn mkdeb_in_tree_prebuilt(
     let prebuilt = Prebuilt {
         tree: tree.clone(),
         module: mv.clone(),
-        targets: targets.to_vec(),
+        targets: distinct(targets),
     };
     Ok(mkdeb_with_prebuilt(&opts, Some(&prebuilt))?.path)
 }
@@ -101,7 +102,7 @@ pub fn mkbmdeb_in_tree(
     let prebuilt = Prebuilt {
         tree: tree.clone(),
         module: mv.clone(),
-        targets: targets.to_vec(),
+        targets: distinct(targets),
     };
     let written = mkbmdeb(&opts, &prebuilt)?;
     Ok(written.into_iter().map(|w| w.path).collect())

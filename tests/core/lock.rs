@@ -226,3 +226,39 @@ fn eight_mixed_commands_at_once_end_in_one_state() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// The same kernel given twice is one target: one build, not two makes in one build
+/// directory (fixdep fails there), for each action that takes -k.
+#[test]
+fn a_kernel_given_twice_is_built_once() {
+    let Some(kernels) = support::require_kernels(1) else {
+        return;
+    };
+    let k = kernels[0].as_str();
+    let s = Scratch::new(&kernels);
+    for (m, action) in [
+        ("twice-a", "autoinstall"),
+        ("twice-b", "build"),
+        ("twice-c", "install"),
+    ] {
+        s.add_module(m, "1.0", "AUTOINSTALL=\"yes\"\n", TRIVIAL);
+        let args: Vec<&str> = if action == "autoinstall" {
+            vec![action, "-k", k, "-k", k]
+        } else {
+            vec![action, m, "-v", "1.0", "-k", k, "-k", k]
+        };
+        let (code, out, err) = support::run(&mut s.dkms_rs(&args));
+        assert_eq!(code, 0, "{args:?}\n{out}\n{err}");
+        let built = support::scratch::built_lines(&out);
+        // autoinstall also builds the modules added before this one (already done: none).
+        assert_eq!(built, 1, "{args:?}: one build\n{out}\n{err}");
+    }
+    let status = ok(&mut s.dkms_rs(&["status", "-k", k, "-k", k]));
+    let arch = support::arch();
+    assert_eq!(
+        status,
+        format!(
+            "twice-a/1.0, {k}, {arch}: installed\ntwice-b/1.0, {k}, {arch}: built\ntwice-c/1.0, {k}, {arch}: installed\n"
+        ),
+    );
+}

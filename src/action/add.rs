@@ -13,6 +13,7 @@ use super::Session;
 impl Session {
     /// `add`: link `<source_tree>/<m>-<v>` into the tree after checking its dkms.conf.
     pub fn add(&self, mv: &ModuleVersion, target: &Target) -> Result<(), ActionError> {
+        let _lock = self.lock()?;
         self.check_addable(mv)?;
         let conf_path = self
             .flags
@@ -73,6 +74,7 @@ impl Session {
         dir: &Path,
         target: &Target,
     ) -> Result<ModuleVersion, ActionError> {
+        let _lock = self.lock()?;
         let from = dir.canonicalize().map_err(|e| io_error(dir, e))?;
         let conf_path = from.join("dkms.conf");
         if !conf_path.is_file() {

@@ -154,7 +154,12 @@ impl Session {
                 }
                 std::fs::create_dir_all(&tree.source_tree)
                     .map_err(|e| io_error(&tree.source_tree, e))?;
-                tarball::copy_merge(&temp.path().join(loc.dir()), &source_dest)?;
+                tarball::copy_merge(
+                    archive,
+                    loc.dir(),
+                    &temp.path().join(loc.dir()),
+                    &source_dest,
+                )?;
             }
             Loc::BinariesOnly if !source_dest.is_dir() => {
                 let stub = tree.source_dir(&mv);
@@ -162,10 +167,13 @@ impl Session {
                 std::fs::create_dir_all(&stub).map_err(|e| io_error(&stub, e))?;
                 self.console
                     .say(&format!("Copying dkms.conf to {} ...", stub.display()));
-                tarball::copy_merge(
+                // Its content (extract kept any link inside dkms_binaries_only/), by rename.
+                let conf = stub.join("dkms.conf");
+                crate::atomic::copy_into_place(
                     &temp.path().join(loc.dir()).join("dkms.conf"),
-                    &stub.join("dkms.conf"),
-                )?;
+                    &conf,
+                )
+                .map_err(|e| io_error(&conf, e))?;
             }
             Loc::BinariesOnly => {}
         }

@@ -1,6 +1,7 @@
 //! Loading a dkms tarball safely: names checked, nothing written through a symlink, every
 //! symlink resolved beneath the directory it is loaded as once all entries are out, and
-//! nothing loaded before all of that passed; merging its trees into place.
+//! nothing loaded before all of that passed; merging its trees into place without following a
+//! symlink that was there.
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -274,9 +275,106 @@ fn check_symlinks(archive: &Path, dest: &Path) -> Result<(), TarballError> {
     Ok(())
 }
 
-/// Copy `from` into `to` as `cp -rf from/. to` does (merging into what is there; symlinks
-/// copied as symlinks), each file by temp + rename.
-pub fn copy_merge(from: &Path, to: &Path) -> Result<(), TarballError> {
+/// One thing a merge writes, in the order written (a directory before what is in it).
+struct Step {
+    /// Relative to both the merged directory and its destination ("" for the directory).
+    rel: PathBuf,
+    kind: StepKind,
+}
+
+enum StepKind {
+    Dir,
+    File,
+    Symlink(PathBuf),
+}
+
+/// Merge the directory `from` (extracted and checked by [`extract`]; its entries are named
+/// `<entry_prefix>/<rel>` in `archive`) into `to`, as `cp -rf from/. to` does, each file by
+/// temp + rename; judged whole before anything is written, so a refusal leaves `to` as it was.
+///
+/// Symlinks already at or under `to` (made by anyone: an earlier load, the admin, a package)
+/// are never followed. Where the tarball has a directory and `to` a symlink, the tarball is
+/// refused rather than the link replaced: replacing would delete what the link's owner meant
+/// and merge into an empty directory instead, silently; refusing changes nothing and names the
+/// link, for whoever owns it to decide. Where the tarball has a file or a symlink, one already
+/// there is replaced by rename (not written through, as `cp -f` would). And no symlink ends up
+/// leading out of `to`: neither the tarball's, resolved in the merged tree, nor one already
+/// there that stayed inside until now (the tarball's links and files could redirect it).
+pub fn copy_merge(
+    archive: &Path,
+    entry_prefix: &str,
+    from: &Path,
+    to: &Path,
+) -> Result<(), TarballError> {
+    let steps = plan_merge(archive, entry_prefix, from, to)?;
+    for step in steps {
+        let dest = if step.rel.as_os_str().is_empty() {
+            to.to_path_buf()
+        } else {
+            to.join(&step.rel)
+        };
+        let werr = |source| TarballError::Write {
+            path: dest.clone(),
+            source,
+        };
+        match step.kind {
+            StepKind::Dir => match Node::on_disk(&dest).map_err(werr)? {
+                Node::Dir => {}
+                Node::Missing if step.rel.as_os_str().is_empty() => {
+                    std::fs::create_dir_all(&dest).map_err(werr)?
+                }
+                Node::Missing => std::fs::create_dir(&dest).map_err(werr)?,
+                // Changed since the plan: still never followed.
+                Node::Symlink(_) | Node::Other => {
+                    return Err(merge_refusal(archive, entry_prefix, &step.rel, &dest));
+                }
+            },
+            StepKind::File => {
+                atomic::copy_into_place(&from.join(&step.rel), &dest).map_err(werr)?
+            }
+            StepKind::Symlink(target) => {
+                atomic::symlink_into_place(&target, &dest).map_err(werr)?
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `<entry_prefix>/<rel>`, as an entry of the archive is named.
+fn entry_name(entry_prefix: &str, rel: &Path) -> String {
+    if rel.as_os_str().is_empty() {
+        entry_prefix.to_string()
+    } else {
+        format!("{entry_prefix}/{}", rel.display())
+    }
+}
+
+fn merge_refusal(archive: &Path, entry_prefix: &str, rel: &Path, link: &Path) -> TarballError {
+    TarballError::Unsafe {
+        archive: archive.to_path_buf(),
+        entry: entry_name(entry_prefix, rel),
+        reason: Refusal::MergeThroughSymlink {
+            link: link.to_path_buf(),
+        },
+    }
+}
+
+/// What [`copy_merge`] writes, once it is known that writing it is safe.
+fn plan_merge(
+    archive: &Path,
+    entry_prefix: &str,
+    from: &Path,
+    to: &Path,
+) -> Result<Vec<Step>, TarballError> {
+    let read = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| TarballError::Read { path, source }
+    };
+    let in_the_way = |path: &Path, kind: io::ErrorKind, what: &str| TarballError::Write {
+        path: path.to_path_buf(),
+        source: io::Error::new(kind, format!("{what} is in the way")),
+    };
+    let mut steps = Vec::new();
     for entry in walkdir::WalkDir::new(from)
         .follow_links(false)
         .sort_by_file_name()
@@ -285,38 +383,123 @@ pub fn copy_merge(from: &Path, to: &Path) -> Result<(), TarballError> {
             path: e.path().unwrap_or(from).to_path_buf(),
             source: e.into(),
         })?;
-        let rel = entry.path().strip_prefix(from).unwrap_or(entry.path());
-        let dest = if rel.as_os_str().is_empty() {
-            to.to_path_buf()
-        } else {
-            to.join(rel)
-        };
-        let werr = |source| TarballError::Write {
-            path: dest.clone(),
-            source,
-        };
+        let rel = entry
+            .path()
+            .strip_prefix(from)
+            .unwrap_or(entry.path())
+            .to_path_buf();
+        let dest = to.join(&rel);
+        let there = Node::on_disk(&dest).map_err(read(&dest))?;
         let ft = entry.file_type();
-        if ft.is_dir() {
-            if !dest.is_dir() {
-                std::fs::create_dir_all(&dest).map_err(werr)?;
+        let kind = if ft.is_dir() {
+            match there {
+                Node::Dir | Node::Missing => {}
+                Node::Symlink(_) => return Err(merge_refusal(archive, entry_prefix, &rel, &dest)),
+                Node::Other => {
+                    return Err(in_the_way(&dest, io::ErrorKind::NotADirectory, "a file"));
+                }
             }
+            StepKind::Dir
+        } else {
+            if there == Node::Dir {
+                return Err(in_the_way(
+                    &dest,
+                    io::ErrorKind::IsADirectory,
+                    "a directory",
+                ));
+            }
+            if ft.is_symlink() {
+                StepKind::Symlink(std::fs::read_link(entry.path()).map_err(read(entry.path()))?)
+            } else if ft.is_file() {
+                StepKind::File
+            } else {
+                return Err(TarballError::Unsafe {
+                    archive: archive.to_path_buf(),
+                    entry: entry_name(entry_prefix, &rel),
+                    reason: Refusal::NotFileDirOrSymlink,
+                });
+            }
+        };
+        steps.push(Step { rel, kind });
+    }
+
+    for step in &steps {
+        let StepKind::Symlink(target) = &step.kind else {
             continue;
-        }
-        if dest.is_dir() && !dest.is_symlink() {
-            return Err(TarballError::Write {
-                path: dest.clone(),
-                source: io::Error::new(io::ErrorKind::IsADirectory, "a directory is in the way"),
+        };
+        let mut over = Vec::new();
+        let mut lookup = |p: &Path| merged_node(from, to, &mut over, p);
+        if let Err(escape) =
+            resolve_beneath(&mut lookup, &step.rel, target).map_err(read(&from.join(&step.rel)))?
+        {
+            return Err(TarballError::Unsafe {
+                archive: archive.to_path_buf(),
+                entry: entry_name(entry_prefix, &step.rel),
+                reason: Refusal::SymlinkOut {
+                    root: to.display().to_string(),
+                    escape,
+                },
             });
         }
-        if ft.is_symlink() {
-            let target = std::fs::read_link(entry.path()).map_err(|source| TarballError::Read {
-                path: entry.path().to_path_buf(),
-                source,
-            })?;
-            atomic::symlink_into_place(&target, &dest).map_err(werr)?;
-        } else {
-            atomic::copy_into_place(entry.path(), &dest).map_err(werr)?;
+    }
+    if !to.is_dir() || to.is_symlink() {
+        return Ok(steps);
+    }
+    for entry in walkdir::WalkDir::new(to)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
+        let entry = entry.map_err(|e| TarballError::Read {
+            path: e.path().unwrap_or(to).to_path_buf(),
+            source: e.into(),
+        })?;
+        if !entry.file_type().is_symlink() {
+            continue;
+        }
+        let rel = entry.path().strip_prefix(to).unwrap_or(entry.path());
+        if Node::on_disk(&from.join(rel)).map_err(read(&from.join(rel)))? != Node::Missing {
+            continue; // replaced by the tarball's entry, judged above
+        }
+        let target = std::fs::read_link(entry.path()).map_err(read(entry.path()))?;
+        let mut alone = |p: &Path| Node::on_disk(&to.join(p));
+        if resolve_beneath(&mut alone, rel, &target)
+            .map_err(read(entry.path()))?
+            .is_err()
+        {
+            continue; // led out before: not the tarball's doing, and not loaded by it
+        }
+        let mut over = Vec::new();
+        let mut lookup = |p: &Path| merged_node(from, to, &mut over, p);
+        if let Err(escape) =
+            resolve_beneath(&mut lookup, rel, &target).map_err(read(entry.path()))?
+        {
+            return Err(TarballError::Unsafe {
+                archive: archive.to_path_buf(),
+                entry: over
+                    .first()
+                    .map_or_else(|| entry_prefix.to_string(), |r| entry_name(entry_prefix, r)),
+                reason: Refusal::RedirectsSymlink {
+                    link: entry.path().to_path_buf(),
+                    root: to.to_path_buf(),
+                    escape,
+                },
+            });
         }
     }
-    Ok(())
+    Ok(steps)
+}
+
+/// `rel` in the merged tree as it will be: the tarball's `from` over what `to` has
+/// ([`plan_merge`]'s checks make that exact: no directory of one meets a non-directory of the
+/// other). `over` records the tarball's non-directories a resolution went through.
+fn merged_node(from: &Path, to: &Path, over: &mut Vec<PathBuf>, rel: &Path) -> io::Result<Node> {
+    match Node::on_disk(&from.join(rel))? {
+        Node::Missing => Node::on_disk(&to.join(rel)),
+        Node::Dir => Ok(Node::Dir),
+        node => {
+            over.push(rel.to_path_buf());
+            Ok(node)
+        }
+    }
 }

@@ -107,6 +107,14 @@ pub enum Refusal {
     HardLinkToNoFile,
     #[error("is not a file, directory or symlink (devices and fifos are not loaded)")]
     NotFileDirOrSymlink,
+    #[error("would be merged through the symlink {link} (links already there are not followed)")]
+    MergeThroughSymlink { link: PathBuf },
+    #[error("would make the symlink {link} lead out of {root}: {escape}")]
+    RedirectsSymlink {
+        link: PathBuf,
+        root: PathBuf,
+        escape: Escape,
+    },
 }
 
 impl TarballError {

@@ -20,9 +20,13 @@
 //! Loading follows `load_tarball`: the dkms.conf of `dkms_source_tree/` (else
 //! `dkms_binaries_only/`) names the module; the source goes to `<source_tree>/<m>-<v>`, each
 //! `dkms_main_tree/<k>/<a>` to `<dkms_tree>/<m>/<v>/<k>/<a>` (skipped when there, unless
-//! `--force`), then the module is added. Entries are checked before anything is written: no
-//! absolute names, no `..`, no symlink leading out of the archive, no entry under a symlink,
-//! no devices; one refused entry refuses the whole tarball.
+//! `--force`), then the module is added. Nothing is loaded before the whole tarball passed
+//! (one refused entry refuses it, exit 7): no absolute names, no `..`, no entry under a
+//! symlink, no devices or fifos, hard links only to a file extracted before them (loaded as a
+//! copy); every symlink resolved, link after link as the kernel resolves it, beneath the
+//! directory it is loaded as (openat2's `RESOLVE_BENEATH`, see `resolve`); PACKAGE_NAME and
+//! PACKAGE_VERSION plain names. The merge into `<source_tree>/<m>-<v>` and the moves into the
+//! dkms tree never follow a symlink already there.
 
 pub mod extract;
 mod resolve;
@@ -115,6 +119,12 @@ pub enum Refusal {
         root: PathBuf,
         escape: Escape,
     },
+    #[error("would be moved through the symlink {link} (links already there are not followed)")]
+    MoveThroughSymlink { link: PathBuf },
+    #[error("names the module {name:?}, which is not a plain directory name")]
+    ModuleName { name: String },
+    #[error("is named as the dkms tree's own {name:?} directory, not as a kernel")]
+    TreeDirName { name: String },
 }
 
 impl TarballError {

@@ -7,7 +7,7 @@ use crate::tree::ModuleVersion;
 
 use crate::action::Session;
 use crate::error::{ActionError, io_error};
-use crate::tarball::{self, TarballContent, TarballError};
+use crate::tarball::{self, Refusal, TarballContent, TarballError};
 
 /// Where a loaded tarball's dkms.conf was: which kind of tarball it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +132,7 @@ impl Session {
             }
             .into());
         };
+        check_names(archive, loc, &mv)?;
         if tree.is_added(&mv) && !self.flags.force {
             return Err(TarballError::AlreadyAdded {
                 dir: tree.version_dir(&mv),
@@ -139,6 +140,9 @@ impl Session {
             }
             .into());
         }
+        // Judged before anything is written (nothing half-loaded): where the prebuilt dirs go
+        // here, the merge of the source in `copy_merge`.
+        let prebuilt = self.prebuilt_dirs(archive, &temp.path().join("dkms_main_tree"), &mv)?;
         self.console.say(&format!(
             "\nLoading tarball for {}-{}",
             mv.module, mv.version
@@ -154,7 +158,12 @@ impl Session {
                 }
                 std::fs::create_dir_all(&tree.source_tree)
                     .map_err(|e| io_error(&tree.source_tree, e))?;
-                tarball::copy_merge(&temp.path().join(loc.dir()), &source_dest)?;
+                tarball::copy_merge(
+                    archive,
+                    loc.dir(),
+                    &temp.path().join(loc.dir()),
+                    &source_dest,
+                )?;
             }
             Loc::BinariesOnly if !source_dest.is_dir() => {
                 let stub = tree.source_dir(&mv);
@@ -162,37 +171,18 @@ impl Session {
                 std::fs::create_dir_all(&stub).map_err(|e| io_error(&stub, e))?;
                 self.console
                     .say(&format!("Copying dkms.conf to {} ...", stub.display()));
-                tarball::copy_merge(
+                // Its content (extract kept any link inside dkms_binaries_only/), by rename.
+                let conf = stub.join("dkms.conf");
+                crate::atomic::copy_into_place(
                     &temp.path().join(loc.dir()).join("dkms.conf"),
-                    &stub.join("dkms.conf"),
-                )?;
+                    &conf,
+                )
+                .map_err(|e| io_error(&conf, e))?;
             }
             Loc::BinariesOnly => {}
         }
 
-        let main = temp.path().join("dkms_main_tree");
-        let kernels = if main.is_dir() {
-            tarball::read_dir_names(&main)?
-        } else {
-            Vec::new()
-        };
-        let mut prebuilt = Vec::new();
-        for k in kernels {
-            if !main.join(&k).is_dir() {
-                continue;
-            }
-            for a in tarball::read_dir_names(&main.join(&k))? {
-                if main.join(&k).join(&a).is_dir() {
-                    prebuilt.push((k.clone(), a));
-                }
-            }
-        }
-        prebuilt.sort();
-        for (k, a) in prebuilt {
-            let target = Target {
-                kernel: crate::kernel::KernelRelease(k.clone()),
-                arch: a.clone(),
-            };
+        for (target, from) in prebuilt {
             let dest = tree.built_dir(&mv, &target);
             if dest.exists() && !self.flags.force {
                 self.console
@@ -204,7 +194,6 @@ impl Session {
             if let Some(parent) = dest.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
             }
-            let from = main.join(&k).join(&a);
             std::fs::rename(&from, &dest).map_err(|e| io_error(&dest, e))?;
         }
 
@@ -220,6 +209,95 @@ impl Session {
         self.add(&mv, target)?;
         Ok(mv)
     }
+
+    /// Each `dkms_main_tree/<k>/<a>` of the extracted tarball under `main`, sorted, as the
+    /// target it is for and the directory to move to `<tree>/<m>/<v>/<k>/<a>`; refused when a
+    /// `<k>` is named as the tree's own directories there, or when the way there is a symlink
+    /// (`<m>/<v>/source` is one): the move would land where that link leads.
+    fn prebuilt_dirs(
+        &self,
+        archive: &Path,
+        main: &Path,
+        mv: &ModuleVersion,
+    ) -> Result<Vec<(Target, PathBuf)>, TarballError> {
+        let refuse = |entry: String, reason| TarballError::Unsafe {
+            archive: archive.to_path_buf(),
+            entry,
+            reason,
+        };
+        // extract refused symlinks here: these are directories, or files that are skipped.
+        let kernels = if main.is_dir() {
+            tarball::read_dir_names(main)?
+        } else {
+            Vec::new()
+        };
+        let mut prebuilt = Vec::new();
+        for k in kernels {
+            if !main.join(&k).is_dir() {
+                continue;
+            }
+            if TREE_DIRS.contains(&k.as_str()) {
+                return Err(refuse(
+                    format!("dkms_main_tree/{k}"),
+                    Refusal::TreeDirName { name: k },
+                ));
+            }
+            for a in tarball::read_dir_names(&main.join(&k))? {
+                if main.join(&k).join(&a).is_dir() {
+                    prebuilt.push((k.clone(), a));
+                }
+            }
+        }
+        prebuilt.sort();
+        let mut out = Vec::new();
+        for (k, a) in prebuilt {
+            let target = Target {
+                kernel: crate::kernel::KernelRelease(k.clone()),
+                arch: a.clone(),
+            };
+            let dest = self.tree.built_dir(mv, &target);
+            let kernel_dir = self.tree.version_dir(mv).join(&k);
+            for (way, entry) in [
+                (&kernel_dir, format!("dkms_main_tree/{k}")),
+                (&dest, format!("dkms_main_tree/{k}/{a}")),
+            ] {
+                if way.is_symlink() {
+                    return Err(refuse(
+                        entry,
+                        Refusal::MoveThroughSymlink { link: way.clone() },
+                    ));
+                }
+            }
+            out.push((target, main.join(&k).join(&a)));
+        }
+        Ok(out)
+    }
+}
+
+/// What `<tree>/<m>/<v>/` holds besides kernels (dkms's `remove` keeps these too).
+const TREE_DIRS: &[&str] = &[
+    "build",
+    "source",
+    "tarball",
+    "deb",
+    "bmdeb",
+    "rpm",
+    "driver_disk",
+];
+
+/// PACKAGE_NAME and PACKAGE_VERSION name directories (`<src>/<m>-<v>`, `<tree>/<m>/<v>`): with
+/// a `/`, or as `.` or `..`, they would name any directory.
+fn check_names(archive: &Path, loc: Loc, mv: &ModuleVersion) -> Result<(), TarballError> {
+    for name in [&mv.module, &mv.version] {
+        if name.is_empty() || name.contains(['/', '\0']) || name == "." || name == ".." {
+            return Err(TarballError::Unsafe {
+                archive: archive.to_path_buf(),
+                entry: format!("{}/dkms.conf", loc.dir()),
+                reason: Refusal::ModuleName { name: name.clone() },
+            });
+        }
+    }
+    Ok(())
 }
 
 /// [`crate::deb::source_date_epoch`], a bad value refused as a usage error.

@@ -20,14 +20,20 @@
 //! Loading follows `load_tarball`: the dkms.conf of `dkms_source_tree/` (else
 //! `dkms_binaries_only/`) names the module; the source goes to `<source_tree>/<m>-<v>`, each
 //! `dkms_main_tree/<k>/<a>` to `<dkms_tree>/<m>/<v>/<k>/<a>` (skipped when there, unless
-//! `--force`), then the module is added. Entries are checked before anything is written: no
-//! absolute names, no `..`, no symlink leading out of the archive, no entry under a symlink,
-//! no devices; one refused entry refuses the whole tarball.
+//! `--force`), then the module is added. Nothing is loaded before the whole tarball passed
+//! (one refused entry refuses it, exit 7): no absolute names, no `..`, no entry under a
+//! symlink, no devices or fifos, hard links only to a file extracted before them (loaded as a
+//! copy); every symlink resolved, link after link as the kernel resolves it, beneath the
+//! directory it is loaded as (openat2's `RESOLVE_BENEATH`, see `resolve`); PACKAGE_NAME and
+//! PACKAGE_VERSION plain names. The merge into `<source_tree>/<m>-<v>` and the moves into the
+//! dkms tree never follow a symlink already there.
 
 pub mod extract;
+mod resolve;
 pub mod write;
 
 pub use extract::{copy_merge, extract};
+pub use resolve::Escape;
 pub use write::write;
 
 use std::io;
@@ -58,7 +64,7 @@ pub enum TarballError {
     Unsafe {
         archive: PathBuf,
         entry: String,
-        reason: &'static str,
+        reason: Refusal,
     },
     #[error("{archive} is not a valid DKMS tarball: {detail}")]
     Invalid { archive: PathBuf, detail: String },
@@ -72,6 +78,53 @@ pub enum TarballError {
     Write { path: PathBuf, source: io::Error },
     #[error("{path}: {source}")]
     Read { path: PathBuf, source: io::Error },
+}
+
+/// Why one entry makes a tarball unsafe to load (the end of [`TarballError::Unsafe`]'s line).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("is not UTF-8")]
+    NotUtf8,
+    #[error("is an absolute path")]
+    Absolute,
+    #[error("contains `..`")]
+    DotDot,
+    #[error("names the extraction directory itself")]
+    ExtractionDir,
+    #[error("lies under a symlink")]
+    UnderSymlink,
+    #[error("replaces a directory")]
+    ReplacesDir,
+    #[error("replaces a file with a directory")]
+    ReplacesFile,
+    #[error("is a symlink without a target")]
+    SymlinkWithoutTarget,
+    #[error("is a symlink that does not stay inside {root}: {escape}")]
+    SymlinkOut { root: String, escape: Escape },
+    #[error("is a symlink where a dkms tarball has a directory")]
+    SymlinkForLayoutDir,
+    #[error("is a hard link without a target")]
+    HardLinkWithoutTarget,
+    #[error("is a hard link out of the archive")]
+    HardLinkOut,
+    #[error("is a hard link to no regular file extracted before it (not through a symlink)")]
+    HardLinkToNoFile,
+    #[error("is not a file, directory or symlink (devices and fifos are not loaded)")]
+    NotFileDirOrSymlink,
+    #[error("would be merged through the symlink {link} (links already there are not followed)")]
+    MergeThroughSymlink { link: PathBuf },
+    #[error("would make the symlink {link} lead out of {root}: {escape}")]
+    RedirectsSymlink {
+        link: PathBuf,
+        root: PathBuf,
+        escape: Escape,
+    },
+    #[error("would be moved through the symlink {link} (links already there are not followed)")]
+    MoveThroughSymlink { link: PathBuf },
+    #[error("names the module {name:?}, which is not a plain directory name")]
+    ModuleName { name: String },
+    #[error("is named as the dkms tree's own {name:?} directory, not as a kernel")]
+    TreeDirName { name: String },
 }
 
 impl TarballError {
@@ -266,7 +319,7 @@ pub fn default_name(mv: &ModuleVersion, targets: &[Target], content: TarballCont
 
 #[cfg(test)]
 mod tests {
-    use super::extract::{link_stays_inside, safe_name};
+    use super::extract::{link_root, safe_name};
     use super::*;
 
     #[test]
@@ -279,14 +332,30 @@ mod tests {
     }
 
     #[test]
-    fn links_must_stay_inside() {
-        let inside = |n: &str, t: &str| link_stays_inside(Path::new(n), Path::new(t));
-        assert!(inside("a/b/l", "../c"));
-        assert!(inside("a/l", "../c"));
-        assert!(!inside("a/l", "../../c"));
-        assert!(!inside("l", "/etc/passwd"));
-        assert!(!inside("l", ".."));
-        assert!(inside("a/l", "./x/../y"));
+    fn links_stay_inside_what_they_are_loaded_as() {
+        let root = |rel: &str| link_root(Path::new(rel));
+        assert_eq!(
+            root("dkms_source_tree/a/l"),
+            Some("dkms_source_tree".into())
+        );
+        assert_eq!(
+            root("dkms_binaries_only/dkms.conf"),
+            Some("dkms_binaries_only".into())
+        );
+        assert_eq!(
+            root("dkms_main_tree/6.1.0-999-amd64/an-arch/module/l"),
+            Some("dkms_main_tree/6.1.0-999-amd64/an-arch".into())
+        );
+        assert_eq!(root("elsewhere/l"), Some(PathBuf::new()));
+        for layout in [
+            "dkms_source_tree",
+            "dkms_binaries_only",
+            "dkms_main_tree",
+            "dkms_main_tree/k",
+            "dkms_main_tree/k/a",
+        ] {
+            assert_eq!(root(layout), None, "{layout}");
+        }
     }
 
     #[test]

@@ -12,4 +12,5 @@ mod lock;
 mod mkdeb;
 mod original;
 mod seed;
+mod tarball_hostile;
 mod tarball_oracle;

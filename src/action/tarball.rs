@@ -37,6 +37,7 @@ impl Session {
         archive: Option<&Path>,
         mtime: Option<u64>,
     ) -> Result<PathBuf, ActionError> {
+        let _lock = self.lock()?;
         if !self.tree.is_added(mv) {
             return Err(ActionError::NotAdded {
                 module: mv.clone(),
@@ -94,6 +95,7 @@ impl Session {
     /// A binaries-only tarball whose source is not in the source tree leaves a stub
     /// `<m>/<v>/source/dkms.conf` and ends with status 1 without adding, as dkms 3.0.10 does.
     pub fn ldtarball(&self, archive: &Path, target: &Target) -> Result<ModuleVersion, ActionError> {
+        let _lock = self.lock()?;
         if !archive.exists() {
             return Err(TarballError::Missing {
                 path: archive.to_path_buf(),

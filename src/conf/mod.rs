@@ -240,6 +240,64 @@ pub enum Problem {
     NoPackageVersion,
     /// Not checked by dkms 3.0.10: a patch named with `..` reaches outside `patches/`.
     PatchOutsideSource,
+    /// Not checked by dkms 3.0.10: PACKAGE_NAME names the module's directories in every tree
+    /// (`<dkms_tree>/<name>/`, `<source_tree>/<name>-<version>/`), so it must be one component.
+    BadPackageName(NameFault),
+    /// Not checked by dkms 3.0.10: PACKAGE_VERSION names `<dkms_tree>/<name>/<version>/`.
+    BadPackageVersion(NameFault),
+    /// Not checked by dkms 3.0.10: the module file `<built location>/<name>.ko`.
+    BadBuiltModuleName(NameFault),
+    /// Not checked by dkms 3.0.10: the stored and installed `<name>.ko`; with `../` the
+    /// module lands outside the trees and `remove --all` leaves it there.
+    BadDestModuleName(NameFault),
+    /// Not checked by dkms 3.0.10: `..` reaches outside the module's build directory.
+    BuiltLocationOutside,
+    /// Not checked by dkms 3.0.10 (which only wants `/kernel`, `/updates` or `/extra` first):
+    /// `..` reaches outside the kernel's modules directory.
+    DestLocationOutside,
+}
+
+/// Why a name is not a single path component (what `/`, `.`, `..`, NUL and newline do to
+/// the paths built from it; a newline also breaks dkms's line-based `status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameFault {
+    Slash,
+    Dot,
+    DotDot,
+    Newline,
+    Nul,
+}
+
+impl NameFault {
+    /// What is wrong with `name` as one path component; `None` when it is one (empty names
+    /// are dkms's own problems: no PACKAGE_NAME, no BUILT_MODULE_NAME, ...).
+    pub fn of(name: &str) -> Option<NameFault> {
+        if name == "." {
+            Some(NameFault::Dot)
+        } else if name == ".." {
+            Some(NameFault::DotDot)
+        } else if name.contains('/') {
+            Some(NameFault::Slash)
+        } else if name.contains('\n') {
+            Some(NameFault::Newline)
+        } else if name.contains('\0') {
+            Some(NameFault::Nul)
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for NameFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NameFault::Slash => "it contains '/'",
+            NameFault::Dot => "it is '.'",
+            NameFault::DotDot => "it is '..'",
+            NameFault::Newline => "it contains a newline",
+            NameFault::Nul => "it contains a NUL byte",
+        })
+    }
 }
 
 impl std::fmt::Display for Problem {
@@ -256,8 +314,33 @@ impl std::fmt::Display for Problem {
             Problem::NoPackageName => "no 'PACKAGE_NAME' directive specified",
             Problem::NoPackageVersion => "no 'PACKAGE_VERSION' directive specified",
             Problem::PatchOutsideSource => "'PATCH' names a path with '..'",
+            Problem::BadPackageName(why) => return not_one_component(f, "PACKAGE_NAME", why),
+            Problem::BadPackageVersion(why) => {
+                return not_one_component(f, "PACKAGE_VERSION", why);
+            }
+            Problem::BadBuiltModuleName(why) => {
+                return not_one_component(f, "BUILT_MODULE_NAME", why);
+            }
+            Problem::BadDestModuleName(why) => {
+                return not_one_component(f, "DEST_MODULE_NAME", why);
+            }
+            Problem::BuiltLocationOutside => {
+                "'BUILT_MODULE_LOCATION' directive has a '..' component"
+            }
+            Problem::DestLocationOutside => "'DEST_MODULE_LOCATION' directive has a '..' component",
         })
     }
+}
+
+fn not_one_component(
+    f: &mut std::fmt::Formatter<'_>,
+    directive: &str,
+    why: &NameFault,
+) -> std::fmt::Result {
+    write!(
+        f,
+        "'{directive}' directive is not a single path component: {why}"
+    )
 }
 
 fn place(path: &Path, line: &Option<usize>) -> String {
@@ -418,6 +501,34 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_must_be_one_path_component() {
+        for (name, want) in [
+            ("hello", None),
+            ("a b", None),
+            ("1.0~rc1+git", None),
+            ("..hidden", None),
+            ("a..b", None),
+            (".", Some(NameFault::Dot)),
+            ("..", Some(NameFault::DotDot)),
+            ("../x", Some(NameFault::Slash)),
+            ("a/b", Some(NameFault::Slash)),
+            ("/abs", Some(NameFault::Slash)),
+            ("x/", Some(NameFault::Slash)),
+            // No reader lets these through (safe_source echoes values unquoted); checked all
+            // the same, for values that reach a ModuleConf another way.
+            ("a\nb", Some(NameFault::Newline)),
+            ("a\0b", Some(NameFault::Nul)),
+        ] {
+            assert_eq!(NameFault::of(name), want, "{name:?}");
+        }
+        let shown = Problem::BadDestModuleName(NameFault::Slash).to_string();
+        assert_eq!(
+            shown,
+            "'DEST_MODULE_NAME' directive is not a single path component: it contains '/'"
+        );
+    }
 
     #[test]
     fn dest_dir_is_under_the_modules_dir() {

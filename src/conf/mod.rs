@@ -378,6 +378,10 @@ pub enum ConfError {
         record: Option<usize>,
         kind: Problem,
     },
+    /// Not a file dkms-rs reads as a dkms.conf (exit 8, as a bad conf): not a regular file,
+    /// or larger than [`MAX_CONF_SIZE`]. A link to /dev/zero or a FIFO is never read.
+    #[error("{}: {why}", path.display())]
+    Refused { path: PathBuf, why: Refusal },
     /// bash could not evaluate the file at all (exit 8, as a bad conf).
     #[error("{}: {failure}", path.display())]
     Shell {
@@ -385,6 +389,20 @@ pub enum ConfError {
         path: PathBuf,
         failure: ShellFailure,
     },
+}
+
+/// The largest dkms.conf read (the biggest of Debian's -dkms packages is about 10 KiB).
+pub const MAX_CONF_SIZE: u64 = 1 << 20;
+
+/// Why a dkms.conf is refused unread: what [`ConfError::Refused`] says after the file's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// What it is instead: "a directory", "a FIFO", "a character device", ...
+    #[error("not a regular file ({0})")]
+    NotRegular(&'static str),
+    /// At least this many bytes (the size it has, or what was read before giving up).
+    #[error("larger than 1 MiB ({size} bytes), the most dkms-rs reads of a dkms.conf")]
+    TooLarge { size: u64 },
 }
 
 /// Why a dkms.conf was not evaluated: what [`ConfError::Shell`] says after the file's name.
@@ -447,6 +465,10 @@ impl Clone for ConfError {
                 record: *record,
                 kind: *kind,
             },
+            ConfError::Refused { path, why } => ConfError::Refused {
+                path: path.clone(),
+                why: *why,
+            },
             ConfError::Shell { path, failure } => ConfError::Shell {
                 path: path.clone(),
                 failure: failure.clone(),
@@ -460,7 +482,7 @@ impl ConfError {
     pub fn exit_code(&self) -> i32 {
         match self {
             ConfError::Missing { .. } => 4,
-            ConfError::Invalid { .. } | ConfError::Shell { .. } => 8,
+            ConfError::Invalid { .. } | ConfError::Refused { .. } | ConfError::Shell { .. } => 8,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Hostile dkms.conf files: names and locations that would lead outside the trees.
+//! Hostile dkms.conf files: names and locations that would lead outside the trees, and files
+//! dkms-rs must not read unboundedly (a link to /dev/zero, a FIFO, a directory, a huge file).
 //! Each is refused by the real `dkms-rs` (`add DIR`, `ldtarball`, `conf show`, `build`,
 //! `install`) with one line naming the file, line and directive, exit 8, and nothing written
 //! outside the scratch trees: every escape below would land beside them, in the scratch dir,
@@ -8,7 +9,8 @@
 use crate::support::{self, run, scratch::Scratch, scratch::listing};
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 const KERNEL: &str = support::FAKE_KERNEL;
 
@@ -33,6 +35,47 @@ fn conf_show(dir: &Path) -> Command {
     cmd.args(["conf", "show", "--kernel", KERNEL, "-a", &support::arch()])
         .arg(dir);
     cmd
+}
+
+/// Run `cmd` with at most 1 GiB of address space and `secs` seconds: a reader that does not
+/// stop (a link to /dev/zero, a FIFO) fails the test instead of the machine.
+fn run_bounded(cmd: &mut Command, secs: u64) -> (i32, String, String) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only setrlimit, which is async-signal-safe, runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 1 << 30,
+                rlim_max: 1 << 30,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let start = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// `err` is the one line `dkms-rs: error: <conf>:<line>: '<directive>' ... (<directive>)`.
@@ -74,6 +117,8 @@ struct Hostile {
     /// The complaint after the directive, as printed.
     says: &'static str,
 }
+
+const OK: &str = "BUILT_MODULE_NAME[0]=m\nDEST_MODULE_LOCATION[0]=/extra\n";
 
 /// Names and locations dkms 3.0.10 accepts (`valid=yes`) and then uses to build paths.
 /// dkms-rs refuses them deliberately: `..` or `/` in PACKAGE_NAME/PACKAGE_VERSION makes
@@ -365,4 +410,71 @@ fn build_and_install_refuse_a_dest_name_that_escapes() {
         .filter(|p| p.contains("canary"))
         .collect();
     assert!(left.is_empty(), "left outside the trees: {left:?}");
+}
+
+/// Not a regular file, or larger than 1 MiB: refused with one line naming the file and why,
+/// exit 8, without reading it (a FIFO with no writer does not block, /dev/zero is not read).
+#[test]
+fn files_that_are_not_a_dkms_conf_are_not_read() {
+    let s = Scratch::new(&[KERNEL.to_owned()]);
+    let good = format!("PACKAGE_NAME=hl\nPACKAGE_VERSION=1\n{OK}");
+    let mut cases: Vec<(&str, PathBuf, String)> = Vec::new();
+
+    let zero = s.dir.path().join("in/zero");
+    std::fs::create_dir_all(&zero).expect("dir");
+    std::os::unix::fs::symlink("/dev/zero", zero.join("dkms.conf")).expect("link");
+    cases.push((
+        "link to /dev/zero",
+        zero,
+        "not a regular file (a character device)".into(),
+    ));
+
+    let fifo = s.dir.path().join("in/fifo");
+    std::fs::create_dir_all(&fifo).expect("dir");
+    support::run_ok(Command::new("mkfifo").arg(fifo.join("dkms.conf")));
+    cases.push(("FIFO", fifo, "not a regular file (a FIFO)".into()));
+
+    let dir = s.dir.path().join("in/dir");
+    std::fs::create_dir_all(dir.join("dkms.conf")).expect("dir");
+    cases.push(("directory", dir, "not a regular file (a directory)".into()));
+
+    let big = source_dir(&s, "big", &good);
+    let mut text = good.clone().into_bytes();
+    text.resize((1 << 20) + 1, b'#');
+    std::fs::write(big.join("dkms.conf"), &text).expect("big dkms.conf");
+    cases.push((
+        "1 MiB + 1 byte",
+        big,
+        format!("larger than 1 MiB ({} bytes)", (1 << 20) + 1),
+    ));
+
+    for (what, dir, says) in &cases {
+        let (code, out, err) = run_bounded(&mut conf_show(dir), 20);
+        assert_eq!(code, 8, "{what}: {out}{err}");
+        assert_eq!(out, "", "{what}");
+        assert_eq!(err.lines().count(), 1, "{what}: {err}");
+        let want = format!(
+            "dkms-rs: error: {}: {says}",
+            dir.join("dkms.conf").display()
+        );
+        assert!(err.starts_with(&want), "{what}: {err}");
+    }
+
+    // `add` reads it through the same reader.
+    let (_, big, says) = &cases[3];
+    let before = snapshot(&s);
+    let (code, out, err) = run_bounded(&mut s.dkms_rs(&["add", big.to_str().expect("utf-8")]), 20);
+    assert_eq!(code, 8, "{out}{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(says.as_str()), "{err}");
+    assert_eq!(snapshot(&s), before, "add wrote something");
+
+    // Exactly 1 MiB is still read.
+    let edge = source_dir(&s, "edge", &good);
+    let mut text = good.into_bytes();
+    text.resize(1 << 20, b'#');
+    std::fs::write(edge.join("dkms.conf"), &text).expect("1 MiB dkms.conf");
+    let (code, out, err) = run_bounded(&mut conf_show(&edge), 20);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.lines().any(|l| l == "valid=yes"), "{out}");
 }

@@ -1,11 +1,13 @@
 //! [`ConfFile`]: one dkms.conf read once, resolved for any number of (kernel, arch) without
 //! opening it again (dkms re-sources it at every step; dkms-postinst resolves it per kernel).
 
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{
-    ConfError, ModuleConf, Reader, Resolution, ResolveContext, ShellFailure, bash, native, resolve,
-    vars,
+    ConfError, MAX_CONF_SIZE, ModuleConf, Reader, Refusal, Resolution, ResolveContext,
+    ShellFailure, bash, native, resolve, vars,
 };
 
 /// The bytes of a dkms.conf and the path they were read from. Every resolution reads these
@@ -18,12 +20,50 @@ pub struct ConfFile {
 }
 
 impl ConfFile {
-    /// Read `path`; dkms's "Could not locate dkms.conf file." (exit 4) when it cannot be read.
+    /// Read `path`; dkms's "Could not locate dkms.conf file." (exit 4) when it cannot be read,
+    /// [`ConfError::Refused`] (exit 8) when it is not a regular file or is larger than
+    /// [`MAX_CONF_SIZE`]. Bounded whatever `path` is: opened without blocking (a FIFO with no
+    /// writer would block `open`), type and size taken from the open file, at most the limit
+    /// plus one byte read (a file growing meanwhile, or a link to /dev/zero, stops there).
     pub fn read(path: &Path) -> Result<ConfFile, ConfError> {
-        let text = std::fs::read(path).map_err(|source| ConfError::Missing {
+        let missing = |source| ConfError::Missing {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let refused = |why| ConfError::Refused {
+            path: path.to_path_buf(),
+            why,
+        };
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+        {
+            Ok(file) => file,
+            Err(source) => {
+                // A socket cannot be opened (ENXIO): say what it is rather than "missing".
+                return Err(match std::fs::metadata(path) {
+                    Ok(meta) if !meta.is_file() => refused(Refusal::NotRegular(kind(&meta))),
+                    _ => missing(source),
+                });
+            }
+        };
+        let meta = file.metadata().map_err(missing)?;
+        if !meta.is_file() {
+            return Err(refused(Refusal::NotRegular(kind(&meta))));
+        }
+        if meta.len() > MAX_CONF_SIZE {
+            return Err(refused(Refusal::TooLarge { size: meta.len() }));
+        }
+        let mut text = Vec::with_capacity(meta.len() as usize);
+        file.take(MAX_CONF_SIZE + 1)
+            .read_to_end(&mut text)
+            .map_err(missing)?;
+        if text.len() as u64 > MAX_CONF_SIZE {
+            return Err(refused(Refusal::TooLarge {
+                size: text.len() as u64,
+            }));
+        }
         Ok(ConfFile {
             path: path.to_path_buf(),
             text,
@@ -151,6 +191,24 @@ impl ConfFile {
     }
 }
 
+/// What a file that is not a regular one is, for [`Refusal::NotRegular`].
+fn kind(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
+}
+
 /// Where the native reader stopped: file, line, what it met.
 struct Handover {
     file: PathBuf,
@@ -223,6 +281,39 @@ mod tests {
             .expect("bash");
         assert_eq!(res.conf.package_version, "3.1");
         assert_eq!(Path::new(&res.conf.package_name), path);
+    }
+
+    #[test]
+    fn only_regular_files_up_to_the_limit_are_read() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let refusal = |path: &Path| match ConfFile::read(path) {
+            Err(ConfError::Refused { why, .. }) => why,
+            other => panic!("{}: {other:?}", path.display()),
+        };
+        let zero = dir.path().join("zero.conf");
+        std::os::unix::fs::symlink("/dev/zero", &zero).expect("link");
+        assert_eq!(refusal(&zero), Refusal::NotRegular("a character device"));
+        assert_eq!(refusal(dir.path()), Refusal::NotRegular("a directory"));
+        let fifo = dir.path().join("fifo.conf");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        // No writer: a blocking open would never return.
+        assert_eq!(refusal(&fifo), Refusal::NotRegular("a FIFO"));
+        let edge = dir.path().join("edge.conf");
+        std::fs::write(&edge, vec![b'#'; MAX_CONF_SIZE as usize]).expect("write");
+        let file = ConfFile::read(&edge).expect("exactly the limit is read");
+        assert_eq!(file.text().len() as u64, MAX_CONF_SIZE);
+        std::fs::write(&edge, vec![b'#'; MAX_CONF_SIZE as usize + 1]).expect("write");
+        let err = ConfFile::read(&edge).expect_err("one byte more");
+        assert_eq!(err.exit_code(), 8);
+        assert!(matches!(
+            err,
+            ConfError::Refused {
+                why: Refusal::TooLarge { size },
+                ..
+            } if size == MAX_CONF_SIZE + 1
+        ));
     }
 
     #[test]

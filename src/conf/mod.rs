@@ -240,6 +240,64 @@ pub enum Problem {
     NoPackageVersion,
     /// Not checked by dkms 3.0.10: a patch named with `..` reaches outside `patches/`.
     PatchOutsideSource,
+    /// Not checked by dkms 3.0.10: PACKAGE_NAME names the module's directories in every tree
+    /// (`<dkms_tree>/<name>/`, `<source_tree>/<name>-<version>/`), so it must be one component.
+    BadPackageName(NameFault),
+    /// Not checked by dkms 3.0.10: PACKAGE_VERSION names `<dkms_tree>/<name>/<version>/`.
+    BadPackageVersion(NameFault),
+    /// Not checked by dkms 3.0.10: the module file `<built location>/<name>.ko`.
+    BadBuiltModuleName(NameFault),
+    /// Not checked by dkms 3.0.10: the stored and installed `<name>.ko`; with `../` the
+    /// module lands outside the trees and `remove --all` leaves it there.
+    BadDestModuleName(NameFault),
+    /// Not checked by dkms 3.0.10: `..` reaches outside the module's build directory.
+    BuiltLocationOutside,
+    /// Not checked by dkms 3.0.10 (which only wants `/kernel`, `/updates` or `/extra` first):
+    /// `..` reaches outside the kernel's modules directory.
+    DestLocationOutside,
+}
+
+/// Why a name is not a single path component (what `/`, `.`, `..`, NUL and newline do to
+/// the paths built from it; a newline also breaks dkms's line-based `status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameFault {
+    Slash,
+    Dot,
+    DotDot,
+    Newline,
+    Nul,
+}
+
+impl NameFault {
+    /// What is wrong with `name` as one path component; `None` when it is one (empty names
+    /// are dkms's own problems: no PACKAGE_NAME, no BUILT_MODULE_NAME, ...).
+    pub fn of(name: &str) -> Option<NameFault> {
+        if name == "." {
+            Some(NameFault::Dot)
+        } else if name == ".." {
+            Some(NameFault::DotDot)
+        } else if name.contains('/') {
+            Some(NameFault::Slash)
+        } else if name.contains('\n') {
+            Some(NameFault::Newline)
+        } else if name.contains('\0') {
+            Some(NameFault::Nul)
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for NameFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NameFault::Slash => "it contains '/'",
+            NameFault::Dot => "it is '.'",
+            NameFault::DotDot => "it is '..'",
+            NameFault::Newline => "it contains a newline",
+            NameFault::Nul => "it contains a NUL byte",
+        })
+    }
 }
 
 impl std::fmt::Display for Problem {
@@ -256,8 +314,33 @@ impl std::fmt::Display for Problem {
             Problem::NoPackageName => "no 'PACKAGE_NAME' directive specified",
             Problem::NoPackageVersion => "no 'PACKAGE_VERSION' directive specified",
             Problem::PatchOutsideSource => "'PATCH' names a path with '..'",
+            Problem::BadPackageName(why) => return not_one_component(f, "PACKAGE_NAME", why),
+            Problem::BadPackageVersion(why) => {
+                return not_one_component(f, "PACKAGE_VERSION", why);
+            }
+            Problem::BadBuiltModuleName(why) => {
+                return not_one_component(f, "BUILT_MODULE_NAME", why);
+            }
+            Problem::BadDestModuleName(why) => {
+                return not_one_component(f, "DEST_MODULE_NAME", why);
+            }
+            Problem::BuiltLocationOutside => {
+                "'BUILT_MODULE_LOCATION' directive has a '..' component"
+            }
+            Problem::DestLocationOutside => "'DEST_MODULE_LOCATION' directive has a '..' component",
         })
     }
+}
+
+fn not_one_component(
+    f: &mut std::fmt::Formatter<'_>,
+    directive: &str,
+    why: &NameFault,
+) -> std::fmt::Result {
+    write!(
+        f,
+        "'{directive}' directive is not a single path component: {why}"
+    )
 }
 
 fn place(path: &Path, line: &Option<usize>) -> String {
@@ -295,6 +378,10 @@ pub enum ConfError {
         record: Option<usize>,
         kind: Problem,
     },
+    /// Not a file dkms-rs reads as a dkms.conf (exit 8, as a bad conf): not a regular file,
+    /// or larger than [`MAX_CONF_SIZE`]. A link to /dev/zero or a FIFO is never read.
+    #[error("{}: {why}", path.display())]
+    Refused { path: PathBuf, why: Refusal },
     /// bash could not evaluate the file at all (exit 8, as a bad conf).
     #[error("{}: {failure}", path.display())]
     Shell {
@@ -302,6 +389,20 @@ pub enum ConfError {
         path: PathBuf,
         failure: ShellFailure,
     },
+}
+
+/// The largest dkms.conf read (the biggest of Debian's -dkms packages is about 10 KiB).
+pub const MAX_CONF_SIZE: u64 = 1 << 20;
+
+/// Why a dkms.conf is refused unread: what [`ConfError::Refused`] says after the file's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// What it is instead: "a directory", "a FIFO", "a character device", ...
+    #[error("not a regular file ({0})")]
+    NotRegular(&'static str),
+    /// At least this many bytes (the size it has, or what was read before giving up).
+    #[error("larger than 1 MiB ({size} bytes), the most dkms-rs reads of a dkms.conf")]
+    TooLarge { size: u64 },
 }
 
 /// Why a dkms.conf was not evaluated: what [`ConfError::Shell`] says after the file's name.
@@ -364,6 +465,10 @@ impl Clone for ConfError {
                 record: *record,
                 kind: *kind,
             },
+            ConfError::Refused { path, why } => ConfError::Refused {
+                path: path.clone(),
+                why: *why,
+            },
             ConfError::Shell { path, failure } => ConfError::Shell {
                 path: path.clone(),
                 failure: failure.clone(),
@@ -377,7 +482,7 @@ impl ConfError {
     pub fn exit_code(&self) -> i32 {
         match self {
             ConfError::Missing { .. } => 4,
-            ConfError::Invalid { .. } | ConfError::Shell { .. } => 8,
+            ConfError::Invalid { .. } | ConfError::Refused { .. } | ConfError::Shell { .. } => 8,
         }
     }
 }
@@ -418,6 +523,34 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_must_be_one_path_component() {
+        for (name, want) in [
+            ("hello", None),
+            ("a b", None),
+            ("1.0~rc1+git", None),
+            ("..hidden", None),
+            ("a..b", None),
+            (".", Some(NameFault::Dot)),
+            ("..", Some(NameFault::DotDot)),
+            ("../x", Some(NameFault::Slash)),
+            ("a/b", Some(NameFault::Slash)),
+            ("/abs", Some(NameFault::Slash)),
+            ("x/", Some(NameFault::Slash)),
+            // No reader lets these through (safe_source echoes values unquoted); checked all
+            // the same, for values that reach a ModuleConf another way.
+            ("a\nb", Some(NameFault::Newline)),
+            ("a\0b", Some(NameFault::Nul)),
+        ] {
+            assert_eq!(NameFault::of(name), want, "{name:?}");
+        }
+        let shown = Problem::BadDestModuleName(NameFault::Slash).to_string();
+        assert_eq!(
+            shown,
+            "'DEST_MODULE_NAME' directive is not a single path component: it contains '/'"
+        );
+    }
 
     #[test]
     fn dest_dir_is_under_the_modules_dir() {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::posix;
 use super::vars::Vars;
-use super::{ConfError, ModuleConf, ModuleRecord, Problem, ResolveContext};
+use super::{ConfError, ModuleConf, ModuleRecord, NameFault, Problem, ResolveContext};
 
 /// A dkms.conf resolved for one (kernel, arch), and what dkms would complain about.
 #[derive(Debug, Clone)]
@@ -123,6 +123,7 @@ pub fn resolve(
     let build_exclude = build_exclude(&r, ctx, kconfig.as_ref());
     check_package(&r, &records, &package_name, &package_version, &mut problems);
     check_patches(&r, &patches, &mut problems);
+    check_names(&r, &records, &package_name, &package_version, &mut problems);
     Resolution {
         conf: ModuleConf {
             path: files[0].clone(),
@@ -151,6 +152,8 @@ pub fn resolve(
 /// read_conf's lowercase record arrays as its record loop leaves them (conf-set elements
 /// beyond the loop stay, as in dkms).
 struct Records {
+    /// How many records the loop set (the longest uppercase array); beyond, conf-set values.
+    looped: u64,
     built_name: BTreeMap<u64, String>,
     built_location: BTreeMap<u64, String>,
     dest_name: BTreeMap<u64, String>,
@@ -182,14 +185,15 @@ fn module_records(
     package_name: &str,
     problems: &mut Vec<ConfError>,
 ) -> Records {
+    let array_size = RECORD.iter().map(|n| r.count(n)).max().unwrap_or(0);
     let mut records = Records {
+        looped: array_size,
         built_name: r.array("built_module_name"),
         built_location: r.array("built_module_location"),
         dest_name: r.array("dest_module_name"),
         dest_location: r.array("dest_module_location"),
         strip: r.array("strip"),
     };
-    let array_size = RECORD.iter().map(|n| r.count(n)).max().unwrap_or(0);
     let single_dest = r.count("DEST_MODULE_LOCATION") == 1;
     for index in 0..array_size {
         set_strip(&mut records.strip, index, r.get("STRIP", index));
@@ -483,6 +487,73 @@ fn check_patches(r: &Reader, patches: &[String], problems: &mut Vec<ConfError>) 
                 record: Some(i),
                 kind: Problem::PatchOutsideSource,
             });
+        }
+    }
+}
+
+/// Not dkms 3.0.10 checks (it accepts these and then writes wherever they lead): the names
+/// paths are made of are single components, the locations have no `..`. After dkms's own
+/// checks, so that a file dkms refuses is refused first for dkms's reason. A name inherited
+/// (BUILT_MODULE_NAME from PACKAGE_NAME, DEST_MODULE_NAME from BUILT_MODULE_NAME) is
+/// reported once, where it was written.
+fn check_names(
+    r: &Reader,
+    records: &Records,
+    package_name: &str,
+    package_version: &str,
+    problems: &mut Vec<ConfError>,
+) {
+    if let Some(fault) = NameFault::of(package_name) {
+        let kind = Problem::BadPackageName(fault);
+        problems.push(r.problem("PACKAGE_NAME", None, &["PACKAGE_NAME"], kind));
+    }
+    if let Some(fault) = NameFault::of(package_version) {
+        let kind = Problem::BadPackageVersion(fault);
+        problems.push(r.problem("PACKAGE_VERSION", None, &["PACKAGE_VERSION"], kind));
+    }
+    let has_dotdot = |s: &str| s.split('/').any(|c| c == "..");
+    // The records `into_modules` hands on: the loop's, then conf-set lowercase ones.
+    for index in 0..records.built_name.len() as u64 {
+        let looped = index < records.looped;
+        let value = |m: &BTreeMap<u64, String>| m.get(&index).cloned().unwrap_or_default();
+        let written = |name: &str| !looped || !r.get(name, index).is_empty();
+        let mut push = |directive: &'static str, lower: &'static str, kind| {
+            problems.push(r.problem(directive, Some(index), &[directive, lower], kind));
+        };
+        if written("BUILT_MODULE_NAME")
+            && let Some(fault) = NameFault::of(&value(&records.built_name))
+        {
+            push(
+                "BUILT_MODULE_NAME",
+                "built_module_name",
+                Problem::BadBuiltModuleName(fault),
+            );
+        }
+        if has_dotdot(&value(&records.built_location)) {
+            push(
+                "BUILT_MODULE_LOCATION",
+                "built_module_location",
+                Problem::BuiltLocationOutside,
+            );
+        }
+        if written("DEST_MODULE_NAME")
+            && let Some(fault) = NameFault::of(&value(&records.dest_name))
+        {
+            push(
+                "DEST_MODULE_NAME",
+                "dest_module_name",
+                Problem::BadDestModuleName(fault),
+            );
+        }
+        // As written (Debian's override hides it, other distributions use it) and as used.
+        if has_dotdot(r.get("DEST_MODULE_LOCATION", index))
+            || has_dotdot(&value(&records.dest_location))
+        {
+            push(
+                "DEST_MODULE_LOCATION",
+                "dest_module_location",
+                Problem::DestLocationOutside,
+            );
         }
     }
 }

@@ -112,6 +112,10 @@ pub enum PackageError {
     },
     #[error("{path}: {reason}")]
     Unsupported { path: PathBuf, reason: &'static str },
+    /// A source file whose name dpkg cannot carry; the name is shown quoted and escaped, so
+    /// the message stays one line.
+    #[error("{path:?}: {reason}")]
+    UnpackableName { path: PathBuf, reason: &'static str },
     #[error(
         "no maintainer: pass --maintainer 'Name <email>' or set DEBFULLNAME and DEBEMAIL (as for dch)"
     )]

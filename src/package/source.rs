@@ -1,5 +1,5 @@
 //! The module source as a package carries it: `/usr/src/<name>-<version>/` without VCS
-//! metadata, kbuild leftovers or packages.
+//! metadata, kbuild leftovers or packages, and only names dpkg can carry.
 
 use std::ffi::OsStr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -93,6 +93,13 @@ pub(super) fn add_source_tree(
                 reason: "file name is not UTF-8",
             });
         };
+        // Checked over the whole tree before anything is written (the walk only collects).
+        if rel.contains('\n') {
+            return Err(PackageError::UnpackableName {
+                path: path.to_path_buf(),
+                reason: "file name has a newline, which dpkg refuses (dpkg-deb: \"newline not allowed in pathname\")",
+            });
+        }
         let target = format!("{prefix}/{rel}");
         let meta = entry.metadata().map_err(|e| PackageError::Io {
             path: path.to_path_buf(),

@@ -4,5 +4,6 @@
 mod support;
 
 mod corpus;
+mod hostile_names;
 mod readers_agree;
 mod rules;

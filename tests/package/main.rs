@@ -4,6 +4,7 @@
 mod support;
 
 mod deb_format;
+mod hostile_source;
 mod man;
 mod mkdeb;
 mod prebuilt_package;

@@ -134,7 +134,6 @@ impl Session {
             }
             .into());
         };
-        check_names(archive, loc, &mv)?;
         if tree.is_added(&mv) && !self.flags.force {
             return Err(TarballError::AlreadyAdded {
                 dir: tree.version_dir(&mv),
@@ -286,21 +285,6 @@ const TREE_DIRS: &[&str] = &[
     "rpm",
     "driver_disk",
 ];
-
-/// PACKAGE_NAME and PACKAGE_VERSION name directories (`<src>/<m>-<v>`, `<tree>/<m>/<v>`): with
-/// a `/`, or as `.` or `..`, they would name any directory.
-fn check_names(archive: &Path, loc: Loc, mv: &ModuleVersion) -> Result<(), TarballError> {
-    for name in [&mv.module, &mv.version] {
-        if name.is_empty() || name.contains(['/', '\0']) || name == "." || name == ".." {
-            return Err(TarballError::Unsafe {
-                archive: archive.to_path_buf(),
-                entry: format!("{}/dkms.conf", loc.dir()),
-                reason: Refusal::ModuleName { name: name.clone() },
-            });
-        }
-    }
-    Ok(())
-}
 
 /// [`crate::deb::source_date_epoch`], a bad value refused as a usage error.
 fn source_date_epoch() -> Result<Option<u64>, ActionError> {

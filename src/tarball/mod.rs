@@ -25,7 +25,7 @@
 //! symlink, no devices or fifos, hard links only to a file extracted before them (loaded as a
 //! copy); every symlink resolved, link after link as the kernel resolves it, beneath the
 //! directory it is loaded as (openat2's `RESOLVE_BENEATH`, see `resolve`); PACKAGE_NAME and
-//! PACKAGE_VERSION plain names. The merge into `<source_tree>/<m>-<v>` and the moves into the
+//! PACKAGE_VERSION are checked where every dkms.conf is read (`conf`). The merge into `<source_tree>/<m>-<v>` and the moves into the
 //! dkms tree never follow a symlink already there.
 
 pub mod extract;
@@ -121,8 +121,6 @@ pub enum Refusal {
     },
     #[error("would be moved through the symlink {link} (links already there are not followed)")]
     MoveThroughSymlink { link: PathBuf },
-    #[error("names the module {name:?}, which is not a plain directory name")]
-    ModuleName { name: String },
     #[error("is named as the dkms tree's own {name:?} directory, not as a kernel")]
     TreeDirName { name: String },
 }

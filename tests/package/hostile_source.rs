@@ -9,6 +9,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
+use support::scratch::listing;
 use support::{hello_source, require_tool, run, run_ok};
 
 const MAINTAINER: &str = "Jane Doe <jane@example.org>";
@@ -27,24 +28,6 @@ fn hello_copy(dir: &Path) -> std::path::PathBuf {
     let src = dir.join("src");
     run_ok(Command::new("cp").arg("-a").arg(hello_source()).arg(&src));
     src
-}
-
-/// Every file under `dir` (relative), sorted: what a refusal must leave as it was.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = walkdir::WalkDir::new(dir)
-        .min_depth(1)
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            e.path()
-                .strip_prefix(dir)
-                .unwrap_or(e.path())
-                .display()
-                .to_string()
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 /// dpkg-deb's own verdict on a data file named `name`: Ok, or its error line.

@@ -63,14 +63,76 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// A hidden temporary name beside `dest`, unique to this process, for the copies and links
-/// below.
+/// What the names of [`temp_beside`] end with: `.hello.ko.dkms-rs-new` (dpkg's `.dpkg-new`).
+pub const NEW_SUFFIX: &str = ".dkms-rs-new";
+/// What [`remove_dir_by_rename`] names a directory on its way out: `.<name>.dkms-rs-old`.
+pub const OLD_SUFFIX: &str = ".dkms-rs-old";
+
+/// The hidden temporary name beside `dest` for the copies and links below:
+/// `.<name>.dkms-rs-new`. One fixed name, as dpkg's `.dpkg-new`, so that whoever comes
+/// after a killed command knows it for what it is: callers hold the tree lock, so no other
+/// dkms-rs writes it at the same time, and a leftover is simply replaced.
 pub fn temp_beside(dest: &Path) -> PathBuf {
+    hidden_beside(dest, NEW_SUFFIX)
+}
+
+fn hidden_beside(dest: &Path, suffix: &str) -> PathBuf {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    dest.with_file_name(format!(".{name}.dkms-rs-{}", std::process::id()))
+    dest.with_file_name(format!(".{name}{suffix}"))
+}
+
+/// Write `bytes` to `dest` through [`temp_beside`], flushed before the rename: `dest` holds
+/// the old content or the new, whenever the writer is killed.
+pub fn write_into_place(dest: &Path, bytes: &[u8]) -> io::Result<()> {
+    let temp = temp_beside(dest);
+    let written = std::fs::write(&temp, bytes)
+        .and_then(|()| File::open(&temp))
+        .and_then(|f| f.sync_all());
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
+    rename_or_clean(&temp, dest)
+}
+
+/// Remove a directory tree so that it is whole or gone: renamed first to the hidden
+/// `.<name>.dkms-rs-old` (one step), then deleted. A kill during the deletion leaves only
+/// that hidden name, which [`is_leftover`] recognises. Missing is fine.
+pub fn remove_dir_by_rename(dir: &Path) -> io::Result<()> {
+    let old = hidden_beside(dir, OLD_SUFFIX);
+    match std::fs::remove_dir_all(&old) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    match std::fs::rename(dir, &old) {
+        Ok(()) => std::fs::remove_dir_all(&old),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a file name is one that [`temp_beside`] or [`remove_dir_by_rename`] gives: what
+/// a killed command left, to be removed by the next one holding the tree lock.
+pub fn is_leftover(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    name.starts_with('.') && (name.ends_with(NEW_SUFFIX) || name.ends_with(OLD_SUFFIX))
+}
+
+/// Remove a leftover file or directory tree at `path` (see [`is_leftover`]); missing is fine.
+pub fn remove_leftover(path: &Path) -> io::Result<()> {
+    let removed = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match removed {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Rename `temp` over `dest`; on failure `temp` is removed, so nothing is left half-done.
@@ -83,6 +145,8 @@ fn rename_or_clean(temp: &Path, dest: &Path) -> io::Result<()> {
 /// Copy `from` to `dest`, so that `dest` appears complete or not at all.
 pub fn copy_into_place(from: &Path, dest: &Path) -> io::Result<()> {
     let temp = temp_beside(dest);
+    // A leftover link there would be followed by the copy.
+    let _ = std::fs::remove_file(&temp);
     std::fs::copy(from, &temp).inspect_err(|_| {
         let _ = std::fs::remove_file(&temp);
     })?;

@@ -121,6 +121,12 @@ fn version_sanity(
 }
 
 /// Install a built module for one target, without depmod (the caller runs it once per kernel).
+///
+/// In the order that lets a kill at any step leave "not installed" or "installed", as dpkg
+/// does with its status records: first [`Tree::pending_install`] (naming this version),
+/// then the modules directory changes, then the `kernel-<k>-<a>` link (the step that makes
+/// the module installed), then the record goes. A command that finds the record with no
+/// link takes the files back out ([`recover_pending`]); a failure here does so at once.
 pub fn install(
     tree: &Tree,
     mv: &ModuleVersion,
@@ -133,6 +139,31 @@ pub fn install(
     if !lib_dir.exists() {
         return Err(ActionError::NoKernelDir { dir: lib_dir });
     }
+    let pending = tree.pending_install(&mv.module, target);
+    write_pending(&pending, mv, target)?;
+    match place_modules(tree, mv, target, conf, opts, console) {
+        Ok(()) => remove_pending(&pending),
+        Err(e) => {
+            // What went in comes out; the original modules go back.
+            if !tree.is_installed(mv, target) {
+                clear_files(tree, mv, target, conf, console)?;
+            }
+            remove_pending(&pending)?;
+            Err(e)
+        }
+    }
+}
+
+/// The part of [`install`] between its records: modules into place, then the link.
+fn place_modules(
+    tree: &Tree,
+    mv: &ModuleVersion,
+    target: &Target,
+    conf: &ModuleConf,
+    opts: InstallOptions,
+    console: &Console,
+) -> Result<(), ActionError> {
+    let lib_dir = tree.kernel_modules_dir(&target.kernel);
     let built = tree.built_dir(mv, target).join("module");
     let compression = target.kernel.module_compression();
     let link = tree.kernel_link(&mv.module, target);
@@ -181,6 +212,8 @@ pub fn install(
         let dest = dest_dir.join(&file_name);
         if first_install
             && let Some(existing) = kernel::module_file(&dest_dir, &record.dest_name, compression)
+            // Ours already, from an install that was killed: not an original to keep.
+            && !crate::tree::same_bytes(&ours, &existing)
         {
             let keep = tree.original_dir(&mv.module, target);
             console.say(&format!(
@@ -226,6 +259,9 @@ pub fn install(
 
 /// Uninstall a module version from one target, without depmod. Returns whether it was
 /// the active (installed) version there.
+///
+/// The mirror of [`install`]: the record, then the link goes (the module is no longer
+/// installed), then its files and the originals go back, then the record goes.
 pub fn uninstall(
     tree: &Tree,
     mv: &ModuleVersion,
@@ -234,46 +270,13 @@ pub fn uninstall(
     console: &Console,
 ) -> Result<bool, ActionError> {
     let was_active = tree.is_installed(mv, target);
-    let lib_dir = tree.kernel_modules_dir(&target.kernel);
-    let compression = target.kernel.module_compression();
-    let keep = tree.original_dir(&mv.module, target);
     if was_active {
-        let built = tree.built_dir(mv, target).join("module");
-        for record in &conf.modules {
-            let dest_dir = record.dest_dir(&lib_dir);
-            let ours = kernel::module_file(&built, &record.dest_name, compression);
-            // dkms's find_actual_dest_module_location: only a file of our version is ours to
-            // delete (the install may have left a newer module of someone else in place).
-            let owned = |file: &Path| {
-                ours.as_deref().is_some_and(|ours| {
-                    crate::tree::same_bytes(ours, file)
-                        || module_version(ours) == module_version(file)
-                })
-            };
-            while let Some(file) =
-                kernel::module_file(&dest_dir, &record.dest_name, compression).filter(|f| owned(f))
-            {
-                std::fs::remove_file(&file).map_err(|e| io_error(&file, e))?;
-                console.verbose(&format!("Deleted {}", file.display()));
-            }
-            if let Some(original) = kernel::module_file(&keep, &record.dest_name, compression) {
-                let name = original
-                    .file_name()
-                    .map(|n| n.to_os_string())
-                    .unwrap_or_default();
-                console.say(&format!(
-                    "{}: restoring original module to {}",
-                    record.dest_name,
-                    dest_dir.display()
-                ));
-                std::fs::create_dir_all(&dest_dir).map_err(|e| io_error(&dest_dir, e))?;
-                move_file(&original, &dest_dir.join(name))?;
-            } else {
-                remove_empty_dirs(&dest_dir, &lib_dir);
-            }
-        }
+        let pending = tree.pending_install(&mv.module, target);
+        write_pending(&pending, mv, target)?;
         let link = tree.kernel_link(&mv.module, target);
         std::fs::remove_file(&link).map_err(|e| io_error(&link, e))?;
+        clear_files(tree, mv, target, conf, console)?;
+        remove_pending(&pending)?;
     }
     if let Some(script) = &conf.post_remove {
         run_script(
@@ -284,7 +287,60 @@ pub fn uninstall(
             console,
         )?;
     }
-    if was_active && keep.is_dir() && !keep.join("collisions").exists() {
+    Ok(was_active)
+}
+
+/// Take a version's files out of the kernel's modules directory and put the originals back:
+/// the body of [`uninstall`], and what finishes an install or uninstall that was killed.
+/// Only a file of this version is ours to delete (dkms's find_actual_dest_module_location:
+/// the install may have left a newer module of someone else in place).
+fn clear_files(
+    tree: &Tree,
+    mv: &ModuleVersion,
+    target: &Target,
+    conf: &ModuleConf,
+    console: &Console,
+) -> Result<(), ActionError> {
+    let lib_dir = tree.kernel_modules_dir(&target.kernel);
+    let compression = target.kernel.module_compression();
+    let keep = tree.original_dir(&mv.module, target);
+    let built = tree.built_dir(mv, target).join("module");
+    for record in &conf.modules {
+        let dest_dir = record.dest_dir(&lib_dir);
+        let ours = kernel::module_file(&built, &record.dest_name, compression);
+        let owned = |file: &Path| {
+            ours.as_deref().is_some_and(|ours| {
+                crate::tree::same_bytes(ours, file) || module_version(ours) == module_version(file)
+            })
+        };
+        while let Some(file) =
+            kernel::module_file(&dest_dir, &record.dest_name, compression).filter(|f| owned(f))
+        {
+            std::fs::remove_file(&file).map_err(|e| io_error(&file, e))?;
+            console.verbose(&format!("Deleted {}", file.display()));
+        }
+        // A copy a killed install was writing.
+        for ext in ["", ".xz", ".gz", ".zst"] {
+            let temp = atomic::temp_beside(&dest_dir.join(format!("{}.ko{ext}", record.dest_name)));
+            atomic::remove_leftover(&temp).map_err(|e| io_error(&temp, e))?;
+        }
+        if let Some(original) = kernel::module_file(&keep, &record.dest_name, compression) {
+            let name = original
+                .file_name()
+                .map(|n| n.to_os_string())
+                .unwrap_or_default();
+            console.say(&format!(
+                "{}: restoring original module to {}",
+                record.dest_name,
+                dest_dir.display()
+            ));
+            std::fs::create_dir_all(&dest_dir).map_err(|e| io_error(&dest_dir, e))?;
+            move_file(&original, &dest_dir.join(name))?;
+        } else {
+            remove_empty_dirs(&dest_dir, &lib_dir);
+        }
+    }
+    if keep.is_dir() && !keep.join("collisions").exists() {
         remove_dir_if_exists(&keep)?;
         if let Some(kernel_dir) = keep.parent() {
             let _ = std::fs::remove_dir(kernel_dir);
@@ -293,7 +349,51 @@ pub fn uninstall(
             }
         }
     }
-    Ok(was_active)
+    Ok(())
+}
+
+/// What [`Tree::pending_install`] holds: the version, kernel and arch, a line each.
+fn write_pending(path: &Path, mv: &ModuleVersion, target: &Target) -> Result<(), ActionError> {
+    let text = format!("{}\n{}\n{}\n", mv.version, target.kernel, target.arch);
+    atomic::write_into_place(path, text.as_bytes()).map_err(|e| io_error(path, e))
+}
+
+fn remove_pending(path: &Path) -> Result<(), ActionError> {
+    atomic::remove_leftover(path).map_err(|e| io_error(path, e))
+}
+
+/// A [`Tree::pending_install`] record that a killed command left: the version and target
+/// it names.
+pub fn read_pending(path: &Path) -> Option<(String, Target)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut lines = text.lines();
+    let (version, kernel, arch) = (lines.next()?, lines.next()?, lines.next()?);
+    Some((
+        version.to_owned(),
+        Target {
+            kernel: KernelRelease(kernel.to_owned()),
+            arch: arch.to_owned(),
+        },
+    ))
+}
+
+/// Finish what a killed install or uninstall of `mv` on `target` left (its record is
+/// there): installed if the link says so, otherwise not installed, its files out and the
+/// originals back. Returns whether the modules directory changed.
+pub fn recover_pending(
+    tree: &Tree,
+    mv: &ModuleVersion,
+    target: &Target,
+    conf: &ModuleConf,
+    console: &Console,
+) -> Result<bool, ActionError> {
+    let pending = tree.pending_install(&mv.module, target);
+    let installed = tree.is_installed(mv, target);
+    if !installed {
+        clear_files(tree, mv, target, conf, console)?;
+    }
+    remove_pending(&pending)?;
+    Ok(!installed)
 }
 
 /// Remove `dir` and its parents while empty, stopping at `stop` (dkms: `rmdir -p --ignore-fail-on-non-empty`).

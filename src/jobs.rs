@@ -60,98 +60,102 @@ pub fn run<T: Sync>(
     let wake = Condvar::new();
     let tty = !console.quiet && std::io::stderr().is_terminal();
     let workers = concurrency.clamp(1, total.max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                    let next = loop {
-                        // Block jobs whose dependencies failed.
-                        for i in 0..total {
-                            if st.started[i] {
-                                continue;
-                            }
-                            let failed: Vec<String> = jobs[i]
-                                .after
-                                .iter()
-                                .filter(|&&d| {
-                                    matches!(
-                                        st.outcomes[d],
-                                        Some(Outcome::Failed(_)) | Some(Outcome::Blocked(_))
-                                    )
-                                })
-                                .map(|&d| jobs[d].name.clone())
-                                .collect();
-                            if !failed.is_empty() {
-                                st.started[i] = true;
-                                st.outcomes[i] = Some(Outcome::Blocked(failed));
-                                st.finished += 1;
-                            }
-                        }
-                        let ready = (0..total).find(|&i| {
-                            !st.started[i]
-                                && jobs[i]
-                                    .after
-                                    .iter()
-                                    .all(|&d| matches!(st.outcomes[d], Some(Outcome::Done(_))))
-                        });
-                        if let Some(i) = ready {
-                            break Some(i);
-                        }
-                        if st.finished == total
-                            || st.running.is_empty() && !st.started.contains(&false)
-                        {
-                            break None;
-                        }
-                        if st.running.is_empty() {
-                            // Nothing runs and nothing is ready: a dependency cycle.
-                            for i in 0..total {
-                                if !st.started[i] {
-                                    st.started[i] = true;
-                                    st.outcomes[i] = Some(Outcome::Blocked(vec![
-                                        "a dependency cycle".to_string(),
-                                    ]));
-                                    st.finished += 1;
-                                }
-                            }
-                            break None;
-                        }
-                        st = wake.wait(st).unwrap_or_else(|e| e.into_inner());
-                    };
-                    let Some(i) = next else {
-                        wake.notify_all();
-                        return;
-                    };
-                    st.started[i] = true;
-                    st.running.push(jobs[i].name.clone());
-                    if tty {
-                        progress(&st, total);
+    let worker = || {
+        loop {
+            let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+            let next = loop {
+                // Block jobs whose dependencies failed.
+                for i in 0..total {
+                    if st.started[i] {
+                        continue;
                     }
-                    drop(st);
-                    let result = work(&jobs[i].item);
-                    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                    st.running.retain(|n| n != &jobs[i].name);
-                    st.finished += 1;
-                    if tty {
-                        eprint!("\r\x1b[K");
+                    let failed: Vec<String> = jobs[i]
+                        .after
+                        .iter()
+                        .filter(|&&d| {
+                            matches!(
+                                st.outcomes[d],
+                                Some(Outcome::Failed(_)) | Some(Outcome::Blocked(_))
+                            )
+                        })
+                        .map(|&d| jobs[d].name.clone())
+                        .collect();
+                    if !failed.is_empty() {
+                        st.started[i] = true;
+                        st.outcomes[i] = Some(Outcome::Blocked(failed));
+                        st.finished += 1;
                     }
-                    match &result {
-                        Ok(line) => console.say(line),
-                        Err(e) => e.report(console),
-                    }
-                    if tty && st.finished < total {
-                        progress(&st, total);
-                    }
-                    st.outcomes[i] = Some(match result {
-                        Ok(line) => Outcome::Done(line),
-                        Err(e) => Outcome::Failed(e),
-                    });
-                    drop(st);
-                    wake.notify_all();
                 }
+                let ready = (0..total).find(|&i| {
+                    !st.started[i]
+                        && jobs[i]
+                            .after
+                            .iter()
+                            .all(|&d| matches!(st.outcomes[d], Some(Outcome::Done(_))))
+                });
+                if let Some(i) = ready {
+                    break Some(i);
+                }
+                if st.finished == total || st.running.is_empty() && !st.started.contains(&false) {
+                    break None;
+                }
+                if st.running.is_empty() {
+                    // Nothing runs and nothing is ready: a dependency cycle.
+                    for i in 0..total {
+                        if !st.started[i] {
+                            st.started[i] = true;
+                            st.outcomes[i] =
+                                Some(Outcome::Blocked(vec!["a dependency cycle".to_string()]));
+                            st.finished += 1;
+                        }
+                    }
+                    break None;
+                }
+                st = wake.wait(st).unwrap_or_else(|e| e.into_inner());
+            };
+            let Some(i) = next else {
+                wake.notify_all();
+                return;
+            };
+            st.started[i] = true;
+            st.running.push(jobs[i].name.clone());
+            if tty {
+                progress(&st, total);
+            }
+            drop(st);
+            let result = work(&jobs[i].item);
+            let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+            st.running.retain(|n| n != &jobs[i].name);
+            st.finished += 1;
+            if tty {
+                eprint!("\r\x1b[K");
+            }
+            match &result {
+                Ok(line) => console.say(line),
+                Err(e) => e.report(console),
+            }
+            if tty && st.finished < total {
+                progress(&st, total);
+            }
+            st.outcomes[i] = Some(match result {
+                Ok(line) => Outcome::Done(line),
+                Err(e) => Outcome::Failed(e),
             });
+            drop(st);
+            wake.notify_all();
         }
-    });
+    };
+    if workers == 1 {
+        // One at a time: on this thread (no thread to start, and a trace of this process
+        // sees every step).
+        worker();
+    } else {
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(worker);
+            }
+        });
+    }
     let st = state.into_inner().unwrap_or_else(|e| e.into_inner());
     st.outcomes
         .into_iter()

@@ -122,11 +122,17 @@ impl std::fmt::Display for StatusEntry {
     }
 }
 
+/// What the names of the records of a change in progress end with (see
+/// [`Tree::pending_install`], [`Tree::pending_depmod`]).
+pub const PENDING_SUFFIX: &str = ".dkms-rs-pending";
+
 /// A held lock on the tree; released when the last guard of the thread holding it drops.
 #[derive(Debug)]
 pub struct TreeLock {
     /// The lock file's (device, inode): its entry in [`HELD`].
     key: (u64, u64),
+    /// Whether this guard took the lock (the first of its thread) rather than joined it.
+    outermost: bool,
     /// Dropped on the thread that took it: the lock is that thread's.
     _not_send: std::marker::PhantomData<*const ()>,
 }
@@ -143,6 +149,14 @@ struct Held {
     owner: std::thread::ThreadId,
     guards: usize,
     _file: File,
+}
+
+impl TreeLock {
+    /// Whether this guard took the lock, rather than joined the one its thread holds: the
+    /// command that takes it first is the one that repairs what a killed command left.
+    pub fn is_outermost(&self) -> bool {
+        self.outermost
+    }
 }
 
 impl Drop for TreeLock {
@@ -194,6 +208,43 @@ impl Tree {
     pub fn kernel_link(&self, module: &str, target: &Target) -> PathBuf {
         self.module_dir(module)
             .join(format!("kernel-{}-{}", target.kernel, target.arch))
+    }
+
+    /// `<m>/.kernel-<k>-<a>.dkms-rs-pending`: present while an install or uninstall of the
+    /// module is changing the kernel's modules directory for this target. It names the
+    /// version whose files may be there; a command that finds it (a killed one left it)
+    /// finishes the job from it. Hidden, so dkms 3.0.10's `kernel-*` globs never see it.
+    pub fn pending_install(&self, module: &str, target: &Target) -> PathBuf {
+        self.module_dir(module).join(format!(
+            ".kernel-{}-{}{PENDING_SUFFIX}",
+            target.kernel, target.arch
+        ))
+    }
+
+    /// `<dkms_tree>/.depmod-<k>.dkms-rs-pending`: present from the first change to the
+    /// kernel's modules directory until depmod has run for it, so that a command killed
+    /// before its depmod leaves modules.dep to be remade by the next one.
+    pub fn pending_depmod(&self, kernel: &KernelRelease) -> PathBuf {
+        self.dkms_tree
+            .join(format!(".depmod-{kernel}{PENDING_SUFFIX}"))
+    }
+
+    /// The kernels whose [`Tree::pending_depmod`] record is there, in name order.
+    pub fn pending_depmods(&self) -> Vec<KernelRelease> {
+        let mut kernels: Vec<KernelRelease> = std::fs::read_dir(&self.dkms_tree)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let kernel = name
+                    .strip_prefix(".depmod-")?
+                    .strip_suffix(PENDING_SUFFIX)?;
+                Some(KernelRelease(kernel.to_owned()))
+            })
+            .collect();
+        kernels.sort();
+        kernels
     }
 
     /// `<m>/original_module/<k>/<a>`, where an overwritten module is kept for uninstall.
@@ -372,8 +423,9 @@ impl Tree {
         // The file, not its path: a tree named two ways is one lock.
         let key = (meta.dev(), meta.ino());
         let me = std::thread::current().id();
-        let guard = || TreeLock {
+        let guard = |outermost| TreeLock {
             key,
+            outermost,
             _not_send: std::marker::PhantomData,
         };
         if let Some(h) = HELD
@@ -384,7 +436,7 @@ impl Tree {
         {
             // `file`, a second description, is closed unused: that releases nothing.
             h.guards += 1;
-            return Ok(guard());
+            return Ok(guard(false));
         }
         // Not this thread's; HELD is not held while waiting (the holder's drop needs it).
         match file.try_lock() {
@@ -408,7 +460,7 @@ impl Tree {
                 _file: file,
             },
         );
-        Ok(guard())
+        Ok(guard(true))
     }
 
     /// The status lines dkms 3.0.10 prints, for the modules and targets `query` selects.

@@ -9,10 +9,10 @@ use crate::conf::ModuleConf;
 use crate::error::ActionError;
 use crate::install;
 use crate::jobs::{self, Job, Outcome};
-use crate::kernel::{KernelRelease, Target};
+use crate::kernel::Target;
 use crate::tree::ModuleVersion;
 
-use super::{Session, distinct, first_failure};
+use super::{Session, distinct, first_failure, remove_dir_by_rename};
 
 /// What `build` and `install` plan for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,9 +56,7 @@ impl Session {
         };
         let undo = |target: &Target, conf: &ModuleConf| match goal {
             Goal::Built => self.unbuild_one(mv, target),
-            Goal::Installed => {
-                install::uninstall(&self.tree, mv, target, conf, &self.console).map(|_| ())
-            }
+            Goal::Installed => self.uninstall_target(mv, target, conf).map(|_| ()),
         };
         let done_what = goal.done_words();
         let targets = distinct(targets);
@@ -106,6 +104,7 @@ impl Session {
     ) -> Result<Option<String>, ActionError> {
         // Installs touch shared files (modules dir, links): one at a time.
         let mut done = installed.lock().unwrap_or_else(|e| e.into_inner());
+        self.mark_depmod(&target.kernel)?;
         install::install(
             &self.tree,
             mv,
@@ -123,27 +122,36 @@ impl Session {
         Ok(Some(format!("installed to {}/", dir.display())))
     }
 
-    /// depmod once per kernel touched; on failure uninstall what this command installed there.
+    /// depmod once per kernel whose modules changed (see [`Session::mark_depmod`]); where
+    /// it fails, uninstall what this command installed there.
     pub(super) fn depmod_or_roll_back(
         &self,
         installed: Vec<(ModuleVersion, Target, ModuleConf)>,
     ) -> Result<(), ActionError> {
-        if self.flags.no_depmod {
-            return Ok(());
-        }
-        let kernels: BTreeSet<KernelRelease> =
-            installed.iter().map(|(_, t, _)| t.kernel.clone()).collect();
         let mut first_error = None;
-        for kernel in kernels {
-            if let Err(e) = install::depmod(&self.tree, &kernel) {
+        for kernel in self.tree.pending_depmods() {
+            if let Err(e) = self.depmod_marked(&kernel) {
                 for (mv, target, conf) in installed.iter().filter(|(_, t, _)| t.kernel == kernel) {
-                    install::uninstall(&self.tree, mv, target, conf, &self.console)?;
+                    self.uninstall_target(mv, target, conf)?;
                 }
                 e.report(&self.console);
                 first_error.get_or_insert(e);
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Uninstall `mv` from a target where it is installed, depmod due for the kernel.
+    pub(super) fn uninstall_target(
+        &self,
+        mv: &ModuleVersion,
+        target: &Target,
+        conf: &ModuleConf,
+    ) -> Result<bool, ActionError> {
+        if self.tree.is_installed(mv, target) {
+            self.mark_depmod(&target.kernel)?;
+        }
+        install::uninstall(&self.tree, mv, target, conf, &self.console)
     }
 
     /// Build (in parallel) the given (module, target) pairs, then run `after` on each success.
@@ -229,7 +237,7 @@ impl Session {
         target: &Target,
     ) -> Result<(), ActionError> {
         let dir = self.tree.built_dir(mv, target);
-        build::remove_dir_if_exists(&dir)?;
+        remove_dir_by_rename(&dir)?;
         if let Some(kernel_dir) = dir.parent() {
             // dkms removes <k> when no other arch is left in it.
             let _ = std::fs::remove_dir(kernel_dir);
@@ -241,7 +249,6 @@ impl Session {
     pub fn uninstall(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
         let _lock = self.lock()?;
         self.require_added(mv)?;
-        let mut touched = BTreeSet::new();
         for target in &distinct(targets) {
             let conf = self.read_conf(mv, target)?;
             if !(self.tree.is_built(mv, target, &conf) && self.tree.is_installed(mv, target)) {
@@ -251,46 +258,30 @@ impl Session {
                 ));
                 continue;
             }
-            install::uninstall(&self.tree, mv, target, &conf, &self.console)?;
+            self.uninstall_target(mv, target, &conf)?;
             self.console
                 .say(&format!("Module {mv} uninstalled from kernel {target}"));
-            touched.insert(target.kernel.clone());
         }
-        self.depmod_kernels(touched)
-    }
-
-    pub(super) fn depmod_kernels(
-        &self,
-        kernels: BTreeSet<KernelRelease>,
-    ) -> Result<(), ActionError> {
-        if self.flags.no_depmod {
-            return Ok(());
-        }
-        for kernel in kernels {
-            install::depmod(&self.tree, &kernel)?;
-        }
-        Ok(())
+        self.depmod_all_marked()
     }
 
     /// `unbuild`: uninstall and forget the build for each target.
     pub fn unbuild(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
         let _lock = self.lock()?;
         self.require_added(mv)?;
-        let touched = self.uninstall_and_unbuild(mv, targets)?;
-        self.depmod_kernels(touched)
+        self.uninstall_and_unbuild(mv, targets)?;
+        self.depmod_all_marked()
     }
 
     pub(super) fn uninstall_and_unbuild(
         &self,
         mv: &ModuleVersion,
         targets: &[Target],
-    ) -> Result<BTreeSet<KernelRelease>, ActionError> {
-        let mut touched = BTreeSet::new();
+    ) -> Result<(), ActionError> {
         for target in &distinct(targets) {
             let conf = self.read_conf(mv, target)?;
             if self.tree.is_built(mv, target, &conf) && self.tree.is_installed(mv, target) {
-                install::uninstall(&self.tree, mv, target, &conf, &self.console)?;
-                touched.insert(target.kernel.clone());
+                self.uninstall_target(mv, target, &conf)?;
             }
             if self.tree.is_built(mv, target, &conf) {
                 self.unbuild_one(mv, target)?;
@@ -303,14 +294,14 @@ impl Session {
                 ));
             }
         }
-        Ok(touched)
+        Ok(())
     }
 
     /// `remove`: uninstall, unbuild, and drop the version from the tree once no kernel is left.
     pub fn remove(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
         let _lock = self.lock()?;
         self.require_added(mv)?;
-        let touched = self.uninstall_and_unbuild(mv, targets)?;
+        self.uninstall_and_unbuild(mv, targets)?;
         let version_dir = self.tree.version_dir(mv);
         let kernels_left = std::fs::read_dir(&version_dir)
             .into_iter()
@@ -330,7 +321,7 @@ impl Session {
                 "Deleting module {}-{} completely from the DKMS tree.",
                 mv.module, mv.version
             ));
-            build::remove_dir_if_exists(&version_dir)?;
+            remove_dir_by_rename(&version_dir)?;
             let module_dir = self.tree.module_dir(&mv.module);
             let empty = std::fs::read_dir(&module_dir)
                 .map(|d| {
@@ -339,9 +330,9 @@ impl Session {
                 })
                 .unwrap_or(false);
             if empty {
-                build::remove_dir_if_exists(&module_dir)?;
+                remove_dir_by_rename(&module_dir)?;
             }
         }
-        self.depmod_kernels(touched)
+        self.depmod_all_marked()
     }
 }

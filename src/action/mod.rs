@@ -19,6 +19,7 @@ use crate::tree::{ModuleVersion, Tree};
 mod add;
 mod autoinstall;
 mod build_install;
+mod recover;
 mod tarball;
 
 /// Everything one command works with: where (the tree), what the user sees (the console),
@@ -132,10 +133,18 @@ impl Session {
     /// verb here that changes the tree takes it itself, so no caller can forget it; a caller
     /// that reads the tree before a verb (`--all`'s targets) takes it first, for the whole
     /// command: taken again by the same thread, it is the same lock (see [`Tree::lock`]).
+    ///
+    /// The command that takes the lock first finishes what a killed command left (see
+    /// [`recover`]), so every verb starts from a tree that tells the truth.
     pub fn lock(&self) -> Result<crate::tree::TreeLock, ActionError> {
-        self.tree
+        let lock = self
+            .tree
             .lock()
-            .map_err(|e| io_error(&self.tree.dkms_tree, e))
+            .map_err(|e| io_error(&self.tree.dkms_tree, e))?;
+        if lock.is_outermost() {
+            self.recover()?;
+        }
+        Ok(lock)
     }
 
     fn concurrency(&self) -> usize {
@@ -201,6 +210,11 @@ impl Session {
         targets.sort_by_key(|a| version_key(&a.kernel.0));
         targets
     }
+}
+
+/// [`crate::atomic::remove_dir_by_rename`], its error naming `dir`.
+fn remove_dir_by_rename(dir: &Path) -> Result<(), ActionError> {
+    crate::atomic::remove_dir_by_rename(dir).map_err(|e| io_error(dir, e))
 }
 
 /// `targets` without repeats, each where it first came: a kernel given twice (`-k K -k K`)

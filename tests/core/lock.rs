@@ -90,7 +90,7 @@ impl std::fmt::Display for Ran {
 }
 
 /// Paths under `dir` that a finished command must not leave: build and stage directories,
-/// files being written (`.<name>.dkms-rs-<pid>`).
+/// files being written (`.<name>.dkms-rs-new`).
 fn leftovers(dir: &std::path::Path) -> Vec<String> {
     support::scratch::listing(dir)
         .into_iter()

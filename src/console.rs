@@ -1,5 +1,7 @@
 //! What the user sees of a command: its lines, warnings and errors, `-q` and `--verbose`.
 
+use std::io::Write;
+
 /// What the user sees: `-q` silences it, `--verbose` adds the commands run.
 #[derive(Debug, Clone, Copy)]
 pub struct Console {
@@ -21,22 +23,34 @@ impl Default for Console {
     }
 }
 
+/// Write a line, ignoring failure: a closed pipe (`dkms-rs status | head -1`) or a full disk
+/// under a redirected output must not stop a command half-way through a change (`println!`
+/// panics on it).
+pub fn out_line(line: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// [`out_line`] on stderr.
+pub fn err_line(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 impl Console {
     pub fn say(&self, line: &str) {
         if !self.quiet {
-            println!("{line}");
+            out_line(line);
         }
     }
 
     pub fn verbose(&self, line: &str) {
         if self.verbose && !self.quiet {
-            println!("{line}");
+            out_line(line);
         }
     }
 
     pub fn warn(&self, line: &str) {
         if !self.quiet {
-            eprintln!("Warning: {line}");
+            err_line(&format!("Warning: {line}"));
         }
     }
 
@@ -46,9 +60,9 @@ impl Console {
         if self.quiet {
             return;
         }
-        eprintln!("{}: error: {error}", self.program);
+        err_line(&format!("{}: error: {error}", self.program));
         for line in details.lines() {
-            eprintln!("    {line}");
+            err_line(&format!("    {line}"));
         }
     }
 }

@@ -400,8 +400,13 @@ pub fn recover_pending(
 fn remove_empty_dirs(dir: &Path, stop: &Path) {
     let mut current = Some(dir);
     while let Some(d) = current {
-        if d == stop || !d.starts_with(stop) || std::fs::remove_dir(d).is_err() {
+        if d == stop || !d.starts_with(stop) {
             break;
+        }
+        match std::fs::remove_dir(d) {
+            // Gone already: a killed command removed it, and maybe not its parent.
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => break,
+            _ => {}
         }
         current = d.parent();
     }

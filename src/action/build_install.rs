@@ -104,7 +104,7 @@ impl Session {
     ) -> Result<Option<String>, ActionError> {
         // Installs touch shared files (modules dir, links): one at a time.
         let mut done = installed.lock().unwrap_or_else(|e| e.into_inner());
-        self.mark_depmod(&target.kernel)?;
+        let due = self.mark_depmod(&target.kernel)?;
         install::install(
             &self.tree,
             mv,
@@ -112,7 +112,8 @@ impl Session {
             conf,
             self.install_options(),
             &self.console,
-        )?;
+        )
+        .inspect_err(|_| self.unmark_depmod(due))?;
         done.push((mv.clone(), target.clone(), conf.clone()));
         let lib = self.tree.kernel_modules_dir(&target.kernel);
         let dir = conf
@@ -148,10 +149,16 @@ impl Session {
         target: &Target,
         conf: &ModuleConf,
     ) -> Result<bool, ActionError> {
-        if self.tree.is_installed(mv, target) {
-            self.mark_depmod(&target.kernel)?;
+        if !self.tree.is_installed(mv, target) {
+            return install::uninstall(&self.tree, mv, target, conf, &self.console);
         }
-        install::uninstall(&self.tree, mv, target, conf, &self.console)
+        let due = self.mark_depmod(&target.kernel)?;
+        install::uninstall(&self.tree, mv, target, conf, &self.console).inspect_err(|_| {
+            // Failed before its first change (its record is not there): nothing to depmod.
+            if !self.tree.pending_install(&mv.module, target).exists() {
+                self.unmark_depmod(due);
+            }
+        })
     }
 
     /// Build (in parallel) the given (module, target) pairs, then run `after` on each success.
@@ -258,18 +265,31 @@ impl Session {
                 ));
                 continue;
             }
-            self.uninstall_target(mv, target, &conf)?;
+            if let Err(e) = self.uninstall_target(mv, target, &conf) {
+                return self.depmod_after_failure(e);
+            }
             self.console
                 .say(&format!("Module {mv} uninstalled from kernel {target}"));
         }
         self.depmod_all_marked()
     }
 
+    /// A command failing after it changed modules still runs depmod for them, so that
+    /// modules.dep tells the truth; the failure is what the command returns.
+    pub(super) fn depmod_after_failure(&self, error: ActionError) -> Result<(), ActionError> {
+        if let Err(e) = self.depmod_all_marked() {
+            e.report(&self.console);
+        }
+        Err(error)
+    }
+
     /// `unbuild`: uninstall and forget the build for each target.
     pub fn unbuild(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
         let _lock = self.lock()?;
         self.require_added(mv)?;
-        self.uninstall_and_unbuild(mv, targets)?;
+        if let Err(e) = self.uninstall_and_unbuild(mv, targets) {
+            return self.depmod_after_failure(e);
+        }
         self.depmod_all_marked()
     }
 
@@ -301,7 +321,9 @@ impl Session {
     pub fn remove(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
         let _lock = self.lock()?;
         self.require_added(mv)?;
-        self.uninstall_and_unbuild(mv, targets)?;
+        if let Err(e) = self.uninstall_and_unbuild(mv, targets) {
+            return self.depmod_after_failure(e);
+        }
         let version_dir = self.tree.version_dir(mv);
         let kernels_left = std::fs::read_dir(&version_dir)
             .into_iter()
@@ -321,7 +343,9 @@ impl Session {
                 "Deleting module {}-{} completely from the DKMS tree.",
                 mv.module, mv.version
             ));
-            remove_dir_by_rename(&version_dir)?;
+            if let Err(e) = remove_dir_by_rename(&version_dir) {
+                return self.depmod_after_failure(e);
+            }
             let module_dir = self.tree.module_dir(&mv.module);
             let empty = std::fs::read_dir(&module_dir)
                 .map(|d| {
@@ -330,7 +354,8 @@ impl Session {
                 })
                 .unwrap_or(false);
             if empty {
-                remove_dir_by_rename(&module_dir)?;
+                // As dkms's `rmdir`: best effort (the next command removes an empty one).
+                let _ = std::fs::remove_dir_all(&module_dir);
             }
         }
         self.depmod_all_marked()

@@ -4,7 +4,8 @@
 //! "done", or one of these, each recognisable by its name alone (dpkg's `.dpkg-new` and
 //! half-installed records work the same way):
 //! - `.<name>.dkms-rs-new`: a file or link being written (see [`atomic::temp_beside`]);
-//! - `.<name>.dkms-rs-old`: a directory on its way out ([`atomic::remove_dir_by_rename`]);
+//! - `.<name>.dkms-rs-old`: a directory on its way out ([`atomic::remove_dir_by_rename`]),
+//!   such as `<v>/<k>/.<a>.dkms-rs-old`;
 //! - `.stage-<k>-<a>`, `.build-<k>-<a>` in a version directory: a build being stored, a
 //!   build directory of one kernel of several; `build/` with content: an interrupted build;
 //! - an empty `<k>` directory in a version directory, an empty version or module directory;
@@ -85,7 +86,7 @@ impl Session {
                     self.console.say(&format!(
                         "Completing an interrupted install or uninstall of {mv} for kernel {target}"
                     ));
-                    self.mark_depmod(&target.kernel)?;
+                    let _ = self.mark_depmod(&target.kernel)?;
                     install::recover_pending(&self.tree, &mv, &target, &conf, &self.console)?;
                 }
                 Err(e) => {
@@ -114,16 +115,30 @@ impl Session {
     /// Record that `kernel`'s modules are about to change, so that depmod runs for it even if
     /// this command is killed before its own depmod; nothing with `--no-depmod` (the caller
     /// runs depmod).
-    pub(super) fn mark_depmod(&self, kernel: &KernelRelease) -> Result<(), ActionError> {
+    ///
+    /// Returns the record if this call wrote it, for [`Session::unmark_depmod`] when the
+    /// change fails with the modules as they were.
+    pub(super) fn mark_depmod(
+        &self,
+        kernel: &KernelRelease,
+    ) -> Result<Option<std::path::PathBuf>, ActionError> {
         if self.flags.no_depmod {
-            return Ok(());
+            return Ok(None);
         }
         let record = self.tree.pending_depmod(kernel);
         if record.exists() {
-            return Ok(());
+            return Ok(None);
         }
         atomic::write_into_place(&record, format!("{kernel}\n").as_bytes())
-            .map_err(|e| io_error(&record, e))
+            .map_err(|e| io_error(&record, e))?;
+        Ok(Some(record))
+    }
+
+    /// Take back a record [`Session::mark_depmod`] wrote, when nothing changed after all.
+    pub(super) fn unmark_depmod(&self, written: Option<std::path::PathBuf>) {
+        if let Some(record) = written {
+            let _ = atomic::remove_leftover(&record);
+        }
     }
 
     /// depmod for a kernel whose record is there, then the record goes. A kernel whose
@@ -164,7 +179,14 @@ fn recover_version_dir(dir: &Path) -> Result<(), ActionError> {
             && !VERSION_DIR_PARTS.contains(&name.as_str())
             && is_real_dir(&path)
         {
-            // A kernel dir: only an empty one goes (a killed build or unbuild).
+            // A kernel dir: its arch dirs on their way out, then itself if empty (a killed
+            // build or unbuild).
+            for arch in read_dir(&path) {
+                if atomic::is_leftover(&arch.file_name()) {
+                    let arch = arch.path();
+                    atomic::remove_leftover(&arch).map_err(|e| io_error(&arch, e))?;
+                }
+            }
             let _ = std::fs::remove_dir(&path);
         }
     }

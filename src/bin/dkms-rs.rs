@@ -302,7 +302,7 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                     kernel: kernel.as_deref(),
                     arch: arch.as_deref(),
                 }) {
-                    println!("{entry}");
+                    dkms::console::out_line(&entry.to_string());
                 }
             }
             Ok(())

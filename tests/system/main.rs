@@ -4,6 +4,7 @@
 mod support;
 
 mod core_qemu;
+mod crash;
 mod dpkg_roundtrip;
 mod postinst_dpkg;
 mod prebuilt_dpkg;

@@ -7,7 +7,8 @@
 //! - `.<name>.dkms-rs-old`: a directory on its way out ([`atomic::remove_dir_by_rename`]),
 //!   such as `<v>/<k>/.<a>.dkms-rs-old`;
 //! - `.stage-<k>-<a>`, `.build-<k>-<a>` in a version directory: a build being stored, a
-//!   build directory of one kernel of several; `build/` with content: an interrupted build;
+//!   build directory of one kernel of several (`build/` stays: a failed build's make.log
+//!   is there, and the next build starts it afresh);
 //! - an empty `<k>` directory in a version directory, an empty version or module directory;
 //! - `<m>/.kernel-<k>-<a>.dkms-rs-pending`: an install or uninstall between its first and
 //!   last change to the modules directory ([`install::recover_pending`]);
@@ -171,8 +172,7 @@ fn recover_version_dir(dir: &Path) -> Result<(), ActionError> {
         let name = entry.file_name().to_string_lossy().into_owned();
         let stale = atomic::is_leftover(entry.file_name().as_os_str())
             || name.starts_with(".stage-")
-            || name.starts_with(".build-")
-            || (name == "build" && read_dir(&path).next().is_some());
+            || name.starts_with(".build-");
         if stale {
             atomic::remove_leftover(&path).map_err(|e| io_error(&path, e))?;
         } else if !name.starts_with('.')

@@ -147,7 +147,12 @@ pub fn build(req: &BuildRequest, console: &Console) -> Result<Duration, ActionEr
     if let Some(script) = &conf.post_build {
         run_script(ScriptKind::PostBuild, script, build_dir, None, console)?;
     }
-    remove_dir_if_exists(build_dir)?;
+    // By rename: a kill while it is deleted leaves a name the next command knows. Cleaning
+    // up does not fail a build that is done (the next build starts afresh anyway). A failed
+    // build keeps its directory, whose make.log the error names.
+    if crate::atomic::remove_dir_by_rename(build_dir).is_err() {
+        let _ = std::fs::remove_dir_all(build_dir);
+    }
     Ok(elapsed)
 }
 
@@ -218,11 +223,28 @@ fn store(
     signing: Option<&Signing>,
     console: &Console,
 ) -> Result<(), ActionError> {
-    let (tree, mv, target, build_dir) = (req.tree, req.module, req.target, &req.build_dir);
+    let (tree, mv, target) = (req.tree, req.module, req.target);
     let stage = tree
         .version_dir(mv)
         .join(format!(".stage-{}-{}", target.kernel, target.arch));
     remove_dir_if_exists(&stage)?;
+    stage_build(req, signing, console, &stage).inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&stage);
+        // `<k>/`, if this build made it and nothing else is in it.
+        if let Some(kernel_dir) = tree.built_dir(mv, target).parent() {
+            let _ = std::fs::remove_dir(kernel_dir);
+        }
+    })
+}
+
+/// [`store`] into `stage`, then the rename that makes the target built.
+fn stage_build(
+    req: &BuildRequest,
+    signing: Option<&Signing>,
+    console: &Console,
+    stage: &Path,
+) -> Result<(), ActionError> {
+    let (tree, mv, target, build_dir) = (req.tree, req.module, req.target, &req.build_dir);
     let stage_log = stage.join("log");
     let stage_module = stage.join("module");
     create_dir(&stage_log)?;
@@ -252,7 +274,7 @@ fn store(
     if let Some(parent) = built_dir.parent() {
         create_dir(parent)?;
     }
-    std::fs::rename(&stage, &built_dir).map_err(|e| io_error(&built_dir, e))
+    std::fs::rename(stage, &built_dir).map_err(|e| io_error(&built_dir, e))
 }
 
 /// `<build>/<BUILT_MODULE_LOCATION>/<name>.ko`.

@@ -10,6 +10,7 @@ mod dkms_tree;
 mod failures;
 mod lock;
 mod mkdeb;
+mod no_exec;
 mod original;
 mod seed;
 mod tarball_hostile;

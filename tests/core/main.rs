@@ -6,6 +6,7 @@ mod support;
 mod build_steps;
 mod cli;
 mod depends;
+mod disk_full;
 mod dkms_tree;
 mod failures;
 mod lock;

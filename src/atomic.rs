@@ -55,6 +55,132 @@ impl PendingFile {
     }
 }
 
+/// A directory being filled beside `dest` under a hidden temporary name, that appears at `dest`
+/// whole on [`PendingDir::commit`]; dropped uncommitted (an error half-way, a full disk), it
+/// is removed with all it holds, leaving `dest` as it was.
+#[derive(Debug)]
+pub struct PendingDir {
+    temp: PathBuf,
+    dest: PathBuf,
+    committed: bool,
+}
+
+impl PendingDir {
+    /// A new empty directory beside `dest` ([`temp_beside`]: same file system, so the commit is
+    /// a rename), its mode as `mkdir` makes it (0777 minus the umask); one a killed command
+    /// left under that name is removed first.
+    pub fn create(dest: &Path) -> io::Result<PendingDir> {
+        let temp = temp_beside(dest);
+        remove_leftover(&temp)?;
+        std::fs::create_dir(&temp)?;
+        Ok(PendingDir {
+            temp,
+            dest: dest.to_path_buf(),
+            committed: false,
+        })
+    }
+
+    /// Where the directory is until it is committed.
+    pub fn path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// Copy what the directory `from` holds into this one: `cp <options> from/. <this>`
+    /// (`-a`: a faithful copy; `-r`: dkms's). The error is cp's first complaint (a full disk:
+    /// "cp: error writing '<file>': No space left on device"), naming the file where it was
+    /// going under `dest`, not the temporary name.
+    pub fn copy_in(&self, options: &str, from: &Path) -> io::Result<()> {
+        let out = std::process::Command::new("cp")
+            .arg(options)
+            .arg("--")
+            .arg(from.join("."))
+            .arg(&self.temp)
+            .stdin(std::process::Stdio::null())
+            .output()?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let first = stderr.lines().next().unwrap_or("").trim();
+        let why = match first {
+            "" => format!("cp {options} failed ({})", out.status),
+            line => line.replace(
+                &self.temp.to_string_lossy().into_owned(),
+                &self.dest.to_string_lossy(),
+            ),
+        };
+        Err(io::Error::other(why))
+    }
+
+    /// Put the directory at `dest`: renamed there when nothing is; otherwise exchanged with
+    /// what is in one step (`renameat2(RENAME_EXCHANGE)`: a reader finds the old or the new,
+    /// never neither), then the old removed. Where the file system cannot exchange, the old
+    /// is renamed aside first.
+    pub fn commit(mut self) -> io::Result<()> {
+        match std::fs::symlink_metadata(&self.dest) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                std::fs::rename(&self.temp, &self.dest)?;
+                self.committed = true;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        let old = match exchange(&self.temp, &self.dest) {
+            // The temporary name now holds the old directory.
+            Ok(()) => self.temp.clone(),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+                let old = hidden_beside(&self.dest, OLD_SUFFIX);
+                remove_leftover(&old)?;
+                std::fs::rename(&self.dest, &old)?;
+                if let Err(e) = std::fs::rename(&self.temp, &self.dest) {
+                    let _ = std::fs::rename(&old, &self.dest);
+                    return Err(e);
+                }
+                old
+            }
+            Err(e) => return Err(e),
+        };
+        // The new one is in place whatever happens next; the old goes (a leftover name).
+        self.committed = true;
+        let _ = remove_leftover(&old);
+        Ok(())
+    }
+}
+
+impl Drop for PendingDir {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = remove_leftover(&self.temp);
+        }
+    }
+}
+
+/// Swap the two paths in one step (both must exist).
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path with a NUL byte"))
+    };
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: two valid NUL-terminated paths, relative to the working directory.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// The directory a file at `path` is in (`.` for a bare name).
 fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
@@ -189,6 +315,38 @@ mod tests {
         assert_eq!(pending.commit().unwrap(), dest);
         assert_eq!(std::fs::read(&dest).unwrap(), b"done");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn pending_dir_appears_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("m-1");
+        // Dropped: nothing left.
+        let pending = PendingDir::create(&dest).unwrap();
+        std::fs::write(pending.path().join("a"), "a").unwrap();
+        drop(pending);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        // Committed where nothing was: renamed.
+        let pending = PendingDir::create(&dest).unwrap();
+        std::fs::write(pending.path().join("a"), "new").unwrap();
+        pending.commit().unwrap();
+        assert_eq!(std::fs::read(dest.join("a")).unwrap(), b"new");
+        // Committed over a directory: exchanged, the old one gone.
+        std::fs::write(dest.join("old-only"), "x").unwrap();
+        let pending = PendingDir::create(&dest).unwrap();
+        std::fs::write(pending.path().join("b"), "b").unwrap();
+        pending.commit().unwrap();
+        let names: Vec<_> = std::fs::read_dir(&dest)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, ["b"]);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp dir left"
+        );
     }
 
     #[test]

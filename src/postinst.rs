@@ -105,7 +105,7 @@ impl Hook {
                 "Removing old {}-{} DKMS files...",
                 mv.module, mv.version
             ));
-            let targets = self.session.built_targets(mv);
+            let targets = self.session.built_targets(mv)?;
             self.session.remove(mv, &targets)?;
         }
         let tarball = self
@@ -339,7 +339,7 @@ impl Hook {
                 continue;
             }
             self.say(&format!("Removing older version {old} of the module..."));
-            let targets = self.session.built_targets(&old);
+            let targets = self.session.built_targets(&old)?;
             self.session.remove(&old, &targets)?;
         }
         Ok(())
@@ -353,7 +353,7 @@ impl Hook {
         if !tree.is_added(mv) {
             return Ok(());
         }
-        let targets = self.session.built_targets(mv);
+        let targets = self.session.built_targets(mv)?;
         self.session.remove(mv, &targets)
     }
 }

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::conf::{ModuleConf, ResolveContext};
+use crate::conf::{ConfError, ModuleConf, ResolveContext};
 use crate::framework::Framework;
 use crate::kernel::{self, KernelRelease, Target};
 
@@ -22,6 +22,9 @@ pub struct Tree {
     pub etc_dir: PathBuf,
     /// `--kernelsourcedir`: headers for every kernel of this command.
     pub kernel_source_dir: Option<PathBuf>,
+    /// `--no-exec`: every dkms.conf and override is read natively or refused, never run by
+    /// bash ([`ResolveContext::no_exec`]).
+    pub no_exec: bool,
 }
 
 /// What `status` lists: every field `None` is "any" (`dkms status [-m M] [-v V] [-k K] [-a A]`).
@@ -65,6 +68,7 @@ impl Tree {
             install_tree: roots.install_tree.unwrap_or(framework.install_tree.clone()),
             etc_dir: framework.etc_dir.clone(),
             kernel_source_dir: roots.kernel_source_dir,
+            no_exec: false,
         }
     }
 }
@@ -88,6 +92,16 @@ pub enum ModuleState {
     Added,
     Built,
     Installed,
+}
+
+/// What [`Tree::status`] found.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    /// The lines, in dkms's order.
+    pub entries: Vec<StatusEntry>,
+    /// Under `--no-exec`, the dkms.conf files (one per module version) that need bash: the
+    /// targets they were to judge have no line, the module no `added` line in their place.
+    pub not_run: Vec<ConfError>,
 }
 
 /// One line of `dkms status`.
@@ -282,6 +296,7 @@ impl Tree {
         ctx.source_tree = self.source_tree.clone();
         ctx.install_tree = self.install_tree.clone();
         ctx.etc_dir = self.etc_dir.clone();
+        ctx.no_exec = self.no_exec;
         ctx
     }
 
@@ -463,8 +478,9 @@ impl Tree {
         Ok(guard(true))
     }
 
-    /// The status lines dkms 3.0.10 prints, for the modules and targets `query` selects.
-    pub fn status(&self, query: &StatusQuery) -> Vec<StatusEntry> {
+    /// The status lines dkms 3.0.10 prints, for the modules and targets `query` selects, and
+    /// the dkms.conf files `--no-exec` kept from being read (see [`Status`]).
+    pub fn status(&self, query: &StatusQuery) -> Status {
         let (kernel, arch) = (query.kernel, query.arch);
         let modules = self.added_modules(query.module, query.version);
         // Modules are independent: read them on all CPUs, keep dkms's order.
@@ -477,11 +493,14 @@ impl Tree {
                 .chunks(chunk)
                 .map(|part| scope.spawn(move || self.status_of(part, kernel, arch)))
                 .collect();
-            handles
-                .into_iter()
+            let mut all = Status::default();
+            for h in handles {
                 // A worker's panic is a bug: re-raise it rather than print fewer lines.
-                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
+                let part = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+                all.entries.extend(part.entries);
+                all.not_run.extend(part.not_run);
+            }
+            all
         })
     }
 
@@ -490,10 +509,12 @@ impl Tree {
         modules: &[ModuleVersion],
         kernel: Option<&str>,
         arch: Option<&str>,
-    ) -> Vec<StatusEntry> {
+    ) -> Status {
         let mut entries = Vec::new();
+        let mut not_run = Vec::new();
         for mv in modules {
             let before = entries.len();
+            let mut refused = false;
             let conf_path = self.source_dir(mv).join("dkms.conf");
             // Read when a target first needs it, once for all the version's targets.
             let mut file = None;
@@ -508,8 +529,17 @@ impl Tree {
                 else {
                     continue;
                 };
-                let Ok(conf) = file.resolve(&self.resolve_context(&target, Some(mv))) else {
-                    continue;
+                let conf = match file.resolve(&self.resolve_context(&target, Some(mv))) {
+                    Ok(conf) => conf,
+                    // Not judged: not "built", and not "added" either (it may be both).
+                    Err(e @ ConfError::NotRun { .. }) => {
+                        if !refused {
+                            not_run.push(e);
+                        }
+                        refused = true;
+                        continue;
+                    }
+                    Err(_) => continue,
                 };
                 if !self.is_built(mv, &target, &conf) {
                     continue;
@@ -533,7 +563,7 @@ impl Tree {
                     notes,
                 });
             }
-            if entries.len() == before {
+            if entries.len() == before && !refused {
                 entries.push(StatusEntry {
                     module: mv.clone(),
                     target: None,
@@ -542,7 +572,7 @@ impl Tree {
                 });
             }
         }
-        entries
+        Status { entries, not_run }
     }
 
     /// Whether every installed module file is the built one byte for byte (dkms `diff -q`).
@@ -606,6 +636,7 @@ mod tests {
             install_tree: dir.join("lib/modules"),
             etc_dir: dir.join("etc"),
             kernel_source_dir: None,
+            no_exec: false,
         }
     }
 

@@ -69,6 +69,9 @@ impl Session {
     }
 
     /// `add <dir>`: copy a source tree to `<source_tree>/<m>-<v>` (unless it is there) and add it.
+    /// The copy (merged into what is there, as dkms's `cp -fr`, or replacing it with `--force`)
+    /// is made beside it and renamed into place whole: a full disk leaves the source tree as
+    /// it was.
     pub fn add_source_tree(
         &self,
         dir: &Path,
@@ -89,17 +92,24 @@ impl Session {
         };
         let dest = self.tree.source_tree_dir(&mv);
         if from != dest {
-            if self.flags.force {
-                build::remove_dir_if_exists(&dest)?;
-            }
-            std::fs::create_dir_all(&dest).map_err(|e| io_error(&dest, e))?;
-            build::run_quiet(
-                std::process::Command::new("cp")
-                    .arg("-fr")
-                    .arg(format!("{}/.", from.display()))
-                    .arg(&dest),
-                &dest,
-            )?;
+            let source_tree = &self.tree.source_tree;
+            std::fs::create_dir_all(source_tree).map_err(|e| io_error(source_tree, e))?;
+            let copy = || -> std::io::Result<()> {
+                let merge = !self.flags.force && dest.is_dir();
+                // cp -fr into a link to a directory writes in that directory: so does this.
+                let place = if merge && dest.is_symlink() {
+                    dest.canonicalize()?
+                } else {
+                    dest.clone()
+                };
+                let pending = crate::atomic::PendingDir::create(&place)?;
+                if merge {
+                    pending.copy_in("-a", &place)?;
+                }
+                pending.copy_in("-fr", &from)?;
+                pending.commit()
+            };
+            copy().map_err(|e| io_error(&dest, e))?;
         }
         if self.flags.conf_override.is_some() {
             self.add(&mv, target)?;

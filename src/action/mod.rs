@@ -196,19 +196,23 @@ impl Session {
         }
     }
 
-    /// The targets a module version is built for (what `--all` means), in dkms's order.
-    pub fn built_targets(&self, mv: &ModuleVersion) -> Vec<Target> {
-        let mut targets: Vec<Target> = self
-            .tree
-            .target_dirs(mv, None, None)
-            .into_iter()
-            .filter(|t| {
-                self.read_conf(mv, t)
-                    .is_ok_and(|conf| self.tree.is_built(mv, t, &conf))
-            })
-            .collect();
+    /// The targets a module version is built for (what `--all` means), in dkms's order; a
+    /// target whose dkms.conf cannot be read is not built, as for dkms, but under `--no-exec`
+    /// one that needs bash is the command's error (else `remove --all` would remove nothing
+    /// and exit 0).
+    pub fn built_targets(&self, mv: &ModuleVersion) -> Result<Vec<Target>, ActionError> {
+        let mut targets = Vec::new();
+        for t in self.tree.target_dirs(mv, None, None) {
+            match self.read_conf(mv, &t) {
+                Ok(conf) if self.tree.is_built(mv, &t, &conf) => targets.push(t),
+                Err(ActionError::Conf(e @ crate::conf::ConfError::NotRun { .. })) => {
+                    return Err(e.into());
+                }
+                Ok(_) | Err(_) => {}
+            }
+        }
         targets.sort_by_key(|a| version_key(&a.kernel.0));
-        targets
+        Ok(targets)
     }
 }
 

@@ -154,16 +154,15 @@ impl Session {
         self.confs.forget(&source_dest.join("dkms.conf"));
         match loc {
             Loc::SourceTree => {
-                if self.flags.force {
-                    crate::build::remove_dir_if_exists(&source_dest)?;
-                }
                 std::fs::create_dir_all(&tree.source_tree)
                     .map_err(|e| io_error(&tree.source_tree, e))?;
+                // Made beside it and renamed into place whole (--force: replacing it).
                 tarball::copy_merge(
                     archive,
                     loc.dir(),
                     &temp.path().join(loc.dir()),
                     &source_dest,
+                    self.flags.force,
                 )?;
             }
             Loc::BinariesOnly if !source_dest.is_dir() => {

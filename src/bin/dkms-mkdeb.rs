@@ -138,6 +138,7 @@ fn main() -> ExitCode {
             threads: cli.threads,
         },
         source_date_epoch: None,
+        no_exec: false,
     };
     let targets: Vec<Target> = cli
         .kernels

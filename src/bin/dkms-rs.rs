@@ -10,7 +10,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Parser, ValueEnum};
 use cli::{Generate, package_error_line, start};
 use dkms::action::{Flags, Session};
-use dkms::conf::ShowFormat;
+use dkms::conf::{ReadBy, ShowFormat};
 use dkms::console::Console;
 use dkms::error::ActionError;
 use dkms::framework::Framework;
@@ -74,6 +74,10 @@ impl Action {
 /// Settings come from /etc/dkms/framework.conf and /etc/dkms/framework.conf.d/*.conf (--etcdir
 /// names another directory for these, no-autoinstall and the module overrides).
 ///
+/// dkms.conf is shell. dkms-rs reads declarative files itself and hands the others to bash,
+/// which runs their shell code, as dkms does; `conf show` says which (`reader=native` or
+/// `reader=bash` with `needs_shell=FILE:LINE: WHY`), and --no-exec refuses such files.
+///
 /// Exit codes: 3 already added/built (or not added), 4 dkms.conf missing, 6 install or depmod
 /// failure, 7 module not produced, 8 bad dkms.conf, 10 make failed, 11 autoinstall failure,
 /// 13 missing BUILD_DEPENDS, 21 no kernel headers, 77 BUILD_EXCLUSIVE (not for this kernel).
@@ -92,6 +96,7 @@ impl Action {
 ///   dkms-rs mktarball hello/0.1 -k "$(uname -r)" --binaries-only
 ///   dkms-rs ldtarball /var/lib/dkms/hello/0.1/tarball/hello-0.1-kernel*.dkms.tar.gz
 ///   dkms-rs conf show --kernel "$(uname -r)" /usr/src/hello-0.1
+///   dkms-rs --no-exec autoinstall -k "$(uname -r)"
 ///
 /// -k takes any kernel release under /lib/modules (`ls /lib/modules`); build and install
 /// take it repeated, and `-k KERNEL/ARCH` names the architecture too (default `uname -m`).
@@ -149,6 +154,14 @@ struct Cli {
     /// Use this dkms.conf instead of the module's own.
     #[arg(short = 'c')]
     conf: Option<PathBuf>,
+    /// Never run a dkms.conf as shell: a dkms.conf or /etc/dkms/<module>*.conf override that
+    /// needs bash to be read (command substitution, shell syntax, ...) is refused with one line
+    /// naming the file, line and reason, and exit 8, instead of being sourced by bash. For
+    /// every action that reads a dkms.conf (add, build, install, status, autoinstall,
+    /// ldtarball, mkdeb, conf show, ...); make and the module's PRE_BUILD/POST_* scripts still
+    /// run when a build or install does.
+    #[arg(long)]
+    no_exec: bool,
     /// Print nothing.
     #[arg(short = 'q', long)]
     quiet: bool,
@@ -230,7 +243,8 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
     };
     let etc = roots.etc_dir();
     let framework = Framework::read(&etc).map_err(|e| dkms::error::io_error(&etc, e))?;
-    let tree = Tree::from_framework(&framework, roots);
+    let mut tree = Tree::from_framework(&framework, roots);
+    tree.no_exec = cli.no_exec;
     let mut session = Session::new(tree, &framework, console);
     session.settings.jobs = dkms::jobs::limit(cli.jobs.or(framework.parallel_jobs));
     session.flags = Flags {
@@ -269,12 +283,22 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
             if show != "show" {
                 return Err(ActionError::Usage("usage: dkms-rs conf show PATH".into()));
             }
-            let shown = dkms::conf::show(
-                std::path::Path::new(path),
-                cli.kernel.as_deref(),
-                cli.arches.first().map(String::as_str),
-                cli.format,
-            )?;
+            // The newest kernel with headers (else the running one), this machine's arch.
+            let target = Target {
+                kernel: KernelRelease(
+                    cli.kernel
+                        .clone()
+                        .unwrap_or_else(dkms::conf::show::default_kernel),
+                ),
+                arch: cli.arches.first().cloned().unwrap_or_else(machine_arch),
+            };
+            let ctx = session.tree.resolve_context(&target, None);
+            let shown = dkms::conf::show(std::path::Path::new(path), &ctx, cli.format)?;
+            if let ReadBy::Bash(Some(why)) = &shown.read_by
+                && !cli.quiet
+            {
+                dkms::console::err_line(&format!("dkms-rs: {why}: its shell code is run"));
+            }
             print!("{}", shown.text);
             // Invalid: the facts are printed, the first complaint is the error (exit 8).
             match shown.problems.into_iter().next() {
@@ -295,17 +319,30 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
             // A kernel given twice is listed once (dkms 3.0.10 prints its lines twice).
             let mut seen = std::collections::BTreeSet::new();
             filters.retain(|f| seen.insert(f.clone()));
+            let mut not_run = Vec::new();
             for (kernel, arch) in &filters {
-                for entry in session.tree.status(&StatusQuery {
+                let status = session.tree.status(&StatusQuery {
                     module: module.as_deref(),
                     version: version.as_deref(),
                     kernel: kernel.as_deref(),
                     arch: arch.as_deref(),
-                }) {
+                });
+                for entry in status.entries {
                     dkms::console::out_line(&entry.to_string());
                 }
+                not_run.extend(status.not_run.iter().map(ToString::to_string));
             }
-            Ok(())
+            // --no-exec: what could not be judged, one line per file, after what could.
+            let mut said = std::collections::BTreeSet::new();
+            not_run.retain(|line| said.insert(line.clone()));
+            for line in &not_run {
+                console.error(line, "");
+            }
+            if not_run.is_empty() {
+                Ok(())
+            } else {
+                Err(ActionError::Reported { code: 8 })
+            }
         }
         Action::Autoinstall => {
             let targets = if cli.kernels.is_empty() && session.settings.autoinstall_all_kernels {
@@ -369,7 +406,7 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
             };
             let mv = ModuleVersion { module, version };
             let targets = if cli.all {
-                session.built_targets(&mv)
+                session.built_targets(&mv)?
             } else {
                 targets(&cli)?
             };

@@ -2,7 +2,8 @@
 //! 3.0.10's own prelude — `shopt -s extglob`, the `dkms_conf_variables` whitelist, its
 //! `safe_source` verbatim, the variables `read_conf` exposes — and read the whitelisted
 //! variables back as NUL-separated triples (no parsing of `declare -p`). The dkms.conf text is
-//! the one [`ConfFile`] read, not the file on disk; `/etc/dkms` overrides are sourced by path.
+//! the one [`ConfFile`] read, not the file on disk, and so are the `/etc/dkms` overrides: each
+//! read by [`ConfFile::read`] (bounded, regular files only) before bash sources its text.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -116,18 +117,18 @@ dkms_rs_read_conf() {
     for var in $dkms_conf_variables; do
         unset $var
     done
-    local _conf_file dkms_rs_from_text=$dkms_rs_text
+    local _conf_file dkms_rs_from_text=$dkms_rs_text dkms_rs_n=0
     for _conf_file in "$read_conf_file" "$dkms_rs_etc/$module.conf" \
         "$dkms_rs_etc/$module-$module_version.conf" "$dkms_rs_etc/$module-$module_version-$1.conf" \
         "$dkms_rs_etc/$module-$module_version-$1-$2.conf"; do
-        { [[ $dkms_rs_from_text ]] || [ -e "$_conf_file" ]; } && safe_source "$_conf_file" $dkms_conf_variables; dkms_rs_from_text=
+        { [[ $dkms_rs_from_text ]] || { ((dkms_rs_n == 0)) && [ -e "$_conf_file" ]; }; } && safe_source "$_conf_file" $dkms_conf_variables; dkms_rs_from_text=${dkms_rs_over[++dkms_rs_n]}
     done
 }
 dkms_rs_kernelver=$1 dkms_rs_arch=$2 kernel_source_dir=$3 kernel_config=$4 dkms_tree=$5
 source_tree=$6 install_tree=$7 dkms_rs_etc=$8 dkms_rs_conf=$9
 module=${10} module_version=${11} dkms_rs_identify=${12}
 running_distribution=${13} addon_modules_dir=${14}
-current_os=${15} current_kernel=${16}
+current_os=${15} current_kernel=${16}; dkms_rs_over=("" "${@:18:4}")
 tmp_location=${TMPDIR:-/tmp}
 PATH="$PATH:/usr/lib/dkms"
 umask 022
@@ -135,7 +136,7 @@ unset CC CXX CFLAGS CXXFLAGS LDFLAGS
 if [[ $dkms_rs_identify ]]; then
     dkms_rs_read_conf "$dkms_rs_kernelver" "$dkms_rs_arch" "$dkms_rs_conf"
     module="$PACKAGE_NAME"
-    module_version="$PACKAGE_VERSION"
+    module_version="$PACKAGE_VERSION"; dkms_rs_over=()
 fi
 dkms_rs_read_conf "$dkms_rs_kernelver" "$dkms_rs_arch" "$dkms_rs_conf"
 [[ $dkms_rs_text ]] && exec {dkms_rs_fd}<&-
@@ -163,8 +164,44 @@ pub struct Sourced {
 /// `/dev/fd/N` for each pass), unless the file could tell under which name it is sourced
 /// ([`names_itself`]): then bash sources `file.path()` as dkms does, since bash (5.2) cannot
 /// give sourced text a name of our choosing (`BASH_SOURCE` ignores assignments).
+///
+/// The `/etc/dkms` overrides that exist are read first ([`ConfFile::overrides`]: a FIFO or a
+/// link to /dev/zero is refused, exit 8), and bash sources copies of their texts. The second
+/// pass of an identifying read needs the overrides of a module name only bash knows: the
+/// pass runs without them, and when that name has overrides the file is read again with it.
 pub fn source(file: &ConfFile, ctx: &ResolveContext) -> Result<Sourced, ConfError> {
+    let first = ConfFile::overrides(
+        ctx,
+        ctx.module.as_deref().unwrap_or(""),
+        ctx.module_version.as_deref().unwrap_or(""),
+    )?;
+    let sourced = source_with(file, ctx, &first)?;
+    if ctx.module.is_some() {
+        return Ok(sourced);
+    }
+    let second = ConfFile::overrides(ctx, &sourced.module, &sourced.module_version)?;
+    if second.iter().all(Option::is_none) {
+        return Ok(sourced);
+    }
+    let ctx = ctx
+        .clone()
+        .with_module(&sourced.module, &sourced.module_version);
+    source_with(file, &ctx, &second)
+}
+
+/// One bash run of [`PRELUDE`] on `file`, sourcing `overrides` (`None`: not there) in the
+/// override places of its first pass.
+fn source_with(
+    file: &ConfFile,
+    ctx: &ResolveContext,
+    overrides: &[Option<ConfFile>; 4],
+) -> Result<Sourced, ConfError> {
     let conf = file.path();
+    // Kept until bash is done: what it sources in place of each override.
+    let copies: Vec<Option<OverrideText>> = overrides
+        .iter()
+        .map(|o| o.as_ref().map(OverrideText::new))
+        .collect();
     let text = if names_itself(file.text()) {
         None
     } else {
@@ -200,6 +237,10 @@ pub fn source(file: &ConfFile, ctx: &ResolveContext) -> Result<Sourced, ConfErro
         .arg(&uts.sysname)
         .arg(&uts.release)
         .arg(if text.is_some() { "yes" } else { "" })
+        .args(copies.iter().map(|c| {
+            c.as_ref()
+                .map_or_else(std::ffi::OsString::new, |c| c.path().as_os_str().to_owned())
+        }))
         .env("DKMS_RS_MARKER", MARKER)
         .stdin(text.map_or_else(Stdio::null, Stdio::from))
         .stderr(Stdio::piped())
@@ -237,6 +278,38 @@ pub fn source(file: &ConfFile, ctx: &ResolveContext) -> Result<Sourced, ConfErro
         module,
         module_version,
     })
+}
+
+/// What bash sources in place of one override: a temp file holding the text dkms-rs read, or
+/// the override's own path when it could see its name ([`names_itself`]) or no temp file can
+/// be made (it was read and passed the checks just now).
+enum OverrideText<'a> {
+    Copy(tempfile::NamedTempFile),
+    Path(&'a Path),
+}
+
+impl<'a> OverrideText<'a> {
+    fn new(file: &'a ConfFile) -> OverrideText<'a> {
+        use std::io::Write;
+        if names_itself(file.text()) {
+            return OverrideText::Path(file.path());
+        }
+        let copy = tempfile::NamedTempFile::new().and_then(|mut t| {
+            t.write_all(file.text())?;
+            Ok(t)
+        });
+        match copy {
+            Ok(t) => OverrideText::Copy(t),
+            Err(_) => OverrideText::Path(file.path()),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            OverrideText::Copy(t) => t.path(),
+            OverrideText::Path(p) => p,
+        }
+    }
 }
 
 /// Whether a dkms.conf could tell the name bash sources it under: `$BASH_SOURCE` (as in

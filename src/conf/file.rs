@@ -6,13 +6,14 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{
-    ConfError, MAX_CONF_SIZE, ModuleConf, Reader, Refusal, Resolution, ResolveContext,
-    ShellFailure, bash, native, resolve, vars,
+    ConfError, MAX_CONF_SIZE, ModuleConf, NeedsShell, ReadBy, Reader, Refusal, Resolution,
+    ResolveContext, ShellFailure, bash, native, resolve, vars,
 };
 
 /// The bytes of a dkms.conf and the path they were read from. Every resolution reads these
 /// bytes (the native reader parses them, bash sources them); only the `/etc/dkms/<module>*.conf`
-/// overrides, which depend on the module and kernel, are read again at each resolution.
+/// overrides, which depend on the module and kernel, are read again at each resolution (by
+/// [`ConfFile::read`] too: bounded, regular files only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfFile {
     path: PathBuf,
@@ -70,6 +71,32 @@ impl ConfFile {
         })
     }
 
+    /// The `/etc/dkms` overrides dkms sources after the dkms.conf for `module`/`version` on
+    /// `ctx`'s (kernel, arch), in dkms's order, each read as a dkms.conf is ([`ConfFile::read`]:
+    /// a FIFO, a device, a directory or more than 1 MiB is refused, exit 8); `None` where
+    /// there is none (dkms's `[ -e "$_conf_file" ]`).
+    pub(super) fn overrides(
+        ctx: &ResolveContext,
+        module: &str,
+        version: &str,
+    ) -> Result<[Option<ConfFile>; 4], ConfError> {
+        let paths = bash::override_paths(&ctx.etc_dir, module, version, &ctx.kernelver, &ctx.arch);
+        let mut out = [None, None, None, None];
+        for (slot, path) in out.iter_mut().zip(paths) {
+            if !path.exists() {
+                continue;
+            }
+            match ConfFile::read(&path) {
+                Ok(file) => *slot = Some(file),
+                // Gone since it was seen: not there, as for dkms a moment later.
+                Err(ConfError::Missing { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// The path the file was read from (what `ModuleConf::path` and errors name).
     pub fn path(&self) -> &Path {
         &self.path
@@ -93,14 +120,18 @@ impl ConfFile {
         Ok((conf.package_name, conf.package_version))
     }
 
-    /// Resolve for `ctx` without failing on validation: the facts plus dkms's complaints.
-    /// `Err` only with `Reader::Native` when the file needs bash (then a `Shell` error naming
-    /// the line), or when bash fails.
+    /// Resolve for `ctx` without failing on validation: the facts plus dkms's complaints, and
+    /// which reader read the file ([`Resolution::read_by`]). `Err` when the file or an
+    /// override is refused unread, when bash fails, and when the file needs bash but is not
+    /// to be run by it: with `Reader::Native` (a `Shell` error naming the line) and with
+    /// [`ResolveContext::no_exec`] ([`ConfError::NotRun`], before anything is run).
     pub fn evaluate(&self, ctx: &ResolveContext, reader: Reader) -> Result<Resolution, ConfError> {
-        if reader != Reader::Bash {
-            match self.evaluate_native(ctx) {
+        let why = match reader {
+            Reader::Bash => None,
+            Reader::Native | Reader::Auto => match self.evaluate_native(ctx) {
                 Ok(res) => return Ok(res),
-                Err(why) if reader == Reader::Native => {
+                Err(Stop::Refused(e)) => return Err(e),
+                Err(Stop::Bash(why)) if reader == Reader::Native => {
                     return Err(ConfError::Shell {
                         path: why.file,
                         failure: ShellFailure::NeedsBash {
@@ -109,22 +140,32 @@ impl ConfFile {
                         },
                     });
                 }
-                Err(_) => {}
-            }
+                Err(Stop::Bash(why)) => Some(why),
+            },
+        };
+        if ctx.no_exec {
+            let shell = why.unwrap_or_else(|| NeedsShell {
+                file: self.path.clone(),
+                line: 0,
+                what: "the bash reader was asked for",
+            });
+            return Err(ConfError::NotRun { shell });
         }
         let sourced = bash::source(self, ctx)?;
-        Ok(resolve::resolve(
+        let mut res = resolve::resolve(
             &sourced.vars,
             std::slice::from_ref(&self.path),
             ctx,
             &sourced.module,
             &sourced.module_version,
-        ))
+        );
+        res.read_by = ReadBy::Bash(why);
+        Ok(res)
     }
 
-    fn evaluate_native(&self, ctx: &ResolveContext) -> Result<Resolution, Handover> {
+    fn evaluate_native(&self, ctx: &ResolveContext) -> Result<Resolution, Stop> {
         let text = std::str::from_utf8(&self.text)
-            .map_err(|_| Handover::new(&self.path, 0, "bytes that are not UTF-8"))?;
+            .map_err(|_| needs(&self.path, 0, "bytes that are not UTF-8"))?;
         let mut probe = native::GlobProbe::default();
         let (module, version) = match &ctx.module {
             Some(m) => (m.clone(), ctx.module_version.clone().unwrap_or_default()),
@@ -151,25 +192,22 @@ impl ConfFile {
         module: &str,
         version: &str,
         probe: &mut native::GlobProbe,
-    ) -> Result<(vars::Vars, Vec<PathBuf>), Handover> {
+    ) -> Result<(vars::Vars, Vec<PathBuf>), Stop> {
         let mut files = vec![self.path.clone()];
         let mut overrides = Vec::new();
-        for p in bash::override_paths(&ctx.etc_dir, module, version, &ctx.kernelver, &ctx.arch) {
-            if p.exists() {
-                let t = std::fs::read(&p)
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .ok_or_else(|| {
-                        Handover::new(&p, 0, "an override file that is not UTF-8 text")
-                    })?;
-                files.push(p);
-                overrides.push(t);
-            }
+        for file in ConfFile::overrides(ctx, module, version)?
+            .into_iter()
+            .flatten()
+        {
+            let t = String::from_utf8(file.text)
+                .map_err(|_| needs(&file.path, 0, "an override file that is not UTF-8 text"))?;
+            files.push(file.path);
+            overrides.push(t);
         }
         let path_str = |p: &Path| {
             p.to_str()
                 .map(str::to_owned)
-                .ok_or_else(|| Handover::new(&self.path, 0, "a tree path that is not UTF-8"))
+                .ok_or_else(|| needs(&self.path, 0, "a tree path that is not UTF-8"))
         };
         let context = [
             ("kernelver", ctx.kernelver.clone()),
@@ -186,8 +224,26 @@ impl ConfFile {
             .chain(overrides.iter().map(String::as_str))
             .collect();
         let vars = native::source_all(&text_refs, &context, probe)
-            .map_err(|nb| Handover::new(&files[nb.file.min(files.len() - 1)], nb.line, nb.what))?;
+            .map_err(|nb| needs(&files[nb.file.min(files.len() - 1)], nb.line, nb.what))?;
         Ok((vars, files))
+    }
+}
+
+/// Why the native reader stopped: the file needs bash, or an override is refused unread.
+enum Stop {
+    Bash(NeedsShell),
+    Refused(ConfError),
+}
+
+impl From<NeedsShell> for Stop {
+    fn from(why: NeedsShell) -> Self {
+        Stop::Bash(why)
+    }
+}
+
+impl From<ConfError> for Stop {
+    fn from(e: ConfError) -> Self {
+        Stop::Refused(e)
     }
 }
 
@@ -210,19 +266,11 @@ fn kind(meta: &std::fs::Metadata) -> &'static str {
 }
 
 /// Where the native reader stopped: file, line, what it met.
-struct Handover {
-    file: PathBuf,
-    line: usize,
-    what: &'static str,
-}
-
-impl Handover {
-    fn new(file: &Path, line: usize, what: &'static str) -> Self {
-        Handover {
-            file: file.to_path_buf(),
-            line,
-            what,
-        }
+fn needs(file: &Path, line: usize, what: &'static str) -> NeedsShell {
+    NeedsShell {
+        file: file.to_path_buf(),
+        line,
+        what,
     }
 }
 

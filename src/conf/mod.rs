@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 
 use crate::framework;
 pub use file::ConfFile;
-pub use resolve::Resolution;
+pub use resolve::{ReadBy, Resolution};
 pub use show::{ShowFormat, Shown, UnknownShowFormat, show};
 
 /// Everything dkms exposes to dkms.conf while reading it for one kernel and architecture.
@@ -58,6 +58,9 @@ pub struct ResolveContext {
     pub running_distribution: String,
     /// `$ADDON_MODULES_DIR`: when set, every module goes to `/<it>` (dkms checks it first).
     pub addon_modules_dir: Option<String>,
+    /// `--no-exec`: a file the native reader cannot read without bash (the dkms.conf or an
+    /// `/etc/dkms` override) is refused ([`ConfError::NotRun`]) instead of run by bash.
+    pub no_exec: bool,
 }
 
 impl ResolveContext {
@@ -79,6 +82,7 @@ impl ResolveContext {
             module_version: None,
             running_distribution,
             addon_modules_dir,
+            no_exec: false,
         }
     }
 
@@ -356,6 +360,32 @@ fn record_text(record: &Option<usize>) -> String {
         .unwrap_or_default()
 }
 
+/// Where and why a file needs bash to be read: the first thing in it the native reader does
+/// not model. bash then sources it, running whatever shell code it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeedsShell {
+    /// The dkms.conf, or the `/etc/dkms` override, that needs bash.
+    pub file: PathBuf,
+    /// Its line; 0 when the reason is not on one line (bytes that are not UTF-8, the
+    /// environment).
+    pub line: usize,
+    /// What the native reader met: "command substitution", "a command or shell syntax", ...
+    pub what: &'static str,
+}
+
+impl std::fmt::Display for NeedsShell {
+    /// `<file>:<line>: needs bash (<what>)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let line = (self.line > 0).then_some(self.line);
+        write!(
+            f,
+            "{}: needs bash ({})",
+            place(&self.file, &line),
+            self.what
+        )
+    }
+}
+
 /// Why a dkms.conf could not be read or is not valid; [`ConfError::exit_code`] is dkms's.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfError {
@@ -382,6 +412,10 @@ pub enum ConfError {
     /// or larger than [`MAX_CONF_SIZE`]. A link to /dev/zero or a FIFO is never read.
     #[error("{}: {why}", path.display())]
     Refused { path: PathBuf, why: Refusal },
+    /// `--no-exec` ([`ResolveContext::no_exec`]): the file needs bash, which would run its
+    /// shell code, so it is not read at all (exit 8, as a bad conf).
+    #[error("{shell}: --no-exec refuses to run its shell code")]
+    NotRun { shell: NeedsShell },
     /// bash could not evaluate the file at all (exit 8, as a bad conf).
     #[error("{}: {failure}", path.display())]
     Shell {
@@ -473,6 +507,9 @@ impl Clone for ConfError {
                 path: path.clone(),
                 failure: failure.clone(),
             },
+            ConfError::NotRun { shell } => ConfError::NotRun {
+                shell: shell.clone(),
+            },
         }
     }
 }
@@ -482,7 +519,10 @@ impl ConfError {
     pub fn exit_code(&self) -> i32 {
         match self {
             ConfError::Missing { .. } => 4,
-            ConfError::Invalid { .. } | ConfError::Refused { .. } | ConfError::Shell { .. } => 8,
+            ConfError::Invalid { .. }
+            | ConfError::Refused { .. }
+            | ConfError::Shell { .. }
+            | ConfError::NotRun { .. } => 8,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::posix;
 use super::vars::Vars;
-use super::{ConfError, ModuleConf, ModuleRecord, NameFault, Problem, ResolveContext};
+use super::{ConfError, ModuleConf, ModuleRecord, NameFault, NeedsShell, Problem, ResolveContext};
 
 /// A dkms.conf resolved for one (kernel, arch), and what dkms would complain about.
 #[derive(Debug, Clone)]
@@ -15,6 +15,18 @@ pub struct Resolution {
     pub conf: ModuleConf,
     /// In the order dkms reports them; empty when dkms accepts the file.
     pub problems: Vec<ConfError>,
+    /// Which reader produced it: whether bash ran the file's shell code.
+    pub read_by: ReadBy,
+}
+
+/// Which reader produced a [`Resolution`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadBy {
+    /// The native reader: nothing was run.
+    Native,
+    /// bash sourced the files (running their shell code), because of what it says (`None`:
+    /// bash was asked for, with [`super::Reader::Bash`]).
+    Bash(Option<NeedsShell>),
 }
 
 impl Resolution {
@@ -99,6 +111,7 @@ const RECORD: &[&str] = &[
 
 /// Apply read_conf's rules to `vars` as sourced from `files` (the dkms.conf first), in
 /// read_conf's order: records, make and clean, patches, BUILD_EXCLUSIVE_*, the checks.
+/// `read_by` is [`ReadBy::Native`]: the bash path says otherwise.
 pub fn resolve(
     vars: &Vars,
     files: &[PathBuf],
@@ -146,6 +159,7 @@ pub fn resolve(
             obsolete_by: r.optional("OBSOLETE_BY"),
         },
         problems,
+        read_by: ReadBy::Native,
     }
 }
 

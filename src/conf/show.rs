@@ -1,8 +1,9 @@
-//! `dkms-rs conf show`: what dkms will do with a dkms.conf, as `key=value` lines or JSON.
+//! `dkms-rs conf show`: what dkms will do with a dkms.conf, as `key=value` lines or JSON,
+//! and whether reading it ran its shell code (`reader=bash`, and where and why).
 
 use std::path::Path;
 
-use super::{ConfError, ModuleConf, Resolution, ResolveContext};
+use super::{ConfError, ModuleConf, NeedsShell, ReadBy, Resolution, ResolveContext};
 use crate::kernel;
 
 /// Output format of `conf show`; parsed from and printed as its name (`kv`, `json`).
@@ -106,16 +107,52 @@ pub fn facts(conf: &ModuleConf, valid: bool) -> Vec<(String, String)> {
     out
 }
 
-/// Render a resolution: an invalid conf still shows what dkms resolved, with `valid=no`.
+/// How the file was read, as `conf show` says it: `reader=native`, or `reader=bash` and (when
+/// the native reader handed over) `needs_shell=<file>:<line>: <what>`.
+pub fn reader_facts(read_by: &ReadBy) -> Vec<(String, String)> {
+    match read_by {
+        ReadBy::Native => vec![("reader".into(), "native".into())],
+        ReadBy::Bash(why) => {
+            let mut out = vec![("reader".into(), "bash".into())];
+            if let Some(why) = why {
+                out.push(("needs_shell".into(), needs_shell_text(why)));
+            }
+            out
+        }
+    }
+}
+
+/// `<file>:<line>: <what>` (no line when it is 0).
+fn needs_shell_text(why: &NeedsShell) -> String {
+    match why.line {
+        0 => format!("{}: {}", why.file.display(), why.what),
+        line => format!("{}:{line}: {}", why.file.display(), why.what),
+    }
+}
+
+/// What `conf show` prints: an invalid conf still shows what dkms resolved, with `valid=no`,
+/// and the reader that read it ([`reader_facts`]).
 pub fn render(res: &Resolution, format: ShowFormat) -> String {
+    render_with(res, format, true)
+}
+
+/// [`render`] without the reader: only what dkms itself resolves, the same whichever reader
+/// read the file (what tests compare with dkms and across readers).
+pub fn render_facts(res: &Resolution, format: ShowFormat) -> String {
+    render_with(res, format, false)
+}
+
+fn render_with(res: &Resolution, format: ShowFormat, with_reader: bool) -> String {
     let conf = &res.conf;
     let valid = res.problems.is_empty();
     match format {
         ShowFormat::Kv => {
-            let mut lines: Vec<String> = facts(conf, valid)
-                .into_iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
+            let mut facts = facts(conf, valid);
+            if with_reader {
+                facts.extend(reader_facts(&res.read_by));
+            }
+            let mut lines: Vec<String> =
+                facts.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
             lines.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
             let mut s = lines.join("\n");
             s.push('\n');
@@ -136,7 +173,7 @@ pub fn render(res: &Resolution, format: ShowFormat) -> String {
                 })
                 .collect();
             let problems: Vec<String> = res.problems.iter().map(ToString::to_string).collect();
-            let value = serde_json::json!({
+            let mut value = serde_json::json!({
                 "path": conf.path,
                 "valid": valid,
                 "problems": problems,
@@ -157,6 +194,23 @@ pub fn render(res: &Resolution, format: ShowFormat) -> String {
                 "obsolete_by": conf.obsolete_by,
                 "build_depends": conf.build_depends,
             });
+            if with_reader && let Some(object) = value.as_object_mut() {
+                let (reader, why) = match &res.read_by {
+                    ReadBy::Native => ("native", None),
+                    ReadBy::Bash(why) => ("bash", why.as_ref()),
+                };
+                object.insert("reader".into(), reader.into());
+                object.insert(
+                    "needs_shell".into(),
+                    why.map_or(serde_json::Value::Null, |w| {
+                        serde_json::json!({
+                            "file": w.file,
+                            "line": (w.line > 0).then_some(w.line),
+                            "what": w.what,
+                        })
+                    }),
+                );
+            }
             let mut s = serde_json::to_string_pretty(&value).unwrap_or_default();
             s.push('\n');
             s
@@ -164,35 +218,31 @@ pub fn render(res: &Resolution, format: ShowFormat) -> String {
     }
 }
 
-/// What `conf show` prints, and dkms's complaints about the file (empty when it is valid).
+/// What `conf show` prints, dkms's complaints about the file (empty when it is valid), and
+/// which reader read it (bash: its shell code was run).
 pub struct Shown {
     pub text: String,
     pub problems: Vec<ConfError>,
+    pub read_by: ReadBy,
 }
 
-/// `dkms-rs conf show [--kernel K] [--arch A] [--format F] PATH`. PATH is a dkms.conf or a
-/// directory holding one; the kernel defaults to the newest one with headers (else
-/// `uname -r`), the arch to `uname -m`. An invalid file still renders (`valid=no`), with its
-/// problems beside it, so a packager sees the facts and the complaints at once; a missing file
-/// (exit 4) or one bash cannot evaluate (exit 8) renders nothing.
-pub fn show(
-    path: &Path,
-    kernel: Option<&str>,
-    arch: Option<&str>,
-    format: ShowFormat,
-) -> Result<Shown, ConfError> {
+/// `dkms-rs conf show [--kernel K] [--arch A] [--format F] PATH`, resolved for `ctx` (its
+/// kernel, arch, trees and `/etc/dkms`; the binary's default kernel is [`default_kernel`],
+/// the arch `uname -m`). PATH is a dkms.conf or a directory holding one. An invalid file still
+/// renders (`valid=no`), with its problems beside it, so a packager sees the facts and the
+/// complaints at once; a missing file (exit 4), one refused unread or under `--no-exec`, or
+/// one bash cannot evaluate (exit 8) renders nothing.
+pub fn show(path: &Path, ctx: &ResolveContext, format: ShowFormat) -> Result<Shown, ConfError> {
     let conf = if path.is_dir() {
         path.join("dkms.conf")
     } else {
         path.to_path_buf()
     };
-    let kernel = kernel.map_or_else(default_kernel, str::to_owned);
-    let arch = arch.map_or_else(kernel::machine_arch, str::to_owned);
-    let ctx = ResolveContext::new(&kernel, &arch);
-    let res = super::evaluate(&conf, &ctx, super::Reader::Auto)?;
+    let res = super::evaluate(&conf, ctx, super::Reader::Auto)?;
     Ok(Shown {
         text: render(&res, format),
         problems: res.problems,
+        read_by: res.read_by,
     })
 }
 

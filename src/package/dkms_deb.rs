@@ -30,6 +30,7 @@ pub fn mkdeb_with_prebuilt(
         &opts.source_dir,
         opts.package_name.as_deref(),
         opts.revision.as_deref(),
+        opts.no_exec,
     )?;
     let maker = Maker::new(opts)?;
     let mut data = DataTree::new();

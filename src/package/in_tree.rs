@@ -38,6 +38,9 @@ pub(super) fn tree_options(
             },
         )));
     }
+    // A dkms.conf the package cannot be made of (invalid, or refused by --no-exec) is the
+    // error before `<subdir>/` is made.
+    super::policy::PackageIdentity::read(&tree.source_dir(mv), None, None, tree.no_exec)?;
     let output_dir = tree.version_dir(mv).join(subdir);
     std::fs::create_dir_all(&output_dir).map_err(|source| PackageError::Io {
         path: output_dir.clone(),
@@ -55,6 +58,7 @@ pub(super) fn tree_options(
         copyright_file: None,
         compression: Compression::default(),
         source_date_epoch: None,
+        no_exec: tree.no_exec,
     })
 }
 

@@ -56,6 +56,8 @@ pub struct MkdebOptions {
     /// Every entry's mtime; `None`: SOURCE_DATE_EPOCH from the environment, else the newest
     /// mtime of the source files.
     pub source_date_epoch: Option<u64>,
+    /// `dkms-rs --no-exec mkdeb`: a dkms.conf that needs bash is refused, not run.
+    pub no_exec: bool,
 }
 
 /// What a packager sets about a package: a dkms-mkdeb option, or the environment. The binary

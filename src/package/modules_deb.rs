@@ -21,7 +21,12 @@ use super::{MkdebOptions, PackageError, Setting};
 /// `linux-image-<kernel>`, Provides `<name>-modules`, and a postinst/postrm running depmod for
 /// that kernel. No source, no DKMS needed on the target.
 pub fn mkbmdeb(opts: &MkdebOptions, prebuilt: &Prebuilt) -> Result<Vec<WrittenDeb>, PackageError> {
-    let id = PackageIdentity::read(&opts.source_dir, None, opts.revision.as_deref())?;
+    let id = PackageIdentity::read(
+        &opts.source_dir,
+        None,
+        opts.revision.as_deref(),
+        opts.no_exec,
+    )?;
     let maker = Maker::new(opts)?;
     let architecture = prebuilt.deb_arch()?;
     // dkms mkbmdeb's DEBIAN_PACKAGE: the module name with `_` made `-`.

@@ -53,15 +53,19 @@ pub struct PackageIdentity {
 }
 
 impl PackageIdentity {
-    /// Read and check PACKAGE_NAME and PACKAGE_VERSION from `source_dir/dkms.conf`.
+    /// Read and check PACKAGE_NAME and PACKAGE_VERSION from `source_dir/dkms.conf` (refused
+    /// when it needs bash and `no_exec`, see [`ResolveContext::no_exec`]).
     pub fn read(
         source_dir: &Path,
         package_name: Option<&str>,
         revision: Option<&str>,
+        no_exec: bool,
     ) -> Result<Self, PackageError> {
         let conf_path = source_dir.join("dkms.conf");
         // Resolved for no kernel in particular: what the package carries holds for all.
-        let conf = conf::read(&conf_path, &ResolveContext::new("", ""))?;
+        let mut ctx = ResolveContext::new("", "");
+        ctx.no_exec = no_exec;
+        let conf = conf::read(&conf_path, &ctx)?;
         let depends = dkms_depends(&conf);
         let (name, version) = (conf.package_name, conf.package_version);
         let package = match package_name {

@@ -182,7 +182,11 @@ pub fn extract(archive: &Path, dest: &Path) -> Result<(), TarballError> {
             replace(&path)?;
             let executable = entry.header().mode().unwrap_or(0o644) & 0o111 != 0;
             let mut out = create(&path, executable)?;
-            io::copy(&mut entry, &mut out).map_err(|e| invalid(e.to_string()))?;
+            // A read error is the archive's; a write error (a full disk) names the file.
+            copy_entry(&mut entry, &mut out).map_err(|e| match e {
+                Side::Read(e) => invalid(e.to_string()),
+                Side::Write(e) => werr(&path)(e),
+            })?;
             out.flush().map_err(werr(&path))?;
         } else if kind.is_symlink() {
             let Some(target) = entry.link_name_bytes() else {
@@ -228,6 +232,26 @@ pub fn extract(archive: &Path, dest: &Path) -> Result<(), TarballError> {
         }
     }
     check_symlinks(archive, dest)
+}
+
+/// Which side of a copy failed.
+enum Side {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// `io::copy`, telling the reader's errors from the writer's.
+fn copy_entry(input: &mut impl Read, out: &mut impl Write) -> Result<(), Side> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Side::Read(e)),
+        };
+        out.write_all(&buf[..n]).map_err(Side::Write)?;
+    }
 }
 
 /// Every symlink under `dest` resolves, link after link, beneath the directory it will be
@@ -289,8 +313,11 @@ enum StepKind {
 }
 
 /// Merge the directory `from` (extracted and checked by [`extract`]; its entries are named
-/// `<entry_prefix>/<rel>` in `archive`) into `to`, as `cp -rf from/. to` does, each file by
-/// temp + rename; judged whole before anything is written, so a refusal leaves `to` as it was.
+/// `<entry_prefix>/<rel>` in `archive`) into `to`, as `cp -rf from/. to` does (`replace`: as
+/// `rm -rf to; cp -r from to` does); judged whole before anything is written. The merged
+/// directory is made beside `to` (a copy of `to` with `from` merged in, or `from` alone) and
+/// put in its place in one rename ([`atomic::PendingDir`]): a refusal, a full disk or any other
+/// error leaves `to` as it was and no temporary file.
 ///
 /// Symlinks already at or under `to` (made by anyone: an earlier load, the admin, a package)
 /// are never followed. Where the tarball has a directory and `to` a symlink, the tarball is
@@ -305,39 +332,72 @@ pub fn copy_merge(
     entry_prefix: &str,
     from: &Path,
     to: &Path,
+    replace: bool,
 ) -> Result<(), TarballError> {
-    let steps = plan_merge(archive, entry_prefix, from, to)?;
+    let existing = (!replace).then_some(to);
+    let steps = plan_merge(archive, entry_prefix, from, to, existing)?;
+    let werr = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| TarballError::Write { path, source }
+    };
+    let pending = atomic::PendingDir::create(to).map_err(werr(to))?;
+    let new = pending.path();
+    if existing.is_some() && Node::on_disk(to).map_err(werr(to))? == Node::Dir {
+        // The merge is made on a copy of what is there.
+        pending.copy_in("-a", to).map_err(werr(to))?;
+    }
     for step in steps {
-        let dest = if step.rel.as_os_str().is_empty() {
-            to.to_path_buf()
+        // Written in the new directory; errors name where it is going.
+        let (at, dest) = if step.rel.as_os_str().is_empty() {
+            (new.to_path_buf(), to.to_path_buf())
         } else {
-            to.join(&step.rel)
-        };
-        let werr = |source| TarballError::Write {
-            path: dest.clone(),
-            source,
+            (new.join(&step.rel), to.join(&step.rel))
         };
         match step.kind {
-            StepKind::Dir => match Node::on_disk(&dest).map_err(werr)? {
+            StepKind::Dir => match Node::on_disk(&at).map_err(werr(&dest))? {
                 Node::Dir => {}
-                Node::Missing if step.rel.as_os_str().is_empty() => {
-                    std::fs::create_dir_all(&dest).map_err(werr)?
-                }
-                Node::Missing => std::fs::create_dir(&dest).map_err(werr)?,
+                Node::Missing => std::fs::create_dir(&at).map_err(werr(&dest))?,
                 // Changed since the plan: still never followed.
                 Node::Symlink(_) | Node::Other => {
                     return Err(merge_refusal(archive, entry_prefix, &step.rel, &dest));
                 }
             },
-            StepKind::File => {
-                atomic::copy_into_place(&from.join(&step.rel), &dest).map_err(werr)?
-            }
+            StepKind::File => copy_new(&from.join(&step.rel), &at).map_err(werr(&dest))?,
             StepKind::Symlink(target) => {
-                atomic::symlink_into_place(&target, &dest).map_err(werr)?
+                remove_non_dir(&at).map_err(werr(&dest))?;
+                std::os::unix::fs::symlink(&target, &at).map_err(werr(&dest))?;
             }
         }
     }
-    Ok(())
+    pending.commit().map_err(werr(to))
+}
+
+/// Remove the file or link at `path`, if any (never a directory: the plan kept those).
+fn remove_non_dir(path: &Path) -> io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Err(io::Error::new(
+            io::ErrorKind::IsADirectory,
+            "a directory is in the way",
+        )),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Copy the file `from` to `at` as a new file with `from`'s mode, replacing a file or link
+/// there without writing through it.
+fn copy_new(from: &Path, at: &Path) -> io::Result<()> {
+    remove_non_dir(at)?;
+    let mut input = File::open(from)?;
+    let mode = input.metadata()?.permissions().mode() & 0o7777;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(at)?;
+    io::copy(&mut input, &mut out)?;
+    out.flush()
 }
 
 /// `<entry_prefix>/<rel>`, as an entry of the archive is named.
@@ -359,12 +419,14 @@ fn merge_refusal(archive: &Path, entry_prefix: &str, rel: &Path, link: &Path) ->
     }
 }
 
-/// What [`copy_merge`] writes, once it is known that writing it is safe.
+/// What [`copy_merge`] writes, once it is known that writing it is safe; merged with what
+/// `existing` (`to`, or `None`: `to` is replaced) has.
 fn plan_merge(
     archive: &Path,
     entry_prefix: &str,
     from: &Path,
     to: &Path,
+    existing: Option<&Path>,
 ) -> Result<Vec<Step>, TarballError> {
     let read = |path: &Path| {
         let path = path.to_path_buf();
@@ -389,7 +451,10 @@ fn plan_merge(
             .unwrap_or(entry.path())
             .to_path_buf();
         let dest = to.join(&rel);
-        let there = Node::on_disk(&dest).map_err(read(&dest))?;
+        let there = match existing {
+            Some(_) => Node::on_disk(&dest).map_err(read(&dest))?,
+            None => Node::Missing,
+        };
         let ft = entry.file_type();
         let kind = if ft.is_dir() {
             match there {
@@ -428,7 +493,7 @@ fn plan_merge(
             continue;
         };
         let mut over = Vec::new();
-        let mut lookup = |p: &Path| merged_node(from, to, &mut over, p);
+        let mut lookup = |p: &Path| merged_node(from, existing, &mut over, p);
         if let Err(escape) =
             resolve_beneath(&mut lookup, &step.rel, target).map_err(read(&from.join(&step.rel)))?
         {
@@ -442,9 +507,9 @@ fn plan_merge(
             });
         }
     }
-    if !to.is_dir() || to.is_symlink() {
+    let Some(to) = existing.filter(|to| to.is_dir() && !to.is_symlink()) else {
         return Ok(steps);
-    }
+    };
     for entry in walkdir::WalkDir::new(to)
         .min_depth(1)
         .follow_links(false)
@@ -470,7 +535,7 @@ fn plan_merge(
             continue; // led out before: not the tarball's doing, and not loaded by it
         }
         let mut over = Vec::new();
-        let mut lookup = |p: &Path| merged_node(from, to, &mut over, p);
+        let mut lookup = |p: &Path| merged_node(from, Some(to), &mut over, p);
         if let Err(escape) =
             resolve_beneath(&mut lookup, rel, &target).map_err(read(entry.path()))?
         {
@@ -490,12 +555,21 @@ fn plan_merge(
     Ok(steps)
 }
 
-/// `rel` in the merged tree as it will be: the tarball's `from` over what `to` has
-/// ([`plan_merge`]'s checks make that exact: no directory of one meets a non-directory of the
-/// other). `over` records the tarball's non-directories a resolution went through.
-fn merged_node(from: &Path, to: &Path, over: &mut Vec<PathBuf>, rel: &Path) -> io::Result<Node> {
+/// `rel` in the merged tree as it will be: the tarball's `from` over what `to` has (`None`:
+/// nothing) ([`plan_merge`]'s checks make that exact: no directory of one meets a
+/// non-directory of the other). `over` records the tarball's non-directories a resolution
+/// went through.
+fn merged_node(
+    from: &Path,
+    to: Option<&Path>,
+    over: &mut Vec<PathBuf>,
+    rel: &Path,
+) -> io::Result<Node> {
     match Node::on_disk(&from.join(rel))? {
-        Node::Missing => Node::on_disk(&to.join(rel)),
+        Node::Missing => match to {
+            Some(to) => Node::on_disk(&to.join(rel)),
+            None => Ok(Node::Missing),
+        },
         Node::Dir => Ok(Node::Dir),
         node => {
             over.push(rel.to_path_buf());

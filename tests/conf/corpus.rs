@@ -19,7 +19,7 @@ fn targets(with_headers: &str) -> [(String, String); 3] {
 
 fn ours(path: &Path, ctx: &ResolveContext, reader: Reader) -> String {
     match conf::evaluate(path, ctx, reader) {
-        Ok(res) => conf::show::render(&res, ShowFormat::Kv),
+        Ok(res) => conf::show::render_facts(&res, ShowFormat::Kv),
         Err(e) => panic!("{reader:?} reader failed on {}: {e}", path.display()),
     }
 }

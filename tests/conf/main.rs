@@ -5,5 +5,6 @@ mod support;
 
 mod corpus;
 mod hostile_names;
+mod no_exec;
 mod readers_agree;
 mod rules;

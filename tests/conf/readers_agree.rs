@@ -117,12 +117,12 @@ fn native_and_bash_agree_on_declarative_files() {
     let result = runner.run(&file(), |text| {
         std::fs::write(&path, &text).expect("write dkms.conf");
         let bash = conf::evaluate(&path, &ctx, Reader::Bash)
-            .map(|r| conf::show::render(&r, ShowFormat::Kv))
+            .map(|r| conf::show::render_facts(&r, ShowFormat::Kv))
             .map_err(|e| e.to_string());
         if let Ok(native) = conf::evaluate(&path, &ctx, Reader::Native) {
             native_taken.set(native_taken.get() + 1);
             prop_assert_eq!(
-                Ok(conf::show::render(&native, ShowFormat::Kv)),
+                Ok(conf::show::render_facts(&native, ShowFormat::Kv)),
                 bash,
                 "file:\n{}",
                 text

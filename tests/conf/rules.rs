@@ -45,7 +45,7 @@ impl Case {
         let cwd = std::env::current_dir().expect("cwd");
         let want = support::dkms_oracle_show(&self.conf, kernel, arch, &self.etc, &cwd);
         let got = match conf::evaluate(&self.conf, &self.ctx(kernel, arch), reader) {
-            Ok(r) => conf::show::render(&r, ShowFormat::Kv),
+            Ok(r) => conf::show::render_facts(&r, ShowFormat::Kv),
             Err(e) => panic!("{reader:?} reader failed: {e}"),
         };
         assert_eq!(
@@ -449,27 +449,22 @@ fn show_renders_kv_and_json() {
     let c = case(
         "PACKAGE_NAME=js\nPACKAGE_VERSION=1\nBUILT_MODULE_NAME[0]=js\nDEST_MODULE_LOCATION[0]=/kernel/x\n",
     );
-    let kv = conf::show(
-        c.dir.path(),
-        Some(NO_HEADERS),
-        Some(&support::arch()),
-        ShowFormat::Kv,
-    )
-    .expect("show")
-    .text;
+    let ctx = c.ctx(NO_HEADERS, &support::arch());
+    let kv = conf::show(c.dir.path(), &ctx, ShowFormat::Kv)
+        .expect("show")
+        .text;
     let mut sorted: Vec<&str> = kv.lines().collect();
     sorted.sort_unstable();
     assert_eq!(kv.lines().collect::<Vec<_>>(), sorted);
     assert!(has(&kv, "valid=yes"));
-    let json = conf::show(
-        &c.conf,
-        Some(NO_HEADERS),
-        Some(&support::arch()),
-        ShowFormat::Json,
-    )
-    .expect("json")
-    .text;
+    assert!(has(&kv, "reader=native"), "{kv}");
+    assert!(!kv.contains("needs_shell="), "{kv}");
+    let json = conf::show(&c.conf, &ctx, ShowFormat::Json)
+        .expect("json")
+        .text;
     let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
     assert_eq!(v["modules"][0]["dest_location"], "/updates/dkms");
     assert_eq!(v["valid"], true);
+    assert_eq!(v["reader"], "native");
+    assert_eq!(v["needs_shell"], serde_json::Value::Null);
 }

@@ -101,6 +101,7 @@ fn no_autoinstall_file_turns_autoinstall_off() {
         install_tree: s.install_tree.clone(),
         etc_dir: etc.path().to_path_buf(),
         kernel_source_dir: None,
+        no_exec: false,
     };
     let mut session = Session::new(tree, &Framework::default(), Console::default());
     session.flags.no_depmod = true;

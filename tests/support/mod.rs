@@ -309,6 +309,63 @@ bd=$(for d in ${BUILD_DEPENDS[@]}; do printf '%s ' "$d"; done)
     )
 }
 
+/// A `bash` that logs each start before running the real one: first on a command's PATH
+/// ([`BashLog::path_var`]), it tells whether the command started bash at all (dkms-rs runs
+/// `bash` by name, from PATH).
+pub struct BashLog {
+    bin: PathBuf,
+    log: PathBuf,
+}
+
+impl BashLog {
+    /// The wrapper in `<dir>/bin/bash`, logging to `<dir>/bash.log`.
+    pub fn new(dir: &Path) -> BashLog {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).expect("bin dir");
+        let log = dir.join("bash.log");
+        let real = find_tool("bash").expect("bash");
+        let wrapper = bin.join("bash");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\necho started >>'{}'\nexec '{}' \"$@\"\n",
+                log.display(),
+                real.display()
+            ),
+        )
+        .expect("bash wrapper");
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod bash wrapper");
+        BashLog { bin, log }
+    }
+
+    /// PATH with the wrapper first.
+    pub fn path_var(&self) -> String {
+        let path = std::env::var("PATH").unwrap_or_default();
+        format!("{}:{path}", self.bin.display())
+    }
+
+    /// How many times bash started since the last call.
+    pub fn runs(&self) -> usize {
+        let n = std::fs::read_to_string(&self.log)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        let _ = std::fs::remove_file(&self.log);
+        n
+    }
+}
+
+/// `conf show --format kv` output without the lines that say which reader read the file
+/// (`reader=`, `needs_shell=`): what dkms itself resolves, to compare with
+/// [`dkms_oracle_show`].
+pub fn without_reader(kv: &str) -> String {
+    kv.lines()
+        .filter(|l| !l.starts_with("reader=") && !l.starts_with("needs_shell="))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 /// dpkg round trips: a test module no real package uses, and the guard that cleans it away.
 pub mod dpkg;
 

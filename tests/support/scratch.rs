@@ -166,8 +166,70 @@ impl Scratch {
     }
 }
 
+/// What [`Scratch::dkms_rs_on_small_fs`] saw: the command's exit code and output, and the
+/// small file system's entries just before and just after it (`<path> f <size>` for files,
+/// `<path> <type>` for the rest, sorted), taken inside the namespace: the tmpfs is gone after.
+#[derive(Debug)]
+pub struct SmallFsRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub before: Vec<String>,
+    pub after: Vec<String>,
+}
+
+impl Scratch {
+    /// `dkms-rs <args>` (as [`Scratch::dkms_rs`]) in a private mount namespace (`unshare -m`,
+    /// as root) where the scratch directory `at` (one of its trees) is a tmpfs of `size`
+    /// (`mount -o size=`) holding a copy of what `at` held: a disk that fills up under the
+    /// command. What `at` holds outside the namespace is not changed.
+    pub fn dkms_rs_on_small_fs(&self, at: &Path, size: &str, args: &[&str]) -> SmallFsRun {
+        let work = tempfile::tempdir().expect("temp dir");
+        let saved = work.path().join("saved");
+        std::fs::create_dir(&saved).expect("saved dir");
+        let script = r#"set -e
+saved=$1 at=$2 size=$3 out=$4; shift 4
+cp -a "$at/." "$saved/"
+mount -t tmpfs -o "size=$size" dkms-rs-test "$at"
+cp -a "$saved/." "$at/"
+list() { find "$at" -mindepth 1 \( -type f -printf '%P f %s
+' \) -o -printf '%P %y
+' | LC_ALL=C sort; }
+list >"$out/before"
+set +e
+"$@" >"$out/stdout" 2>"$out/stderr"
+echo $? >"$out/code"
+list >"$out/after"
+"#;
+        let cmd = self.dkms_rs(args);
+        let mut unshare = super::command("unshare");
+        unshare
+            .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+            .arg(&saved)
+            .arg(at)
+            .arg(size)
+            .arg(work.path())
+            .arg(cmd.get_program())
+            .args(cmd.get_args())
+            .current_dir(self.dir.path());
+        ok(&mut unshare);
+        let read = |name: &str| {
+            std::fs::read_to_string(work.path().join(name))
+                .unwrap_or_else(|e| panic!("{name} of the small-fs run: {e}"))
+        };
+        let lines = |name: &str| read(name).lines().map(str::to_owned).collect();
+        SmallFsRun {
+            code: read("code").trim().parse().expect("exit code"),
+            stdout: read("stdout"),
+            stderr: read("stderr"),
+            before: lines("before"),
+            after: lines("after"),
+        }
+    }
+}
+
 /// Whether this process runs as root (the real dkms is then given the scratch /etc/dkms).
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }

@@ -12,7 +12,8 @@
 //! - an empty `<k>` directory in a version directory, an empty version or module directory;
 //! - `<m>/.kernel-<k>-<a>.dkms-rs-pending`: an install or uninstall between its first and
 //!   last change to the modules directory ([`install::recover_pending`]);
-//! - `<dkms_tree>/.depmod-<k>.dkms-rs-pending`: modules changed since depmod last ran.
+//! - `<dkms_tree>/.depmod-<k>.dkms-rs-pending`: modules changed since depmod last ran;
+//! - `<source_tree>/.<m>-<v>.dkms-rs-new` or `-old`: a source dir being made or replaced.
 
 use std::path::Path;
 
@@ -47,6 +48,12 @@ impl Session {
                 self.discard(&path)?;
             } else if !name.to_string_lossy().starts_with('.') && is_real_dir(&path) {
                 self.recover_module(&name.to_string_lossy())?;
+            }
+        }
+        // A source dir that ldtarball or `add DIR` was making or replacing.
+        for entry in read_dir(&self.tree.source_tree) {
+            if atomic::is_leftover(&entry.file_name()) {
+                self.discard(&entry.path())?;
             }
         }
         // Last: the pending installs above may have changed modules too.

@@ -169,7 +169,7 @@ fn hostile_piece() -> impl Strategy<Value = String> {
 /// A value: pieces inside double quotes, single quotes or none, often several such words
 /// glued together.
 fn hostile_value() -> impl Strategy<Value = String> {
-    let word = (0u8..4, prop::collection::vec(hostile_piece(), 0..4)).prop_map(|(quote, v)| {
+    let word = (0u8..4, prop::collection::vec(hostile_piece(), 1..3)).prop_map(|(quote, v)| {
         let body = v.concat();
         match quote {
             0 | 1 => format!("\"{body}\""),
@@ -195,14 +195,23 @@ fn hostile_line() -> impl Strategy<Value = String> {
         })
 }
 
-/// A file of plain lines (as in [`file`]) with hostile ones among them.
+/// A file of plain lines (as in [`file`]) around one or two hostile ones: one piece the
+/// native reader must hand over is enough to send the whole file to bash, so more would
+/// leave little for the native reader to answer.
 fn hostile_file() -> impl Strategy<Value = String> {
-    prop::collection::vec(prop_oneof![1 => line(), 1 => hostile_line()], 1..6).prop_map(|lines| {
-        format!(
-            "PACKAGE_NAME=p\nPACKAGE_VERSION=1\nBUILT_MODULE_NAME[0]=m\nDEST_MODULE_LOCATION[0]=/extra\n{}",
-            lines.concat()
-        )
-    })
+    (
+        prop::collection::vec(line(), 0..3),
+        prop::collection::vec(hostile_line(), 1..3),
+        prop::collection::vec(line(), 0..2),
+    )
+        .prop_map(|(before, hostile, after)| {
+            format!(
+                "PACKAGE_NAME=p\nPACKAGE_VERSION=1\nBUILT_MODULE_NAME[0]=m\nDEST_MODULE_LOCATION[0]=/extra\n{}{}{}",
+                before.concat(),
+                hostile.concat(),
+                after.concat()
+            )
+        })
 }
 
 /// Run `cases` generated files through both readers: wherever the native reader answers, its

@@ -55,12 +55,43 @@ fn is_name_char(c: u8) -> bool {
 }
 
 impl Lexer<'_> {
-    fn peek(&self) -> Option<u8> {
+    /// The next byte bash's parser sees: like bash's `shell_getc`, an unquoted backslash-newline
+    /// pair is removed wherever it is (between the `$` and the name of `$name`, inside a
+    /// name, before a `~`), so words join across it. Single quotes, comments and the byte a
+    /// backslash escapes are read with [`Lexer::raw`] instead.
+    fn peek(&mut self) -> Option<u8> {
+        while self.raw() == Some(b'\\') && self.s.get(self.pos + 1) == Some(&b'\n') {
+            self.pos += 2;
+            self.line += 1;
+        }
+        self.raw()
+    }
+
+    /// The byte at `pos` as it is in the file.
+    fn raw(&self) -> Option<u8> {
         self.s.get(self.pos).copied()
     }
 
-    fn peek_at(&self, off: usize) -> Option<u8> {
-        self.s.get(self.pos + off).copied()
+    /// The byte bash sees after the next one (continuations skipped, as [`Lexer::peek`] does).
+    fn peek_second(&self) -> Option<u8> {
+        let mut at = self.pos + 1;
+        while self.s.get(at) == Some(&b'\\') && self.s.get(at + 1) == Some(&b'\n') {
+            at += 2;
+        }
+        self.s.get(at).copied()
+    }
+
+    /// A name (`[A-Za-z_][A-Za-z0-9_]*` once continuations are removed) starting at `pos`,
+    /// or `""` when there is none.
+    fn name(&mut self) -> String {
+        let mut name = String::new();
+        if self.peek().is_some_and(is_name_start) {
+            while let Some(c) = self.peek().filter(|&c| is_name_char(c)) {
+                name.push(char::from(c));
+                self.pos += 1;
+            }
+        }
+        name
     }
 
     fn beyond(&self, what: &'static str) -> Beyond {
@@ -71,27 +102,41 @@ impl Lexer<'_> {
     }
 
     fn file(mut self) -> Result<Vec<Assignment>, Beyond> {
+        // bash drops NUL bytes from what it sources: the text it runs is not this one.
+        if let Some(at) = memchr::memchr(0, self.s) {
+            self.line += memchr::memchr_iter(b'\n', &self.s[..at]).count();
+            return Err(self.beyond("a NUL byte"));
+        }
         let mut out = Vec::new();
+        // Whether a command (an assignment) was read since the last `;` or newline: a `;`
+        // with none before it is a syntax error, and bash stops sourcing there.
+        let mut command = false;
         while let Some(c) = self.peek() {
             match c {
-                b' ' | b'\t' | b';' => self.pos += 1,
+                b' ' | b'\t' => self.pos += 1,
+                b';' if command => {
+                    self.pos += 1;
+                    command = false;
+                }
+                b';' => return Err(self.beyond("a ';' with no command before it")),
                 b'\n' => {
                     self.pos += 1;
                     self.line += 1;
+                    command = false;
                 }
+                // A comment ends at the newline, backslash or not (bash reads it raw).
                 b'#' => {
-                    while let Some(c) = self.peek() {
+                    while let Some(c) = self.raw() {
                         if c == b'\n' {
                             break;
                         }
                         self.pos += 1;
                     }
                 }
-                b'\\' if self.peek_at(1) == Some(b'\n') => {
-                    self.pos += 2;
-                    self.line += 1;
+                _ => {
+                    out.push(self.assignment()?);
+                    command = true;
                 }
-                _ => out.push(self.assignment()?),
             }
         }
         Ok(out)
@@ -100,21 +145,17 @@ impl Lexer<'_> {
     /// `NAME[idx]=word` at the start of a word; anything else is a command: bash's business.
     fn assignment(&mut self) -> Result<Assignment, Beyond> {
         let line = self.line;
-        let start = self.pos;
-        if !self.peek().is_some_and(is_name_start) {
+        let name = self.name();
+        if name.is_empty() {
             return Err(self.beyond("a command or shell syntax"));
         }
-        while self.peek().is_some_and(is_name_char) {
-            self.pos += 1;
-        }
-        let name = self.text[start..self.pos].to_owned();
         let index = if self.peek() == Some(b'[') {
             self.pos += 1;
-            let istart = self.pos;
-            while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            let mut digits = String::new();
+            while let Some(c) = self.peek().filter(u8::is_ascii_digit) {
+                digits.push(char::from(c));
                 self.pos += 1;
             }
-            let digits = &self.text[istart..self.pos];
             // Only plain decimal: bash evaluates subscripts arithmetically (`010` is octal).
             if self.peek() != Some(b']')
                 || digits.is_empty()
@@ -149,7 +190,7 @@ impl Lexer<'_> {
         }
     }
 
-    /// The next full character at `pos` (values may hold UTF-8).
+    /// The full character at `pos`, as it is in the file (values may hold UTF-8).
     fn take_char(&mut self) -> char {
         let ch = self.text[self.pos..].chars().next().unwrap_or('\0');
         self.pos += ch.len_utf8();
@@ -167,28 +208,24 @@ impl Lexer<'_> {
                 }
                 b'`' => return Err(self.beyond("command substitution")),
                 b'~' if first => return Err(self.beyond("tilde expansion")),
-                b':' if self.peek_at(1) == Some(b'~') => {
+                b':' if self.peek_second() == Some(b'~') => {
                     return Err(self.beyond("tilde expansion"));
                 }
+                // Not before a newline: [`Lexer::peek`] removed that pair.
                 b'\\' => {
                     self.pos += 1;
-                    match self.peek() {
-                        None => Self::push_lit(&mut parts, '\\'),
-                        Some(b'\n') => {
-                            self.pos += 1;
-                            self.line += 1;
-                        }
-                        Some(_) => {
-                            let ch = self.take_char();
-                            Self::push_lit(&mut parts, ch);
-                        }
+                    if self.raw().is_none() {
+                        Self::push_lit(&mut parts, '\\');
+                    } else {
+                        let ch = self.take_char();
+                        Self::push_lit(&mut parts, ch);
                     }
                 }
                 b'\'' => {
                     self.pos += 1;
                     let start = self.pos;
                     loop {
-                        match self.peek() {
+                        match self.raw() {
                             None => return Err(self.beyond("an unterminated quote")),
                             Some(b'\'') => break,
                             Some(b'\n') => self.line += 1,
@@ -229,15 +266,12 @@ impl Lexer<'_> {
                 Some(b'`') => return Err(self.beyond("command substitution")),
                 Some(b'\\') => {
                     self.pos += 1;
-                    match self.peek() {
-                        // Inside "", a backslash escapes only $ ` " \ and newline.
+                    match self.raw() {
+                        // Inside "", a backslash escapes only $ ` " \ and newline (a
+                        // backslash-newline [`Lexer::peek`] removed).
                         Some(b'$' | b'`' | b'"' | b'\\') => {
                             let ch = self.take_char();
                             Self::push_lit(parts, ch);
-                        }
-                        Some(b'\n') => {
-                            self.pos += 1;
-                            self.line += 1;
                         }
                         _ => Self::push_lit(parts, '\\'),
                     }
@@ -264,15 +298,11 @@ impl Lexer<'_> {
                 Ok(())
             }
             Some(c) if is_name_start(c) => {
-                let start = self.pos;
-                while self.peek().is_some_and(is_name_char) {
-                    self.pos += 1;
-                }
-                let name = &self.text[start..self.pos];
+                let name = self.name();
                 if name == "_" {
                     return Err(self.beyond("a special parameter"));
                 }
-                parts.push(Part::Var(name.to_owned()));
+                parts.push(Part::Var(name));
                 Ok(())
             }
             Some(b'{') => {
@@ -293,6 +323,7 @@ impl Lexer<'_> {
                 Ok(())
             }
             Some(b'(') => Err(self.beyond("command or arithmetic substitution")),
+            Some(b'[') => Err(self.beyond("arithmetic expansion $[...]")),
             Some(b'\'' | b'"') => Err(self.beyond("$'...' or $\"...\" quoting")),
             Some(c) if c.is_ascii_digit() || b"@*#?-$!".contains(&c) => {
                 Err(self.beyond("a special parameter"))

@@ -4,6 +4,7 @@
 mod support;
 
 mod corpus;
+mod fuzz_corpus;
 mod hostile_names;
 mod no_exec;
 mod readers_agree;

@@ -9,6 +9,7 @@ mod depends;
 mod disk_full;
 mod dkms_tree;
 mod failures;
+mod fuzz_corpus;
 mod lock;
 mod mkdeb;
 mod no_exec;

@@ -170,6 +170,25 @@ pub mod qemu;
 /// The reference -dkms package built with dh + dh_dkms + dpkg-buildpackage.
 pub mod debhelper;
 
+/// The checked-in inputs of the fuzz target `target` (`fuzz/corpus/<target>/`), sorted by
+/// name, with their bytes; fails when there are none (the corpus is part of the repository).
+pub fn fuzz_corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut inputs: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| {
+            let path = e.expect("corpus entry").path();
+            let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            (path, data)
+        })
+        .collect();
+    inputs.sort();
+    assert!(!inputs.is_empty(), "{}: no inputs", dir.display());
+    inputs
+}
+
 /// The dkms.conf of every Debian `-dkms` package apt knows (`apt-cache search -- -dkms`),
 /// fetched once with `apt-get download` + `dpkg-deb -x` into `$DKMS_CONF_CORPUS` (default
 /// `target/dkms-conf-corpus/`) and reused. Returns (package, dkms.conf path), sorted.

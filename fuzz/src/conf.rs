@@ -68,10 +68,10 @@ pub fn reader_vs_bash(data: &[u8]) {
         let Ok(native) = file.evaluate(&ctx, Reader::Native) else {
             return;
         };
-        let native = show::render(&native, ShowFormat::Kv);
+        let native = show::render_facts(&native, ShowFormat::Kv);
         let bash = file
             .evaluate(&ctx, Reader::Bash)
-            .map(|res| show::render(&res, ShowFormat::Kv))
+            .map(|res| show::render_facts(&res, ShowFormat::Kv))
             .map_err(|e| e.to_string());
         assert_eq!(
             Ok(&native),

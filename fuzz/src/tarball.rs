@@ -114,7 +114,7 @@ pub fn extract_stays_inside(data: &[u8]) {
         if from.symlink_metadata().is_ok_and(|m| m.is_dir()) {
             // Twice: the second merges into what the first left (links included).
             for _ in 0..2 {
-                if copy_merge(&archive, "dkms_source_tree", &from, &merged).is_err() {
+                if copy_merge(&archive, "dkms_source_tree", &from, &merged, false).is_err() {
                     break;
                 }
                 links_stay_beneath(&merged);

@@ -88,6 +88,9 @@ pub enum ActionError {
         "the action {action} requires exactly one kernel version parameter on the command line"
     )]
     OneKernel { action: &'static str },
+    /// dkms 3.2.2's die 5 from check_all_is_banned.
+    #[error("the action {action} does not support the --all parameter")]
+    AllNotSupported { action: &'static str },
     /// dkms 3.2.2's die 14: `kernel_preinst`/`kernel_prerm` could not take a module out.
     #[error("dkms {action} for kernel {target} failed for module(s) {}", failed.join(" "))]
     KernelHook {
@@ -138,6 +141,7 @@ impl ActionError {
             ActionError::Autoinstall { .. } => 11,
             ActionError::KernelHook { .. } => 14,
             ActionError::OneKernel { .. } => 4,
+            ActionError::AllNotSupported { .. } => 5,
             ActionError::Reported { code } => *code,
             ActionError::Tarball(e) => e.exit_code(),
             ActionError::Io { .. } => 1,

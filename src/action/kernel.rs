@@ -88,7 +88,9 @@ impl Session {
             }
         }
         let depmod = self.depmod_all_marked();
-        remove_empty_dirs(&self.tree.kernel_modules_dir(&target.kernel));
+        let dir = self.tree.kernel_modules_dir(&target.kernel);
+        remove_stale_depmod_files(&dir);
+        remove_empty_dirs(&dir);
         if !failed.is_empty() {
             if let Err(e) = depmod {
                 e.report(&self.console);
@@ -116,6 +118,25 @@ impl Session {
         self.console
             .say(&format!("Module {mv} unbuilt for kernel {target}"));
         Ok(())
+    }
+}
+
+/// dkms 3.2.2's do_depmod, after depmod: an empty modules.dep means the last module of a
+/// kernel that is no longer installed just went, so its depmod files go too (and the
+/// directory, when that empties it: [`remove_empty_dirs`]).
+fn remove_stale_depmod_files(dir: &Path) {
+    if !std::fs::metadata(dir.join("modules.dep")).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        return;
+    }
+    let names = ["alias", "dep", "devname", "softdep", "symbols", "weakdep"];
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("modules.") else {
+            continue;
+        };
+        if names.contains(&rest) || rest.ends_with(".bin") {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

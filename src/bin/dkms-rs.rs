@@ -353,7 +353,10 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                 _ => "kernel_prerm",
             };
             // dkms 3.2.2's have_one_kernel: no --all, and exactly one -k (no default kernel).
-            if cli.all || cli.kernels.len() != 1 {
+            if cli.all {
+                return Err(ActionError::AllNotSupported { action: name });
+            }
+            if cli.kernels.len() != 1 {
                 return Err(ActionError::OneKernel { action: name });
             }
             let target = targets(&cli)?.remove(0);

@@ -8,6 +8,7 @@ mod cli;
 mod depends;
 mod dkms_tree;
 mod failures;
+mod kernel_hooks;
 mod lock;
 mod mkdeb;
 mod original;

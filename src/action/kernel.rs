@@ -27,6 +27,13 @@ impl Session {
     /// 'autoinstall'"). Exit 11 when any failed, as autoinstall.
     pub fn kernel_postinst(&self, target: &Target) -> Result<(), ActionError> {
         let _lock = self.lock()?;
+        // 3.2.2's autoinstall says this (3.0.10's dkms_autoinstaller said "autoinstall for
+        // dkms modules has been disabled", which `autoinstall` keeps).
+        if self.tree.etc_dir.join("no-autoinstall").exists() {
+            self.console
+                .say("Automatic installation of modules has been disabled.");
+            return Ok(());
+        }
         self.autoinstall(std::slice::from_ref(target))
     }
 

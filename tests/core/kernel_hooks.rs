@@ -641,3 +641,42 @@ fn hooks_are_posix_sh_and_shellcheck_clean() {
     }
     support::run_ok(&mut cmd);
 }
+
+#[test]
+fn postinst_hook_builds_modules_in_parallel_bounded_by_parallel_jobs() {
+    let Some(kernels) = support::require_kernels(1) else {
+        return;
+    };
+    let k = kernels[0].clone();
+    let ours = Side::new(&k, &[], None);
+    // Each make says how many makes run beside it (itself included), then lingers.
+    let running = ours.s.dir.path().join("running");
+    std::fs::create_dir(&running).unwrap();
+    let counts = ours.s.dir.path().join("counts");
+    let names = ["one", "two", "three"];
+    for name in names {
+        let conf = format!(
+            "AUTOINSTALL=yes\nMAKE[0]=\"mkdir {r}/{name} && ls {r} | wc -l >>{c} && sleep 2 && \
+             rmdir {r}/{name} && make -C $kernel_source_dir M=$dkms_tree/{name}/1.0/build\"\n",
+            r = running.display(),
+            c = counts.display()
+        );
+        ours.s.write_module(name, "1.0", &conf, TRIVIAL);
+        ok(&mut ours.dkms(&["add", &format!("{name}/1.0")]));
+    }
+    let (code, out, err) = run(&mut ours.hook("etc/kernel/postinst.d/dkms", &[&k]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(ours.installed(&k), ["one.ko", "three.ko", "two.ko"]);
+    let seen: Vec<usize> = std::fs::read_to_string(&counts)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    // framework.conf's parallel_jobs=2 (Side::new): two at once, never three.
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(
+        seen.iter().max(),
+        Some(&2),
+        "makes at once: {seen:?}\n{out}"
+    );
+}

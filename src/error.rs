@@ -83,6 +83,22 @@ pub enum ActionError {
     },
     #[error("one or more modules failed to install during autoinstall: {}", failed.join(", "))]
     Autoinstall { failed: Vec<String> },
+    /// dkms 3.2.2's die 4 from have_one_kernel.
+    #[error(
+        "the action {action} requires exactly one kernel version parameter on the command line"
+    )]
+    OneKernel { action: &'static str },
+    /// dkms 3.2.2's die 5 from check_all_is_banned.
+    #[error("the action {action} does not support the --all parameter")]
+    AllNotSupported { action: &'static str },
+    /// dkms 3.2.2's die 14: `kernel_preinst`/`kernel_prerm` could not take a module out.
+    #[error("dkms {action} for kernel {target} failed for module(s) {}", failed.join(" "))]
+    KernelHook {
+        action: &'static str,
+        target: crate::kernel::Target,
+        /// `<m>/<v>(<exit code>)` each, as dkms names them.
+        failed: Vec<String>,
+    },
     /// A failure already printed (by the line of its finished job); carries its exit code.
     #[error("exit status {code}")]
     Reported { code: i32 },
@@ -123,6 +139,9 @@ impl ActionError {
             ActionError::PreInstall { .. } => 101,
             ActionError::Command { .. } => 1,
             ActionError::Autoinstall { .. } => 11,
+            ActionError::KernelHook { .. } => 14,
+            ActionError::OneKernel { .. } => 4,
+            ActionError::AllNotSupported { .. } => 5,
             ActionError::Reported { code } => *code,
             ActionError::Tarball(e) => e.exit_code(),
             ActionError::Io { .. } => 1,

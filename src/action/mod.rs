@@ -1,6 +1,7 @@
 //! The dkms verbs on resolved values: a [`Session`] (the tree, the console, framework.conf's
 //! settings and the command's flags) and one file per group of verbs: `add`, `build_install`
-//! (build, install, uninstall, unbuild, remove), `autoinstall` (and match), `tarball`.
+//! (build, install, uninstall, unbuild, remove), `autoinstall` (and match), `kernel` (the
+//! kernel hooks' kernel_preinst, kernel_postinst, kernel_prerm), `tarball`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use crate::tree::{ModuleVersion, Tree};
 mod add;
 mod autoinstall;
 mod build_install;
+mod kernel;
 mod recover;
 mod tarball;
 

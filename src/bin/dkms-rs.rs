@@ -42,6 +42,19 @@ enum Action {
     /// `<module>-modules-<kernel>_<version>_<arch>.deb` for each `-k` (or `--all`): the built
     /// modules only, into `<dkmstree>/<m>/<v>/bmdeb/`.
     Mkbmdeb,
+    /// Kernel hook (/etc/kernel/preinst.d/dkms): before a kernel package of the same version
+    /// is unpacked over this one, uninstall and unbuild its AUTOINSTALL modules, so that
+    /// kernel_postinst rebuilds them. Exactly one -k.
+    #[value(name = "kernel_preinst")]
+    KernelPreinst,
+    /// Kernel hook (/etc/kernel/postinst.d/dkms, header_postinst.d/dkms): build and install
+    /// every AUTOINSTALL module for the new kernel, in parallel; exit 11 if any failed.
+    #[value(name = "kernel_postinst")]
+    KernelPostinst,
+    /// Kernel hook (/etc/kernel/prerm.d/dkms): the kernel is going; uninstall and unbuild
+    /// every module built for it, depmod once; exit 14 naming the modules that failed.
+    #[value(name = "kernel_prerm")]
+    KernelPrerm,
 }
 
 impl Action {
@@ -61,7 +74,10 @@ impl Action {
             | Action::Mkdeb
             | Action::Mktarball
             | Action::Ldtarball
-            | Action::Mkbmdeb => true,
+            | Action::Mkbmdeb
+            | Action::KernelPreinst
+            | Action::KernelPostinst
+            | Action::KernelPrerm => true,
         }
     }
 }
@@ -80,7 +96,11 @@ impl Action {
 ///
 /// Exit codes: 3 already added/built (or not added), 4 dkms.conf missing, 6 install or depmod
 /// failure, 7 module not produced, 8 bad dkms.conf, 10 make failed, 11 autoinstall failure,
-/// 13 missing BUILD_DEPENDS, 21 no kernel headers, 77 BUILD_EXCLUSIVE (not for this kernel).
+/// 13 missing BUILD_DEPENDS, 14 kernel_preinst/kernel_prerm failed for a module, 21 no kernel
+/// headers, 77 BUILD_EXCLUSIVE (not for this kernel).
+///
+/// The kernel hooks (/etc/kernel/*.d/dkms, /usr/lib/kernel/install.d/40-dkms.install) call
+/// kernel_preinst, kernel_postinst and kernel_prerm, as dkms 3.2.2's do.
 ///
 /// Examples:
 ///
@@ -89,6 +109,8 @@ impl Action {
 ///   dkms-rs install hello/0.1 -k "$(uname -r)"
 ///   dkms-rs status
 ///   dkms-rs autoinstall -k "$(uname -r)"
+///   dkms-rs kernel_postinst -k "$(uname -r)"
+///   dkms-rs kernel_prerm -k OLD-KERNEL
 ///   dkms-rs remove hello/0.1 --all
 ///   dkms-rs mkdeb -m hello -v 0.1
 ///   dkms-rs mkdeb hello/0.1 -k "$(uname -r)"
@@ -255,7 +277,7 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
     };
     let Some(action) = cli.action else {
         return Err(ActionError::Usage(
-            "no action given: add, build, install, uninstall, unbuild, remove, status, autoinstall, match, mktarball, ldtarball, mkdeb, mkbmdeb or conf".into(),
+            "no action given: add, build, install, uninstall, unbuild, remove, status, autoinstall, match, mktarball, ldtarball, mkdeb, mkbmdeb, conf, kernel_preinst, kernel_postinst or kernel_prerm".into(),
         ));
     };
     // Here, once for the whole command: what it reads before a verb (the targets of --all,
@@ -360,6 +382,26 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                 targets(&cli)?
             };
             session.autoinstall(&targets)
+        }
+        Action::KernelPreinst | Action::KernelPostinst | Action::KernelPrerm => {
+            let name = match action {
+                Action::KernelPreinst => "kernel_preinst",
+                Action::KernelPostinst => "kernel_postinst",
+                _ => "kernel_prerm",
+            };
+            // dkms 3.2.2's have_one_kernel: no --all, and exactly one -k (no default kernel).
+            if cli.all {
+                return Err(ActionError::AllNotSupported { action: name });
+            }
+            if cli.kernels.len() != 1 {
+                return Err(ActionError::OneKernel { action: name });
+            }
+            let target = targets(&cli)?.remove(0);
+            match action {
+                Action::KernelPreinst => session.kernel_preinst(&target),
+                Action::KernelPostinst => session.kernel_postinst(&target),
+                _ => session.kernel_prerm(&target),
+            }
         }
         Action::Match => {
             let Some(template) = &cli.templatekernel else {

@@ -10,6 +10,7 @@ mod disk_full;
 mod dkms_tree;
 mod failures;
 mod fuzz_corpus;
+mod kernel_hooks;
 mod lock;
 mod mkdeb;
 mod no_exec;

@@ -188,7 +188,8 @@ fn dpkg_buildpackage_builds_lintian_clean_engine_and_tools() {
         "conffiles:\n{conffiles}"
     );
 
-    // The wrappers answer bad arguments as Debian's scripts do (Debian's dkms is the oracle).
+    // The wrappers answer bad arguments as Debian's scripts do (Debian's dkms is the oracle;
+    // 3.0.10's usage line is `$"..."`, which sh prints with its `$`: exit codes only there).
     let unpacked = dir.path().join("engine");
     run_ok(
         Command::new("dpkg-deb")
@@ -196,10 +197,10 @@ fn dpkg_buildpackage_builds_lintian_clean_engine_and_tools() {
             .arg(&engine)
             .arg(&unpacked),
     );
-    for (script, args) in [
-        ("common.postinst", &[][..]),
-        ("common.postinst", &["onlyname"][..]),
-        ("dkms_autoinstaller", &["bogus"][..]),
+    for (script, args, same_output) in [
+        ("common.postinst", &[][..], true),
+        ("common.postinst", &["onlyname"][..], true),
+        ("dkms_autoinstaller", &["bogus"][..], false),
     ] {
         let ours = run(support::command("sh")
             .arg(unpacked.join("usr/lib/dkms").join(script))
@@ -211,12 +212,9 @@ fn dpkg_buildpackage_builds_lintian_clean_engine_and_tools() {
             ours.0, theirs.0,
             "{script} {args:?}: {ours:?} vs {theirs:?}"
         );
-        assert_eq!(
-            ours.1
-                .replace(&unpacked.join("usr/lib/dkms").display().to_string(), ""),
-            theirs.1.replace("/usr/lib/dkms", ""),
-            "{script} {args:?}"
-        );
+        if same_output {
+            assert_eq!(ours.1, theirs.1, "{script} {args:?}");
+        }
     }
 
     // The packager's tools: beside Debian's dkms, changing nothing on the machine.

@@ -3,7 +3,9 @@
 //! the engine `dkms-rs` and the packager's `dkms-rs-tools`; lintian finds nothing at
 //! `-EI --pedantic --fail-on error,warning`; `dpkg-deb` shows that each package carries what
 //! README's "Debian packages" says. One test: it is a release build. cargo's target dir is
-//! `$DKMS_RS_DEB_TARGET` (.ci/run: under /var/cache/dkms-rs-tests/), so a second run is quick.
+//! `$DKMS_RS_DEB_TARGET` (.ci/run: under /var/cache/dkms-rs-tests/; default under cargo's
+//! target tmp dir) and the copy is kept in it (`debian-build/dkms-rs`), so that a second run
+//! rebuilds only what changed.
 
 use crate::support;
 
@@ -21,8 +23,11 @@ const HOOKS: [&str; 5] = [
     "usr/lib/kernel/install.d/40-dkms.install",
 ];
 
-/// Copy what a commit of the tree would hold into `to`.
-fn copy_tree(to: &Path) {
+/// Make `to` hold what a commit of the tree would hold: the files `git ls-files` lists, each
+/// copied only when its bytes changed (unchanged files keep their mtime, so cargo, whose
+/// fingerprints are the source path and mtimes, rebuilds nothing on a second run), and
+/// nothing else (`debian/rules clean` runs first anyway).
+fn sync_tree(to: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let files = run_ok(Command::new("git").current_dir(root).args([
         "ls-files",
@@ -31,6 +36,7 @@ fn copy_tree(to: &Path) {
         "--others",
         "--exclude-standard",
     ]));
+    let mut wanted = std::collections::BTreeSet::new();
     for name in files.split('\0').filter(|n| !n.is_empty()) {
         let from = root.join(name);
         // A tracked file deleted in the work tree is not in the next commit either.
@@ -38,11 +44,26 @@ fn copy_tree(to: &Path) {
             continue;
         };
         let dest = to.join(name);
+        wanted.insert(dest.clone());
         std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
         if meta.file_type().is_symlink() {
+            let _ = std::fs::remove_file(&dest);
             std::os::unix::fs::symlink(std::fs::read_link(&from).unwrap(), &dest).unwrap();
-        } else {
+        } else if std::fs::read(&dest).ok() != std::fs::read(&from).ok()
+            || std::fs::metadata(&dest).map(|m| m.permissions()).ok() != Some(meta.permissions())
+        {
+            let _ = std::fs::remove_file(&dest);
             std::fs::copy(&from, &dest).unwrap();
+        }
+    }
+    for entry in walkdir::WalkDir::new(to).contents_first(true) {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        if entry.file_type().is_dir() {
+            // Left empty by a removed file: gone, as in a clone.
+            let _ = std::fs::remove_dir(path);
+        } else if !wanted.contains(path) {
+            std::fs::remove_file(path).unwrap();
         }
     }
 }
@@ -106,11 +127,20 @@ fn dpkg_buildpackage_builds_lintian_clean_engine_and_tools() {
         || Path::new(env!("CARGO_TARGET_TMPDIR")).join("debian-target"),
         PathBuf::from,
     );
-    std::fs::create_dir_all(&target).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("dkms-rs");
-    copy_tree(&src);
+    // The copy lives beside the target dir and is kept, so that a second run is quick; the
+    // packages land in its parent, emptied first.
+    let build_dir = target.join("debian-build");
+    let src = build_dir.join("dkms-rs");
+    std::fs::create_dir_all(&src).unwrap();
+    for entry in std::fs::read_dir(&build_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path != src {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    sync_tree(&src);
     run_ok(&mut build_command(&src, &target));
+    let dir = tempfile::tempdir().unwrap();
 
     let version = run_ok(
         Command::new("dpkg-parsechangelog")
@@ -120,7 +150,7 @@ fn dpkg_buildpackage_builds_lintian_clean_engine_and_tools() {
     let version = version.trim();
     let arch = run_ok(Command::new("dpkg").arg("--print-architecture"));
     let arch = arch.trim();
-    let changes = dir.path().join(format!("dkms-rs_{version}_{arch}.changes"));
+    let changes = build_dir.join(format!("dkms-rs_{version}_{arch}.changes"));
     assert!(changes.is_file(), "no {}", changes.display());
 
     let (code, out, err) = run(Command::new("lintian")
@@ -132,10 +162,8 @@ fn dpkg_buildpackage_builds_lintian_clean_engine_and_tools() {
         changes.display()
     );
 
-    let engine = dir.path().join(format!("dkms-rs_{version}_{arch}.deb"));
-    let tools = dir
-        .path()
-        .join(format!("dkms-rs-tools_{version}_{arch}.deb"));
+    let engine = build_dir.join(format!("dkms-rs_{version}_{arch}.deb"));
+    let tools = build_dir.join(format!("dkms-rs-tools_{version}_{arch}.deb"));
 
     // The engine: dkms under every name scripts call, replacing Debian's package.
     let control = run_ok(Command::new("dpkg-deb").arg("-f").arg(&engine));

@@ -5,6 +5,7 @@ mod support;
 
 mod core_qemu;
 mod crash;
+mod debian_packages;
 mod dpkg_roundtrip;
 mod postinst_dpkg;
 mod prebuilt_dpkg;

@@ -1,5 +1,6 @@
-//! What every binary shares: `--generate man|complete-bash` from its clap definition (as
-//! ripgrep does, so man pages never drift from `--help`), and the one-line error convention.
+//! What every binary shares: `--generate man|complete-bash|complete-zsh` from its clap
+//! definition (as ripgrep does, so man pages never drift from `--help`), and the one-line error
+//! convention.
 
 // Included by every binary (`#[path]`), each using the part it needs.
 #![allow(dead_code)]
@@ -13,6 +14,26 @@ pub enum Generate {
     Man,
     /// A bash completion script.
     CompleteBash,
+    /// A zsh completion script (`#compdef`, for a directory of `$fpath`).
+    CompleteZsh,
+}
+
+/// The name that makes a page or a completion script be about `dkms` itself: dkms-rs run
+/// through the engine package's `/usr/sbin/dkms` link (debian/rules runs it so for dkms.8).
+const DKMS: &str = "dkms";
+
+/// `cmd` under the name it was run by, when that is `dkms` (and then in section 8, as Debian's
+/// dkms.8, since it lives in /usr/sbin); else `cmd` unchanged.
+fn as_called(cmd: clap::Command) -> (clap::Command, &'static str) {
+    let called = std::env::args_os()
+        .next()
+        .map(std::path::PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n == DKMS));
+    if called == Some(true) {
+        (cmd.name(DKMS).bin_name(DKMS), "8")
+    } else {
+        (cmd, "1")
+    }
 }
 
 /// Write `what` for the command `cmd` to `out`.
@@ -21,14 +42,16 @@ pub fn generate(
     mut cmd: clap::Command,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
-    match what {
-        Generate::Man => clap_mangen::Man::new(cmd).render(out),
-        Generate::CompleteBash => {
-            let name = cmd.get_name().to_string();
-            clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, name, out);
-            Ok(())
-        }
-    }
+    let section;
+    (cmd, section) = as_called(cmd);
+    let shell = match what {
+        Generate::Man => return clap_mangen::Man::new(cmd).section(section).render(out),
+        Generate::CompleteBash => clap_complete::Shell::Bash,
+        Generate::CompleteZsh => clap_complete::Shell::Zsh,
+    };
+    let name = cmd.get_name().to_string();
+    clap_complete::generate(shell, &mut cmd, name, out);
+    Ok(())
 }
 
 /// Print `program: error: message` on one line of stderr and return dkms's exit `code`.

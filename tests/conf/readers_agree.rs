@@ -238,11 +238,12 @@ fn readers_agree(files: impl Strategy<Value = String>, cases: u32, seed: u64) ->
     let mut runner = TestRunner::new(config);
     let result = runner.run(&files, |text| {
         std::fs::write(&path, &text).expect("write dkms.conf");
-        let bash = conf::evaluate(&path, &ctx, Reader::Bash)
-            .map(|r| conf::show::render_facts(&r, ShowFormat::Kv))
-            .map_err(|e| e.to_string());
+        // bash only where there is an answer to compare: a hand-over is always right.
         if let Ok(native) = conf::evaluate(&path, &ctx, Reader::Native) {
             native_taken.set(native_taken.get() + 1);
+            let bash = conf::evaluate(&path, &ctx, Reader::Bash)
+                .map(|r| conf::show::render_facts(&r, ShowFormat::Kv))
+                .map_err(|e| e.to_string());
             prop_assert_eq!(
                 Ok(conf::show::render_facts(&native, ShowFormat::Kv)),
                 bash,
@@ -279,7 +280,7 @@ fn native_hands_over_what_it_cannot_read_as_bash_does() {
     if !support::require_tool("bash") {
         return;
     }
-    let cases = 128;
+    let cases = 256;
     let taken = readers_agree(hostile_file(), cases, 0x6e61_7469);
     // Most of these files go to bash; the rest must still be compared.
     assert!(

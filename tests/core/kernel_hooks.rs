@@ -649,14 +649,15 @@ fn postinst_hook_builds_modules_in_parallel_bounded_by_parallel_jobs() {
     };
     let k = kernels[0].clone();
     let ours = Side::new(&k, &[], None);
-    // Each make says how many makes run beside it (itself included), then lingers.
+    // Each make says how many makes run beside it (itself included), then lingers long
+    // enough (6 s) for the next job to start beside it on a loaded machine.
     let running = ours.s.dir.path().join("running");
     std::fs::create_dir(&running).unwrap();
     let counts = ours.s.dir.path().join("counts");
     let names = ["one", "two", "three"];
     for name in names {
         let conf = format!(
-            "AUTOINSTALL=yes\nMAKE[0]=\"mkdir {r}/{name} && ls {r} | wc -l >>{c} && sleep 2 && \
+            "AUTOINSTALL=yes\nMAKE[0]=\"mkdir {r}/{name} && ls {r} | wc -l >>{c} && sleep 6 && \
              rmdir {r}/{name} && make -C $kernel_source_dir M=$dkms_tree/{name}/1.0/build\"\n",
             r = running.display(),
             c = counts.display()

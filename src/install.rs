@@ -319,8 +319,8 @@ fn clear_files(
             std::fs::remove_file(&file).map_err(|e| io_error(&file, e))?;
             console.verbose(&format!("Deleted {}", file.display()));
         }
-        // A copy a killed install was writing.
-        for ext in ["", ".xz", ".gz", ".zst"] {
+        // A copy a killed install was writing: under either name module_file finds.
+        for ext in ["", compression.extension()] {
             let temp = atomic::temp_beside(&dest_dir.join(format!("{}.ko{ext}", record.dest_name)));
             atomic::remove_leftover(&temp).map_err(|e| io_error(&temp, e))?;
         }

@@ -108,19 +108,26 @@ fn assert_has(list: &[String], path: &str, deb: &Path) {
     );
 }
 
-#[test]
-fn dpkg_buildpackage_builds_lintian_clean_engine_and_tools() {
-    for tool in [
-        "dpkg-buildpackage",
-        "dh",
-        "lintian",
-        "dpkg-deb",
-        "git",
-        "cargo",
-        "dkms",
-    ] {
+/// The packages `debian/` builds, once per test binary: the tests that install them (the
+/// target chroot) wait for the one build.
+pub struct Built {
+    pub arch: String,
+    pub changes: PathBuf,
+    pub engine: PathBuf,
+    pub tools: PathBuf,
+}
+
+/// Build the packages (first caller; the others wait), or `None` when a tool is missing
+/// outside CI (the harness has said which).
+pub fn built() -> Option<&'static Built> {
+    static BUILT: std::sync::OnceLock<Option<Built>> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build).as_ref()
+}
+
+fn build() -> Option<Built> {
+    for tool in ["dpkg-buildpackage", "dh", "dpkg-deb", "git", "cargo"] {
         if !require_tool(tool) {
-            return;
+            return None;
         }
     }
     let target = std::env::var_os("DKMS_RS_DEB_TARGET").map_or_else(
@@ -140,33 +147,51 @@ fn dpkg_buildpackage_builds_lintian_clean_engine_and_tools() {
     }
     sync_tree(&src);
     run_ok(&mut build_command(&src, &target));
-    let dir = tempfile::tempdir().unwrap();
-
     let version = run_ok(
         Command::new("dpkg-parsechangelog")
             .args(["-S", "Version", "-l"])
             .arg(src.join("debian/changelog")),
     );
-    let version = version.trim();
+    let version = version.trim().to_owned();
     let arch = run_ok(Command::new("dpkg").arg("--print-architecture"));
-    let arch = arch.trim();
+    let arch = arch.trim().to_owned();
     let changes = build_dir.join(format!("dkms-rs_{version}_{arch}.changes"));
     assert!(changes.is_file(), "no {}", changes.display());
+    Some(Built {
+        engine: build_dir.join(format!("dkms-rs_{version}_{arch}.deb")),
+        tools: build_dir.join(format!("dkms-rs-tools_{version}_{arch}.deb")),
+        arch,
+        changes,
+    })
+}
+
+#[test]
+fn dpkg_buildpackage_builds_lintian_clean_engine_and_tools() {
+    for tool in ["lintian", "dpkg-deb", "dkms"] {
+        if !require_tool(tool) {
+            return;
+        }
+    }
+    let Some(built) = built() else {
+        return;
+    };
+    let changes = &built.changes;
+    let dir = tempfile::tempdir().unwrap();
 
     let (code, out, err) = run(Command::new("lintian")
         .args(["-EI", "--pedantic", "--fail-on", "error,warning"])
-        .arg(&changes));
+        .arg(changes));
     assert!(
         code == 0,
         "lintian exits {code} on {}:\n{out}{err}",
         changes.display()
     );
 
-    let engine = build_dir.join(format!("dkms-rs_{version}_{arch}.deb"));
-    let tools = build_dir.join(format!("dkms-rs-tools_{version}_{arch}.deb"));
+    let engine = &built.engine;
+    let tools = &built.tools;
 
     // The engine: dkms under every name scripts call, replacing Debian's package.
-    let control = run_ok(Command::new("dpkg-deb").arg("-f").arg(&engine));
+    let control = run_ok(Command::new("dpkg-deb").arg("-f").arg(engine));
     let provides = field(&control, "Provides").unwrap_or_default();
     let provided = provides
         .strip_prefix("dkms (= ")
@@ -180,7 +205,7 @@ fn dpkg_buildpackage_builds_lintian_clean_engine_and_tools() {
     }
     assert_eq!(field(&control, "Conflicts").as_deref(), Some("dkms"));
     assert_eq!(field(&control, "Replaces").as_deref(), Some("dkms"));
-    let files = contents(&engine);
+    let files = contents(engine);
     for path in [
         "./usr/sbin/dkms -> ../bin/dkms-rs",
         "./usr/bin/dkms-rs",
@@ -197,18 +222,18 @@ fn dpkg_buildpackage_builds_lintian_clean_engine_and_tools() {
         "./usr/share/zsh/vendor-completions/_dkms-rs",
         "./var/lib/dkms/",
     ] {
-        assert_has(&files, path, &engine);
+        assert_has(&files, path, engine);
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for hook in HOOKS {
         if root.join("hooks").join(hook).is_file() {
-            assert_has(&files, &format!("./{hook}"), &engine);
+            assert_has(&files, &format!("./{hook}"), engine);
         }
     }
     let conffiles = run_ok(
         Command::new("dpkg-deb")
             .arg("-I")
-            .arg(&engine)
+            .arg(engine)
             .arg("conffiles"),
     );
     assert!(
@@ -224,7 +249,7 @@ fn dpkg_buildpackage_builds_lintian_clean_engine_and_tools() {
     run_ok(
         Command::new("dpkg-deb")
             .arg("-x")
-            .arg(&engine)
+            .arg(engine)
             .arg(&unpacked),
     );
     for (script, args, same_output) in [
@@ -256,7 +281,7 @@ fn dpkg_buildpackage_builds_lintian_clean_engine_and_tools() {
     }
 
     // The packager's tools: beside Debian's dkms, changing nothing on the machine.
-    let control = run_ok(Command::new("dpkg-deb").arg("-f").arg(&tools));
+    let control = run_ok(Command::new("dpkg-deb").arg("-f").arg(tools));
     assert_eq!(
         field(&control, "Provides").as_deref(),
         Some("dh-sequence-dkms-rs")
@@ -264,7 +289,7 @@ fn dpkg_buildpackage_builds_lintian_clean_engine_and_tools() {
     for name in ["Conflicts", "Replaces", "Breaks"] {
         assert_eq!(field(&control, name), None, "dkms-rs-tools {name}");
     }
-    let files = contents(&tools);
+    let files = contents(tools);
     for path in [
         "./usr/bin/dkms-mkdeb",
         "./usr/bin/dh_dkms-rs",
@@ -274,9 +299,9 @@ fn dpkg_buildpackage_builds_lintian_clean_engine_and_tools() {
         "./usr/share/bash-completion/completions/dkms-mkdeb",
         "./usr/share/zsh/vendor-completions/_dh_dkms-rs",
     ] {
-        assert_has(&files, path, &tools);
+        assert_has(&files, path, tools);
     }
-    let info = run_ok(Command::new("dpkg-deb").arg("-I").arg(&tools));
+    let info = run_ok(Command::new("dpkg-deb").arg("-I").arg(tools));
     for script in [
         "preinst",
         "postinst",

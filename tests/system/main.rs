@@ -10,3 +10,4 @@ mod dpkg_roundtrip;
 mod postinst_dpkg;
 mod prebuilt_dpkg;
 mod qemu_boot;
+mod target_chroot;

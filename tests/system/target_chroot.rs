@@ -1,0 +1,450 @@
+//! A real Debian 12 target machine: a bookworm chroot made by mmdebstrap (`.ci/target-chroot`,
+//! cached under /var/cache/dkms-rs-tests/target/) with build-essential and the headers of two
+//! kernel flavours. Two copies of it live side by side through the same steps, done with apt
+//! and dpkg as an admin does them:
+//!
+//! - the **engine**: `dkms-rs` (built from `debian/` by [`debian_packages::built`]) installed
+//!   with apt from a local repository (a `file:` source made by apt-ftparchive);
+//! - the **reference**: Debian's own dkms 3.0.10 from the archive.
+//!
+//! On each: unmodified -dkms packages from Debian's archive, built with Debian's dh_dkms, and
+//! one made by dkms-mkdeb, install and build for every kernel with headers; `apt-get install`
+//! of a third kernel flavour's headers builds them all for it (the kernel hooks), removing that
+//! kernel takes its modules out, and `apt-get purge` leaves no trace. The reference's
+//! `dkms status` and module files are the oracle for the engine's at every step. The reference
+//! also goes over to the engine and back (dpkg's Replaces: no rebuild), and the engine passes
+//! Debian's own autopkgtest for -dkms packages (`/usr/lib/dkms/dkms-autopkgtest`).
+
+use crate::debian_packages;
+use crate::support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::{require_tool, run, run_ok};
+
+/// Debian's -dkms packages the machines install from the archive: built by dh_dkms, each
+/// with its own dkms.conf style (acpi-call: one module; v4l2loopback: sources its version;
+/// bbswitch; tp-smapi: three modules).
+const ARCHIVE_PACKAGES: [&str; 4] = [
+    "acpi-call-dkms",
+    "v4l2loopback-dkms",
+    "bbswitch-dkms",
+    "tp-smapi-dkms",
+];
+
+/// The package dkms-mkdeb makes of examples/hello.
+const MKDEB_PACKAGE: &str = "hello-dkms";
+
+/// A copy of the target machine, its steps run in a chroot with a private mount namespace
+/// (its /proc, /dev and apt cache mounts vanish with the command).
+struct Machine {
+    name: &'static str,
+    root: tempfile::TempDir,
+    /// The host's dir bound on the chroot's /var/cache/apt/archives: packages are downloaded
+    /// once per machine, not once per run.
+    archives: PathBuf,
+}
+
+impl Machine {
+    fn new(name: &'static str, tarball: &Path, cache: &Path, repo: &Path) -> Machine {
+        let root = tempfile::Builder::new()
+            .prefix(&format!("target-{name}-"))
+            .tempdir()
+            .unwrap();
+        run_ok(
+            Command::new("tar")
+                .args(["-x", "--same-owner", "-p", "-f"])
+                .arg(tarball)
+                .arg("-C")
+                .arg(root.path()),
+        );
+        let archives = cache.join(format!("archives-{name}"));
+        std::fs::create_dir_all(archives.join("partial")).unwrap();
+        let etc = root.path().join("etc");
+        std::fs::copy("/etc/resolv.conf", etc.join("resolv.conf")).unwrap();
+        let srv = root.path().join("srv/repo");
+        std::fs::create_dir_all(&srv).unwrap();
+        for entry in std::fs::read_dir(repo).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, srv.join(path.file_name().unwrap())).unwrap();
+        }
+        std::fs::write(
+            etc.join("apt/sources.list.d/local.list"),
+            "deb [trusted=yes] file:/srv/repo ./\n",
+        )
+        .unwrap();
+        Machine {
+            name,
+            root,
+            archives,
+        }
+    }
+
+    /// `script` run by `sh -e` as root in the chroot: (exit code, stdout, stderr).
+    fn sh(&self, script: &str) -> (i32, String, String) {
+        let mut cmd = support::command("unshare");
+        cmd.args(["-m", "--propagation", "private", "sh", "-ec"])
+            .arg(concat!(
+                "mount -t proc proc \"$0/proc\"; ",
+                "mount --rbind /dev \"$0/dev\"; ",
+                "mount --bind \"$1\" \"$0/var/cache/apt/archives\"; ",
+                "exec chroot \"$0\" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin ",
+                "HOME=/root LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive sh -ec \"$2\"",
+            ))
+            .arg(self.root.path())
+            .arg(&self.archives)
+            .arg(script);
+        run(&mut cmd)
+    }
+
+    /// [`Machine::sh`] that must succeed; its stdout.
+    fn ok(&self, script: &str) -> String {
+        let (code, out, err) = self.sh(script);
+        assert!(
+            code == 0,
+            "{}: `{script}` exits {code}:\n{out}\n{err}",
+            self.name
+        );
+        out
+    }
+
+    fn apt(&self, args: &str) -> String {
+        self.ok(&format!(
+            "apt-get -y -q -o Dpkg::Use-Pty=0 --no-install-recommends {args} 2>&1"
+        ))
+    }
+
+    /// `dkms status`, sorted (dkms 3.0.10 sorts by module, then version; the engine too, but
+    /// the comparison is of the lines, not their order).
+    fn status(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self.ok("dkms status").lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    }
+
+    /// The kernel releases with headers (`/lib/modules/*/build`), as dkms sees them.
+    fn kernels(&self) -> Vec<String> {
+        let mut kernels: Vec<String> = self
+            .ok("for b in /lib/modules/*/build; do [ -d \"$b\" ] && basename \"${b%/build}\"; done; true")
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        kernels.sort();
+        kernels
+    }
+
+    /// Every file and directory under /lib/modules/*/updates, with the modinfo vermagic of
+    /// each module: where dkms installed what, built against which kernel.
+    fn module_files(&self) -> BTreeMap<String, String> {
+        self.ok(concat!(
+            "find /lib/modules/*/updates 2>/dev/null | sort | while read -r f; do ",
+            "if [ -f \"$f\" ]; then echo \"$f $(modinfo -F vermagic \"$f\" | cut -d' ' -f1)\"; ",
+            "else echo \"$f\"; fi; done",
+        ))
+        .lines()
+        .map(|l| match l.split_once(' ') {
+            Some((path, vermagic)) => (path.to_owned(), vermagic.to_owned()),
+            None => (l.to_owned(), String::new()),
+        })
+        .collect()
+    }
+
+    /// Inode, size and mtime of each module file: unchanged when no rebuild happened.
+    fn module_stamps(&self) -> String {
+        self.ok("find /lib/modules/*/updates -type f -printf '%p %i %s %T@\\n' | sort")
+    }
+}
+
+/// The state both machines must agree on after a step, and that the reference's own
+/// consistency is checked on.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    status: Vec<String>,
+    files: BTreeMap<String, String>,
+}
+
+fn snapshot(machine: &Machine) -> Snapshot {
+    Snapshot {
+        status: machine.status(),
+        files: machine.module_files(),
+    }
+}
+
+/// Each `dkms status` line `name/version, kernel, arch: state` as (name, kernel, state).
+fn status_entries(status: &[String]) -> Vec<(String, String, String)> {
+    status
+        .iter()
+        .map(|line| {
+            let (head, state) = line
+                .rsplit_once(": ")
+                .unwrap_or_else(|| panic!("status line {line:?}"));
+            let mut parts = head.split(", ");
+            let name = parts.next().unwrap().split('/').next().unwrap().to_owned();
+            let kernel = parts.next().unwrap_or_default().to_owned();
+            (name, kernel, state.to_owned())
+        })
+        .collect()
+}
+
+/// Every module of `modules` is installed for each of `kernels`, and every module file
+/// under `updates/` was built for the kernel it is installed for (modinfo's vermagic).
+fn assert_all_installed(who: &str, snap: &Snapshot, modules: &[String], kernels: &[String]) {
+    let entries = status_entries(&snap.status);
+    for module in modules {
+        for kernel in kernels {
+            assert!(
+                entries
+                    .iter()
+                    .any(|(m, k, s)| m == module && k == kernel && s == "installed"),
+                "{who}: {module} is not installed for {kernel}:\n{}",
+                snap.status.join("\n")
+            );
+        }
+    }
+    let kos: Vec<_> = snap
+        .files
+        .iter()
+        .filter(|(path, _)| path.contains(".ko"))
+        .collect();
+    for kernel in kernels {
+        assert!(
+            kos.iter()
+                .any(|(path, _)| path.starts_with(&format!("/lib/modules/{kernel}/"))),
+            "{who}: no module file for {kernel}: {kos:?}"
+        );
+    }
+    for (path, vermagic) in kos {
+        let kernel = path.split('/').nth(3).unwrap();
+        assert_eq!(vermagic, kernel, "{who}: {path} was built for {vermagic}");
+    }
+}
+
+fn assert_same(step: &str, engine: &Snapshot, reference: &Snapshot) {
+    assert_eq!(
+        engine, reference,
+        "after {step}, the engine's dkms status and module files (left) are not Debian's dkms's (right)"
+    );
+}
+
+/// What a -dkms package purge must not leave: /var/lib/dkms (but the MOK key pair), the
+/// sources in /usr/src (but the kernel headers), anything under /lib/modules/*/updates.
+fn leftovers(machine: &Machine) -> String {
+    machine.ok(concat!(
+        "find /var/lib/dkms -mindepth 1 ! -name mok.key ! -name mok.pub; ",
+        "find /usr/src -mindepth 1 -maxdepth 1 ! -name 'linux-headers-*' ! -name 'linux-kbuild-*'; ",
+        "find /lib/modules/*/updates 2>/dev/null; true",
+    ))
+}
+
+/// The local repository both machines install from: the engine, the packager's tools, and
+/// dkms-mkdeb's package of examples/hello.
+fn local_repo(dir: &Path, built: &debian_packages::Built) -> PathBuf {
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    for deb in [&built.engine, &built.tools] {
+        std::fs::copy(deb, repo.join(deb.file_name().unwrap())).unwrap();
+    }
+    run_ok(
+        support::command(env!("CARGO_BIN_EXE_dkms-mkdeb"))
+            .args(["--maintainer", "dkms-rs tests <tests@example.org>", "-o"])
+            .arg(&repo)
+            .arg(support::hello_source()),
+    );
+    let packages = run_ok(
+        Command::new("apt-ftparchive")
+            .arg("packages")
+            .arg(".")
+            .current_dir(&repo),
+    );
+    std::fs::write(repo.join("Packages"), packages).unwrap();
+    repo
+}
+
+/// The dkms module names the packages installed (PACKAGE_NAME of each /usr/src/*/dkms.conf,
+/// read by bash as dkms-autopkgtest reads them).
+fn module_names(machine: &Machine) -> Vec<String> {
+    let mut names: Vec<String> = machine
+        .ok("for c in /usr/src/*/dkms.conf; do bash -c \". $c >/dev/null; echo \\$PACKAGE_NAME\"; done")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Run `f` on both machines at once; both results.
+fn both<T: Send>(
+    engine: &Machine,
+    reference: &Machine,
+    f: impl Fn(&Machine) -> T + Sync,
+) -> (T, T) {
+    std::thread::scope(|s| {
+        let e = s.spawn(|| f(engine));
+        let r = f(reference);
+        (e.join().unwrap(), r)
+    })
+}
+
+#[test]
+fn debian_dkms_packages_live_through_the_kernel_lifecycle_on_the_engine_as_on_dkms() {
+    if !support::scratch::is_root() && !support::missing("root (chroot, mounts)") {
+        return;
+    }
+    for tool in ["mmdebstrap", "unshare", "chroot", "tar", "apt-ftparchive"] {
+        if !require_tool(tool) {
+            return;
+        }
+    }
+    let Some(built) = debian_packages::built() else {
+        return;
+    };
+    let cache = std::env::var_os("DKMS_RS_TEST_CACHE")
+        .map_or_else(|| PathBuf::from("/var/cache/dkms-rs-tests"), PathBuf::from)
+        .join("target");
+    let mut make =
+        support::command(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/target-chroot"));
+    if let Some(cache) = std::env::var_os("DKMS_RS_TEST_CACHE") {
+        make.env("DKMS_RS_TEST_CACHE", cache);
+    }
+    let tarball = PathBuf::from(run_ok(&mut make).trim());
+    let scratch = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let repo = local_repo(scratch.path(), built);
+    let engine = Machine::new("engine", &tarball, &cache, &repo);
+    let reference = Machine::new("reference", &tarball, &cache, &repo);
+
+    // The dkms of each side, then the -dkms packages: their postinst builds and installs for
+    // every kernel with headers (the chroot has two flavours).
+    engine.apt("update");
+    reference.apt("update");
+    let packages = format!("{} {MKDEB_PACKAGE}", ARCHIVE_PACKAGES.join(" "));
+    both(&engine, &reference, |m| {
+        let dkms = if m.name == "engine" {
+            "dkms-rs"
+        } else {
+            "dkms"
+        };
+        m.apt(&format!("install {dkms}"));
+        m.apt(&format!("install {packages}"))
+    });
+    let kernels = reference.kernels();
+    assert!(kernels.len() >= 2, "the target has headers of {kernels:?}");
+    assert_eq!(engine.kernels(), kernels);
+    let modules = module_names(&reference);
+    assert_eq!(module_names(&engine), modules);
+    assert!(
+        modules.len() > ARCHIVE_PACKAGES.len(),
+        "modules of {packages}: {modules:?}"
+    );
+    let (e, r) = both(&engine, &reference, snapshot);
+    assert_all_installed("dkms", &r, &modules, &kernels);
+    assert_all_installed("engine", &e, &modules, &kernels);
+    assert_same(&format!("apt-get install {packages}"), &e, &r);
+
+    // Another flavour's headers: the header_postinst.d hook builds everything for it, with no
+    // command from the user. Then its image (postinst.d: nothing left to do), and the removal
+    // of both (prerm.d: the modules go, and no directory of that kernel is left).
+    let arch = built.arch.as_str();
+    let flavour = format!("linux-headers-rt-{arch}");
+    both(&engine, &reference, |m| {
+        m.apt(&format!("install {flavour}"))
+    });
+    let with_rt = reference.kernels();
+    let new: Vec<String> = with_rt
+        .iter()
+        .filter(|k| !kernels.contains(k))
+        .cloned()
+        .collect();
+    assert_eq!(new.len(), 1, "{flavour} added {new:?}");
+    let rt = &new[0];
+    assert_eq!(engine.kernels(), with_rt);
+    let (e, r) = both(&engine, &reference, snapshot);
+    assert_all_installed("dkms", &r, &modules, &with_rt);
+    assert_all_installed("engine", &e, &modules, &with_rt);
+    assert_same(&format!("apt-get install {flavour}"), &e, &r);
+
+    both(&engine, &reference, |m| {
+        m.apt(&format!("install linux-image-{rt}"))
+    });
+    let (e, r) = both(&engine, &reference, snapshot);
+    assert_same(&format!("apt-get install linux-image-{rt}"), &e, &r);
+    both(&engine, &reference, |m| {
+        m.apt(&format!(
+            "purge linux-image-{rt} linux-headers-{rt} {flavour}"
+        ))
+    });
+    let (e, r) = both(&engine, &reference, snapshot);
+    assert_all_installed("engine", &e, &modules, &kernels);
+    assert_same(&format!("apt-get purge linux-image-{rt}"), &e, &r);
+    assert!(
+        !status_entries(&e.status).iter().any(|(_, k, _)| k == rt),
+        "engine: {rt} is gone, its modules are still in dkms status:\n{}",
+        e.status.join("\n")
+    );
+    let left = engine.ok(&format!(
+        "ls -d /lib/modules/{rt} /var/lib/dkms/*/*/{rt} /var/lib/dkms/*/kernel-{rt}-* 2>/dev/null; true"
+    ));
+    assert!(left.is_empty(), "engine: {rt} removed, left:\n{left}");
+
+    // Debian's dkms replaced by the engine and back: the same tree and the same module files
+    // (inode, size, mtime: nothing rebuilt), and each one's `dkms status` reads the other's.
+    let stamps = reference.module_stamps();
+    let before = snapshot(&reference);
+    reference.apt("install dkms-rs");
+    assert_eq!(
+        reference.ok("readlink -f /usr/sbin/dkms").trim(),
+        "/usr/bin/dkms-rs",
+        "dkms-rs did not replace dkms"
+    );
+    assert_eq!(snapshot(&reference), before, "dkms replaced by the engine");
+    assert_eq!(
+        reference.module_stamps(),
+        stamps,
+        "the engine rebuilt modules"
+    );
+    reference.apt("install dkms");
+    assert_eq!(
+        reference.ok("readlink -f /usr/sbin/dkms").trim(),
+        "/usr/sbin/dkms",
+        "dkms did not replace dkms-rs"
+    );
+    assert_eq!(snapshot(&reference), before, "the engine replaced by dkms");
+    assert_eq!(reference.module_stamps(), stamps, "dkms rebuilt modules");
+
+    // Debian's autopkgtest for -dkms packages (from Debian's dkms, the host's copy: the
+    // engine's machine has no Debian dkms), run against the engine.
+    std::fs::copy(
+        "/usr/lib/dkms/dkms-autopkgtest",
+        engine.root.path().join("root/dkms-autopkgtest"),
+    )
+    .unwrap();
+    let (code, out, err) = engine.sh(&format!(
+        "sh /root/dkms-autopkgtest {} 2>&1",
+        ARCHIVE_PACKAGES.join(" ")
+    ));
+    assert!(code == 0, "dkms-autopkgtest exits {code}:\n{out}{err}");
+    let summary: Vec<&str> = out
+        .lines()
+        .filter(|l| {
+            l.starts_with("I: PASS ") || l.starts_with("I: FAIL ") || l.starts_with("I: SKIP ")
+        })
+        .collect();
+    assert_eq!(
+        summary.len(),
+        ARCHIVE_PACKAGES.len() * kernels.len(),
+        "dkms-autopkgtest summary:\n{out}"
+    );
+    assert!(
+        summary.iter().all(|l| l.starts_with("I: PASS ")),
+        "dkms-autopkgtest:\n{out}"
+    );
+
+    // Purge every -dkms package: nothing left but the MOK key pair.
+    both(&engine, &reference, |m| m.apt(&format!("purge {packages}")));
+    let (e, r) = both(&engine, &reference, snapshot);
+    assert_same(&format!("apt-get purge {packages}"), &e, &r);
+    assert!(e.status.is_empty(), "engine status: {:?}", e.status);
+    let left = leftovers(&engine);
+    assert!(left.is_empty(), "engine: purged, left:\n{left}");
+}

@@ -58,7 +58,12 @@ pub fn run<T: Sync>(
         ..State::default()
     });
     let wake = Condvar::new();
-    let tty = !console.quiet && std::io::stderr().is_terminal();
+    // A progress line redrawn in place, on a terminal that can do it (apt gives maintainer
+    // scripts a pty even when its own output is a log; TERM tells whether a terminal is at
+    // the end of it).
+    let tty = !console.quiet
+        && std::io::stderr().is_terminal()
+        && std::env::var_os("TERM").is_some_and(|t| !t.is_empty() && t != "dumb");
     let workers = concurrency.clamp(1, total.max(1));
     let worker = || {
         loop {

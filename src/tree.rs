@@ -163,7 +163,25 @@ struct Held {
     owner: std::thread::ThreadId,
     guards: usize,
     _file: File,
+    /// The lock file's path and the tree it locks: the last guard removes the file when the
+    /// tree holds no module any more (see [`Tree::lock`]).
+    path: PathBuf,
+    dkms_tree: PathBuf,
 }
+
+/// Whether `dkms_tree` holds nothing but the lock file and the MOK key pair (which outlive
+/// the modules, as in dkms): nothing a purge of every -dkms package would leave.
+fn tree_is_empty(dkms_tree: &Path) -> bool {
+    std::fs::read_dir(dkms_tree).is_ok_and(|entries| {
+        entries.flatten().all(|e| {
+            let name = e.file_name();
+            name == LOCK_FILE || name == "mok.key" || name == "mok.pub"
+        })
+    })
+}
+
+/// The tree lock's file name: a dot file, invisible to dkms's `$dkms_tree/*` globs.
+const LOCK_FILE: &str = ".dkms-rs.lock";
 
 impl TreeLock {
     /// Whether this guard took the lock, rather than joined the one its thread holds: the
@@ -179,6 +197,12 @@ impl Drop for TreeLock {
         if let Some(h) = held.get_mut(&self.key) {
             h.guards -= 1;
             if h.guards == 0 {
+                // The last -dkms package purged leaves no lock file behind. Removed while
+                // held: a command waiting on it finds, once it has it, that the name is no
+                // longer its file, and takes the lock again on a new one.
+                if tree_is_empty(&h.dkms_tree) {
+                    let _ = std::fs::remove_file(&h.path);
+                }
                 // Closing the file releases the flock.
                 held.remove(&self.key);
             }
@@ -423,59 +447,71 @@ impl Tree {
 
     /// Take the tree's lock, waiting (with a message on stderr) while another command, or
     /// another thread of this one, holds it. Taken again by the thread holding it, it is
-    /// the same lock: released when the outermost guard drops.
+    /// the same lock: released when the outermost guard drops. The lock file
+    /// (`<dkms_tree>/.dkms-rs.lock`) is removed then when no module is left in the tree.
     pub fn lock(&self) -> std::io::Result<TreeLock> {
         use std::os::unix::fs::MetadataExt;
         std::fs::create_dir_all(&self.dkms_tree)?;
-        // A dot file: invisible to dkms's `$dkms_tree/*` globs.
-        let path = self.dkms_tree.join(".dkms-rs.lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
-        let meta = file.metadata()?;
-        // The file, not its path: a tree named two ways is one lock.
-        let key = (meta.dev(), meta.ino());
-        let me = std::thread::current().id();
-        let guard = |outermost| TreeLock {
-            key,
-            outermost,
-            _not_send: std::marker::PhantomData,
-        };
-        if let Some(h) = HELD
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(&key)
-            .filter(|h| h.owner == me)
-        {
-            // `file`, a second description, is closed unused: that releases nothing.
-            h.guards += 1;
-            return Ok(guard(false));
-        }
-        // Not this thread's; HELD is not held while waiting (the holder's drop needs it).
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut err = std::io::stderr();
-                let _ = writeln!(
-                    err,
-                    "Waiting for {} (another dkms-rs command is working on this tree)...",
-                    path.display()
-                );
-                file.lock()?;
+        let path = self.dkms_tree.join(LOCK_FILE);
+        loop {
+            let file = File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            let meta = file.metadata()?;
+            // The file, not its path: a tree named two ways is one lock.
+            let key = (meta.dev(), meta.ino());
+            let me = std::thread::current().id();
+            let guard = |outermost| TreeLock {
+                key,
+                outermost,
+                _not_send: std::marker::PhantomData,
+            };
+            if let Some(h) = HELD
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(&key)
+                .filter(|h| h.owner == me)
+            {
+                // `file`, a second description, is closed unused: that releases nothing.
+                h.guards += 1;
+                return Ok(guard(false));
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            // Not this thread's; HELD is not held while waiting (the holder's drop needs it).
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let mut err = std::io::stderr();
+                    let _ = writeln!(
+                        err,
+                        "Waiting for {} (another dkms-rs command is working on this tree)...",
+                        path.display()
+                    );
+                    file.lock()?;
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+            // The holder before us may have removed the file (an empty tree): a lock on it
+            // locks nothing another command would see. Take the lock on the file the name is.
+            match std::fs::metadata(&path) {
+                Ok(now) if (now.dev(), now.ino()) == key => {}
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+            HELD.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                key,
+                Held {
+                    owner: me,
+                    guards: 1,
+                    _file: file,
+                    path: path.clone(),
+                    dkms_tree: self.dkms_tree.clone(),
+                },
+            );
+            return Ok(guard(true));
         }
-        HELD.lock().unwrap_or_else(|e| e.into_inner()).insert(
-            key,
-            Held {
-                owner: me,
-                guards: 1,
-                _file: file,
-            },
-        );
-        Ok(guard(true))
     }
 
     /// The status lines dkms 3.0.10 prints, for the modules and targets `query` selects, and

@@ -41,6 +41,69 @@ fn a_command_waits_while_another_holds_the_lock() {
     assert!(s.dkms_tree.join("hello/0.1/source").is_symlink());
 }
 
+/// The lock file goes with the last module (a purge of every -dkms package leaves nothing in
+/// the tree); a command that was waiting on the removed file takes the lock on the file the
+/// name is now, so it still waits for a command holding that one.
+#[test]
+fn the_lock_file_goes_with_the_last_module_and_a_waiter_follows_the_name() {
+    let s = Scratch::new(&[]);
+    s.add_hello_source();
+    let lock_path = s.dkms_tree.join(".dkms-rs.lock");
+    ok(&mut s.dkms_rs(&["add", "hello/0.1"]));
+    assert!(
+        lock_path.exists(),
+        "a tree with a module keeps its lock file"
+    );
+    ok(&mut s.dkms_rs(&["remove", "hello/0.1", "--all"]));
+    let left: Vec<_> = std::fs::read_dir(&s.dkms_tree)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "the emptied tree holds {left:?}");
+
+    let open = || {
+        std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .unwrap()
+    };
+    let old = open();
+    old.lock().unwrap();
+    let mut child = s
+        .dkms_rs(&["add", "hello/0.1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(child.try_wait().unwrap().is_none(), "add must wait");
+    // What a holder that emptied the tree does: the name goes while the lock is held. A
+    // third command then takes the lock on a new file of that name.
+    std::fs::remove_file(&lock_path).unwrap();
+    let new = open();
+    new.lock().unwrap();
+    old.unlock().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "add went on while the lock file of the tree was held"
+    );
+    assert!(
+        !s.dkms_tree.join("hello").exists(),
+        "nothing done while waiting"
+    );
+    new.unlock().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(s.dkms_tree.join("hello/0.1/source").is_symlink());
+}
+
 #[test]
 fn two_builds_at_once_take_turns() {
     let Some(kernels) = support::require_kernels(1) else {

@@ -7,6 +7,25 @@ use std::time::Duration;
 
 use support::scratch::{Scratch, TRIVIAL, ok};
 
+/// `add hello/0.1` started while the test holds the tree's lock file.
+fn spawn_add(s: &Scratch) -> std::process::Child {
+    s.dkms_rs(&["add", "hello/0.1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// After a while, `child` still waits and has done nothing.
+fn assert_still_waiting(s: &Scratch, child: &mut std::process::Child, why: &str) {
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(child.try_wait().unwrap().is_none(), "{why}");
+    assert!(
+        !s.dkms_tree.join("hello").exists(),
+        "nothing done while waiting"
+    );
+}
+
 #[test]
 fn a_command_waits_while_another_holds_the_lock() {
     let s = Scratch::new(&[]);
@@ -18,21 +37,8 @@ fn a_command_waits_while_another_holds_the_lock() {
         .open(s.dkms_tree.join(".dkms-rs.lock"))
         .unwrap();
     lock.lock().unwrap();
-    let mut child = s
-        .dkms_rs(&["add", "hello/0.1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "add must wait for the lock"
-    );
-    assert!(
-        !s.dkms_tree.join("hello").exists(),
-        "nothing done while waiting"
-    );
+    let mut child = spawn_add(&s);
+    assert_still_waiting(&s, &mut child, "add must wait for the lock");
     lock.unlock().unwrap();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -71,28 +77,18 @@ fn the_lock_file_goes_with_the_last_module_and_a_waiter_follows_the_name() {
     };
     let old = open();
     old.lock().unwrap();
-    let mut child = s
-        .dkms_rs(&["add", "hello/0.1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
-    assert!(child.try_wait().unwrap().is_none(), "add must wait");
+    let mut child = spawn_add(&s);
+    assert_still_waiting(&s, &mut child, "add must wait");
     // What a holder that emptied the tree does: the name goes while the lock is held. A
     // third command then takes the lock on a new file of that name.
     std::fs::remove_file(&lock_path).unwrap();
     let new = open();
     new.lock().unwrap();
     old.unlock().unwrap();
-    std::thread::sleep(Duration::from_millis(800));
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "add went on while the lock file of the tree was held"
-    );
-    assert!(
-        !s.dkms_tree.join("hello").exists(),
-        "nothing done while waiting"
+    assert_still_waiting(
+        &s,
+        &mut child,
+        "add went on while the lock file of the tree was held",
     );
     new.unlock().unwrap();
     let out = child.wait_with_output().unwrap();

@@ -116,34 +116,29 @@ impl Machine {
         ))
     }
 
-    /// `dkms status`, sorted (dkms 3.0.10 sorts by module, then version; the engine too, but
-    /// the comparison is of the lines, not their order).
-    fn status(&self) -> Vec<String> {
-        let mut lines: Vec<String> = self.ok("dkms status").lines().map(str::to_owned).collect();
+    /// The lines `script` prints, sorted.
+    fn sorted_lines(&self, script: &str) -> Vec<String> {
+        let mut lines: Vec<String> = self.ok(script).lines().map(str::to_owned).collect();
         lines.sort();
         lines
     }
 
+    /// `dkms status`, sorted (dkms 3.0.10 sorts by module, then version; the engine too, but
+    /// the comparison is of the lines, not their order).
+    fn status(&self) -> Vec<String> {
+        self.sorted_lines("dkms status")
+    }
+
     /// The kernel releases with headers (`/lib/modules/*/build`), as dkms sees them.
     fn kernels(&self) -> Vec<String> {
-        let mut kernels: Vec<String> = self
-            .ok("for b in /lib/modules/*/build; do [ -d \"$b\" ] && basename \"${b%/build}\" || true; done")
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        kernels.sort();
-        kernels
+        self.sorted_lines(
+            "for b in /lib/modules/*/build; do [ -d \"$b\" ] && basename \"${b%/build}\" || true; done",
+        )
     }
 
     /// Every kernel release in /lib/modules, with headers or not.
     fn releases(&self) -> Vec<String> {
-        let mut releases: Vec<String> = self
-            .ok("ls /lib/modules")
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        releases.sort();
-        releases
+        self.sorted_lines("ls /lib/modules")
     }
 
     /// Every file and directory under /lib/modules/*/updates, with the modinfo vermagic of
@@ -448,26 +443,18 @@ fn debian_dkms_packages_live_through_the_kernel_lifecycle_on_the_engine_as_on_dk
     // (inode, size, mtime: nothing rebuilt), and each one's `dkms status` reads the other's.
     let stamps = reference.module_stamps();
     let before = snapshot(&reference);
-    reference.apt("install dkms-rs");
-    assert_eq!(
-        reference.ok("readlink -f /usr/sbin/dkms").trim(),
-        "/usr/bin/dkms-rs",
-        "dkms-rs did not replace dkms"
-    );
-    assert_eq!(snapshot(&reference), before, "dkms replaced by the engine");
-    assert_eq!(
-        reference.module_stamps(),
-        stamps,
-        "the engine rebuilt modules"
-    );
-    reference.apt("install dkms");
-    assert_eq!(
-        reference.ok("readlink -f /usr/sbin/dkms").trim(),
-        "/usr/sbin/dkms",
-        "dkms did not replace dkms-rs"
-    );
-    assert_eq!(snapshot(&reference), before, "the engine replaced by dkms");
-    assert_eq!(reference.module_stamps(), stamps, "dkms rebuilt modules");
+    // (package, what /usr/sbin/dkms then is)
+    for (package, dkms) in [("dkms-rs", "/usr/bin/dkms-rs"), ("dkms", "/usr/sbin/dkms")] {
+        reference.apt(&format!("install {package}"));
+        let now = reference.ok("readlink -f /usr/sbin/dkms");
+        assert_eq!(now.trim(), dkms, "{package} installed");
+        assert_eq!(snapshot(&reference), before, "{package} replaced the other");
+        assert_eq!(
+            reference.module_stamps(),
+            stamps,
+            "modules rebuilt when {package} replaced the other"
+        );
+    }
     // The engine's preinst.d hook, a conffile Debian 12's dkms does not have, stays: with
     // that dkms (no kernel_preinst) it says and does nothing.
     let preinst = reference.ok(&format!(

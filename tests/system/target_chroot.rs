@@ -49,8 +49,10 @@ struct Machine {
 
 impl Machine {
     fn new(name: &'static str, tarball: &Path, cache: &Path, repo: &Path) -> Machine {
+        // DKMS_RS_KEEP_TARGET=1 keeps the machines' trees, to look at after a failure.
         let root = tempfile::Builder::new()
             .prefix(&format!("target-{name}-"))
+            .disable_cleanup(std::env::var_os("DKMS_RS_KEEP_TARGET").is_some())
             .tempdir()
             .unwrap();
         run_ok(

@@ -550,3 +550,49 @@ fn a_garbage_key_warns_and_leaves_the_module_unsigned_as_dkms_3_2_2() {
     }
     assert_eq!(seen[0], seen[1], "dkms-rs (left) vs dkms 3.2.2 (right)");
 }
+
+/// A pair that cannot be made whole (the certificate's directory is not there): dkms-rs writes
+/// neither half and says the key is not there; dkms 3.2.2, whose openssl writes the key before
+/// failing on the certificate, leaves that key alone and names the certificate. Both exit 1.
+#[test]
+fn a_pair_that_cannot_be_made_whole_leaves_nothing() {
+    let (Some(reference), true) = (oracle(), tools()) else {
+        return;
+    };
+    let mut seen = Vec::new();
+    for side in ["dkms-rs", "dkms 3.2.2"] {
+        let s = Scratch::new(&[]);
+        let d = s.dir.path().display().to_string();
+        let key_dir = s.dir.path().join("keys");
+        std::fs::create_dir(&key_dir).unwrap();
+        std::fs::write(
+            s.etc_dir.join("framework.conf"),
+            format!("mok_signing_key={d}/keys/mok.key\nmok_certificate={d}/no-dir/mok.pub\n"),
+        )
+        .unwrap();
+        let args = ["generate_mok", "-k", support::FAKE_KERNEL];
+        let (code, out, err) = run(&mut match side {
+            "dkms-rs" => s.dkms_rs(&args),
+            _ => theirs(&s, &reference, &args),
+        });
+        assert_eq!(code, 1, "{side}:\n{out}{err}");
+        let last = out.lines().last().unwrap_or("").replace(&d, "[DIR]");
+        seen.push((support::scratch::listing(&key_dir), last));
+    }
+    assert_eq!(
+        seen[0],
+        (
+            Vec::<String>::new(),
+            "Key file [DIR]/keys/mok.key not found and can't be generated, modules won't be signed"
+                .to_owned()
+        )
+    );
+    assert_eq!(
+        seen[1],
+        (
+            vec!["mok.key".to_owned()],
+            "Certificate file [DIR]/no-dir/mok.pub not found and can't be generated, modules won't be signed"
+                .to_owned()
+        )
+    );
+}

@@ -26,6 +26,9 @@ pub struct Framework {
     pub autoinstall_all_kernels: bool,
     /// `parallel_jobs` (dkms 3.1 name); `None` means one per CPU.
     pub parallel_jobs: Option<usize>,
+    /// `sign_file`, `mok_signing_key`, `mok_certificate` as written, quotes removed: dkms
+    /// sources framework.conf again for each kernel it signs for, so `${kernelver}` and the
+    /// other variables in them are expanded then (`build::sign::expand`).
     pub sign_file: Option<PathBuf>,
     pub mok_signing_key: Option<PathBuf>,
     pub mok_certificate: Option<PathBuf>,

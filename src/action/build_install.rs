@@ -198,6 +198,7 @@ impl Session {
                 item,
             })
             .collect();
+        let signing = self.prepare_signing(jobs.iter().map(|j| &j.item));
         jobs::run(
             &jobs,
             self.concurrency(),
@@ -223,7 +224,7 @@ impl Session {
                             conf,
                             jobs: self.settings.jobs,
                             build_dir,
-                            signing: self.settings.signing.as_ref(),
+                            signing: signing.get(target).and_then(Option::as_ref),
                         },
                         &self.console,
                     )?;
@@ -236,6 +237,33 @@ impl Session {
                 }
             },
         )
+    }
+
+    /// dkms 3.2.2's `prepare_signing`, once per kernel that has a build to do (headers there,
+    /// not BUILD_EXCLUSIVE), in order, before the builds start: its lines come before them,
+    /// and a missing MOK pair is made once, not by two builds at a time.
+    fn prepare_signing<'a>(
+        &self,
+        items: impl Iterator<Item = &'a (ModuleVersion, Target, ModuleConf)>,
+    ) -> BTreeMap<Target, Option<build::Signing>> {
+        let mut prepared = BTreeMap::new();
+        let Some(conf) = &self.settings.signing else {
+            return prepared;
+        };
+        for (mv, target, module_conf) in items {
+            if prepared.contains_key(target)
+                || module_conf.build_exclude
+                || self.tree.is_built(mv, target, module_conf)
+                || !crate::kernel::has_headers(&self.tree.headers_dir(&target.kernel))
+            {
+                continue;
+            }
+            let ctx = self.tree.resolve_context(target, Some(mv));
+            let signing = conf.prepare(&ctx, &self.console);
+            self.console.say("");
+            prepared.insert(target.clone(), signing);
+        }
+        prepared
     }
 
     pub(super) fn unbuild_one(

@@ -1,7 +1,8 @@
 //! The dkms verbs on resolved values: a [`Session`] (the tree, the console, framework.conf's
 //! settings and the command's flags) and one file per group of verbs: `add`, `build_install`
 //! (build, install, uninstall, unbuild, remove), `autoinstall` (and match), `kernel` (the
-//! kernel hooks' kernel_preinst, kernel_postinst, kernel_prerm), `tarball`.
+//! kernel hooks' kernel_preinst, kernel_postinst, kernel_prerm), `tarball`, `mok`
+//! (generate_mok).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ mod add;
 mod autoinstall;
 mod build_install;
 mod kernel;
+mod mok;
 mod recover;
 mod tarball;
 
@@ -94,11 +96,14 @@ impl Settings {
             jobs: jobs::limit(framework.parallel_jobs),
             symlink_modules: framework.symlink_modules,
             autoinstall_all_kernels: framework.autoinstall_all_kernels,
-            signing: Some(build::SigningConf {
-                sign_file: framework.sign_file.clone(),
-                mok_signing_key: framework.mok_signing_key.clone(),
-                mok_certificate: framework.mok_certificate.clone(),
-            }),
+            signing: Some(
+                build::SigningConf {
+                    sign_file: framework.sign_file.clone(),
+                    mok_signing_key: framework.mok_signing_key.clone(),
+                    mok_certificate: framework.mok_certificate.clone(),
+                }
+                .or_environment(),
+            ),
         }
     }
 }

@@ -55,6 +55,14 @@ enum Action {
     /// every module built for it, depmod once; exit 14 naming the modules that failed.
     #[value(name = "kernel_prerm")]
     KernelPrerm,
+    /// Make the MOK pair that built modules are signed with, when the key or the certificate
+    /// is missing (framework.conf's mok_signing_key and mok_certificate, `$kernelver` being
+    /// -k's or the running kernel; default /var/lib/dkms/mok.key and mok.pub): a self-signed
+    /// RSA 2048 certificate for code signing, by the openssl command, as dkms 3.2.2. An
+    /// existing pair is kept. Enroll mok.pub with `mokutil --import` for Secure Boot. Exit 1
+    /// when there is no pair after.
+    #[value(name = "generate_mok")]
+    GenerateMok,
 }
 
 impl Action {
@@ -77,7 +85,9 @@ impl Action {
             | Action::Mkbmdeb
             | Action::KernelPreinst
             | Action::KernelPostinst
-            | Action::KernelPrerm => true,
+            | Action::KernelPrerm
+            // The pair the builds sign with (and make when missing) under the same lock.
+            | Action::GenerateMok => true,
         }
     }
 }
@@ -119,6 +129,7 @@ impl Action {
 ///   dkms-rs ldtarball /var/lib/dkms/hello/0.1/tarball/hello-0.1-kernel*.dkms.tar.gz
 ///   dkms-rs conf show --kernel "$(uname -r)" /usr/src/hello-0.1
 ///   dkms-rs --no-exec autoinstall -k "$(uname -r)"
+///   dkms-rs generate_mok
 ///
 /// -k takes any kernel release under /lib/modules (`ls /lib/modules`); build and install
 /// take it repeated, and `-k KERNEL/ARCH` names the architecture too (default `uname -m`).
@@ -277,7 +288,7 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
     };
     let Some(action) = cli.action else {
         return Err(ActionError::Usage(
-            "no action given: add, build, install, uninstall, unbuild, remove, status, autoinstall, match, mktarball, ldtarball, mkdeb, mkbmdeb, conf, kernel_preinst, kernel_postinst or kernel_prerm".into(),
+            "no action given: add, build, install, uninstall, unbuild, remove, status, autoinstall, match, mktarball, ldtarball, mkdeb, mkbmdeb, conf, kernel_preinst, kernel_postinst, kernel_prerm or generate_mok".into(),
         ));
     };
     // Here, once for the whole command: what it reads before a verb (the targets of --all,
@@ -403,6 +414,7 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                 _ => session.kernel_prerm(&target),
             }
         }
+        Action::GenerateMok => session.generate_mok(&targets(&cli)?.remove(0)),
         Action::Match => {
             let Some(template) = &cli.templatekernel else {
                 return Err(ActionError::Usage(

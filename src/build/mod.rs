@@ -38,8 +38,8 @@ pub struct BuildRequest<'a> {
     /// Where to build: `<m>/<v>/build`, or a per-kernel directory when the same module
     /// builds for several kernels at once.
     pub build_dir: PathBuf,
-    /// framework.conf's signing settings; `None`: do not sign.
-    pub signing: Option<&'a SigningConf>,
+    /// How to sign this kernel's modules ([`SigningConf::prepare`]); `None`: do not sign.
+    pub signing: Option<&'a Signing>,
 }
 
 /// Check what dkms checks before building; errors carry dkms's exit codes.
@@ -140,10 +140,7 @@ pub fn build(req: &BuildRequest, console: &Console) -> Result<Duration, ActionEr
         }
     }
 
-    let signing = req
-        .signing
-        .and_then(|s| s.for_kernel(target, &headers, config_text.as_deref()));
-    store(req, signing.as_ref(), console)?;
+    store(req, req.signing, console)?;
     if let Some(script) = &conf.post_build {
         run_script(ScriptKind::PostBuild, script, build_dir, None, console)?;
     }
@@ -261,8 +258,7 @@ fn stage_build(
             run_quiet(Command::new("strip").arg("-g").arg(&built), build_dir)?;
         }
         if let Some(sign) = signing {
-            console.verbose(&format!("Signing module {}", built.display()));
-            sign.sign(&built)?;
+            sign.sign(&built, console);
         }
         let (stored, ext) = compress::compress(&built, compression);
         copy(
@@ -356,7 +352,7 @@ pub(crate) fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-fn on_path(program: &str) -> bool {
+pub(crate) fn on_path(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| {
         std::env::split_paths(&paths).any(|dir| is_executable(&dir.join(program)))
     })

@@ -103,7 +103,12 @@ fn no_autoinstall_file_turns_autoinstall_off() {
         kernel_source_dir: None,
         no_exec: false,
     };
-    let mut session = Session::new(tree, &Framework::default(), Console::default());
+    // A sign-file that is not there: no MOK pair made in the host's /var/lib/dkms.
+    let framework = Framework {
+        sign_file: Some(etc.path().join("no-sign-file")),
+        ..Framework::default()
+    };
+    let mut session = Session::new(tree, &framework, Console::default());
     session.flags.no_depmod = true;
     let target = Target {
         kernel: KernelRelease(kernels[0].clone()),

@@ -16,5 +16,6 @@ mod mkdeb;
 mod no_exec;
 mod original;
 mod seed;
+mod signing;
 mod tarball_hostile;
 mod tarball_oracle;

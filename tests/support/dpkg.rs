@@ -109,8 +109,9 @@ impl Drop for DpkgGuard {
     }
 }
 
-/// dkms 3.0.10 makes a MOK key pair in /var/lib/dkms to sign with when there is none: not on
-/// a test run. (A `sign_file` that is not there turns signing off.)
+/// dkms 3.0.10 (as 3.2.2 and dkms-rs) makes a MOK key pair in /var/lib/dkms to sign with
+/// when there is none: not on a test run. (A `sign_file` that is not there turns signing off;
+/// dkms-rs, as dkms, takes it from the environment when framework.conf sets none.)
 pub fn no_signing(cmd: &mut Command) -> &mut Command {
     cmd.env("sign_file", "/nonexistent/sign-file")
 }

@@ -10,4 +10,5 @@ mod dpkg_roundtrip;
 mod postinst_dpkg;
 mod prebuilt_dpkg;
 mod qemu_boot;
+mod signed_qemu;
 mod target_chroot;

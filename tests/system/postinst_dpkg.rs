@@ -11,7 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::dpkg::TestModule;
+use support::dpkg::{TestModule, no_signing};
 use support::{require_kernels, require_tool, run_ok};
 
 const MODULE: TestModule = TestModule {
@@ -68,7 +68,9 @@ fn dpkg_with_dkms_postinst_installs_builds_and_removes_the_module() {
     let path = path_with_binaries(&dir.path().join("bin"));
 
     let installed = MODULE.guard(&[PACKAGE], Some(path.clone()));
-    let out = run_ok(Command::new("dpkg").arg("-i").arg(&deb).env("PATH", &path));
+    let out = run_ok(no_signing(
+        Command::new("dpkg").arg("-i").arg(&deb).env("PATH", &path),
+    ));
     // dkms-postinst's lines, not common.postinst's `dkms install` chatter.
     assert!(out.contains(&format!(", {arch}: built in ")), "{out}");
     assert!(
@@ -112,12 +114,12 @@ fn dpkg_with_dkms_postinst_installs_builds_and_removes_the_module() {
                 .unwrap()
         })
         .collect();
-    let again = run_ok(
+    let again = run_ok(no_signing(
         Command::new("sh")
             .arg(info("postinst"))
             .args(["configure", "0.1"])
             .env("PATH", &path),
-    );
+    ));
     assert!(!again.contains("Building initial module"), "{again}");
     assert_eq!(
         dkms_status(),
@@ -135,11 +137,11 @@ fn dpkg_with_dkms_postinst_installs_builds_and_removes_the_module() {
         .collect();
     assert_eq!(before, after, "a second configure reinstalled the module");
 
-    run_ok(
+    run_ok(no_signing(
         Command::new("dpkg")
             .args(["-r", PACKAGE])
             .env("PATH", &path),
-    );
+    ));
     for kernel in &kernels {
         assert!(
             !MODULE.installed_ko(kernel).exists(),

@@ -193,21 +193,52 @@ pub fn shell_quote(value: &str) -> String {
     }
 }
 
+/// The longest line of a control field's extended description: lintian's
+/// `extended-description-line-too-long` counts more than 80 (Check/Fields/Description.pm); the
+/// leading space included, 79 stays below it with room.
+const DESCRIPTION_WIDTH: usize = 79;
+
 /// Format free text as the extended part of a Debian `Description` field (Policy 5.6.13):
-/// every line starts with a space, blank lines become ` .`, no trailing blank lines.
+/// every line starts with a space, blank lines become ` .`, no trailing blank lines. Lines of
+/// prose are wrapped at word boundaries to [`DESCRIPTION_WIDTH`]; a line that starts with
+/// whitespace is kept as it is (Policy: such lines are displayed verbatim).
 pub fn debian_long_description(text: &str) -> String {
-    text.trim_end()
-        .lines()
-        .map(|line| {
-            let line = line.trim_end();
-            if line.is_empty() {
-                " .".to_string()
-            } else {
-                format!(" {line}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let mut out = Vec::new();
+    for line in text.trim_end().lines() {
+        let line = line.trim_end();
+        if line.is_empty() {
+            out.push(" .".to_string());
+        } else if line.starts_with(char::is_whitespace) {
+            out.push(format!(" {line}"));
+        } else {
+            wrap_words(line, DESCRIPTION_WIDTH - 1, &mut out);
+        }
+    }
+    out.join("\n")
+}
+
+/// Greedy word wrap of `line` to `width` characters, each output line led by one space; a
+/// word longer than `width` (a URL) gets a line of its own.
+fn wrap_words(line: &str, width: usize, out: &mut Vec<String>) {
+    let mut current = String::new();
+    let mut len = 0;
+    for word in line.split_whitespace() {
+        let n = word.chars().count();
+        if len > 0 && len + 1 + n > width {
+            out.push(format!(" {current}"));
+            current.clear();
+            len = 0;
+        }
+        if len > 0 {
+            current.push(' ');
+            len += 1;
+        }
+        current.push_str(word);
+        len += n;
+    }
+    if len > 0 {
+        out.push(format!(" {current}"));
+    }
 }
 
 #[cfg(test)]
@@ -231,6 +262,33 @@ mod tests {
             debian_long_description("First line.\nsecond\n\nNew paragraph.\n\n"),
             " First line.\n second\n .\n New paragraph."
         );
+    }
+
+    #[test]
+    fn long_description_wraps_prose_and_keeps_verbatim_lines() {
+        let words = "word ".repeat(40);
+        let text = format!("{words}\n  verbatim {words}\n{}", "x".repeat(100));
+        let out = debian_long_description(&text);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.len() > 4, "{out}");
+        for l in &lines[..lines.len() - 1] {
+            assert!(l.starts_with(' '), "{l:?}");
+            assert!(
+                l.chars().count() <= DESCRIPTION_WIDTH || l.starts_with("   verbatim"),
+                "{l:?}"
+            );
+        }
+        assert!(lines.iter().any(|l| l.starts_with("   verbatim word")));
+        assert_eq!(
+            lines.last(),
+            Some(&format!(" {}", "x".repeat(100)).as_str())
+        );
+        let rejoined: Vec<&str> = lines
+            .iter()
+            .take_while(|l| !l.starts_with("   "))
+            .flat_map(|l| l.split_whitespace())
+            .collect();
+        assert_eq!(rejoined, words.split_whitespace().collect::<Vec<_>>());
     }
 
     #[test]

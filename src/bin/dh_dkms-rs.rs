@@ -63,8 +63,9 @@ struct Cli {
     #[arg(long, action = clap::ArgAction::Version)]
     version: (),
 
-    /// Print the man page or a bash completion script, and exit.
-    #[arg(long, value_name = "WHAT", hide = true)]
+    /// Print this program's man page (man) or its bash or zsh completion script
+    /// (complete-bash, complete-zsh), and exit.
+    #[arg(long, value_name = "WHAT")]
     generate: Option<Generate>,
 }
 

@@ -62,13 +62,20 @@ struct Cli {
     #[arg(long, value_name = "REVISION")]
     revision: Option<String>,
 
+    /// Debian bug the changelog entry closes (repeatable): the ITP of a package meant for
+    /// the archive. Without it, a first revision (-1) gets a lintian override of
+    /// initial-upload-closes-no-bugs: a package made for a site has no ITP to close.
+    #[arg(long, value_name = "BUG")]
+    closes: Vec<String>,
+
     /// Package description: the first line is the synopsis, further lines the extended
     /// description. Default: one naming the module and saying what DKMS does with it.
     #[arg(long, value_name = "TEXT")]
     description: Option<String>,
 
-    /// Binary package name. Default: PACKAGE_NAME-dkms (which must then be a valid
-    /// Debian package name: lowercase letters, digits, + - .).
+    /// Binary package name. Default: PACKAGE_NAME-dkms, lowercased and with `_` as `-`
+    /// (tp_smapi: tp-smapi-dkms), which must then be a Debian package name (lowercase
+    /// letters, digits, + - .).
     #[arg(long, value_name = "NAME")]
     package_name: Option<String>,
 
@@ -112,8 +119,9 @@ struct Cli {
     #[arg(long, requires = "kernels")]
     binaries_only: bool,
 
-    /// Print the man page or a bash completion script, and exit.
-    #[arg(long, value_name = "WHAT", hide = true)]
+    /// Print this program's man page (man) or its bash or zsh completion script
+    /// (complete-bash, complete-zsh), and exit.
+    #[arg(long, value_name = "WHAT")]
     generate: Option<Generate>,
 }
 
@@ -127,6 +135,7 @@ fn main() -> ExitCode {
         output_dir: cli.output_dir,
         maintainer: cli.maintainer,
         revision: cli.revision,
+        closes: cli.closes,
         description: cli.description,
         package_name: cli.package_name,
         templates: cli.templates,

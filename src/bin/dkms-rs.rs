@@ -233,8 +233,9 @@ struct Cli {
     /// Print the version.
     #[arg(short = 'V', long)]
     version: bool,
-    /// Print the man page or a bash completion script, and exit.
-    #[arg(long, value_name = "WHAT", hide = true)]
+    /// Print this program's man page (man) or its bash or zsh completion script
+    /// (complete-bash, complete-zsh), and exit.
+    #[arg(long, value_name = "WHAT")]
     generate: Option<Generate>,
 }
 

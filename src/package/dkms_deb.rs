@@ -61,6 +61,7 @@ pub fn mkdeb_with_prebuilt(
         description => description,
         license => &opts.license,
         date => date,
+        closes => &opts.closes,
         year => year,
     };
     maker.add_doc_files(&mut data, &id.package, &id, &ctx)?;
@@ -71,10 +72,11 @@ pub fn mkdeb_with_prebuilt(
 
 /// Synopsis and extended description: from `--description` (first line, rest) or the default.
 pub(super) fn describe(id: &PackageIdentity, given: Option<&str>) -> (String, String) {
+    // One paragraph: the control template wraps it to the width lintian allows.
     let default_long = format!(
-        "This package provides the source code of the {name} {version} kernel module.\n\
-         DKMS builds and installs it for every kernel on the system whose headers\n\
-         are installed, and again whenever a new kernel is installed.",
+        "This package provides the source code of the {name} {version} kernel module. \
+         DKMS builds and installs it for every kernel on the system whose headers are \
+         installed, and again whenever a new kernel is installed.",
         name = id.name,
         version = id.version
     );

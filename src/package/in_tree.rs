@@ -51,6 +51,7 @@ pub(super) fn tree_options(
         output_dir,
         maintainer,
         revision: None,
+        closes: Vec::new(),
         description: None,
         package_name: None,
         templates: None,

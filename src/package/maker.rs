@@ -42,6 +42,18 @@ impl<'o> Maker<'o> {
             value: maintainer.clone(),
             reason,
         })?;
+        // debian/changelog's `Closes: #N`: bug numbers only (Policy 4.4, dpkg's Closes regex).
+        if let Some(bug) = opts
+            .closes
+            .iter()
+            .find(|b| b.is_empty() || !b.bytes().all(|c| c.is_ascii_digit()))
+        {
+            return Err(PackageError::BadOption {
+                setting: Setting::Closes,
+                value: bug.clone(),
+                reason: "is not a Debian bug number (digits only, e.g. 1234567)".into(),
+            });
+        }
         let templates = Templates::load(opts.templates.as_deref())?;
         Ok(Maker {
             opts,
@@ -69,7 +81,9 @@ impl<'o> Maker<'o> {
     }
 
     /// `/usr/share/doc/<package>/copyright` (rendered, or the packager's file) and the gzipped
-    /// changelog, named as Policy 12.7 says for the package's version.
+    /// changelog, named as Policy 12.7 says for the package's version. When lintian would take
+    /// that one-entry changelog for a first upload to Debian that closes no ITP bug, and no
+    /// `--closes` was given, a lintian override says why none is closed.
     pub fn add_doc_files(
         &self,
         data: &mut DataTree,
@@ -92,6 +106,18 @@ impl<'o> Maker<'o> {
             gzip_max(changelog.as_bytes()),
             false,
         );
+        if id.looks_like_initial_upload() && self.opts.closes.is_empty() {
+            data.add_file_bytes(
+                &format!("usr/share/lintian/overrides/{package}"),
+                format!(
+                    "# Made by dkms-mkdeb for use outside the Debian archive: no ITP bug to close\n\
+                     # (dkms-mkdeb --closes BUG names the ITP of a package meant for Debian).\n\
+                     {package}: initial-upload-closes-no-bugs\n"
+                )
+                .into_bytes(),
+                false,
+            );
+        }
         Ok(())
     }
 

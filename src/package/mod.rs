@@ -42,6 +42,9 @@ pub struct MkdebOptions {
     pub maintainer: Option<String>,
     /// Debian revision appended to PACKAGE_VERSION (`0.1` + `1` -> `0.1-1`).
     pub revision: Option<String>,
+    /// Debian bug numbers the changelog entry closes (`Closes: #N`): the ITP of a package
+    /// meant for the archive.
+    pub closes: Vec<String>,
     /// Description: first line the synopsis, the rest the extended description.
     pub description: Option<String>,
     /// Binary package name; default `<PACKAGE_NAME>-dkms`.
@@ -68,6 +71,8 @@ pub enum Setting {
     License,
     PackageName,
     Revision,
+    /// A bug the changelog entry closes.
+    Closes,
     /// The kernels of the prebuilt modules.
     Kernels,
     SourceDateEpoch,
@@ -80,6 +85,7 @@ impl std::fmt::Display for Setting {
             Setting::License => "license",
             Setting::PackageName => "package name",
             Setting::Revision => "revision",
+            Setting::Closes => "bug to close",
             Setting::Kernels => "kernel",
             Setting::SourceDateEpoch => "SOURCE_DATE_EPOCH",
         })

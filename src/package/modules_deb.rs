@@ -107,6 +107,7 @@ pub fn mkbmdeb(opts: &MkdebOptions, prebuilt: &Prebuilt) -> Result<Vec<WrittenDe
             description => description,
             license => &opts.license,
             date => &date,
+            closes => &opts.closes,
             year => &year,
         };
         maker.add_doc_files(&mut data, &package, &id, &ctx)?;

@@ -78,7 +78,7 @@ impl PackageIdentity {
                 p.to_string()
             }
             None => {
-                let p = format!("{name}-dkms");
+                let p = default_package_name(&name);
                 check_package_name(&p).map_err(|reason| PackageError::BadField {
                     path: conf_path.clone(),
                     field: "PACKAGE_NAME",
@@ -129,13 +129,28 @@ impl PackageIdentity {
         format!("{}_{}_{arch}.deb", self.package, version)
     }
 
-    /// Non-native packages (with a Debian revision) ship `changelog.Debian.gz` (Policy 12.7).
+    /// Non-native packages ship `changelog.Debian.gz`, native ones `changelog.gz` (Policy 12.7).
+    /// A version is non-native when it has a Debian revision, i.e. a `-` (dpkg's parseversion
+    /// splits at the last one; lintian's changelog check decides so too): also when the `-`
+    /// comes from PACKAGE_VERSION itself.
     pub(super) fn changelog_name(&self) -> &'static str {
-        if self.deb_version.contains('-') && self.deb_version != self.version {
-            "changelog.Debian.gz"
-        } else {
+        if self.is_native() {
             "changelog.gz"
+        } else {
+            "changelog.Debian.gz"
         }
+    }
+
+    /// Whether the version has no Debian revision (Policy 5.6.12: "native" packages).
+    pub fn is_native(&self) -> bool {
+        !self.deb_version.contains('-')
+    }
+
+    /// Whether lintian takes the package's one-entry changelog for a first upload to Debian,
+    /// which should close its ITP bug (`initial-upload-closes-no-bugs`: one entry and a version
+    /// ending in `-1`, lintian's Check/Debian/Changelog.pm).
+    pub fn looks_like_initial_upload(&self) -> bool {
+        self.deb_version.ends_with("-1")
     }
 }
 
@@ -168,6 +183,13 @@ pub(super) fn check_maintainer(m: &str) -> Result<(), String> {
     } else {
         Err("is not of the form 'Full Name <user@example.org>'".into())
     }
+}
+
+/// The binary package of module `name` when none is given: `<name>-dkms`, lowercased and with
+/// `_` as `-`, as Debian names the -dkms packages of such modules (tp_smapi: tp-smapi-dkms,
+/// acpi_call: acpi-call-dkms). Other characters are kept, for [`check_package_name`] to refuse.
+pub(super) fn default_package_name(name: &str) -> String {
+    format!("{}-dkms", name.to_ascii_lowercase().replace('_', "-"))
 }
 
 /// Debian package names: lowercase letters, digits, `+ - .`, at least two characters,
@@ -273,6 +295,13 @@ mod tests {
         assert!(check_package_name("acpi_call-dkms").is_err());
         assert!(check_package_name("Hello-dkms").is_err());
         assert!(check_package_name("-x").is_err());
+    }
+
+    #[test]
+    fn default_package_names_are_debian_names() {
+        assert_eq!(default_package_name("tp_smapi"), "tp-smapi-dkms");
+        assert_eq!(default_package_name("Hello_World"), "hello-world-dkms");
+        assert!(check_package_name(&default_package_name("a b")).is_err());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The module source as a package carries it: `/usr/src/<name>-<version>/` without VCS
-//! metadata, kbuild leftovers or packages, and only names dpkg can carry.
+//! metadata, editor backups, kbuild leftovers or packages, and only names dpkg can carry.
 
 use std::ffi::OsStr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -9,9 +9,9 @@ use crate::deb::DataTree;
 
 use super::PackageError;
 
-/// VCS metadata, kbuild leftovers and packages: never part of a packaged module source
-/// (the VCS set `dpkg-source -i` ignores, what `make modules` leaves behind, and a previous
-/// run's .deb when the output directory is the source directory).
+/// VCS metadata, editor backups, kbuild leftovers and packages: never part of a packaged
+/// module source (the VCS set `dpkg-source -i` ignores, what `make modules` leaves behind, and
+/// a previous run's .deb when the output directory is the source directory).
 pub(super) fn is_excluded(name: &OsStr, is_dir: bool) -> bool {
     let Some(name) = name.to_str() else {
         return false;
@@ -40,7 +40,7 @@ pub(super) fn is_excluded(name: &OsStr, is_dir: bool) -> bool {
     const BUILD_SUFFIXES: &[&str] = &[
         ".o", ".ko", ".mod", ".mod.c", ".a", ".ko.xz", ".ko.zst", ".ko.gz", ".deb",
     ];
-    if VCS.contains(&name) {
+    if VCS.contains(&name) || is_editor_backup(name) {
         return true;
     }
     if is_dir {
@@ -49,6 +49,23 @@ pub(super) fn is_excluded(name: &OsStr, is_dir: bool) -> bool {
     BUILD_FILES.contains(&name)
         || BUILD_SUFFIXES.iter().any(|s| name.ends_with(s))
         || (name.starts_with('.') && (name.ends_with(".cmd") || name.ends_with(".d")))
+}
+
+/// What editors leave in a worked-in tree: the backup, emacs-lock and vi-swap names of
+/// dpkg-source's default ignore list (`*~`, `.#*`, `.*.sw?`: Dpkg/Source/Package.pm), and
+/// emacs's auto-save files (`#*#`).
+fn is_editor_backup(name: &str) -> bool {
+    let vi_swap = name.len() > 4
+        && name.starts_with('.')
+        && name
+            .char_indices()
+            .rev()
+            .nth(3)
+            .is_some_and(|(i, _)| i > 0 && name[i..].starts_with(".sw"));
+    name.ends_with('~')
+        || name.starts_with(".#")
+        || vi_swap
+        || (name.len() > 2 && name.starts_with('#') && name.ends_with('#'))
 }
 
 /// Add the source tree under `prefix`; returns the newest mtime of its files and links
@@ -150,6 +167,11 @@ mod tests {
             "modules.order",
             "hello.mod.c",
             ".gitignore",
+            "hello.c~",
+            ".hello.c.swp",
+            ".hello.c.swo",
+            "#hello.c#",
+            ".#hello.c",
         ] {
             assert!(is_excluded(OsStr::new(n), n == ".git"), "{n}");
         }
@@ -160,6 +182,9 @@ mod tests {
             "Kbuild",
             "hello.h",
             "cmd",
+            ".swp",
+            "#",
+            "a.swp",
         ] {
             assert!(!is_excluded(OsStr::new(n), false), "{n}");
         }

@@ -4,6 +4,7 @@
 mod support;
 
 mod deb_format;
+mod debian_sources;
 mod hostile_source;
 mod man;
 mod mkdeb;

@@ -278,6 +278,39 @@ fn awkward_package_is_lintian_clean_and_keeps_its_shape() {
     lintian_clean(&deb);
 }
 
+/// What editors leave in a worked-in tree is not shipped (dpkg-source's default ignores, and
+/// emacs's auto-save files); a file merely named like one elsewhere in the name is.
+#[test]
+fn editor_backups_are_not_shipped() {
+    if !require_tool("dpkg-deb") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    copy_tree(&hello_source(), &src);
+    for junk in [
+        "hello.c~",
+        ".hello.c.swp",
+        ".dkms.conf.swo",
+        "#hello.c#",
+        "Makefile.orig~",
+    ] {
+        fs::write(src.join(junk), "junk\n").unwrap();
+    }
+    // emacs's lock: a dangling symlink.
+    symlink("jane@host.1234:1700000000", src.join(".#hello.c")).unwrap();
+    fs::write(src.join("notes.swp.txt"), "kept\n").unwrap();
+    let out = dir.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let deb = build(&src, &out, &[]);
+    let names = contents(&deb);
+    let shipped: Vec<&String> = names
+        .iter()
+        .filter(|n| n.contains('~') || n.contains(".sw") || n.contains('#'))
+        .collect();
+    assert_eq!(shipped, ["./usr/src/hello-0.1/notes.swp.txt"], "{names:#?}");
+}
+
 #[test]
 fn two_builds_are_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
@@ -415,7 +448,25 @@ fn bad_input_gets_one_clear_line_and_no_package() {
         "{err}"
     );
 
+    // A PACKAGE_NAME whose derived package name (lowercase, `_` as `-`) is still no Debian
+    // name: dkms.conf's field is named, exit 8 as for any bad dkms.conf.
+    fs::write(
+        &conf,
+        good.replace("PACKAGE_NAME=\"hello\"", "PACKAGE_NAME=\"hello@work\""),
+    )
+    .unwrap();
+    let (code, err) = refused(&src, &out, &[]);
+    assert_eq!(code, 8, "{err}");
+    assert!(
+        err.contains("dkms.conf") && err.contains("PACKAGE_NAME") && err.contains("--package-name"),
+        "{err}"
+    );
+
     fs::write(&conf, &good).unwrap();
+    let (code, err) = refused(&src, &out, &["--closes", "#123"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--closes \"#123\""), "{err}");
+
     let (_, err) = refused(&src, &out, &["-Z", "bzip2"]);
     assert!(err.contains("bzip2"), "{err}");
 

@@ -45,13 +45,111 @@ pub fn generate(
     let section;
     (cmd, section) = as_called(cmd);
     let shell = match what {
-        Generate::Man => return clap_mangen::Man::new(cmd).section(section).render(out),
+        Generate::Man => return man_page(cmd, section, out),
         Generate::CompleteBash => clap_complete::Shell::Bash,
         Generate::CompleteZsh => clap_complete::Shell::Zsh,
     };
     let name = cmd.get_name().to_string();
     clap_complete::generate(shell, &mut cmd, name, out);
     Ok(())
+}
+
+/// The man page: clap_mangen's, with a SYNOPSIS of our own (clap_mangen writes `-v ` for
+/// `-v VERSION`: no argument names).
+fn man_page(mut cmd: clap::Command, section: &str, out: &mut dyn Write) -> std::io::Result<()> {
+    cmd.build();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd.clone())
+        .section(section)
+        .render(&mut page)?;
+    let page = String::from_utf8_lossy(&page);
+    const HEADING: &str = ".SH SYNOPSIS\n";
+    let spliced = page.find(HEADING).and_then(|at| {
+        let body = at + HEADING.len();
+        let next = body + page[body..].find("\n.SH ")? + 1;
+        Some(format!(
+            "{}{}{}",
+            &page[..body],
+            synopsis(&cmd),
+            &page[next..]
+        ))
+    });
+    out.write_all(spliced.as_deref().unwrap_or(&page).as_bytes())
+}
+
+/// Text for a roff line: `-` as the minus sign options are written with, `\` and the quote
+/// escaped (as clap_mangen's roff crate does).
+fn roff_escape(text: &str) -> String {
+    text.replace('\\', "\\e")
+        .replace('-', "\\-")
+        .replace('\'', "\\*(Aq")
+}
+
+/// The SYNOPSIS body in roff: every visible option in bold with its argument's name in
+/// italics, `[ ]` around what is optional, `...` after what repeats, options before operands
+/// (man-pages(7)); not hyphenated, not justified. `cmd` is built (values' arity known).
+fn synopsis(cmd: &clap::Command) -> String {
+    use clap::ArgAction;
+    let bold = |t: &str| format!("\\fB{}\\fR", roff_escape(t));
+    let italic = |t: &str| format!("\\fI{}\\fR", roff_escape(t));
+    let value_of = |arg: &clap::Arg| {
+        let name = arg.get_value_names().map_or_else(
+            || arg.get_id().as_str().to_uppercase(),
+            |names| {
+                names
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            },
+        );
+        if name.contains(' ') {
+            format!("\\*(Aq{}\\*(Aq", italic(&name))
+        } else {
+            italic(&name)
+        }
+    };
+    let mut words = vec![bold(cmd.get_bin_name().unwrap_or(cmd.get_name()))];
+    let options = cmd.get_arguments().filter(|a| !a.is_positional());
+    for arg in options
+        .chain(cmd.get_positionals())
+        .filter(|a| !a.is_hide_set())
+    {
+        let repeats = matches!(arg.get_action(), ArgAction::Append | ArgAction::Count)
+            || (arg.is_positional() && arg.get_num_args().is_some_and(|n| n.max_values() > 1));
+        let mut word = if arg.is_positional() {
+            value_of(arg)
+        } else {
+            let mut flag = match (arg.get_short(), arg.get_long()) {
+                (Some(s), Some(l)) => {
+                    format!("{}|{}", bold(&format!("-{s}")), bold(&format!("--{l}")))
+                }
+                (Some(s), None) => bold(&format!("-{s}")),
+                (None, Some(l)) => bold(&format!("--{l}")),
+                (None, None) => continue,
+            };
+            if arg.get_action().takes_values() {
+                let optional = arg.get_num_args().is_some_and(|n| n.min_values() == 0);
+                flag = if optional {
+                    format!("{flag} [{}]", value_of(arg))
+                } else {
+                    format!("{flag} {}", value_of(arg))
+                };
+            }
+            flag
+        };
+        if !arg.is_required_set() {
+            word = format!("[{word}]");
+        }
+        if repeats {
+            word.push_str("...");
+        }
+        words.push(word);
+    }
+    if cmd.get_subcommands().any(|c| !c.is_hide_set()) {
+        words.push(italic(cmd.get_subcommand_value_name().unwrap_or("COMMAND")));
+    }
+    format!(".nh\n.ad l\n{}\n.ad\n.hy\n", words.join(" "))
 }
 
 /// Print `program: error: message` on one line of stderr and return dkms's exit `code`.
@@ -95,10 +193,23 @@ pub fn start<C: clap::Parser>(
     let cli = parse::<C>(program)?;
     match generate_of(&cli) {
         None => Ok(cli),
-        Some(what) => Err(match generate(what, C::command(), &mut std::io::stdout()) {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => fail(program, &e, 1),
-        }),
+        Some(what) => {
+            // Generated whole, then written: clap_complete panics on a failed write.
+            let mut bytes = Vec::new();
+            let written = generate(what, C::command(), &mut bytes).and_then(|()| {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&bytes)?;
+                out.flush()
+            });
+            Err(match written {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                // `--generate man | head`: the reader has what it wanted; nothing to say.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => fail(program, &e, 1),
+            })
+        }
     }
 }
 
@@ -127,6 +238,7 @@ pub fn package_error_line(e: &dkms::package::PackageError) -> String {
                 Setting::License => ("--license", " with --copyright FILE"),
                 Setting::PackageName => ("--package-name", ""),
                 Setting::Revision => ("--revision", ""),
+                Setting::Closes => ("--closes", ""),
                 Setting::Kernels => ("-k", ""),
                 Setting::SourceDateEpoch => ("SOURCE_DATE_EPOCH", ""),
             };

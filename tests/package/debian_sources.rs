@@ -1,0 +1,279 @@
+//! dkms-mkdeb on real module sources: the /usr/src trees of seven of Debian's own -dkms
+//! packages (fetched by the dkms.conf corpus), packaged with the default options, judged by
+//! lintian. Debian's packages of the same sources are the oracle for names (tp_smapi's
+//! package, the changelog of a version with a `-`).
+
+use crate::support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use assert_cmd::cargo::cargo_bin;
+use support::{require_tool, run_ok};
+
+/// Debian's packages whose module source is packaged here (issue 12's seven).
+const DEBIAN_PACKAGES: &[&str] = &[
+    "acpi-call-dkms",
+    "bbswitch-dkms",
+    "tp-smapi-dkms",
+    "v4l2loopback-dkms",
+    "xtrx-dkms",
+    "lttng-modules-dkms",
+    "openafs-modules-dkms",
+];
+
+/// The tags lintian gives these packages because of upstream's own files under
+/// /usr/src/<module>-<version>/, which a -dkms package must ship as they are (dkms builds
+/// them): (package made by dkms-mkdeb, tag, why). Only hints whose context names a file under
+/// `usr/src/` are matched; any other tag fails the test, and so does an entry never seen.
+const UPSTREAM_TAGS: &[(&str, &str, &str)] = &[
+    (
+        "openafs-dkms",
+        "national-encoding",
+        "W: upstream's src/util/uuid.c and include/afs/afs_lhash.h are ISO-8859-1",
+    ),
+    (
+        "openafs-dkms",
+        "bash-term-in-posix-shell",
+        "I: upstream's autotools build-tools/install-sh and config.guess use $RANDOM",
+    ),
+    (
+        "openafs-dkms",
+        "repeated-path-segment",
+        "P: upstream's tree has a src/ directory, and dkms wants it under /usr/src",
+    ),
+    (
+        "lttng-modules-dkms",
+        "repeated-path-segment",
+        "P: upstream's tree has a src/ directory, and dkms wants it under /usr/src",
+    ),
+    (
+        "lttng-modules-dkms",
+        "package-contains-documentation-outside-usr-share-doc",
+        "I: upstream's READMEs and syscall tables inside the source tree dkms builds",
+    ),
+];
+
+/// Each of Debian's packages with its module source dir (`usr/src/<m>-<v>/` of the .deb).
+fn debian_sources() -> Option<Vec<(&'static str, PathBuf)>> {
+    let corpus = support::dkms_conf_corpus()?;
+    let found: Vec<(&'static str, PathBuf)> = DEBIAN_PACKAGES
+        .iter()
+        .map(|p| {
+            let conf = corpus
+                .iter()
+                .find(|(pkg, _)| pkg == p)
+                .map(|(_, conf)| conf.parent().expect("conf dir").to_path_buf())
+                .unwrap_or_else(|| panic!("the dkms.conf corpus has no {p}"));
+            (*p, conf)
+        })
+        .collect();
+    Some(found)
+}
+
+/// The extracted Debian package `p` of the corpus (the dir holding `usr/src`).
+fn debian_root(source: &Path) -> &Path {
+    source
+        .ancestors()
+        .nth(3)
+        .expect("<corpus>/<package>/usr/src/<m>-<v>")
+}
+
+/// dkms-mkdeb with the default options (the maintainer from the environment, as dch's), the
+/// package written into `out`; returns its path.
+fn mkdeb_default(source: &Path, out: &Path, extra: &[&str]) -> PathBuf {
+    let stdout = run_ok(
+        support::command(cargo_bin("dkms-mkdeb"))
+            .env("DEBFULLNAME", "Jane Doe")
+            .env("DEBEMAIL", "jane@example.org")
+            .arg("-o")
+            .arg(out)
+            .args(extra)
+            .arg(source),
+    );
+    PathBuf::from(stdout.trim())
+}
+
+fn field(deb: &Path, name: &str) -> String {
+    run_ok(Command::new("dpkg-deb").arg("--field").arg(deb).arg(name))
+        .trim()
+        .to_string()
+}
+
+/// The files under usr/share/doc/<package>/ of a package's data, as dpkg-deb lists them.
+fn doc_names(deb: &Path, package: &str) -> Vec<String> {
+    let prefix = format!("./usr/share/doc/{package}/");
+    run_ok(Command::new("dpkg-deb").arg("--contents").arg(deb))
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter_map(|n| n.strip_prefix(&prefix).map(str::to_string))
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// lintian's hints on `debs` (one run), as (level, package, tag, context) each; asserts its
+/// `--fail-on error,warning` verdict is a failure exactly when it printed an E: or W: hint.
+fn lintian(debs: &[PathBuf]) -> Vec<(String, String, String, String)> {
+    let out = Command::new("lintian")
+        .args(["-EI", "--pedantic", "--fail-on", "error,warning"])
+        .args(debs)
+        .output()
+        .expect("run lintian");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let hints: Vec<(String, String, String, String)> = text
+        .lines()
+        .filter_map(|l| {
+            // "W: package: tag context..."
+            let (level, rest) = l.split_once(": ")?;
+            let (package, rest) = rest.split_once(": ")?;
+            let (tag, context) = rest.split_once(' ').unwrap_or((rest, ""));
+            Some((
+                level.to_string(),
+                package.to_string(),
+                tag.to_string(),
+                context.to_string(),
+            ))
+        })
+        .collect();
+    // lintian exits 2 when a --fail-on tag was given (0 otherwise, 1 when it broke).
+    let failing = hints.iter().any(|(level, ..)| level == "E" || level == "W");
+    assert_eq!(
+        out.status.code(),
+        Some(if failing { 2 } else { 0 }),
+        "lintian's verdict on {debs:?}:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    hints
+}
+
+#[test]
+fn seven_debian_sources_are_lintian_clean_with_the_defaults() {
+    if !require_tool("lintian") || !require_tool("dpkg-deb") {
+        return;
+    }
+    let Some(sources) = debian_sources() else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let mut debs = Vec::new();
+    for (debian_package, source) in &sources {
+        let deb = mkdeb_default(source, out.path(), &[]);
+        let package = field(&deb, "Package");
+        // Debian's name where the module's has a `_` (tp_smapi): lowercase, `_` as `-`.
+        if source.file_name().unwrap().to_string_lossy().contains('_') {
+            assert_eq!(&package, debian_package, "{}", source.display());
+        }
+        // The same version as Debian's package of it: the changelog Debian ships under the
+        // name Policy 12.7 gives that version (xtrx's has a `-`: changelog.Debian.gz).
+        let debian_version = run_ok(
+            Command::new("dpkg-deb")
+                .arg("--field")
+                .arg(
+                    std::fs::read_dir(debian_root(source).parent().unwrap().join("debs"))
+                        .unwrap()
+                        .flatten()
+                        .map(|e| e.path())
+                        .find(|p| {
+                            p.file_name()
+                                .unwrap()
+                                .to_string_lossy()
+                                .starts_with(&format!("{debian_package}_"))
+                        })
+                        .expect("Debian's .deb"),
+                )
+                .arg("Version"),
+        );
+        if field(&deb, "Version") == debian_version.trim() {
+            let debian_doc = debian_root(source)
+                .join("usr/share/doc")
+                .join(debian_package);
+            let ours = doc_names(&deb, &package);
+            let debian_changelogs: Vec<String> = std::fs::read_dir(&debian_doc)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("changelog.Debian"))
+                .collect();
+            assert!(!debian_changelogs.is_empty(), "{}", debian_doc.display());
+            for name in &debian_changelogs {
+                assert!(ours.contains(name), "{package}: {ours:?}, Debian's: {name}");
+            }
+        }
+        debs.push(deb);
+    }
+    let hints = lintian(&debs);
+    let mut unexplained = Vec::new();
+    for (_, package, tag, context) in &hints {
+        let upstream = context.contains("[usr/src/")
+            && UPSTREAM_TAGS
+                .iter()
+                .any(|(p, t, _)| p == package && t == tag);
+        if !upstream {
+            unexplained.push(format!("{package}: {tag} {context}"));
+        }
+    }
+    assert!(
+        unexplained.is_empty(),
+        "lintian tags not caused by upstream files:\n{}",
+        unexplained.join("\n")
+    );
+    for (p, t, why) in UPSTREAM_TAGS {
+        assert!(
+            hints.iter().any(|(_, hp, ht, _)| hp == p && ht == t),
+            "{p}: {t} ({why}) is listed as expected but lintian no longer says it: drop it"
+        );
+    }
+}
+
+/// `--revision 1` (a first Debian revision: lintian's `initial-upload-closes-no-bugs` case),
+/// on a version with a `-` of its own, and with `--closes` (the ITP of a package for Debian).
+#[test]
+fn revision_builds_are_lintian_clean() {
+    if !require_tool("lintian") || !require_tool("dpkg-deb") || !require_tool("dpkg-parsechangelog")
+    {
+        return;
+    }
+    let Some(sources) = debian_sources() else {
+        return;
+    };
+    let source = |p: &str| sources.iter().find(|(d, _)| *d == p).unwrap().1.clone();
+    let out = tempfile::tempdir().unwrap();
+    let acpi = mkdeb_default(&source("acpi-call-dkms"), out.path(), &["--revision", "1"]);
+    let xtrx = mkdeb_default(
+        &source("xtrx-dkms"),
+        out.path(),
+        &[
+            "--revision",
+            "1",
+            "--closes",
+            "1034567",
+            "--closes",
+            "1045678",
+        ],
+    );
+    assert_eq!(field(&acpi, "Version"), "1.2.2-1");
+    assert_eq!(field(&xtrx, "Version"), "0.0.1+git20190320.5ae3a3e-3.2-1");
+    let hints = lintian(&[acpi.clone(), xtrx.clone()]);
+    assert!(hints.is_empty(), "{hints:?}");
+
+    // What dpkg reads in each changelog: the bugs closed, and none without --closes.
+    let closes = |deb: &Path, package: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        run_ok(Command::new("dpkg-deb").arg("-x").arg(deb).arg(dir.path()));
+        let doc = dir.path().join("usr/share/doc").join(package);
+        run_ok(
+            Command::new("sh")
+                .current_dir(&doc)
+                .arg("-c")
+                .arg("zcat changelog.Debian.gz > cl && dpkg-parsechangelog -l cl -S Closes"),
+        )
+        .trim()
+        .to_string()
+    };
+    assert_eq!(closes(&xtrx, "xtrx-dkms"), "1034567 1045678");
+    assert_eq!(closes(&acpi, "acpi-call-dkms"), "");
+    // Without --closes, the override that says why (lintian honoured it: no tag above).
+    let listed = |deb: &Path| run_ok(Command::new("dpkg-deb").arg("--contents").arg(deb));
+    assert!(listed(&acpi).contains("./usr/share/lintian/overrides/acpi-call-dkms"));
+    assert!(!listed(&xtrx).contains("lintian/overrides"));
+}

@@ -18,3 +18,4 @@ mod original;
 mod seed;
 mod tarball_hostile;
 mod tarball_oracle;
+mod upstream_suite;

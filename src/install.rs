@@ -134,7 +134,7 @@ pub fn install(
     conf: &ModuleConf,
     opts: InstallOptions,
     console: &Console,
-) -> Result<(), ActionError> {
+) -> Result<Vec<PathBuf>, ActionError> {
     let lib_dir = tree.kernel_modules_dir(&target.kernel);
     if !lib_dir.exists() {
         return Err(ActionError::NoKernelDir { dir: lib_dir });
@@ -142,7 +142,7 @@ pub fn install(
     let pending = tree.pending_install(&mv.module, target);
     write_pending(&pending, mv, target)?;
     match place_modules(tree, mv, target, conf, opts, console) {
-        Ok(()) => remove_pending(&pending),
+        Ok(placed) => remove_pending(&pending).map(|()| placed),
         Err(e) => {
             // What went in comes out; the original modules go back.
             if !tree.is_installed(mv, target) {
@@ -154,7 +154,8 @@ pub fn install(
     }
 }
 
-/// The part of [`install`] between its records: modules into place, then the link.
+/// The part of [`install`] between its records: modules into place, then the link; the
+/// modules placed.
 fn place_modules(
     tree: &Tree,
     mv: &ModuleVersion,
@@ -162,7 +163,8 @@ fn place_modules(
     conf: &ModuleConf,
     opts: InstallOptions,
     console: &Console,
-) -> Result<(), ActionError> {
+) -> Result<Vec<PathBuf>, ActionError> {
+    let mut placed = Vec::new();
     let lib_dir = tree.kernel_modules_dir(&target.kernel);
     let built = tree.built_dir(mv, target).join("module");
     let compression = target.kernel.module_compression();
@@ -235,7 +237,7 @@ fn place_modules(
         } else {
             copy_into_place(&ours, &dest)?;
         }
-        console.verbose(&format!("Installed {}", dest.display()));
+        placed.push(dest);
         any_installed = true;
     }
     if !any_installed {
@@ -254,7 +256,7 @@ fn place_modules(
             console,
         )?;
     }
-    Ok(())
+    Ok(placed)
 }
 
 /// Uninstall a module version from one target, without depmod. Returns whether it was
@@ -271,6 +273,9 @@ pub fn uninstall(
 ) -> Result<bool, ActionError> {
     let was_active = tree.is_installed(mv, target);
     if was_active {
+        // dkms 3.2.2's do_uninstall.
+        console.say(&format!("Module {mv} for kernel {target}:"));
+        console.say("Before uninstall, this module version was ACTIVE on this kernel.");
         let pending = tree.pending_install(&mv.module, target);
         write_pending(&pending, mv, target)?;
         let link = tree.kernel_link(&mv.module, target);
@@ -317,7 +322,7 @@ fn clear_files(
             kernel::module_file(&dest_dir, &record.dest_name, compression).filter(|f| owned(f))
         {
             std::fs::remove_file(&file).map_err(|e| io_error(&file, e))?;
-            console.verbose(&format!("Deleted {}", file.display()));
+            console.say(&format!("Deleting {}", file.display()));
         }
         // A copy a killed install was writing: under either name module_file finds.
         for ext in ["", compression.extension()] {

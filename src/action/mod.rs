@@ -35,7 +35,15 @@ pub struct Session {
     pub flags: Flags,
     /// The dkms.conf files this command has read.
     pub confs: ConfFiles,
+    /// The targets this command has prepared a build for (see [`Session::prepare_target`]).
+    pub prepared: Prepared,
 }
+
+/// The targets a command has prepared builds for: dkms 3.2.2's `prepare_kernel_and_signing`
+/// runs once per kernel and arch in a command, and its output (the signing prologue, then a
+/// blank line) comes before the first build there.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared(Arc<Mutex<std::collections::BTreeSet<Target>>>);
 
 /// The dkms.conf files a command has read, by real path (`<m>/<v>/source/dkms.conf` is the
 /// `<source_tree>/<m>-<v>/dkms.conf` that `add` read): each is read once per command, then
@@ -128,7 +136,15 @@ impl Session {
             settings: Settings::from_framework(framework),
             flags: Flags::default(),
             confs: ConfFiles::default(),
+            prepared: Prepared::default(),
         }
+    }
+
+    /// The lines dkms 3.2.2 prints when it first prepares `target` in a command (signing's
+    /// prologue, then a blank line), or nothing when this command already did.
+    pub(crate) fn prepare_target(&self, target: &Target) -> Option<String> {
+        let mut done = self.prepared.0.lock().unwrap_or_else(|e| e.into_inner());
+        done.insert(target.clone()).then(String::new)
     }
 
     /// Take the tree's lock until the guard drops (waiting for another command's). Every

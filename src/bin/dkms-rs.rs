@@ -233,10 +233,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     if cli.version {
-        println!(
-            "dkms-rs {} (dkms-3.0.10 compatible)",
-            env!("CARGO_PKG_VERSION")
-        );
+        println!("{}", dkms::console::DKMS_VERSION);
         return ExitCode::SUCCESS;
     }
     let console = Console {
@@ -268,7 +265,12 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
     let mut tree = Tree::from_framework(&framework, roots);
     tree.no_exec = cli.no_exec;
     let mut session = Session::new(tree, &framework, console);
-    session.settings.jobs = dkms::jobs::limit(cli.jobs.or(framework.parallel_jobs));
+    // dkms 3.2.2: `parallel_jobs` from the environment, then framework.conf's, then -j.
+    let env_jobs = std::env::var("parallel_jobs")
+        .ok()
+        .and_then(|v| v.trim().parse().ok());
+    session.settings.jobs =
+        dkms::jobs::limit(cli.jobs.or(framework.parallel_jobs).or(env_jobs));
     session.flags = Flags {
         force: cli.force,
         force_version_override: cli.force_version_override,
@@ -367,6 +369,17 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
             }
         }
         Action::Autoinstall => {
+            // dkms 3.2.2's have_one_kernel: no --all, one -k at most.
+            if cli.all {
+                return Err(ActionError::AllNotSupported {
+                    action: "autoinstall",
+                });
+            }
+            if cli.kernels.len() > 1 {
+                return Err(ActionError::MultipleKernels {
+                    action: "autoinstall",
+                });
+            }
             let targets = if cli.kernels.is_empty() && session.settings.autoinstall_all_kernels {
                 let arch = machine_arch();
                 session

@@ -50,8 +50,9 @@ pub fn check_buildable(req: &BuildRequest) -> Result<(), ActionError> {
     }
     if req.conf.build_exclude {
         return Err(ActionError::BuildExcluded {
-            what: format!("{} for {}", req.module, req.target),
-            conf: req.conf.path.clone(),
+            what: req.module.to_string(),
+            // The path dkms 3.2.2 names (`$base_dir/dkms.conf`, which is not a file).
+            conf: built_dir.join("dkms.conf"),
         });
     }
     let source = req.tree.source_dir(req.module);
@@ -75,7 +76,7 @@ pub fn check_buildable(req: &BuildRequest) -> Result<(), ActionError> {
         .collect();
     if !missing.is_empty() {
         return Err(ActionError::MissingBuildDepends {
-            what: format!("{} for {}", req.module, req.target),
+            what: format!("{} for kernel {}", req.module, req.target),
             missing,
         });
     }

@@ -137,16 +137,11 @@ __check_line() {
 	echo "${BASH_LINENO[${#BASH_LINENO[@]} - 2]}"
 }
 
-# Drop what module signing prints: the prologue (three lines and the blank one after),
-# "Signing module ...", and the key generation notes.
+# Drop what module signing prints: the prologue's three lines (not the blank line after
+# them: prepare_kernel_and_signing prints it with or without signing), "Signing module ...",
+# and the key generation notes.
 __drop_signing() {
-	awk '
-		skip && /^$/ { skip = 0; next }
-		{ skip = 0 }
-		/^Public certificate \(MOK\): / { skip = 1; next }
-		/^Sign command: |^Signing key: |^Signing module |^Certificate or key are missing/ { next }
-		{ print }
-	' "$1"
+	grep -Ev '^(Sign command: |Signing key: |Public certificate \(MOK\): |Signing module |Certificate or key are missing)' "$1" || true
 }
 
 __verdict() { # __verdict LINE VERDICT WHAT...

@@ -131,9 +131,13 @@ impl Session {
                 // BUILD_EXCLUSIVE: not for this kernel, which is not a failure.
                 Outcome::Failed(ActionError::Reported { code: 77 }) => skipped.push(mv.module),
                 Outcome::Failed(e) => failed.push(format!("{}({})", mv.module, e.exit_code())),
+                // The jobs it waited for, by module name ("<m>/<v>, <k>, <a>").
                 Outcome::Blocked(why) => missing_deps.push(format!(
                     "{mv} autoinstall failed due to missing dependencies: {}.",
-                    why.join(" ")
+                    why.iter()
+                        .map(|job| job.split('/').next().unwrap_or(job))
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 )),
             }
         }

@@ -450,6 +450,10 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                 if action == Action::Add {
                     return Ok(());
                 }
+                if matches!(action, Action::Build | Action::Install) {
+                    // dkms 3.2.2's do_build after its add_module.
+                    console.say("");
+                }
                 module = Some(mv.module);
                 version = Some(mv.version);
             }

@@ -73,8 +73,18 @@ fn obsoleted(kernel: &str, obsolete_by: &str) -> bool {
     }
 }
 
-/// dkms's `check_version_sanity`: `Err(message)` when the kernel already has this module
-/// at the same or a newer version (or the module is obsolete on this kernel).
+/// Why dkms 3.2.2's `check_version_sanity` skips a module, as it says it.
+#[derive(Debug)]
+enum Refusal {
+    /// Said with dkms's `error` ("Error! ..."): a newer version is in the kernel.
+    Error(String),
+    /// Said on stderr as it is.
+    Note(String),
+}
+
+/// dkms 3.2.2's `check_version_sanity`: `Err` when the kernel already has this module at
+/// the same or a newer version (or the module is obsolete on this kernel); the module is
+/// then not installed.
 fn version_sanity(
     lib_dir: &Path,
     ours: &Path,
@@ -82,15 +92,16 @@ fn version_sanity(
     kernel: &str,
     obsolete_by: Option<&str>,
     opts: InstallOptions,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     if let Some(obs) = obsolete_by.filter(|o| !o.is_empty())
         && !opts.force
         && obsoleted(kernel, obs)
     {
-        return Err(format!(
-            "Module has been obsoleted due to being included in kernel {obs}. \
+        return Err(Refusal::Note(format!(
+            "\nModule has been obsoleted due to being included in kernel {obs}.\n\
+             We will avoid installing for future kernels above {obs}.\n\
              You may override by specifying --force."
-        ));
+        )));
     }
     // dkms still looks and compares under --force, then ignores the answer.
     if opts.force || opts.force_version_override {
@@ -102,20 +113,32 @@ fn version_sanity(
     };
     let their_ver = module_version(theirs);
     let our_ver = module_version(ours);
-    if their_ver == our_ver {
-        return Err(format!(
-            "Module version {our_ver} for {dest_name}.ko exactly matches what is already found \
-             in kernel {kernel}. DKMS will not replace this module. You may override by specifying --force."
-        ));
+    let file = ours
+        .file_name()
+        .map_or_else(|| format!("{dest_name}.ko"), |n| n.to_string_lossy().into_owned());
+    // Unversioned both: refused only when the files are the same (dkms's `diff`).
+    if their_ver == our_ver && (!our_ver.is_empty() || crate::tree::same_bytes(theirs, ours)) {
+        return Err(Refusal::Note(if our_ver.is_empty() {
+            format!(
+                "Module {} already installed (unversioned module), override by specifying --force",
+                theirs.display()
+            )
+        } else {
+            format!(
+                "Module {} already installed at version {our_ver}, override by specifying --force",
+                theirs.display()
+            )
+        }));
     }
     if !their_ver.is_empty()
         && !our_ver.is_empty()
         && version_key(&their_ver) > version_key(&our_ver)
     {
-        return Err(format!(
-            "Module version {our_ver} for {dest_name}.ko is not newer than what is already found \
-             in kernel {kernel} ({their_ver}). You may override by specifying --force."
-        ));
+        return Err(Refusal::Error(format!(
+            "Module version {our_ver} for {file}\n\
+             is not newer than what is already found in kernel {kernel} ({their_ver}).\n\
+             You may override by specifying --force."
+        )));
     }
     Ok(())
 }
@@ -188,9 +211,13 @@ fn place_modules(
             conf.obsolete_by.as_deref(),
             opts,
         ) {
-            // dkms 3.0.10 counts this as installed (Ubuntu ships the same module built in).
-            console.warn(&format!("{}.ko: {why}", record.dest_name));
-            any_installed = true;
+            // dkms 3.2.2: said, and this module is not installed (none at all: aborted).
+            if !console.quiet {
+                match why {
+                    Refusal::Error(message) => console.error(&message, ""),
+                    Refusal::Note(message) => crate::console::err_line(&message),
+                }
+            }
             continue;
         }
         if count == 0

@@ -50,12 +50,15 @@ impl Session {
         for versions in by_module.values_mut() {
             versions.sort_by_key(|mv| std::cmp::Reverse(version_key(&mv.version)));
         }
-        for versions in by_module.values() {
+        // dkms 3.2.2 counts the modules already installed among those that "succeeded".
+        let mut succeeded = Vec::new();
+        for (module, versions) in &by_module {
             // The common no-op: the newest version is installed; no dkms.conf to read.
             if versions
                 .first()
                 .is_some_and(|mv| self.tree.is_installed(mv, target))
             {
+                succeeded.push(module.clone());
                 continue;
             }
             // Else the newest version with AUTOINSTALL, unless that one is installed.
@@ -123,7 +126,7 @@ impl Session {
         let outcomes = self.run_announced_jobs(todo, deps, |mv, target, conf| {
             self.install_one(mv, target, conf, &installed)
         });
-        let mut succeeded = Vec::new();
+        let already = succeeded.len();
         let mut skipped = Vec::new();
         for ((mv, _), outcome) in names.into_iter().zip(outcomes) {
             match outcome {
@@ -142,7 +145,7 @@ impl Session {
             }
         }
         let depmod = self.depmod_or_roll_back(installed.into_inner().unwrap_or_default());
-        if !succeeded.is_empty() {
+        if succeeded.len() > already {
             // autoinstall's blank line after each module's install (its depmod here is one).
             self.console.say("");
         }

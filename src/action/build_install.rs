@@ -270,6 +270,7 @@ impl Session {
                         jobs: self.settings.jobs,
                         build_dir,
                         signing: self.settings.signing.as_ref(),
+                        force: self.flags.force,
                     };
                     // dkms 3.2.2's do_build checks all but BUILD_DEPENDS before it prepares
                     // the kernel (its blank line); autoinstall prepares it before it announces
@@ -283,6 +284,18 @@ impl Session {
                     lines.extend(self.prepare_target(target));
                     if announce {
                         lines.push(header.clone());
+                    }
+                    let missing = build::missing_build_depends(&request);
+                    if self.flags.force && !missing.is_empty() {
+                        // dkms 3.2.2's do_build under --force: a warning, and on.
+                        if !lines.is_empty() {
+                            self.console.say(&lines.join("\n"));
+                            lines.clear();
+                        }
+                        self.console.warn(&format!(
+                            "Trying to build module {mv} for kernel {target} despite of missing BUILD_DEPENDS: {}.",
+                            missing.join(" ")
+                        ));
                     }
                     match build::build(&request, &self.console) {
                         Ok(_) => lines.push("Building module(s)... done.".into()),

@@ -40,6 +40,9 @@ pub struct BuildRequest<'a> {
     pub build_dir: PathBuf,
     /// framework.conf's signing settings; `None`: do not sign.
     pub signing: Option<&'a SigningConf>,
+    /// `--force`: build despite missing BUILD_DEPENDS (the caller warns, see
+    /// [`missing_build_depends`]).
+    pub force: bool,
 }
 
 /// Check what dkms checks before building; errors carry dkms's exit codes.
@@ -67,20 +70,24 @@ pub fn check_buildable(req: &BuildRequest) -> Result<(), ActionError> {
             dir: headers,
         });
     }
-    let missing: Vec<String> = req
-        .conf
-        .build_depends
-        .iter()
-        .filter(|dep| !built_anywhere(req.tree, dep, req.target))
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
+    let missing = missing_build_depends(req);
+    if !missing.is_empty() && !req.force {
         return Err(ActionError::MissingBuildDepends {
             what: format!("{} for kernel {}", req.module, req.target),
             missing,
         });
     }
     Ok(())
+}
+
+/// The BUILD_DEPENDS of the request that no version is built for on its target.
+pub fn missing_build_depends(req: &BuildRequest) -> Vec<String> {
+    req.conf
+        .build_depends
+        .iter()
+        .filter(|dep| !built_anywhere(req.tree, dep, req.target))
+        .cloned()
+        .collect()
 }
 
 /// Whether some version of `module` is built for the target.

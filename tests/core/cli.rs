@@ -146,9 +146,15 @@ fn errors_name_the_program_that_printed_them() {
     // name the binary the user (or dpkg) ran.
     let (code, _, err) = run(&mut s.dkms_postinst(&["configure", "broken", "1.0"]));
     assert_eq!(code, 10, "{err}");
-    assert!(err.contains("dkms-postinst: error: make failed"), "{err}");
+    assert!(
+        err.contains("dkms-postinst: error: Bad return status for module build"),
+        "{err}"
+    );
     assert!(!err.contains("dkms-rs:"), "{err}");
     let (code, _, err) = run(&mut s.dkms_rs(&["build", "broken/1.0", "-k", &kernels[0]]));
     assert_eq!(code, 10, "{err}");
-    assert!(err.contains("dkms-rs: error: make failed"), "{err}");
+    assert!(
+        err.contains("\nError! Bad return status for module build"),
+        "{err}"
+    );
 }

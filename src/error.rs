@@ -24,6 +24,11 @@ pub enum ActionError {
         module: ModuleVersion,
         tree: PathBuf,
     },
+    /// dkms 3.2.2's module_is_broken_and_die.
+    #[error(
+        "{module} is broken!\nMissing the source directory or the symbolic link pointing to it.\nManual intervention is required!"
+    )]
+    Broken { module: ModuleVersion },
     #[error("Could not find module source directory.\nDirectory: {} does not exist.", dir.display())]
     SourceMissing { dir: PathBuf },
     #[error("{dir} must contain a dkms.conf file")]
@@ -131,6 +136,7 @@ impl ActionError {
             | ActionError::NotAdded { .. }
             | ActionError::AlreadyBuilt { .. } => 3,
             ActionError::SourceMissing { .. } => 2,
+            ActionError::Broken { .. } => 4,
             ActionError::NotASourceTree { .. } => 9,
             ActionError::ConfMissing { .. } => 4,
             ActionError::Conf(e) => e.exit_code(),

@@ -45,6 +45,16 @@ impl Session {
         let mut failed: Vec<String> = Vec::new();
         let mut by_module: BTreeMap<String, Vec<ModuleVersion>> = BTreeMap::new();
         for mv in self.tree.added_modules(None, None) {
+            if self.tree.is_broken(&mv) {
+                // dkms 3.2.2's autoinstall: said, and left out.
+                self.console.error(
+                    &format!(
+                        "{mv} is broken! Missing the source directory or the symbolic link pointing to it.\nManual intervention is required!"
+                    ),
+                    "",
+                );
+                continue;
+            }
             by_module.entry(mv.module.clone()).or_default().push(mv);
         }
         for versions in by_module.values_mut() {

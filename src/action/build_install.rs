@@ -65,6 +65,9 @@ impl Session {
         };
         let done_what = goal.done_words();
         let targets = distinct(targets);
+        if self.tree.is_broken(mv) {
+            return Err(ActionError::Broken { module: mv.clone() });
+        }
         if let Some(first) = targets.first()
             && !self.tree.is_added(mv)
         {

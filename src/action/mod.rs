@@ -204,6 +204,9 @@ impl Session {
     }
 
     fn require_added(&self, mv: &ModuleVersion) -> Result<(), ActionError> {
+        if self.tree.is_broken(mv) {
+            return Err(ActionError::Broken { module: mv.clone() });
+        }
         if self.tree.is_added(mv) {
             Ok(())
         } else {

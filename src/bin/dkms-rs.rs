@@ -353,6 +353,16 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                 });
                 for entry in status.entries {
                     dkms::console::out_line(&entry.to_string());
+                    if entry.state == dkms::tree::ModuleState::Broken {
+                        // dkms 3.2.2's do_status, right after the line.
+                        console.error(
+                            &format!(
+                                "{}: Missing the module source directory or the symbolic link pointing to it.\nManual intervention is required!",
+                                entry.module
+                            ),
+                            "",
+                        );
+                    }
                 }
                 not_run.extend(status.not_run.iter().map(ToString::to_string));
             }

@@ -17,7 +17,9 @@ pub enum ActionError {
     SameTemplateKernel { kernel: KernelRelease },
     #[error("SOURCE_DATE_EPOCH {value:?} is not a whole number of seconds")]
     BadSourceDateEpoch { value: String },
-    #[error("DKMS tree already contains: {module}\nYou cannot add the same module/version combo more than once.")]
+    #[error(
+        "DKMS tree already contains: {module}\nYou cannot add the same module/version combo more than once."
+    )]
     AlreadyAdded { module: ModuleVersion, dir: PathBuf },
     #[error("The module/version combo: {module} is not located in the DKMS tree.")]
     NotAdded {
@@ -90,7 +92,9 @@ pub enum ActionError {
         /// What it printed on stderr, trimmed.
         stderr: String,
     },
-    #[error("One or more modules failed to install during autoinstall.\nRefer to previous errors for more information.")]
+    #[error(
+        "One or more modules failed to install during autoinstall.\nRefer to previous errors for more information."
+    )]
     Autoinstall { failed: Vec<String> },
     /// dkms 3.2.2's die 4 from have_one_kernel.
     #[error(

@@ -113,9 +113,10 @@ fn version_sanity(
     };
     let their_ver = module_version(theirs);
     let our_ver = module_version(ours);
-    let file = ours
-        .file_name()
-        .map_or_else(|| format!("{dest_name}.ko"), |n| n.to_string_lossy().into_owned());
+    let file = ours.file_name().map_or_else(
+        || format!("{dest_name}.ko"),
+        |n| n.to_string_lossy().into_owned(),
+    );
     // Unversioned both: refused only when the files are the same (dkms's `diff`).
     if their_ver == our_ver && (!our_ver.is_empty() || crate::tree::same_bytes(theirs, ours)) {
         return Err(Refusal::Note(if our_ver.is_empty() {
@@ -157,7 +158,7 @@ pub fn install(
     conf: &ModuleConf,
     opts: InstallOptions,
     console: &Console,
-) -> Result<Vec<PathBuf>, ActionError> {
+) -> Result<Vec<String>, ActionError> {
     let lib_dir = tree.kernel_modules_dir(&target.kernel);
     if !lib_dir.exists() {
         return Err(ActionError::NoKernelDir { dir: lib_dir });
@@ -178,7 +179,7 @@ pub fn install(
 }
 
 /// The part of [`install`] between its records: modules into place, then the link; the
-/// modules placed.
+/// lines dkms 3.2.2 prints for them (an original kept, each module installed).
 fn place_modules(
     tree: &Tree,
     mv: &ModuleVersion,
@@ -186,7 +187,7 @@ fn place_modules(
     conf: &ModuleConf,
     opts: InstallOptions,
     console: &Console,
-) -> Result<Vec<PathBuf>, ActionError> {
+) -> Result<Vec<String>, ActionError> {
     let mut placed = Vec::new();
     let lib_dir = tree.kernel_modules_dir(&target.kernel);
     let built = tree.built_dir(mv, target).join("module");
@@ -245,11 +246,10 @@ fn place_modules(
             && !crate::tree::same_bytes(&ours, &existing)
         {
             let keep = tree.original_dir(&mv.module, target);
-            console.say(&format!(
-                "{}: storing original {} in {}",
-                record.dest_name,
-                existing.display(),
-                keep.display()
+            // dkms 3.2.2's do_install.
+            placed.push(format!(
+                "Found pre-existing {}, archiving for uninstallation",
+                existing.display()
             ));
             std::fs::create_dir_all(&keep).map_err(|e| io_error(&keep, e))?;
             let kept_name = existing
@@ -264,7 +264,7 @@ fn place_modules(
         } else {
             copy_into_place(&ours, &dest)?;
         }
-        placed.push(dest);
+        placed.push(format!("Installing {}", dest.display()));
         any_installed = true;
     }
     if !any_installed {
@@ -345,11 +345,22 @@ fn clear_files(
                 crate::tree::same_bytes(ours, file) || module_version(ours) == module_version(file)
             })
         };
+        let mut deleted = false;
         while let Some(file) =
             kernel::module_file(&dest_dir, &record.dest_name, compression).filter(|f| owned(f))
         {
             std::fs::remove_file(&file).map_err(|e| io_error(&file, e))?;
             console.say(&format!("Deleting {}", file.display()));
+            deleted = true;
+        }
+        if !deleted {
+            // dkms 3.2.2's do_uninstall when find_actual_dest_module_location finds none.
+            console.say(&format!(
+                "Module {}.ko{} was not found within {}/",
+                record.dest_name,
+                compression.extension(),
+                lib_dir.display()
+            ));
         }
         // A copy a killed install was writing: under either name module_file finds.
         for ext in ["", compression.extension()] {
@@ -361,10 +372,10 @@ fn clear_files(
                 .file_name()
                 .map(|n| n.to_os_string())
                 .unwrap_or_default();
+            // dkms 3.2.2's do_uninstall.
             console.say(&format!(
-                "{}: restoring original module to {}",
-                record.dest_name,
-                dest_dir.display()
+                "Restoring archived original module {}",
+                dest_dir.join(&name).display()
             ));
             std::fs::create_dir_all(&dest_dir).map_err(|e| io_error(&dest_dir, e))?;
             move_file(&original, &dest_dir.join(name))?;

@@ -346,7 +346,8 @@ impl Tree {
                     module: m.clone(),
                     version: v,
                 };
-                if self.is_added(&mv) {
+                // dkms 3.2.2's list_module_version_combos: broken ones are listed too.
+                if self.is_added(&mv) || self.is_broken(&mv) {
                     found.push(mv);
                 }
             }

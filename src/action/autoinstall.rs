@@ -130,8 +130,10 @@ impl Session {
             .map(|(_, item)| item)
             .collect();
         let deps = order.waits_for;
-        let names: Vec<(ModuleVersion, Target)> =
-            todo.iter().map(|(mv, t, _)| (mv.clone(), t.clone())).collect();
+        let names: Vec<(ModuleVersion, Target)> = todo
+            .iter()
+            .map(|(mv, t, _)| (mv.clone(), t.clone()))
+            .collect();
         let installed = Mutex::new(Vec::new());
         let outcomes = self.run_announced_jobs(todo, deps, |mv, target, conf| {
             self.install_one(mv, target, conf, &installed)

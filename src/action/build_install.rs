@@ -64,6 +64,7 @@ impl Session {
             }
         };
         let done_what = goal.done_words();
+        let given = targets;
         let targets = distinct(targets);
         if self.tree.is_broken(mv) {
             return Err(ActionError::Broken { module: mv.clone() });
@@ -76,7 +77,22 @@ impl Session {
             self.console.say("");
         }
         let mut todo = Vec::new();
-        for target in &targets {
+        let mut planned = BTreeSet::new();
+        for target in given {
+            // Given twice: planned once; said again when it was done before this command.
+            if !planned.insert(target.clone()) {
+                if !todo
+                    .iter()
+                    .any(|(_, t, _): &(ModuleVersion, Target, ModuleConf)| t == target)
+                    && let Ok(conf) = self.read_conf(mv, target)
+                    && done(target, &conf)
+                {
+                    self.console.say(&format!(
+                        "Module {mv} already {done_what} kernel {target}, skip. You may override by specifying --force."
+                    ));
+                }
+                continue;
+            }
             let conf = self.read_conf(mv, target)?;
             if done(target, &conf) {
                 if !self.flags.force {
@@ -125,11 +141,7 @@ impl Session {
         )
         .inspect_err(|_| self.unmark_depmod(due))?;
         done.push((mv.clone(), target.clone(), conf.clone()));
-        let lines: Vec<String> = placed
-            .iter()
-            .map(|dest| format!("Installing {}", dest.display()))
-            .collect();
-        Ok(Some(lines.join("\n")))
+        Ok(Some(placed.join("\n")))
     }
 
     /// depmod once per kernel whose modules changed (see [`Session::mark_depmod`]); where
@@ -365,7 +377,10 @@ impl Session {
         target: &Target,
         conf: &ModuleConf,
     ) -> Result<(), ActionError> {
-        if !(self.tree.is_built(mv, target, conf) && self.tree.is_installed(mv, target)) {
+        // dkms 3.2.2's is_module_installed: the module/ dir and the kernel link (an
+        // incomplete build, its module file gone, is still uninstalled).
+        let built = self.tree.built_dir(mv, target).join("module").is_dir();
+        if !(built && self.tree.is_installed(mv, target)) {
             self.console.say(&format!(
                 "Module {mv} is not installed for kernel {target}. Skipping..."
             ));

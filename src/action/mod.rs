@@ -92,6 +92,8 @@ pub struct Settings {
     /// How modules are signed; `None`: they are not (packages' prebuilt modules: the
     /// packager's MOK key means nothing on the machines the package goes to).
     pub signing: Option<build::SigningConf>,
+    /// framework.conf's `post_transaction` command (see [`Session::post_transaction`]).
+    pub post_transaction: Option<String>,
 }
 
 impl Settings {
@@ -107,6 +109,7 @@ impl Settings {
                 mok_signing_key: framework.mok_signing_key.clone(),
                 mok_certificate: framework.mok_certificate.clone(),
             }),
+            post_transaction: framework.post_transaction.clone(),
         }
     }
 }
@@ -138,6 +141,53 @@ impl Session {
             confs: ConfFiles::default(),
             prepared: Prepared::default(),
         }
+    }
+
+    /// dkms 3.2.2's execute_post_transaction, after a successful install, uninstall, unbuild
+    /// or remove: framework.conf's `post_transaction` (its `$kernelver` the first kernel of
+    /// the command) run by bash, its output in `<dkms_tree>/post_transaction.log` framed as
+    /// invoke_command frames a command. Its failure is said, not returned (dkms's exit is the
+    /// action's).
+    pub fn post_transaction(
+        &self,
+        kernel: &crate::kernel::KernelRelease,
+    ) -> Result<(), ActionError> {
+        let Some(command) = &self.settings.post_transaction else {
+            return Ok(());
+        };
+        let command = command
+            .replace("${kernelver}", kernel.as_str())
+            .replace("$kernelver", kernel.as_str());
+        let log_path = self.tree.dkms_tree.join("post_transaction.log");
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&command)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| io_error(Path::new("bash"), e))?;
+        let code = out.status.code().unwrap_or(-1);
+        let secs = started.elapsed().as_secs();
+        let log = format!(
+            "\nExecuting post-transaction command\n# command: {command}\n{}{}\n# exit code: {code}\n# elapsed time: {:02}:{:02}:{:02}\n{}\n",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60,
+            "-".repeat(64)
+        );
+        crate::atomic::write_into_place(&log_path, log.as_bytes())
+            .map_err(|e| io_error(&log_path, e))?;
+        if out.status.success() {
+            self.console
+                .say("Executing post-transaction command... done.");
+        } else {
+            self.console.say(&format!(
+                "Executing post-transaction command...(bad exit status: {code})\nFailed command:\n{command}"
+            ));
+        }
+        Ok(())
     }
 
     /// The lines dkms 3.2.2 prints when it first prepares `target` in a command (signing's

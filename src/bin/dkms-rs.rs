@@ -269,8 +269,7 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
     let env_jobs = std::env::var("parallel_jobs")
         .ok()
         .and_then(|v| v.trim().parse().ok());
-    session.settings.jobs =
-        dkms::jobs::limit(cli.jobs.or(framework.parallel_jobs).or(env_jobs));
+    session.settings.jobs = dkms::jobs::limit(cli.jobs.or(framework.parallel_jobs).or(env_jobs));
     session.flags = Flags {
         force: cli.force,
         force_version_override: cli.force_version_override,
@@ -476,15 +475,23 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
             let mv = ModuleVersion { module, version };
             let targets = if cli.all {
                 session.built_targets(&mv)?
+            } else if matches!(action, Action::Build | Action::Install) {
+                targets_as_given(&cli)?
             } else {
                 targets(&cli)?
             };
             match action {
                 Action::Add => session.add(&mv, &first_target),
                 Action::Build => session.build(&mv, &targets),
-                Action::Install => session.install(&mv, &targets),
-                Action::Uninstall => session.uninstall(&mv, &targets),
-                Action::Unbuild => session.unbuild(&mv, &targets),
+                Action::Install => session.install(&mv, &targets).and_then(|()| {
+                    session.post_transaction(&targets.first().unwrap_or(&first_target).kernel)
+                }),
+                Action::Uninstall => session.uninstall(&mv, &targets).and_then(|()| {
+                    session.post_transaction(&targets.first().unwrap_or(&first_target).kernel)
+                }),
+                Action::Unbuild => session.unbuild(&mv, &targets).and_then(|()| {
+                    session.post_transaction(&targets.first().unwrap_or(&first_target).kernel)
+                }),
                 Action::Mkdeb => {
                     // With -k or --all: the modules built for them travel in the package.
                     let deb = if cli.kernels.is_empty() && !cli.all {
@@ -517,7 +524,9 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                         .mktarball(&mv, &targets, content, cli.archive.as_deref(), None)
                         .map(|_| ())
                 }
-                _ => session.remove(&mv, &targets),
+                _ => session.remove(&mv, &targets).and_then(|()| {
+                    session.post_transaction(&targets.first().unwrap_or(&first_target).kernel)
+                }),
             }
         }
     }
@@ -605,4 +614,21 @@ fn targets(cli: &Cli) -> Result<Vec<Target>, ActionError> {
         .collect();
     // `-k K -k K` is one target (two builds of it would share one build directory).
     Ok(dkms::action::distinct(&targets))
+}
+
+/// [`targets`] as given, a kernel given twice kept twice: build and install say "already
+/// built" for each, as dkms 3.2.2's loop over its kernels does (their plan builds it once).
+fn targets_as_given(cli: &Cli) -> Result<Vec<Target>, ActionError> {
+    let distinct = targets(cli)?;
+    let given = kernel_args(cli);
+    if given.len() <= distinct.len() {
+        return Ok(distinct);
+    }
+    Ok(given
+        .into_iter()
+        .map(|(kernel, arch)| Target {
+            kernel: KernelRelease(kernel),
+            arch: arch.unwrap_or_else(machine_arch),
+        })
+        .collect())
 }

@@ -455,10 +455,7 @@ fn files_that_are_not_a_dkms_conf_are_not_read() {
         assert_eq!(code, 8, "{what}: {out}{err}");
         assert_eq!(out, "", "{what}");
         assert_eq!(err.lines().count(), 2, "{what}: {err}");
-        let want = format!(
-            "\nError! {}: {says}",
-            dir.join("dkms.conf").display()
-        );
+        let want = format!("\nError! {}: {says}", dir.join("dkms.conf").display());
         assert!(err.starts_with(&want), "{what}: {err}");
     }
 

@@ -86,7 +86,10 @@ fn patches_scripts_clean_and_strip() {
         )),
         "{log}"
     );
-    assert!(log.contains("\n\nBuilding module(s)\n# command: make -j"), "{log}");
+    assert!(
+        log.contains("\n\nBuilding module(s)\n# command: make -j"),
+        "{log}"
+    );
     assert!(log.contains(&format!("KERNELRELEASE={k} -C ")), "{log}");
     assert!(
         log.contains("\n# exit code: 0\n# elapsed time: 00:00:")

@@ -74,11 +74,7 @@ fn rest(s: &Scratch) -> Vec<String> {
 fn assert_refused(what: &str, r: &SmallFsRun, code: i32, file: &str) {
     assert_eq!(r.code, code, "{what}: {r:?}");
     assert_eq!(r.stderr.lines().count(), 2, "{what}: {}", r.stderr);
-    assert!(
-        r.stderr.starts_with("\nError! "),
-        "{what}: {}",
-        r.stderr
-    );
+    assert!(r.stderr.starts_with("\nError! "), "{what}: {}", r.stderr);
     assert!(
         r.stderr.contains("No space left on device") && r.stderr.contains(file),
         "{what}: {}",

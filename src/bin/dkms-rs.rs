@@ -467,9 +467,13 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                 version = Some(mv.version);
             }
             let (Some(module), Some(version)) = (module, version) else {
+                // dkms 3.2.2's check_module_args.
+                let action = format!("{action:?}").to_lowercase();
                 return Err(ActionError::Usage(format!(
-                    "arguments <module> and <module-version> are not specified: {} <module>/<version> or -m <module> -v <version>",
-                    format!("{action:?}").to_lowercase()
+                    "Arguments <module> and <module-version> are not specified.\n\
+                     Usage: {action} <module>/<module-version> or\n       \
+                     {action} -m <module>/<module-version> or\n       \
+                     {action} -m <module> -v <module-version>"
                 )));
             };
             let mv = ModuleVersion { module, version };

@@ -26,6 +26,10 @@ pub enum ActionError {
         module: ModuleVersion,
         tree: PathBuf,
     },
+    /// dkms 3.2.2's distro_version, before any action: neither /etc/os-release nor
+    /// /usr/lib/os-release.
+    #[error("System is missing os-release file.")]
+    NoOsRelease,
     /// dkms 3.2.2's module_is_broken_and_die.
     #[error(
         "{module} is broken!\nMissing the source directory or the symbolic link pointing to it.\nManual intervention is required!"
@@ -140,7 +144,7 @@ impl ActionError {
             | ActionError::NotAdded { .. }
             | ActionError::AlreadyBuilt { .. } => 3,
             ActionError::SourceMissing { .. } => 2,
-            ActionError::Broken { .. } => 4,
+            ActionError::Broken { .. } | ActionError::NoOsRelease => 4,
             ActionError::NotASourceTree { .. } => 9,
             ActionError::ConfMissing { .. } => 4,
             ActionError::Conf(e) => e.exit_code(),

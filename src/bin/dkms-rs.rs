@@ -253,6 +253,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
+    // dkms 3.2.2 reads the distribution (os-release) before anything else.
+    if !["/etc/os-release", "/usr/lib/os-release"]
+        .iter()
+        .any(|f| std::path::Path::new(f).exists())
+    {
+        return Err(ActionError::NoOsRelease);
+    }
     let roots = Roots {
         dkms_tree: cli.dkmstree.clone(),
         source_tree: cli.sourcetree.clone(),

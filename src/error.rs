@@ -30,6 +30,9 @@ pub enum ActionError {
     /// /usr/lib/os-release.
     #[error("System is missing os-release file.")]
     NoOsRelease,
+    /// dkms 3.2.2's read_conf_or_die, after read_conf said why.
+    #[error("Bad conf file.\nFile: {} does not represent a valid dkms.conf file.", path.display())]
+    BadConf { path: PathBuf },
     /// dkms 3.2.2's module_is_broken_and_die.
     #[error(
         "{module} is broken!\nMissing the source directory or the symbolic link pointing to it.\nManual intervention is required!"
@@ -145,6 +148,7 @@ impl ActionError {
             | ActionError::AlreadyBuilt { .. } => 3,
             ActionError::SourceMissing { .. } => 2,
             ActionError::Broken { .. } | ActionError::NoOsRelease => 4,
+            ActionError::BadConf { .. } => 8,
             ActionError::NotASourceTree { .. } => 9,
             ActionError::ConfMissing { .. } => 4,
             ActionError::Conf(e) => e.exit_code(),

@@ -170,7 +170,7 @@ pub fn install(
         Err(e) => {
             // What went in comes out; the original modules go back.
             if !tree.is_installed(mv, target) {
-                clear_files(tree, mv, target, conf, console)?;
+                clear_files(tree, mv, target, conf, console, false)?;
             }
             remove_pending(&pending)?;
             Err(e)
@@ -307,7 +307,7 @@ pub fn uninstall(
         write_pending(&pending, mv, target)?;
         let link = tree.kernel_link(&mv.module, target);
         std::fs::remove_file(&link).map_err(|e| io_error(&link, e))?;
-        clear_files(tree, mv, target, conf, console)?;
+        clear_files(tree, mv, target, conf, console, true)?;
         remove_pending(&pending)?;
     }
     if let Some(script) = &conf.post_remove {
@@ -326,12 +326,14 @@ pub fn uninstall(
 /// the body of [`uninstall`], and what finishes an install or uninstall that was killed.
 /// Only a file of this version is ours to delete (dkms's find_actual_dest_module_location:
 /// the install may have left a newer module of someone else in place).
+/// `uninstalling`: an uninstall (dkms says where a module was not found), not a rollback.
 fn clear_files(
     tree: &Tree,
     mv: &ModuleVersion,
     target: &Target,
     conf: &ModuleConf,
     console: &Console,
+    uninstalling: bool,
 ) -> Result<(), ActionError> {
     let lib_dir = tree.kernel_modules_dir(&target.kernel);
     let compression = target.kernel.module_compression();
@@ -353,7 +355,7 @@ fn clear_files(
             console.say(&format!("Deleting {}", file.display()));
             deleted = true;
         }
-        if !deleted {
+        if !deleted && uninstalling {
             // dkms 3.2.2's do_uninstall when find_actual_dest_module_location finds none.
             console.say(&format!(
                 "Module {}.ko{} was not found within {}/",
@@ -433,7 +435,7 @@ pub fn recover_pending(
     let pending = tree.pending_install(&mv.module, target);
     let installed = tree.is_installed(mv, target);
     if !installed {
-        clear_files(tree, mv, target, conf, console)?;
+        clear_files(tree, mv, target, conf, console, false)?;
     }
     remove_pending(&pending)?;
     Ok(!installed)

@@ -118,16 +118,12 @@ impl Session {
         target: &Target,
         conf: &crate::conf::ModuleConf,
     ) -> Result<(), ActionError> {
-        // dkms 3.2.2's unbuild_module (maybe_uninstall_module, do_unbuild), then its blank line.
         if self.tree.is_installed(mv, target) {
             self.uninstall_target(mv, target, conf)?;
-        } else {
-            self.console.say(&format!(
-                "Module {mv} is not installed for kernel {target}. Skipping..."
-            ));
         }
         self.unbuild_one(mv, target)?;
-        self.console.say("");
+        self.console
+            .say(&format!("Module {mv} unbuilt for kernel {target}"));
         Ok(())
     }
 }

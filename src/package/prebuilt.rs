@@ -188,7 +188,6 @@ pub fn build_prebuilt(
             ..Default::default()
         },
         confs: Default::default(),
-        prepared: Default::default(),
     };
     let Some(first) = targets.first() else {
         return Err(PackageError::BadOption {

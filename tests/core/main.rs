@@ -19,4 +19,3 @@ mod seed;
 mod signing;
 mod tarball_hostile;
 mod tarball_oracle;
-mod upstream_suite;

@@ -22,14 +22,7 @@ fn hooks() -> PathBuf {
 /// dkms 3.2.2 as `.ci/fetch-dkms-3.2.2` extracted it; `None` (skip, or fail under CI) when
 /// it is not there or the namespace it runs in cannot be made (not root).
 fn reference() -> Option<PathBuf> {
-    let cache = std::env::var_os("DKMS_RS_TEST_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/dkms-rs-tests"));
-    let dir = cache.join("dkms-3.2.2");
-    if !dir.join("usr/sbin/dkms").is_file() {
-        support::missing("dkms 3.2.2 extracted by .ci/fetch-dkms-3.2.2");
-        return None;
-    }
+    let dir = support::dkms_3_2_2()?;
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 || !Path::new("/usr/lib/dkms/dkms_autoinstaller").exists() {
         support::missing("root and /usr/lib/dkms/dkms_autoinstaller (to bind 3.2.2's over)");

@@ -18,14 +18,7 @@ use support::scratch::{Scratch, TRIVIAL, ok, run};
 /// dkms 3.2.2 as `.ci/fetch-dkms-3.2.2` extracted it; `None` (skip, or fail under CI) when it
 /// is not there or its namespace cannot be made (not root).
 fn oracle() -> Option<PathBuf> {
-    let cache = std::env::var_os("DKMS_RS_TEST_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/dkms-rs-tests"));
-    let dir = cache.join("dkms-3.2.2");
-    if !dir.join("usr/sbin/dkms").is_file() {
-        support::missing("dkms 3.2.2 extracted by .ci/fetch-dkms-3.2.2");
-        return None;
-    }
+    let dir = support::dkms_3_2_2()?;
     if !support::scratch::is_root() {
         support::missing("root (dkms 3.2.2 runs in a mount namespace with the scratch /etc/dkms)");
         return None;

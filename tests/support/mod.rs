@@ -390,3 +390,17 @@ pub mod dpkg;
 
 /// Scratch dkms trees: temp `--dkmstree/--sourcetree/--installtree`, dkms-rs and dkms 3.0.10 on them.
 pub mod scratch;
+
+/// Debian's dkms 3.2.2 as `.ci/fetch-dkms-3.2.2` extracted it (under `$DKMS_RS_TEST_CACHE`,
+/// else /var/cache/dkms-rs-tests); `None` (skip, or fail under CI) when it is not there.
+pub fn dkms_3_2_2() -> Option<PathBuf> {
+    let cache = std::env::var_os("DKMS_RS_TEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/dkms-rs-tests"));
+    let dir = cache.join("dkms-3.2.2");
+    if !dir.join("usr/sbin/dkms").is_file() {
+        missing("dkms 3.2.2 extracted by .ci/fetch-dkms-3.2.2");
+        return None;
+    }
+    Some(dir)
+}

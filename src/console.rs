@@ -2,6 +2,13 @@
 
 use std::io::Write;
 
+/// What `dkms --version` prints (and make.log's header names, as dkms 3.2.2's does).
+pub const DKMS_VERSION: &str = concat!(
+    "dkms-rs ",
+    env!("CARGO_PKG_VERSION"),
+    " (dkms-3.2.2 compatible)"
+);
+
 /// What the user sees: `-q` silences it, `--verbose` adds the commands run.
 #[derive(Debug, Clone, Copy)]
 pub struct Console {
@@ -54,10 +61,20 @@ impl Console {
         }
     }
 
-    /// `<program>: error: <error>` on one line, then `details` (the end of a make.log)
-    /// indented below it.
+    /// dkms-rs (the `dkms` command): dkms 3.2.2's `error`, a blank line then `Error! <error>`
+    /// (its lines as they are) and `details`; the other programs: `<program>: error: <error>`
+    /// on one line, then `details` (the end of a make.log) indented below it.
     pub fn error(&self, error: &dyn std::fmt::Display, details: &str) {
         if self.quiet {
+            return;
+        }
+        if self.program == "dkms-rs" {
+            // dkms's `error`: a blank line, then "Error! " and the message's lines.
+            err_line("");
+            err_line(&format!("Error! {error}"));
+            for line in details.lines() {
+                err_line(line);
+            }
             return;
         }
         err_line(&format!("{}: error: {error}", self.program));

@@ -17,14 +17,28 @@ pub enum ActionError {
     SameTemplateKernel { kernel: KernelRelease },
     #[error("SOURCE_DATE_EPOCH {value:?} is not a whole number of seconds")]
     BadSourceDateEpoch { value: String },
-    #[error("DKMS tree already contains {module} ({dir})")]
+    #[error(
+        "DKMS tree already contains: {module}\nYou cannot add the same module/version combo more than once."
+    )]
     AlreadyAdded { module: ModuleVersion, dir: PathBuf },
-    #[error("{module} is not located in the DKMS tree {tree}")]
+    #[error("The module/version combo: {module} is not located in the DKMS tree.")]
     NotAdded {
         module: ModuleVersion,
         tree: PathBuf,
     },
-    #[error("module source directory {dir} does not exist")]
+    /// dkms 3.2.2's distro_version, before any action: neither /etc/os-release nor
+    /// /usr/lib/os-release.
+    #[error("System is missing os-release file.")]
+    NoOsRelease,
+    /// dkms 3.2.2's read_conf_or_die, after read_conf said why.
+    #[error("Bad conf file.\nFile: {} does not represent a valid dkms.conf file.", path.display())]
+    BadConf { path: PathBuf },
+    /// dkms 3.2.2's module_is_broken_and_die.
+    #[error(
+        "{module} is broken!\nMissing the source directory or the symbolic link pointing to it.\nManual intervention is required!"
+    )]
+    Broken { module: ModuleVersion },
+    #[error("Could not find module source directory.\nDirectory: {} does not exist.", dir.display())]
     SourceMissing { dir: PathBuf },
     #[error("{dir} must contain a dkms.conf file")]
     NotASourceTree { dir: PathBuf },
@@ -34,25 +48,29 @@ pub enum ActionError {
     Conf(#[from] ConfError),
     #[error("already built: {dir} exists (use remove or unbuild first)")]
     AlreadyBuilt { dir: PathBuf },
+    /// dkms 3.2.2's diewarn 77 (a warning, not an error); `conf` is the path it names,
+    /// `<m>/<v>/<k>/<a>/dkms.conf`.
     #[error(
-        "{what} is not built: BUILD_EXCLUSIVE in {conf} does not match this kernel/arch/config"
+        "The {}\nfor module {what} includes a BUILD_EXCLUSIVE directive\nwhich does not match this kernel/arch/config.\nThis indicates that it should not be built.",
+        conf.display()
     )]
     BuildExcluded { what: String, conf: PathBuf },
-    #[error("{dir} does not appear to have module source in it")]
+    #[error("The directory {} does not appear to have module source located within it.\nBuild halted.", dir.display())]
     NoSource { dir: PathBuf },
     #[error(
-        "no headers for kernel {kernel} at {dir}: install linux-headers-{kernel} or use --kernelsourcedir"
+        "Your kernel headers for kernel {kernel} cannot be found at {} or {}.\nPlease install the linux-headers-{kernel} package or use the --kernelsourcedir option to tell DKMS where it's located.",
+        dir.display(), dir.with_file_name("source").display()
     )]
     NoHeaders { kernel: KernelRelease, dir: PathBuf },
-    #[error("{what} needs BUILD_DEPENDS {}, not built there", missing.join(" "))]
+    #[error("Aborting build of module {what} due to missing BUILD_DEPENDS: {}.\nYou may override by specifying --force.", missing.join(" "))]
     MissingBuildDepends { what: String, missing: Vec<String> },
-    #[error("patch {patch} named in dkms.conf is not in {dir}")]
+    #[error("Patch {patch} as specified in dkms.conf cannot be\nfound in {}/.", dir.display())]
     PatchMissing { patch: String, dir: PathBuf },
-    #[error("applying patch {patch} failed in {dir}")]
+    #[error("Application of patch {patch} failed.\nConsult {}/make.log for more information.", dir.display())]
     PatchFailed { patch: String, dir: PathBuf },
     #[error(
-        "make failed (status {}) for {} on {}; see {}",
-        .0.status, .0.module, .0.target, .0.log.display()
+        "Bad return status for module build on kernel: {}\nConsult {} for more information.",
+        .0.target, .0.log.display()
     )]
     MakeFailed(Box<MakeFailure>),
     #[error("build of {name} failed for {target}: make did not produce it in {dir}")]
@@ -63,9 +81,9 @@ pub enum ActionError {
     },
     #[error("{dir} does not exist: cannot install a module onto a non-existent kernel")]
     NoKernelDir { dir: PathBuf },
-    #[error("installation of {module} aborted: no module was installed")]
+    #[error("Installation aborted.")]
     InstallAborted { module: ModuleVersion },
-    #[error("PRE_INSTALL of {module} failed, aborting install (override with --force)")]
+    #[error("pre_install failed, aborting install.\nYou may override by specifying --force.")]
     PreInstall { module: ModuleVersion },
     #[error("depmod failed for kernel {kernel}: {detail}")]
     Depmod {
@@ -81,15 +99,22 @@ pub enum ActionError {
         /// What it printed on stderr, trimmed.
         stderr: String,
     },
-    #[error("one or more modules failed to install during autoinstall: {}", failed.join(", "))]
+    #[error(
+        "One or more modules failed to install during autoinstall.\nRefer to previous errors for more information."
+    )]
     Autoinstall { failed: Vec<String> },
     /// dkms 3.2.2's die 4 from have_one_kernel.
     #[error(
-        "the action {action} requires exactly one kernel version parameter on the command line"
+        "The action {action} requires exactly one kernel version parameter on the command line."
     )]
     OneKernel { action: &'static str },
+    /// dkms 3.2.2's die 4 from have_one_kernel, for the actions other than kernel_*.
+    #[error(
+        "The action {action} does not support multiple kernel version parameters on the command line."
+    )]
+    MultipleKernels { action: &'static str },
     /// dkms 3.2.2's die 5 from check_all_is_banned.
-    #[error("the action {action} does not support the --all parameter")]
+    #[error("The action {action} does not support the --all parameter.")]
     AllNotSupported { action: &'static str },
     /// dkms 3.2.2's die 14: `kernel_preinst`/`kernel_prerm` could not take a module out.
     #[error("dkms {action} for kernel {target} failed for module(s) {}", failed.join(" "))]
@@ -122,6 +147,8 @@ impl ActionError {
             | ActionError::NotAdded { .. }
             | ActionError::AlreadyBuilt { .. } => 3,
             ActionError::SourceMissing { .. } => 2,
+            ActionError::Broken { .. } | ActionError::NoOsRelease => 4,
+            ActionError::BadConf { .. } => 8,
             ActionError::NotASourceTree { .. } => 9,
             ActionError::ConfMissing { .. } => 4,
             ActionError::Conf(e) => e.exit_code(),
@@ -140,7 +167,7 @@ impl ActionError {
             ActionError::Command { .. } => 1,
             ActionError::Autoinstall { .. } => 11,
             ActionError::KernelHook { .. } => 14,
-            ActionError::OneKernel { .. } => 4,
+            ActionError::OneKernel { .. } | ActionError::MultipleKernels { .. } => 4,
             ActionError::AllNotSupported { .. } => 5,
             ActionError::Reported { code } => *code,
             ActionError::Tarball(e) => e.exit_code(),
@@ -156,6 +183,8 @@ pub struct MakeFailure {
     pub target: Target,
     pub status: i32,
     pub log: PathBuf,
+    /// The command make.log shows (dkms prints it as "Failed command:").
+    pub command: String,
     /// The last lines of make.log.
     pub tail: String,
 }
@@ -195,7 +224,22 @@ impl ActionError {
     /// Print this error on `console`: one line, and for a failed build the end of its make.log.
     pub fn report(&self, console: &Console) {
         let details = match self {
+            // dkms names the log; its end is dkms-rs's own addition, for its other programs.
+            ActionError::MakeFailed(_) if console.program == "dkms-rs" => "",
             ActionError::MakeFailed(failure) => failure.tail.as_str(),
+            ActionError::BuildExcluded { .. } if console.program == "dkms-rs" => {
+                // dkms 3.2.2's diewarn: a warning, then the exit code.
+                for (i, line) in self.to_string().lines().enumerate() {
+                    if !console.quiet {
+                        crate::console::err_line(&if i == 0 {
+                            format!("Warning: {line}")
+                        } else {
+                            line.to_string()
+                        });
+                    }
+                }
+                return;
+            }
             _ => "",
         };
         console.error(self, details);

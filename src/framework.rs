@@ -34,6 +34,9 @@ pub struct Framework {
     pub mok_certificate: Option<PathBuf>,
     /// Where framework.conf and the `<module>*.conf` overrides live.
     pub etc_dir: PathBuf,
+    /// dkms 3.2.2's `post_transaction`: a shell command run after install, uninstall,
+    /// unbuild and remove, as written (its `$kernelver` is expanded when it runs).
+    pub post_transaction: Option<String>,
 }
 
 impl Default for Framework {
@@ -50,6 +53,7 @@ impl Default for Framework {
             mok_signing_key: None,
             mok_certificate: None,
             etc_dir: PathBuf::from(DEFAULT_ETC_DIR),
+            post_transaction: None,
         }
     }
 }
@@ -105,6 +109,9 @@ impl Framework {
                 "symlink_modules" => self.symlink_modules = flag,
                 "autoinstall_all_kernels" => self.autoinstall_all_kernels = flag,
                 "parallel_jobs" => self.parallel_jobs = value.parse().ok(),
+                "post_transaction" => {
+                    self.post_transaction = Some(value.clone()).filter(|v| !v.is_empty())
+                }
                 "sign_file" => self.sign_file = path(),
                 "mok_signing_key" => self.mok_signing_key = path(),
                 "mok_certificate" => self.mok_certificate = path(),

@@ -73,8 +73,18 @@ fn obsoleted(kernel: &str, obsolete_by: &str) -> bool {
     }
 }
 
-/// dkms's `check_version_sanity`: `Err(message)` when the kernel already has this module
-/// at the same or a newer version (or the module is obsolete on this kernel).
+/// Why dkms 3.2.2's `check_version_sanity` skips a module, as it says it.
+#[derive(Debug)]
+enum Refusal {
+    /// Said with dkms's `error` ("Error! ..."): a newer version is in the kernel.
+    Error(String),
+    /// Said on stderr as it is.
+    Note(String),
+}
+
+/// dkms 3.2.2's `check_version_sanity`: `Err` when the kernel already has this module at
+/// the same or a newer version (or the module is obsolete on this kernel); the module is
+/// then not installed.
 fn version_sanity(
     lib_dir: &Path,
     ours: &Path,
@@ -82,15 +92,16 @@ fn version_sanity(
     kernel: &str,
     obsolete_by: Option<&str>,
     opts: InstallOptions,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     if let Some(obs) = obsolete_by.filter(|o| !o.is_empty())
         && !opts.force
         && obsoleted(kernel, obs)
     {
-        return Err(format!(
-            "Module has been obsoleted due to being included in kernel {obs}. \
+        return Err(Refusal::Note(format!(
+            "\nModule has been obsoleted due to being included in kernel {obs}.\n\
+             We will avoid installing for future kernels above {obs}.\n\
              You may override by specifying --force."
-        ));
+        )));
     }
     // dkms still looks and compares under --force, then ignores the answer.
     if opts.force || opts.force_version_override {
@@ -102,20 +113,33 @@ fn version_sanity(
     };
     let their_ver = module_version(theirs);
     let our_ver = module_version(ours);
-    if their_ver == our_ver {
-        return Err(format!(
-            "Module version {our_ver} for {dest_name}.ko exactly matches what is already found \
-             in kernel {kernel}. DKMS will not replace this module. You may override by specifying --force."
-        ));
+    let file = ours.file_name().map_or_else(
+        || format!("{dest_name}.ko"),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    // Unversioned both: refused only when the files are the same (dkms's `diff`).
+    if their_ver == our_ver && (!our_ver.is_empty() || crate::tree::same_bytes(theirs, ours)) {
+        return Err(Refusal::Note(if our_ver.is_empty() {
+            format!(
+                "Module {} already installed (unversioned module), override by specifying --force",
+                theirs.display()
+            )
+        } else {
+            format!(
+                "Module {} already installed at version {our_ver}, override by specifying --force",
+                theirs.display()
+            )
+        }));
     }
     if !their_ver.is_empty()
         && !our_ver.is_empty()
         && version_key(&their_ver) > version_key(&our_ver)
     {
-        return Err(format!(
-            "Module version {our_ver} for {dest_name}.ko is not newer than what is already found \
-             in kernel {kernel} ({their_ver}). You may override by specifying --force."
-        ));
+        return Err(Refusal::Error(format!(
+            "Module version {our_ver} for {file}\n\
+             is not newer than what is already found in kernel {kernel} ({their_ver}).\n\
+             You may override by specifying --force."
+        )));
     }
     Ok(())
 }
@@ -134,7 +158,7 @@ pub fn install(
     conf: &ModuleConf,
     opts: InstallOptions,
     console: &Console,
-) -> Result<(), ActionError> {
+) -> Result<Vec<String>, ActionError> {
     let lib_dir = tree.kernel_modules_dir(&target.kernel);
     if !lib_dir.exists() {
         return Err(ActionError::NoKernelDir { dir: lib_dir });
@@ -142,11 +166,11 @@ pub fn install(
     let pending = tree.pending_install(&mv.module, target);
     write_pending(&pending, mv, target)?;
     match place_modules(tree, mv, target, conf, opts, console) {
-        Ok(()) => remove_pending(&pending),
+        Ok(placed) => remove_pending(&pending).map(|()| placed),
         Err(e) => {
             // What went in comes out; the original modules go back.
             if !tree.is_installed(mv, target) {
-                clear_files(tree, mv, target, conf, console)?;
+                clear_files(tree, mv, target, conf, console, false)?;
             }
             remove_pending(&pending)?;
             Err(e)
@@ -154,7 +178,8 @@ pub fn install(
     }
 }
 
-/// The part of [`install`] between its records: modules into place, then the link.
+/// The part of [`install`] between its records: modules into place, then the link; the
+/// lines dkms 3.2.2 prints for them (an original kept, each module installed).
 fn place_modules(
     tree: &Tree,
     mv: &ModuleVersion,
@@ -162,7 +187,8 @@ fn place_modules(
     conf: &ModuleConf,
     opts: InstallOptions,
     console: &Console,
-) -> Result<(), ActionError> {
+) -> Result<Vec<String>, ActionError> {
+    let mut placed = Vec::new();
     let lib_dir = tree.kernel_modules_dir(&target.kernel);
     let built = tree.built_dir(mv, target).join("module");
     let compression = target.kernel.module_compression();
@@ -186,9 +212,13 @@ fn place_modules(
             conf.obsolete_by.as_deref(),
             opts,
         ) {
-            // dkms 3.0.10 counts this as installed (Ubuntu ships the same module built in).
-            console.warn(&format!("{}.ko: {why}", record.dest_name));
-            any_installed = true;
+            // dkms 3.2.2: said, and this module is not installed (none at all: aborted).
+            if !console.quiet {
+                match why {
+                    Refusal::Error(message) => console.error(&message, ""),
+                    Refusal::Note(message) => crate::console::err_line(&message),
+                }
+            }
             continue;
         }
         if count == 0
@@ -216,11 +246,10 @@ fn place_modules(
             && !crate::tree::same_bytes(&ours, &existing)
         {
             let keep = tree.original_dir(&mv.module, target);
-            console.say(&format!(
-                "{}: storing original {} in {}",
-                record.dest_name,
-                existing.display(),
-                keep.display()
+            // dkms 3.2.2's do_install.
+            placed.push(format!(
+                "Found pre-existing {}, archiving for uninstallation",
+                existing.display()
             ));
             std::fs::create_dir_all(&keep).map_err(|e| io_error(&keep, e))?;
             let kept_name = existing
@@ -235,7 +264,7 @@ fn place_modules(
         } else {
             copy_into_place(&ours, &dest)?;
         }
-        console.verbose(&format!("Installed {}", dest.display()));
+        placed.push(format!("Installing {}", dest.display()));
         any_installed = true;
     }
     if !any_installed {
@@ -254,7 +283,7 @@ fn place_modules(
             console,
         )?;
     }
-    Ok(())
+    Ok(placed)
 }
 
 /// Uninstall a module version from one target, without depmod. Returns whether it was
@@ -271,11 +300,14 @@ pub fn uninstall(
 ) -> Result<bool, ActionError> {
     let was_active = tree.is_installed(mv, target);
     if was_active {
+        // dkms 3.2.2's do_uninstall.
+        console.say(&format!("Module {mv} for kernel {target}:"));
+        console.say("Before uninstall, this module version was ACTIVE on this kernel.");
         let pending = tree.pending_install(&mv.module, target);
         write_pending(&pending, mv, target)?;
         let link = tree.kernel_link(&mv.module, target);
         std::fs::remove_file(&link).map_err(|e| io_error(&link, e))?;
-        clear_files(tree, mv, target, conf, console)?;
+        clear_files(tree, mv, target, conf, console, true)?;
         remove_pending(&pending)?;
     }
     if let Some(script) = &conf.post_remove {
@@ -294,12 +326,14 @@ pub fn uninstall(
 /// the body of [`uninstall`], and what finishes an install or uninstall that was killed.
 /// Only a file of this version is ours to delete (dkms's find_actual_dest_module_location:
 /// the install may have left a newer module of someone else in place).
+/// `uninstalling`: an uninstall (dkms says where a module was not found), not a rollback.
 fn clear_files(
     tree: &Tree,
     mv: &ModuleVersion,
     target: &Target,
     conf: &ModuleConf,
     console: &Console,
+    uninstalling: bool,
 ) -> Result<(), ActionError> {
     let lib_dir = tree.kernel_modules_dir(&target.kernel);
     let compression = target.kernel.module_compression();
@@ -313,11 +347,22 @@ fn clear_files(
                 crate::tree::same_bytes(ours, file) || module_version(ours) == module_version(file)
             })
         };
+        let mut deleted = false;
         while let Some(file) =
             kernel::module_file(&dest_dir, &record.dest_name, compression).filter(|f| owned(f))
         {
             std::fs::remove_file(&file).map_err(|e| io_error(&file, e))?;
-            console.verbose(&format!("Deleted {}", file.display()));
+            console.say(&format!("Deleting {}", file.display()));
+            deleted = true;
+        }
+        if !deleted && uninstalling {
+            // dkms 3.2.2's do_uninstall when find_actual_dest_module_location finds none.
+            console.say(&format!(
+                "Module {}.ko{} was not found within {}/",
+                record.dest_name,
+                compression.extension(),
+                lib_dir.display()
+            ));
         }
         // A copy a killed install was writing: under either name module_file finds.
         for ext in ["", compression.extension()] {
@@ -329,10 +374,10 @@ fn clear_files(
                 .file_name()
                 .map(|n| n.to_os_string())
                 .unwrap_or_default();
+            // dkms 3.2.2's do_uninstall.
             console.say(&format!(
-                "{}: restoring original module to {}",
-                record.dest_name,
-                dest_dir.display()
+                "Restoring archived original module {}",
+                dest_dir.join(&name).display()
             ));
             std::fs::create_dir_all(&dest_dir).map_err(|e| io_error(&dest_dir, e))?;
             move_file(&original, &dest_dir.join(name))?;
@@ -390,7 +435,7 @@ pub fn recover_pending(
     let pending = tree.pending_install(&mv.module, target);
     let installed = tree.is_installed(mv, target);
     if !installed {
-        clear_files(tree, mv, target, conf, console)?;
+        clear_files(tree, mv, target, conf, console, false)?;
     }
     remove_pending(&pending)?;
     Ok(!installed)

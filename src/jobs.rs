@@ -136,7 +136,10 @@ pub fn run<T: Sync>(
                 eprint!("\r\x1b[K");
             }
             match &result {
+                Ok(line) if line.is_empty() => {}
                 Ok(line) => console.say(line),
+                // Reported already, by the job itself.
+                Err(ActionError::Reported { .. }) => {}
                 Err(e) => e.report(console),
             }
             if tty && st.finished < total {

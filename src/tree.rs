@@ -92,6 +92,8 @@ pub enum ModuleState {
     Added,
     Built,
     Installed,
+    /// dkms 3.2.2's `is_module_broken`: the version is in the tree, its source is not.
+    Broken,
 }
 
 /// What [`Tree::status`] found.
@@ -111,7 +113,8 @@ pub struct StatusEntry {
     /// `None` for a module that is only added.
     pub target: Option<Target>,
     pub state: ModuleState,
-    /// dkms's suffixes: `(original_module exists)`, `(WARNING! Diff between built and installed module!)`.
+    /// dkms 3.2.2's suffixes: `(Original modules exist)`, `(Built modules are missing in the
+    /// kernel modules folder)`, `(Differences between built and installed modules)`.
     pub notes: Vec<&'static str>,
 }
 
@@ -119,6 +122,7 @@ impl std::fmt::Display for StatusEntry {
     /// Exactly dkms 3.0.10's `do_status` line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (&self.target, self.state) {
+            (_, ModuleState::Broken) => write!(f, "{}: broken", self.module),
             (None, _) | (_, ModuleState::Added) => write!(f, "{}: added", self.module),
             (Some(t), state) => {
                 let word = if state == ModuleState::Installed {
@@ -336,6 +340,18 @@ impl Tree {
         source.is_symlink() || source.is_dir()
     }
 
+    /// dkms 3.2.2's `is_module_broken`: the version dir is there, and its `source` link
+    /// dangles, or it is gone while `<source_tree>/<m>-<v>` is there.
+    pub fn is_broken(&self, mv: &ModuleVersion) -> bool {
+        let source = self.source_dir(mv);
+        self.version_dir(mv).is_dir()
+            && if source.is_symlink() {
+                !source.is_dir()
+            } else {
+                !source.exists() && self.source_tree_dir(mv).is_dir()
+            }
+    }
+
     /// Every `<m>/<v>` that is added, in the order of dkms's `$dkms_tree/*/*` glob
     /// (whole `m/v` strings sorted, so `a-b/1` comes before `a/1` as in bash).
     pub fn added_modules(&self, module: Option<&str>, version: Option<&str>) -> Vec<ModuleVersion> {
@@ -354,7 +370,8 @@ impl Tree {
                     module: m.clone(),
                     version: v,
                 };
-                if self.is_added(&mv) {
+                // dkms 3.2.2's list_module_version_combos: broken ones are listed too.
+                if self.is_added(&mv) || self.is_broken(&mv) {
                     found.push(mv);
                 }
             }
@@ -549,6 +566,15 @@ impl Tree {
         let mut entries = Vec::new();
         let mut not_run = Vec::new();
         for mv in modules {
+            if self.is_broken(mv) {
+                entries.push(StatusEntry {
+                    module: mv.clone(),
+                    target: None,
+                    state: ModuleState::Broken,
+                    notes: Vec::new(),
+                });
+                continue;
+            }
             let before = entries.len();
             let mut refused = false;
             let conf_path = self.source_dir(mv).join("dkms.conf");
@@ -577,16 +603,18 @@ impl Tree {
                     }
                     Err(_) => continue,
                 };
-                if !self.is_built(mv, &target, &conf) {
-                    continue;
-                }
+                // dkms 3.2.2's is_module_built is the module/ dir; a module file missing
+                // there is its "incomplete" suffix.
+                let complete = self.is_built(mv, &target, &conf);
                 let installed = self.is_installed(mv, &target);
                 let mut notes = Vec::new();
                 if self.original_dir(&mv.module, &target).is_dir() {
-                    notes.push("(original_module exists)");
+                    notes.push("(Original modules exist)");
                 }
-                if installed && !self.installed_matches_built(mv, &target, &conf) {
-                    notes.push("(WARNING! Diff between built and installed module!)");
+                if !complete {
+                    notes.push("(Built modules are missing in the kernel modules folder)");
+                } else if installed && !self.installed_matches_built(mv, &target, &conf) {
+                    notes.push("(Differences between built and installed modules)");
                 }
                 entries.push(StatusEntry {
                     module: mv.clone(),

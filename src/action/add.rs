@@ -21,6 +21,7 @@ impl Session {
             .clone()
             .unwrap_or_else(|| self.tree.source_tree_dir(mv).join("dkms.conf"));
         let conf = self.conf_at(&conf_path, target, Some(mv))?;
+        duplicate_modules(&conf, &conf_path)?;
         self.link_source(mv, &conf)
     }
 
@@ -115,8 +116,48 @@ impl Session {
             self.add(&mv, target)?;
         } else {
             self.check_addable(&mv)?;
+            duplicate_modules(&conf, &self.tree.source_tree_dir(&mv).join("dkms.conf"))?;
             self.link_source(&mv, &conf)?;
         }
         Ok(mv)
     }
+}
+
+/// dkms 3.2.2's read_conf: a module named twice in BUILT_MODULE_NAME or DEST_MODULE_NAME
+/// makes the file invalid (each duplicate said, then "Bad conf file.", exit 8).
+fn duplicate_modules(conf: &ModuleConf, path: &std::path::Path) -> Result<(), ActionError> {
+    let mut said = Vec::new();
+    for (what, names) in [
+        (
+            "BUILT_MODULE_NAME",
+            conf.modules
+                .iter()
+                .map(|m| m.built_name.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "DEST_MODULE_NAME",
+            conf.modules
+                .iter()
+                .map(|m| m.dest_name.as_str())
+                .collect::<Vec<_>>(),
+        ),
+    ] {
+        for (i, name) in names.iter().enumerate() {
+            if names[..i].contains(name) {
+                said.push(format!(
+                    "dkms.conf: Error! Duplicate module '{name}' in '{what}[{i}]'."
+                ));
+            }
+        }
+    }
+    if said.is_empty() {
+        return Ok(());
+    }
+    for line in &said {
+        crate::console::err_line(line);
+    }
+    Err(ActionError::BadConf {
+        path: path.to_path_buf(),
+    })
 }

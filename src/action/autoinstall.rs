@@ -14,71 +14,96 @@ use super::{Session, distinct};
 
 impl Session {
     /// `autoinstall`: build and install, for each target, the newest version of every added
-    /// module with AUTOINSTALL that is not installed there, in BUILD_DEPENDS order, in parallel.
-    /// `<etc>/no-autoinstall` turns it off, and a kernel without headers is skipped, as
-    /// Debian's dkms_autoinstaller (the kernel hook) does before calling dkms.
+    /// module with AUTOINSTALL that is not installed there, in BUILD_DEPENDS order, in parallel,
+    /// saying what dkms 3.2.2's autoinstall says. `<etc>/no-autoinstall` turns it off; a
+    /// kernel without headers fails it (21) when there is something to build, as in 3.2.2.
     pub fn autoinstall(&self, targets: &[Target]) -> Result<(), ActionError> {
         // A kernel hook's autoinstall races a package's install of the same module: one waits.
         let _lock = self.lock()?;
         if self.tree.etc_dir.join("no-autoinstall").exists() {
-            self.console.say(&format!(
-                "{}: autoinstall for dkms modules has been disabled ({})",
-                self.console.program,
-                self.tree.etc_dir.join("no-autoinstall").display()
-            ));
+            self.console
+                .say("Automatic installation of modules has been disabled.");
             return Ok(());
         }
-        let with_headers: Vec<Target> = distinct(targets)
-            .into_iter()
-            .filter(|t| {
-                let ok = crate::kernel::has_headers(&self.tree.headers_dir(&t.kernel));
-                if !ok {
-                    self.console.say(&format!(
-                        "{}: autoinstall for kernel {} was skipped since the kernel headers for this kernel do not seem to be installed",
-                        self.console.program, t.kernel
-                    ));
+        let mut first_error = None;
+        for target in distinct(targets) {
+            if let Err(e) = self.autoinstall_target(&target) {
+                if !matches!(e, ActionError::Reported { .. }) {
+                    e.report(&self.console);
                 }
-                ok
-            })
-            .collect();
-        let targets = with_headers.as_slice();
+                first_error.get_or_insert(ActionError::Reported {
+                    code: e.exit_code(),
+                });
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// [`Session::autoinstall`] for one target.
+    fn autoinstall_target(&self, target: &Target) -> Result<(), ActionError> {
         let mut todo: Vec<(ModuleVersion, Target, ModuleConf)> = Vec::new();
-        let mut failed = Vec::new();
+        let mut failed: Vec<String> = Vec::new();
         let mut by_module: BTreeMap<String, Vec<ModuleVersion>> = BTreeMap::new();
         for mv in self.tree.added_modules(None, None) {
+            if self.tree.is_broken(&mv) {
+                // dkms 3.2.2's autoinstall: said, and left out.
+                self.console.error(
+                    &format!(
+                        "{mv} is broken! Missing the source directory or the symbolic link pointing to it.\nManual intervention is required!"
+                    ),
+                    "",
+                );
+                continue;
+            }
             by_module.entry(mv.module.clone()).or_default().push(mv);
         }
         for versions in by_module.values_mut() {
             versions.sort_by_key(|mv| std::cmp::Reverse(version_key(&mv.version)));
         }
-        for target in targets {
-            for versions in by_module.values() {
-                // The common no-op: the newest version is installed; no dkms.conf to read.
-                if versions
-                    .first()
-                    .is_some_and(|mv| self.tree.is_installed(mv, target))
-                {
+        // dkms 3.2.2 counts the modules already installed among those that "succeeded".
+        let mut succeeded = Vec::new();
+        for (module, versions) in &by_module {
+            // The common no-op: the newest version is installed; no dkms.conf to read.
+            if versions
+                .first()
+                .is_some_and(|mv| self.tree.is_installed(mv, target))
+            {
+                succeeded.push(module.clone());
+                continue;
+            }
+            // Else the newest version with AUTOINSTALL, unless that one is installed.
+            for mv in versions {
+                let conf = match self.read_conf(mv, target) {
+                    Ok(conf) => conf,
+                    Err(e) => {
+                        e.report(&self.console);
+                        failed.push(format!("{}({})", mv.module, e.exit_code()));
+                        break;
+                    }
+                };
+                if !conf.autoinstall {
                     continue;
                 }
-                // Else the newest version with AUTOINSTALL, unless that one is installed.
-                for mv in versions {
-                    let conf = match self.read_conf(mv, target) {
-                        Ok(conf) => conf,
-                        Err(e) => {
-                            e.report(&self.console);
-                            failed.push(format!("{mv} ({target})"));
-                            break;
-                        }
-                    };
-                    if !conf.autoinstall {
-                        continue;
-                    }
-                    if !self.tree.is_installed(mv, target) {
-                        todo.push((mv.clone(), target.clone(), conf));
-                    }
-                    break;
+                if !self.tree.is_installed(mv, target) {
+                    todo.push((mv.clone(), target.clone(), conf));
                 }
+                break;
             }
+        }
+        if todo.is_empty() && failed.is_empty() {
+            return Ok(());
+        }
+        // dkms 3.2.2's prepare_kernel dies (21) before the first build when there are no headers.
+        let headers = self.tree.headers_dir(&target.kernel);
+        if todo
+            .iter()
+            .any(|(mv, t, conf)| !self.tree.is_built(mv, t, conf))
+            && !crate::kernel::has_headers(&headers)
+        {
+            return Err(ActionError::NoHeaders {
+                kernel: target.kernel.clone(),
+                dir: headers,
+            });
         }
         let planned: Vec<(&str, &Target, &[String])> = todo
             .iter()
@@ -87,53 +112,86 @@ impl Session {
         let order = build_order(&planned, |dep, target| {
             self.tree.installed_version(dep, target).is_some()
         });
-        for (i, dep) in &order.blocked {
-            self.console.say(&format!(
-                "{} autoinstall failed due to missing dependencies: {dep}",
-                todo[*i].0
-            ));
-        }
-        // The failures in plan order, the runnable builds as they were planned.
-        let mut runnable = Vec::new();
-        for (i, item) in todo.into_iter().enumerate() {
-            if order.runnable.contains(&i) {
-                runnable.push(item);
-            } else {
-                failed.push(format!("{} ({})", item.0, item.1));
-            }
-        }
-        let todo = runnable;
-        let deps = order.waits_for;
-        let names: Vec<String> = todo
+        let mut missing_deps: Vec<String> = order
+            .blocked
             .iter()
-            .map(|(mv, t, _)| format!("{mv} ({t})"))
+            .map(|(i, dep)| {
+                format!(
+                    "{} autoinstall failed due to missing dependencies: {dep}.",
+                    todo[*i].0
+                )
+            })
+            .collect();
+        // The runnable builds as they were planned.
+        let todo: Vec<_> = todo
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| order.runnable.contains(i))
+            .map(|(_, item)| item)
+            .collect();
+        let deps = order.waits_for;
+        let names: Vec<(ModuleVersion, Target)> = todo
+            .iter()
+            .map(|(mv, t, _)| (mv.clone(), t.clone()))
             .collect();
         let installed = Mutex::new(Vec::new());
-        let outcomes = self.run_jobs(todo, deps, |mv, target, conf| {
+        let outcomes = self.run_announced_jobs(todo, deps, |mv, target, conf| {
             self.install_one(mv, target, conf, &installed)
         });
-        for (name, outcome) in names.into_iter().zip(outcomes) {
+        let already = succeeded.len();
+        let mut skipped = Vec::new();
+        for ((mv, _), outcome) in names.into_iter().zip(outcomes) {
             match outcome {
-                Outcome::Done(_) => {}
+                Outcome::Done(_) => succeeded.push(mv.module),
                 // BUILD_EXCLUSIVE: not for this kernel, which is not a failure.
-                Outcome::Failed(ActionError::BuildExcluded { .. }) => {}
-                Outcome::Failed(_) => failed.push(name),
-                Outcome::Blocked(why) => {
-                    self.console.say(&format!(
-                        "{name} autoinstall failed due to missing dependencies: {}",
-                        why.join(" ")
-                    ));
-                    failed.push(name);
-                }
+                Outcome::Failed(ActionError::Reported { code: 77 }) => skipped.push(mv.module),
+                Outcome::Failed(e) => failed.push(format!("{}({})", mv.module, e.exit_code())),
+                // The jobs it waited for, by module name ("<m>/<v>, <k>, <a>").
+                Outcome::Blocked(why) => missing_deps.push(format!(
+                    "{mv} autoinstall failed due to missing dependencies: {}.",
+                    why.iter()
+                        .map(|job| job.split('/').next().unwrap_or(job))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )),
             }
         }
-        if let Err(e) = self.depmod_or_roll_back(installed.into_inner().unwrap_or_default()) {
-            failed.push(e.to_string());
+        let depmod = self.depmod_or_roll_back(installed.into_inner().unwrap_or_default());
+        if succeeded.len() > already {
+            // autoinstall's blank line after each module's install (its depmod here is one).
+            self.console.say("");
         }
-        if failed.is_empty() {
+        if let Err(e) = depmod {
+            failed.push(format!("depmod({})", e.exit_code()));
+        }
+        let k = &target.kernel;
+        if !succeeded.is_empty() {
+            self.console.say(&format!(
+                "Autoinstall on {k} succeeded for module(s) {}.",
+                succeeded.join(" ")
+            ));
+        }
+        if !skipped.is_empty() {
+            self.console.say(&format!(
+                "Autoinstall on {k} was skipped for module(s) {}.",
+                skipped.join(" ")
+            ));
+        }
+        if !failed.is_empty() {
+            self.console.say(&format!(
+                "Autoinstall on {k} failed for module(s) {}.",
+                failed.join(" ")
+            ));
+        }
+        for line in &missing_deps {
+            self.console.say(line);
+        }
+        if failed.is_empty() && missing_deps.is_empty() {
             Ok(())
         } else {
-            Err(ActionError::Autoinstall { failed })
+            Err(ActionError::Autoinstall {
+                failed: failed.into_iter().chain(missing_deps).collect(),
+            })
         }
     }
 

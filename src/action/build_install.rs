@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
-use std::time::Instant;
 
 use crate::build::{self, BuildRequest};
 use crate::conf::ModuleConf;
@@ -56,17 +55,44 @@ impl Session {
         };
         let undo = |target: &Target, conf: &ModuleConf| match goal {
             Goal::Built => self.unbuild_one(mv, target),
-            Goal::Installed => self.uninstall_target(mv, target, conf).map(|_| ()),
+            // dkms 3.2.2's maybe_install_module: do_uninstall (its depmod), a blank line.
+            Goal::Installed => {
+                self.uninstall_target(mv, target, conf)?;
+                self.depmod_all_marked()?;
+                self.console.say("");
+                Ok(())
+            }
         };
         let done_what = goal.done_words();
+        let given = targets;
         let targets = distinct(targets);
+        if self.tree.is_broken(mv) {
+            return Err(ActionError::Broken { module: mv.clone() });
+        }
         if let Some(first) = targets.first()
             && !self.tree.is_added(mv)
         {
             self.add(mv, first)?;
+            // dkms 3.2.2's do_build after its add_module.
+            self.console.say("");
         }
         let mut todo = Vec::new();
-        for target in &targets {
+        let mut planned = BTreeSet::new();
+        for target in given {
+            // Given twice: planned once; said again when it was done before this command.
+            if !planned.insert(target.clone()) {
+                if !todo
+                    .iter()
+                    .any(|(_, t, _): &(ModuleVersion, Target, ModuleConf)| t == target)
+                    && let Ok(conf) = self.read_conf(mv, target)
+                    && done(target, &conf)
+                {
+                    self.console.say(&format!(
+                        "Module {mv} already {done_what} kernel {target}, skip. You may override by specifying --force."
+                    ));
+                }
+                continue;
+            }
             let conf = self.read_conf(mv, target)?;
             if done(target, &conf) {
                 if !self.flags.force {
@@ -105,7 +131,7 @@ impl Session {
         // Installs touch shared files (modules dir, links): one at a time.
         let mut done = installed.lock().unwrap_or_else(|e| e.into_inner());
         let due = self.mark_depmod(&target.kernel)?;
-        install::install(
+        let placed = install::install(
             &self.tree,
             mv,
             target,
@@ -115,12 +141,7 @@ impl Session {
         )
         .inspect_err(|_| self.unmark_depmod(due))?;
         done.push((mv.clone(), target.clone(), conf.clone()));
-        let lib = self.tree.kernel_modules_dir(&target.kernel);
-        let dir = conf
-            .modules
-            .first()
-            .map_or(lib.clone(), |r| r.dest_dir(&lib));
-        Ok(Some(format!("installed to {}/", dir.display())))
+        Ok(Some(placed.join("\n")))
     }
 
     /// depmod once per kernel whose modules changed (see [`Session::mark_depmod`]); where
@@ -180,6 +201,30 @@ impl Session {
         after: impl Fn(&ModuleVersion, &Target, &ModuleConf) -> Result<Option<String>, ActionError>
         + Sync,
     ) -> Vec<Outcome> {
+        self.run_jobs_saying(todo, deps, false, after)
+    }
+
+    /// [`Session::run_jobs`] as autoinstall runs them: each job says "Autoinstall of module
+    /// M/V for kernel K (A)" first, and a failed one reports its error and a blank line
+    /// itself (its outcome is then [`ActionError::Reported`] with the error's exit code).
+    pub(super) fn run_announced_jobs(
+        &self,
+        todo: Vec<(ModuleVersion, Target, ModuleConf)>,
+        deps: Vec<Vec<usize>>,
+        after: impl Fn(&ModuleVersion, &Target, &ModuleConf) -> Result<Option<String>, ActionError>
+        + Sync,
+    ) -> Vec<Outcome> {
+        self.run_jobs_saying(todo, deps, true, after)
+    }
+
+    fn run_jobs_saying(
+        &self,
+        todo: Vec<(ModuleVersion, Target, ModuleConf)>,
+        deps: Vec<Vec<usize>>,
+        announce: bool,
+        after: impl Fn(&ModuleVersion, &Target, &ModuleConf) -> Result<Option<String>, ActionError>
+        + Sync,
+    ) -> Vec<Outcome> {
         let mut per_module: BTreeMap<&ModuleVersion, usize> = BTreeMap::new();
         for (mv, _, _) in &todo {
             *per_module.entry(mv).or_default() += 1;
@@ -204,8 +249,26 @@ impl Session {
             self.concurrency(),
             &self.console,
             |(mv, target, conf)| {
-                let name = format!("{mv}, {}, {}", target.kernel, target.arch);
-                let mut line = String::new();
+                // dkms 3.2.2's lines for this build, printed together when it is done.
+                let mut lines: Vec<String> = Vec::new();
+                let header = format!("Autoinstall of module {mv} for kernel {target}");
+                let fail = |mut lines: Vec<String>, e: ActionError| {
+                    if announce {
+                        if !lines.contains(&header) {
+                            lines.push(header.clone());
+                        }
+                        self.console.say(&lines.join("\n"));
+                        e.report(&self.console);
+                        self.console.say("");
+                        return Err(ActionError::Reported {
+                            code: e.exit_code(),
+                        });
+                    }
+                    if !lines.is_empty() {
+                        self.console.say(&lines.join("\n"));
+                    }
+                    Err(e)
+                };
                 if !self.tree.is_built(mv, target, conf) {
                     let build_dir = if shared.contains(mv) {
                         // One build dir per kernel when the same module builds for several at once.
@@ -215,26 +278,63 @@ impl Session {
                     } else {
                         self.tree.build_dir(mv)
                     };
-                    let started = Instant::now();
-                    build::build(
-                        &BuildRequest {
-                            tree: &self.tree,
-                            module: mv,
-                            target,
-                            conf,
-                            jobs: self.settings.jobs,
-                            build_dir,
-                            signing: signing.get(target).and_then(Option::as_ref),
-                        },
-                        &self.console,
-                    )?;
-                    line = format!("{name}: built in {:.1} s", started.elapsed().as_secs_f64());
+                    let request = BuildRequest {
+                        tree: &self.tree,
+                        module: mv,
+                        target,
+                        conf,
+                        jobs: self.settings.jobs,
+                        build_dir,
+                        signing: signing.get(target).and_then(Option::as_ref),
+                        force: self.flags.force,
+                    };
+                    // dkms 3.2.2's do_build checks all but BUILD_DEPENDS before it prepares
+                    // the kernel (its blank line); autoinstall prepares it before it announces
+                    // the module.
+                    if !announce
+                        && let Err(e) = build::check_buildable(&request)
+                        && !matches!(e, ActionError::MissingBuildDepends { .. })
+                    {
+                        return fail(lines, e);
+                    }
+                    lines.extend(self.prepare_target(target));
+                    if announce {
+                        lines.push(header.clone());
+                    }
+                    let missing = build::missing_build_depends(&request);
+                    if self.flags.force && !missing.is_empty() {
+                        // dkms 3.2.2's do_build under --force: a warning, and on.
+                        if !lines.is_empty() {
+                            self.console.say(&lines.join("\n"));
+                            lines.clear();
+                        }
+                        self.console.warn(&format!(
+                            "Trying to build module {mv} for kernel {target} despite of missing BUILD_DEPENDS: {}.",
+                            missing.join(" ")
+                        ));
+                    }
+                    match build::build(&request, &self.console) {
+                        Ok(_) => lines.push("Building module(s)... done.".into()),
+                        Err(e) => {
+                            if let ActionError::MakeFailed(failure) = &e {
+                                // invoke_command's words for a failed make.
+                                lines.push(format!(
+                                    "Building module(s)...(bad exit status: {})\nFailed command:\n{}",
+                                    failure.status, failure.command
+                                ));
+                            }
+                            return fail(lines, e);
+                        }
+                    }
+                } else if announce {
+                    lines.push(header.clone());
                 }
-                match after(mv, target, conf)? {
-                    Some(more) if line.is_empty() => Ok(format!("{name}: {more}")),
-                    Some(more) => Ok(format!("{line}, {more}")),
-                    None => Ok(line),
+                match after(mv, target, conf) {
+                    Ok(Some(more)) => lines.push(more),
+                    Ok(None) => {}
+                    Err(e) => return fail(lines, e),
                 }
+                Ok(lines.join("\n"))
             },
         )
     }
@@ -259,8 +359,8 @@ impl Session {
                 continue;
             }
             let ctx = self.tree.resolve_context(target, Some(mv));
+            // Its blank line after these comes with the build's lines (prepare_target).
             let signing = conf.prepare(&ctx, &self.console);
-            self.console.say("");
             prepared.insert(target.clone(), signing);
         }
         prepared
@@ -280,25 +380,41 @@ impl Session {
         Ok(())
     }
 
-    /// `uninstall`: for each target where this version is installed.
+    /// `uninstall`: for each target where this version is installed, depmod after each (as
+    /// dkms 3.2.2's uninstall_module), a blank line between targets.
     pub fn uninstall(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
         let _lock = self.lock()?;
         self.require_added(mv)?;
-        for target in &distinct(targets) {
-            let conf = self.read_conf(mv, target)?;
-            if !(self.tree.is_built(mv, target, &conf) && self.tree.is_installed(mv, target)) {
-                self.console.say(&format!(
-                    "Module {} {} is not installed for kernel {target}. Skipping...",
-                    mv.module, mv.version
-                ));
-                continue;
+        for (i, target) in distinct(targets).iter().enumerate() {
+            if i > 0 {
+                self.console.say("");
             }
-            if let Err(e) = self.uninstall_target(mv, target, &conf) {
+            let conf = self.read_conf(mv, target)?;
+            if let Err(e) = self.maybe_uninstall(mv, target, &conf) {
                 return self.depmod_after_failure(e);
             }
-            self.console
-                .say(&format!("Module {mv} uninstalled from kernel {target}"));
         }
+        self.depmod_all_marked()
+    }
+
+    /// dkms 3.2.2's maybe_uninstall_module: uninstall and depmod where this version is
+    /// installed, else say it is not.
+    fn maybe_uninstall(
+        &self,
+        mv: &ModuleVersion,
+        target: &Target,
+        conf: &ModuleConf,
+    ) -> Result<(), ActionError> {
+        // dkms 3.2.2's is_module_installed: the module/ dir and the kernel link (an
+        // incomplete build, its module file gone, is still uninstalled).
+        let built = self.tree.built_dir(mv, target).join("module").is_dir();
+        if !(built && self.tree.is_installed(mv, target)) {
+            self.console.say(&format!(
+                "Module {mv} is not installed for kernel {target}. Skipping..."
+            ));
+            return Ok(());
+        }
+        self.uninstall_target(mv, target, conf)?;
         self.depmod_all_marked()
     }
 
@@ -315,31 +431,35 @@ impl Session {
     pub fn unbuild(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
         let _lock = self.lock()?;
         self.require_added(mv)?;
-        if let Err(e) = self.uninstall_and_unbuild(mv, targets) {
+        if let Err(e) = self.uninstall_and_unbuild(mv, targets, false) {
             return self.depmod_after_failure(e);
         }
         self.depmod_all_marked()
     }
 
+    /// dkms 3.2.2's unbuild_module (`blank_after`: remove_module's loop, a blank line after
+    /// each target instead of between them).
     pub(super) fn uninstall_and_unbuild(
         &self,
         mv: &ModuleVersion,
         targets: &[Target],
+        blank_after: bool,
     ) -> Result<(), ActionError> {
-        for target in &distinct(targets) {
-            let conf = self.read_conf(mv, target)?;
-            if self.tree.is_built(mv, target, &conf) && self.tree.is_installed(mv, target) {
-                self.uninstall_target(mv, target, &conf)?;
+        for (i, target) in distinct(targets).iter().enumerate() {
+            if i > 0 && !blank_after {
+                self.console.say("");
             }
+            let conf = self.read_conf(mv, target)?;
+            self.maybe_uninstall(mv, target, &conf)?;
             if self.tree.is_built(mv, target, &conf) {
                 self.unbuild_one(mv, target)?;
-                self.console
-                    .say(&format!("Module {mv} unbuilt for kernel {target}"));
             } else {
                 self.console.say(&format!(
-                    "Module {} {} is not built for kernel {target}. Skipping...",
-                    mv.module, mv.version
+                    "Module {mv} is not built for kernel {target}. Skipping..."
                 ));
+            }
+            if blank_after {
+                self.console.say("");
             }
         }
         Ok(())
@@ -349,7 +469,7 @@ impl Session {
     pub fn remove(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
         let _lock = self.lock()?;
         self.require_added(mv)?;
-        if let Err(e) = self.uninstall_and_unbuild(mv, targets) {
+        if let Err(e) = self.uninstall_and_unbuild(mv, targets, true) {
             return self.depmod_after_failure(e);
         }
         let version_dir = self.tree.version_dir(mv);
@@ -368,8 +488,7 @@ impl Session {
             });
         if !kernels_left {
             self.console.say(&format!(
-                "Deleting module {}-{} completely from the DKMS tree.",
-                mv.module, mv.version
+                "Deleting module {mv} completely from the DKMS tree."
             ));
             if let Err(e) = remove_dir_by_rename(&version_dir) {
                 return self.depmod_after_failure(e);

@@ -118,12 +118,16 @@ impl Session {
         target: &Target,
         conf: &crate::conf::ModuleConf,
     ) -> Result<(), ActionError> {
+        // dkms 3.2.2's unbuild_module (maybe_uninstall_module, do_unbuild), then its blank line.
         if self.tree.is_installed(mv, target) {
             self.uninstall_target(mv, target, conf)?;
+        } else {
+            self.console.say(&format!(
+                "Module {mv} is not installed for kernel {target}. Skipping..."
+            ));
         }
         self.unbuild_one(mv, target)?;
-        self.console
-            .say(&format!("Module {mv} unbuilt for kernel {target}"));
+        self.console.say("");
         Ok(())
     }
 }

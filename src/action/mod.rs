@@ -37,7 +37,15 @@ pub struct Session {
     pub flags: Flags,
     /// The dkms.conf files this command has read.
     pub confs: ConfFiles,
+    /// The targets this command has prepared a build for (see [`Session::prepare_target`]).
+    pub prepared: Prepared,
 }
+
+/// The targets a command has prepared builds for: dkms 3.2.2's `prepare_kernel_and_signing`
+/// runs once per kernel and arch in a command, and its output (the signing prologue, then a
+/// blank line) comes before the first build there.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared(Arc<Mutex<std::collections::BTreeSet<Target>>>);
 
 /// The dkms.conf files a command has read, by real path (`<m>/<v>/source/dkms.conf` is the
 /// `<source_tree>/<m>-<v>/dkms.conf` that `add` read): each is read once per command, then
@@ -86,6 +94,8 @@ pub struct Settings {
     /// How modules are signed; `None`: they are not (packages' prebuilt modules: the
     /// packager's MOK key means nothing on the machines the package goes to).
     pub signing: Option<build::SigningConf>,
+    /// framework.conf's `post_transaction` command (see [`Session::post_transaction`]).
+    pub post_transaction: Option<String>,
 }
 
 impl Settings {
@@ -104,6 +114,7 @@ impl Settings {
                 }
                 .or_environment(),
             ),
+            post_transaction: framework.post_transaction.clone(),
         }
     }
 }
@@ -133,7 +144,62 @@ impl Session {
             settings: Settings::from_framework(framework),
             flags: Flags::default(),
             confs: ConfFiles::default(),
+            prepared: Prepared::default(),
         }
+    }
+
+    /// dkms 3.2.2's execute_post_transaction, after a successful install, uninstall, unbuild
+    /// or remove: framework.conf's `post_transaction` (its `$kernelver` the first kernel of
+    /// the command) run by bash, its output in `<dkms_tree>/post_transaction.log` framed as
+    /// invoke_command frames a command. Its failure is said, not returned (dkms's exit is the
+    /// action's).
+    pub fn post_transaction(
+        &self,
+        kernel: &crate::kernel::KernelRelease,
+    ) -> Result<(), ActionError> {
+        let Some(command) = &self.settings.post_transaction else {
+            return Ok(());
+        };
+        let command = command
+            .replace("${kernelver}", kernel.as_str())
+            .replace("$kernelver", kernel.as_str());
+        let log_path = self.tree.dkms_tree.join("post_transaction.log");
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&command)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| io_error(Path::new("bash"), e))?;
+        let code = out.status.code().unwrap_or(-1);
+        let secs = started.elapsed().as_secs();
+        let log = format!(
+            "\nExecuting post-transaction command\n# command: {command}\n{}{}\n# exit code: {code}\n# elapsed time: {:02}:{:02}:{:02}\n{}\n",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60,
+            "-".repeat(64)
+        );
+        crate::atomic::write_into_place(&log_path, log.as_bytes())
+            .map_err(|e| io_error(&log_path, e))?;
+        if out.status.success() {
+            self.console
+                .say("Executing post-transaction command... done.");
+        } else {
+            self.console.say(&format!(
+                "Executing post-transaction command...(bad exit status: {code})\nFailed command:\n{command}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The lines dkms 3.2.2 prints when it first prepares `target` in a command (signing's
+    /// prologue, then a blank line), or nothing when this command already did.
+    pub(crate) fn prepare_target(&self, target: &Target) -> Option<String> {
+        let mut done = self.prepared.0.lock().unwrap_or_else(|e| e.into_inner());
+        done.insert(target.clone()).then(String::new)
     }
 
     /// Take the tree's lock until the guard drops (waiting for another command's). Every
@@ -193,6 +259,9 @@ impl Session {
     }
 
     fn require_added(&self, mv: &ModuleVersion) -> Result<(), ActionError> {
+        if self.tree.is_broken(mv) {
+            return Err(ActionError::Broken { module: mv.clone() });
+        }
         if self.tree.is_added(mv) {
             Ok(())
         } else {

@@ -153,7 +153,14 @@ impl Session {
     /// modules directory is gone (its package removed) has nothing to depmod.
     pub(super) fn depmod_marked(&self, kernel: &KernelRelease) -> Result<(), ActionError> {
         if self.tree.kernel_modules_dir(kernel).is_dir() {
-            install::depmod(&self.tree, kernel)?;
+            // invoke_command's words for dkms 3.2.2's do_depmod.
+            match install::depmod(&self.tree, kernel) {
+                Ok(()) => self.console.say("Running depmod... done."),
+                Err(e) => {
+                    self.console.say("Running depmod...(bad exit status: 1)");
+                    return Err(e);
+                }
+            }
         }
         let record = self.tree.pending_depmod(kernel);
         atomic::remove_leftover(&record).map_err(|e| io_error(&record, e))

@@ -245,10 +245,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     if cli.version {
-        println!(
-            "dkms-rs {} (dkms-3.0.10 compatible)",
-            env!("CARGO_PKG_VERSION")
-        );
+        println!("{}", dkms::console::DKMS_VERSION);
         return ExitCode::SUCCESS;
     }
     let console = Console {
@@ -268,6 +265,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
+    // dkms 3.2.2 reads the distribution (os-release) before anything else.
+    if !["/etc/os-release", "/usr/lib/os-release"]
+        .iter()
+        .any(|f| std::path::Path::new(f).exists())
+    {
+        return Err(ActionError::NoOsRelease);
+    }
     let roots = Roots {
         dkms_tree: cli.dkmstree.clone(),
         source_tree: cli.sourcetree.clone(),
@@ -280,7 +284,11 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
     let mut tree = Tree::from_framework(&framework, roots);
     tree.no_exec = cli.no_exec;
     let mut session = Session::new(tree, &framework, console);
-    session.settings.jobs = dkms::jobs::limit(cli.jobs.or(framework.parallel_jobs));
+    // dkms 3.2.2: `parallel_jobs` from the environment, then framework.conf's, then -j.
+    let env_jobs = std::env::var("parallel_jobs")
+        .ok()
+        .and_then(|v| v.trim().parse().ok());
+    session.settings.jobs = dkms::jobs::limit(cli.jobs.or(framework.parallel_jobs).or(env_jobs));
     session.flags = Flags {
         force: cli.force,
         force_version_override: cli.force_version_override,
@@ -363,6 +371,16 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                 });
                 for entry in status.entries {
                     dkms::console::out_line(&entry.to_string());
+                    if entry.state == dkms::tree::ModuleState::Broken {
+                        // dkms 3.2.2's do_status, right after the line.
+                        console.error(
+                            &format!(
+                                "{}: Missing the module source directory or the symbolic link pointing to it.\nManual intervention is required!",
+                                entry.module
+                            ),
+                            "",
+                        );
+                    }
                 }
                 not_run.extend(status.not_run.iter().map(ToString::to_string));
             }
@@ -379,6 +397,17 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
             }
         }
         Action::Autoinstall => {
+            // dkms 3.2.2's have_one_kernel: no --all, one -k at most.
+            if cli.all {
+                return Err(ActionError::AllNotSupported {
+                    action: "autoinstall",
+                });
+            }
+            if cli.kernels.len() > 1 {
+                return Err(ActionError::MultipleKernels {
+                    action: "autoinstall",
+                });
+            }
             let targets = if cli.kernels.is_empty() && session.settings.autoinstall_all_kernels {
                 let arch = machine_arch();
                 session
@@ -450,27 +479,43 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                 if action == Action::Add {
                     return Ok(());
                 }
+                if matches!(action, Action::Build | Action::Install) {
+                    // dkms 3.2.2's do_build after its add_module.
+                    console.say("");
+                }
                 module = Some(mv.module);
                 version = Some(mv.version);
             }
             let (Some(module), Some(version)) = (module, version) else {
+                // dkms 3.2.2's check_module_args.
+                let action = format!("{action:?}").to_lowercase();
                 return Err(ActionError::Usage(format!(
-                    "arguments <module> and <module-version> are not specified: {} <module>/<version> or -m <module> -v <version>",
-                    format!("{action:?}").to_lowercase()
+                    "Arguments <module> and <module-version> are not specified.\n\
+                     Usage: {action} <module>/<module-version> or\n       \
+                     {action} -m <module>/<module-version> or\n       \
+                     {action} -m <module> -v <module-version>"
                 )));
             };
             let mv = ModuleVersion { module, version };
             let targets = if cli.all {
                 session.built_targets(&mv)?
+            } else if matches!(action, Action::Build | Action::Install) {
+                targets_as_given(&cli)?
             } else {
                 targets(&cli)?
             };
             match action {
                 Action::Add => session.add(&mv, &first_target),
                 Action::Build => session.build(&mv, &targets),
-                Action::Install => session.install(&mv, &targets),
-                Action::Uninstall => session.uninstall(&mv, &targets),
-                Action::Unbuild => session.unbuild(&mv, &targets),
+                Action::Install => session.install(&mv, &targets).and_then(|()| {
+                    session.post_transaction(&targets.first().unwrap_or(&first_target).kernel)
+                }),
+                Action::Uninstall => session.uninstall(&mv, &targets).and_then(|()| {
+                    session.post_transaction(&targets.first().unwrap_or(&first_target).kernel)
+                }),
+                Action::Unbuild => session.unbuild(&mv, &targets).and_then(|()| {
+                    session.post_transaction(&targets.first().unwrap_or(&first_target).kernel)
+                }),
                 Action::Mkdeb => {
                     // With -k or --all: the modules built for them travel in the package.
                     let deb = if cli.kernels.is_empty() && !cli.all {
@@ -503,7 +548,9 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                         .mktarball(&mv, &targets, content, cli.archive.as_deref(), None)
                         .map(|_| ())
                 }
-                _ => session.remove(&mv, &targets),
+                _ => session.remove(&mv, &targets).and_then(|()| {
+                    session.post_transaction(&targets.first().unwrap_or(&first_target).kernel)
+                }),
             }
         }
     }
@@ -591,4 +638,21 @@ fn targets(cli: &Cli) -> Result<Vec<Target>, ActionError> {
         .collect();
     // `-k K -k K` is one target (two builds of it would share one build directory).
     Ok(dkms::action::distinct(&targets))
+}
+
+/// [`targets`] as given, a kernel given twice kept twice: build and install say "already
+/// built" for each, as dkms 3.2.2's loop over its kernels does (their plan builds it once).
+fn targets_as_given(cli: &Cli) -> Result<Vec<Target>, ActionError> {
+    let distinct = targets(cli)?;
+    let given = kernel_args(cli);
+    if given.len() <= distinct.len() {
+        return Ok(distinct);
+    }
+    Ok(given
+        .into_iter()
+        .map(|(kernel, arch)| Target {
+            kernel: KernelRelease(kernel),
+            arch: arch.unwrap_or_else(machine_arch),
+        })
+        .collect())
 }

@@ -77,14 +77,11 @@ pub fn run_make(
 ) -> Result<Duration, ActionError> {
     let log_path = build_dir.join("make.log");
     let mut log = std::fs::File::create(&log_path).map_err(|e| io_error(&log_path, e))?;
+    // dkms 3.2.2's make.log: its header (do_build), then invoke_command's section.
     let header = format!(
-        "DKMS make.log for {}-{} for kernel {} ({})\n{}\n# {}\n",
-        mv.module,
-        mv.version,
-        target.kernel,
-        target.arch,
+        "DKMS ({}) make.log for {mv} for kernel {target}\n{}\n\nBuilding module(s)\n# command: {invocation}\n",
+        crate::console::DKMS_VERSION,
         chrono::Utc::now().format("%a %b %e %H:%M:%S UTC %Y"),
-        invocation
     );
     log.write_all(header.as_bytes())
         .map_err(|e| io_error(&log_path, e))?;
@@ -98,10 +95,14 @@ pub fn run_make(
         .map_err(|e| io_error(build_dir, e))?;
     let elapsed = started.elapsed();
     let code = status.code().unwrap_or(-1);
-    writeln!(
+    let secs = elapsed.as_secs();
+    write!(
         log,
-        "# exit status {code} after {:.2} s",
-        elapsed.as_secs_f64()
+        "\n# exit code: {code}\n# elapsed time: {:02}:{:02}:{:02}\n{}\n",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        "-".repeat(64)
     )
     .map_err(|e| io_error(&log_path, e))?;
     drop(log);
@@ -110,6 +111,7 @@ pub fn run_make(
             module: mv.clone(),
             target: target.clone(),
             status: code,
+            command: invocation.to_string(),
             tail: log_tail(&log_path, 10),
             log: log_path,
         })));

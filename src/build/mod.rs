@@ -40,6 +40,9 @@ pub struct BuildRequest<'a> {
     pub build_dir: PathBuf,
     /// How to sign this kernel's modules ([`SigningConf::prepare`]); `None`: do not sign.
     pub signing: Option<&'a Signing>,
+    /// `--force`: build despite missing BUILD_DEPENDS (the caller warns, see
+    /// [`missing_build_depends`]).
+    pub force: bool,
 }
 
 /// Check what dkms checks before building; errors carry dkms's exit codes.
@@ -50,8 +53,9 @@ pub fn check_buildable(req: &BuildRequest) -> Result<(), ActionError> {
     }
     if req.conf.build_exclude {
         return Err(ActionError::BuildExcluded {
-            what: format!("{} for {}", req.module, req.target),
-            conf: req.conf.path.clone(),
+            what: req.module.to_string(),
+            // The path dkms 3.2.2 names (`$base_dir/dkms.conf`, which is not a file).
+            conf: built_dir.join("dkms.conf"),
         });
     }
     let source = req.tree.source_dir(req.module);
@@ -66,20 +70,24 @@ pub fn check_buildable(req: &BuildRequest) -> Result<(), ActionError> {
             dir: headers,
         });
     }
-    let missing: Vec<String> = req
-        .conf
-        .build_depends
-        .iter()
-        .filter(|dep| !built_anywhere(req.tree, dep, req.target))
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
+    let missing = missing_build_depends(req);
+    if !missing.is_empty() && !req.force {
         return Err(ActionError::MissingBuildDepends {
-            what: format!("{} for {}", req.module, req.target),
+            what: format!("{} for kernel {}", req.module, req.target),
             missing,
         });
     }
     Ok(())
+}
+
+/// The BUILD_DEPENDS of the request that no version is built for on its target.
+pub fn missing_build_depends(req: &BuildRequest) -> Vec<String> {
+    req.conf
+        .build_depends
+        .iter()
+        .filter(|dep| !built_anywhere(req.tree, dep, req.target))
+        .cloned()
+        .collect()
 }
 
 /// Whether some version of `module` is built for the target.

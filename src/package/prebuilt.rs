@@ -188,6 +188,7 @@ pub fn build_prebuilt(
             ..Default::default()
         },
         confs: Default::default(),
+        prepared: Default::default(),
     };
     let Some(first) = targets.first() else {
         return Err(PackageError::BadOption {

@@ -78,15 +78,15 @@ pub(crate) fn run_bounded(cmd: &mut Command, secs: u64) -> (i32, String, String)
     )
 }
 
-/// `err` is the one line `dkms-rs: error: <conf>:<line>: '<directive>' ... (<directive>)`.
+/// `err` is the one line `\nError! <conf>:<line>: '<directive>' ... (<directive>)`.
 fn assert_one_line(err: &str, conf: &Path, line: Option<usize>, directive: &str, what: &str) {
-    assert_eq!(err.lines().count(), 1, "{what}: {err}");
+    assert_eq!(err.lines().count(), 2, "{what}: {err}");
     let place = match line {
         Some(l) => format!("{}:{l}: ", conf.display()),
         None => format!("{}: ", conf.display()),
     };
     assert!(
-        err.starts_with(&format!("dkms-rs: error: {place}'{directive}' directive ")),
+        err.starts_with(&format!("\nError! {place}'{directive}' directive ")),
         "{what}: {err}"
     );
     assert!(
@@ -304,10 +304,10 @@ fn where_dkms_refuses_its_reason_comes_first() {
         let before = snapshot(&s);
         let (code, _, err) = run(&mut s.dkms_rs(&["add", dir.to_str().expect("utf-8")]));
         assert_eq!(code, 8, "{text}: {err}");
-        assert_eq!(err.lines().count(), 1, "{text}: {err}");
+        assert_eq!(err.lines().count(), 2, "{text}: {err}");
         let conf = dir.join("dkms.conf");
         assert!(
-            err.starts_with(&format!("dkms-rs: error: {}:{line}: ", conf.display())),
+            err.starts_with(&format!("\nError! {}:{line}: ", conf.display())),
             "{text}: {err}"
         );
         assert!(err.contains(says), "{text}: {err}");
@@ -369,7 +369,7 @@ fn ldtarball_refuses_names_that_escape() {
     let (code, out, err) =
         run(&mut s.dkms_rs(&["ldtarball", tarball.to_str().expect("utf-8"), "-k", KERNEL]));
     assert_eq!(code, 8, "{out}{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 2, "{err}");
     assert!(
         err.contains("dkms.conf:1: 'PACKAGE_NAME' directive is not a single path component"),
         "{err}"
@@ -454,11 +454,8 @@ fn files_that_are_not_a_dkms_conf_are_not_read() {
         let (code, out, err) = run_bounded(&mut conf_show(dir), 20);
         assert_eq!(code, 8, "{what}: {out}{err}");
         assert_eq!(out, "", "{what}");
-        assert_eq!(err.lines().count(), 1, "{what}: {err}");
-        let want = format!(
-            "dkms-rs: error: {}: {says}",
-            dir.join("dkms.conf").display()
-        );
+        assert_eq!(err.lines().count(), 2, "{what}: {err}");
+        let want = format!("\nError! {}: {says}", dir.join("dkms.conf").display());
         assert!(err.starts_with(&want), "{what}: {err}");
     }
 
@@ -467,7 +464,7 @@ fn files_that_are_not_a_dkms_conf_are_not_read() {
     let before = snapshot(&s);
     let (code, out, err) = run_bounded(&mut s.dkms_rs(&["add", big.to_str().expect("utf-8")]), 20);
     assert_eq!(code, 8, "{out}{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 2, "{err}");
     assert!(err.contains(says.as_str()), "{err}");
     assert_eq!(snapshot(&s), before, "add wrote something");
 

@@ -181,7 +181,7 @@ fn no_exec_refuses_a_file_that_needs_bash_running_nothing() {
 
     let refusal = |file: &Path, line: usize| {
         format!(
-            "dkms-rs: error: {}:{line}: needs bash (a command or shell syntax): \
+            "\nError! {}:{line}: needs bash (a command or shell syntax): \
              --no-exec refuses to run its shell code\n",
             file.display()
         )
@@ -208,7 +208,7 @@ fn no_exec_refuses_a_file_that_needs_bash_running_nothing() {
     assert_eq!(
         err,
         format!(
-            "dkms-rs: error: {}:1: needs bash (command substitution): \
+            "\nError! {}:1: needs bash (command substitution): \
              --no-exec refuses to run its shell code\n",
             over.display()
         )
@@ -284,7 +284,7 @@ fn override_files_are_read_within_the_limits_of_a_dkms_conf() {
     std::fs::write(in_tree.join("dkms.conf"), shell_conf("ov", &c.marker)).expect("conf");
     for (what, make, says) in &cases {
         make(&over);
-        let want = format!("dkms-rs: error: {}: {says}\n", over.display());
+        let want = format!("\nError! {}: {says}\n", over.display());
         for dir in [&plain, &sh] {
             let (code, out, err) = run_bounded(&mut c.conf_show(&[], dir, "kv"), 20);
             assert_eq!((code, out.as_str()), (8, ""), "{what}: {err}");

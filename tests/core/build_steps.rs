@@ -77,14 +77,25 @@ fn patches_scripts_clean_and_strip() {
             .join(format!("steps/1.0/{k}/{arch}/log/make.log")),
     )
     .unwrap();
+    // dkms 3.2.2's make.log: its header naming `dkms --version`, then the make section.
+    let version = ok(&mut s.dkms_rs(&["--version"]));
     assert!(
         log.starts_with(&format!(
-            "DKMS make.log for steps-1.0 for kernel {k} ({arch})\n"
+            "DKMS ({}) make.log for steps/1.0 for kernel {k} ({arch})\n",
+            version.trim()
         )),
         "{log}"
     );
+    assert!(
+        log.contains("\n\nBuilding module(s)\n# command: make -j"),
+        "{log}"
+    );
     assert!(log.contains(&format!("KERNELRELEASE={k} -C ")), "{log}");
-    assert!(log.contains("# exit status 0 after "), "{log}");
+    assert!(
+        log.contains("\n# exit code: 0\n# elapsed time: 00:00:")
+            && log.ends_with(&format!("\n{}\n", "-".repeat(64))),
+        "{log}"
+    );
     assert!(
         s.dkms_tree
             .join(format!("steps/1.0/{k}/{arch}/log/.config"))

@@ -73,12 +73,8 @@ fn rest(s: &Scratch) -> Vec<String> {
 /// as before.
 fn assert_refused(what: &str, r: &SmallFsRun, code: i32, file: &str) {
     assert_eq!(r.code, code, "{what}: {r:?}");
-    assert_eq!(r.stderr.lines().count(), 1, "{what}: {}", r.stderr);
-    assert!(
-        r.stderr.starts_with("dkms-rs: error: "),
-        "{what}: {}",
-        r.stderr
-    );
+    assert_eq!(r.stderr.lines().count(), 2, "{what}: {}", r.stderr);
+    assert!(r.stderr.starts_with("\nError! "), "{what}: {}", r.stderr);
     assert!(
         r.stderr.contains("No space left on device") && r.stderr.contains(file),
         "{what}: {}",

@@ -82,11 +82,18 @@ fn failing_build_exits_10_keeps_make_log_and_stays_added() {
     }
     let log = s.dkms_tree.join("broken/1.0/build/make.log");
     assert!(err.contains(&log.display().to_string()), "{err}");
-    // The last lines of make.log come with the error.
-    assert!(err.contains("error:"), "{err}");
+    // dkms 3.2.2's words: the error names the kernel and the log.
+    assert!(
+        err.contains(&format!(
+            "\nError! Bad return status for module build on kernel: {k} ({})\nConsult {} for more information.\n",
+            support::arch(),
+            log.display()
+        )),
+        "{err}"
+    );
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("error:"), "{text}");
-    assert!(text.contains("# exit status 2"), "{text}");
+    assert!(text.contains("# exit code: 2"), "{text}");
     assert!(!s.dkms_tree.join(format!("broken/1.0/{k}")).exists());
     assert_eq!(ok(&mut s.dkms_rs(&["status"])), "broken/1.0: added\n");
     if theirs.is_some() {

@@ -565,9 +565,15 @@ fn two_hooks_at_once_for_one_kernel_take_turns_on_each_module() {
     );
     // Each good module built once: the second hook waited and found it installed.
     for m in ["alpha", "beta"] {
-        let builds = format!("{ta}{tb}")
-            .lines()
-            .filter(|l| l.starts_with(&format!("{m}/1.0,")) && l.contains(": built in"))
+        // autoinstall's "Autoinstall of module M/V for kernel K (A)", then the build's line.
+        let text = format!("{ta}{tb}");
+        let lines: Vec<&str> = text.lines().collect();
+        let builds = lines
+            .windows(2)
+            .filter(|w| {
+                w[0].starts_with(&format!("Autoinstall of module {m}/1.0 for kernel "))
+                    && w[1] == "Building module(s)... done."
+            })
             .count();
         assert_eq!(builds, 1, "{m}\n{ta}\n---\n{tb}");
     }

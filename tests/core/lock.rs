@@ -206,7 +206,8 @@ fn eight_mixed_commands_at_once_end_in_one_state() {
             commands.push((format!("dkms-rs {}", args.join(" ")), s.dkms_rs(&args)));
         };
         ours(with(&["install", "race/1.0"]));
-        ours(with(&["autoinstall"]));
+        // One kernel per autoinstall (dkms 3.2.2 refuses two `-k` with 4).
+        ours(vec!["autoinstall", "-k", kernels[0].as_str()]);
         ours(vec!["status"]);
         ours(with(&["build", "race/1.0"]));
         ours(vec!["autoinstall"]);
@@ -307,6 +308,16 @@ fn a_kernel_given_twice_is_built_once() {
             vec![action, m, "-v", "1.0", "-k", k, "-k", k]
         };
         let (code, out, err) = support::run(&mut s.dkms_rs(&args));
+        if action == "autoinstall" {
+            // dkms 3.2.2's have_one_kernel: refused, nothing built.
+            assert_eq!(code, 4, "{args:?}\n{out}\n{err}");
+            assert_eq!(
+                err,
+                "\nError! The action autoinstall does not support multiple kernel version parameters on the command line.\n"
+            );
+            ok(&mut s.dkms_rs(&["autoinstall", "-k", k]));
+            continue;
+        }
         assert_eq!(code, 0, "{args:?}\n{out}\n{err}");
         let built = support::scratch::built_lines(&out);
         // autoinstall also builds the modules added before this one (already done: none).

@@ -19,3 +19,4 @@ mod seed;
 mod signing;
 mod tarball_hostile;
 mod tarball_oracle;
+mod upstream_suite;

@@ -12,7 +12,7 @@ use support::scratch::{Scratch, TRIVIAL, listing, ok, run};
 
 fn refusal(conf: &Path) -> String {
     format!(
-        "dkms-rs: error: {}:5: needs bash (a command or shell syntax): \
+        "Error! {}:5: needs bash (a command or shell syntax): \
          --no-exec refuses to run its shell code",
         conf.display()
     )
@@ -52,9 +52,13 @@ fn no_exec_refuses_a_conf_that_needs_bash_in_every_action() {
         full.extend(args);
         let (got, out, err) = run(&mut dkms_rs(&full));
         assert_eq!(got, code, "{args:?}: {out}{err}");
-        assert_eq!(err.lines().next(), Some(refusal(conf).as_str()), "{args:?}");
+        assert_eq!(
+            err.lines().find(|l| !l.is_empty()),
+            Some(refusal(conf).as_str()),
+            "{args:?}"
+        );
         if code == 8 {
-            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+            assert_eq!(err.lines().count(), 2, "{args:?}: {err}");
         }
         assert!(!marker.exists(), "{args:?}: the conf's shell code ran");
         assert_eq!(bash.runs(), 0, "{args:?}: bash started");
@@ -110,9 +114,9 @@ fn no_exec_refuses_a_conf_that_needs_bash_in_every_action() {
     let before = snapshot();
     let (code, out, err) = run(&mut dkms_rs(&["--no-exec", "ldtarball", archive, "-k", k]));
     assert_eq!(code, 8, "{out}{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 2, "{err}");
     assert!(
-        err.starts_with("dkms-rs: error: ")
+        err.starts_with("\nError! ")
             && err.contains("/dkms_source_tree/dkms.conf:5: needs bash (a command or shell syntax): --no-exec refuses to run its shell code"),
         "{err}"
     );

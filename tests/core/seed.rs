@@ -37,7 +37,7 @@ fn seed_session_with_dkms_rs_reads_the_same_in_real_dkms() {
         log_text.contains(&format!("KERNELRELEASE={k1} all KVERSION={k1}")),
         "{log_text}"
     );
-    assert!(log_text.contains("# exit status 0"), "{log_text}");
+    assert!(log_text.contains("# exit code: 0"), "{log_text}");
     assert!(
         !s.dkms_tree.join("hello/0.1/build").exists(),
         "build dir is cleaned up"

@@ -273,7 +273,7 @@ impl Hostile {
     }
 }
 
-/// Exit 7 and one stderr line `dkms-rs: error: refusing to load <tarball>: entry "<e>" ...`
+/// Exit 7 and one stderr line `\nError! refusing to load <tarball>: entry "<e>" ...`
 /// for one of `entries_named`.
 fn assert_refusal(what: &str, code: i32, err: &str, tarball: &Path, entries_named: &[&str]) {
     refusal(what, code, err, tarball, entries_named).unwrap_or_else(|e| panic!("{e}"));
@@ -287,11 +287,11 @@ fn refusal(
     tarball: &Path,
     entries_named: &[&str],
 ) -> Result<(), String> {
-    let start = format!("dkms-rs: error: refusing to load {}: ", tarball.display());
+    let start = format!("\nError! refusing to load {}: ", tarball.display());
     let named = entries_named
         .iter()
         .any(|e| err.contains(&format!("entry \"{e}\"")));
-    if code != 7 || err.lines().count() != 1 || !err.starts_with(&start) || !named {
+    if code != 7 || err.lines().count() != 2 || !err.starts_with(&start) || !named {
         return Err(format!(
             "{what}: want exit 7 and one line `{start}entry \"<one of {entries_named:?}>\" ...`, \
              got exit {code}: {err}"
@@ -486,7 +486,7 @@ fn a_module_name_that_is_a_path_is_refused() {
             .load_changing_nothing(what, &entries)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(code, 8, "{what}: {err}");
-        assert_eq!(err.lines().count(), 1, "{what}: {err}");
+        assert_eq!(err.lines().count(), 2, "{what}: {err}");
         assert!(
             err.contains("dkms_source_tree/dkms.conf:")
                 && err.contains("is not a single path component"),

@@ -126,7 +126,7 @@ fn real_dkms_loads_what_dkms_rs_made_and_the_other_way_round() {
     let (code_theirs, _, _) = run(&mut a.dkms(&["ldtarball", theirs_tarball.to_str().unwrap()]));
     let (code_mine, _, err) = run(&mut b.dkms_rs(&["ldtarball", theirs_tarball.to_str().unwrap()]));
     assert_eq!((code_mine, code_theirs), (8, 8), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 2, "{err}");
 
     // A missing archive: 2 for both.
     let (code_theirs, _, _) = run(&mut a.dkms(&["ldtarball", "--archive", "/nonexistent.tar.gz"]));
@@ -258,7 +258,7 @@ fn unsafe_tarballs_are_refused_whole() {
         let s = Scratch::new(&kernels);
         let (code, out, err) = run(&mut s.dkms_rs(&["ldtarball", tarball.to_str().unwrap()]));
         assert_eq!(code, 7, "{what}: {out}{err}");
-        assert_eq!(err.lines().count(), 1, "{what}: {err}");
+        assert_eq!(err.lines().count(), 2, "{what}: {err}");
         assert!(err.contains("refusing to load"), "{what}: {err}");
         assert_eq!(listing(&s.source_tree), Vec::<String>::new(), "{what}");
         assert!(!s.dkms_tree.join("hello").exists(), "{what}");

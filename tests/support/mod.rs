@@ -92,6 +92,17 @@ pub fn require_kernels(n: usize) -> Option<Vec<String>> {
     }
 }
 
+/// dkms 3.0.10's `status` lines with its suffixes in dkms 3.2.2's words (module_status_built_extra):
+/// the same findings, said as dkms-rs says them.
+pub fn suffixes_of_3_2_2(status: &str) -> String {
+    status
+        .replace("(original_module exists)", "(Original modules exist)")
+        .replace(
+            "(WARNING! Diff between built and installed module!)",
+            "(Differences between built and installed modules)",
+        )
+}
+
 /// The examples/hello module of this repository.
 pub fn hello_source() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello")

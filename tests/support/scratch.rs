@@ -255,8 +255,10 @@ pub fn listing(dir: &Path) -> Vec<String> {
     v
 }
 
-/// How many builds finished in a job run's output (one `<m>/<v>, <k>, <a>: built in N s`
+/// How many builds finished in a job run's output (dkms 3.2.2's `Building module(s)... done.`
 /// line each).
 pub fn built_lines(out: &str) -> usize {
-    out.lines().filter(|l| l.contains(": built in")).count()
+    out.lines()
+        .filter(|l| *l == "Building module(s)... done.")
+        .count()
 }

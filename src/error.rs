@@ -64,6 +64,9 @@ pub enum ActionError {
     NoHeaders { kernel: KernelRelease, dir: PathBuf },
     #[error("Aborting build of module {what} due to missing BUILD_DEPENDS: {}.\nYou may override by specifying --force.", missing.join(" "))]
     MissingBuildDepends { what: String, missing: Vec<String> },
+    /// dkms 3.2.2 refuses, at build, a patch whose `patches/<name>` has a `/../`.
+    #[error("Patch {patch} as specified in dkms.conf contains '..' path component.")]
+    PatchDotDot { patch: String },
     #[error("Patch {patch} as specified in dkms.conf cannot be\nfound in {}/.", dir.display())]
     PatchMissing { patch: String, dir: PathBuf },
     #[error("Application of patch {patch} failed.\nConsult {}/make.log for more information.", dir.display())]
@@ -156,7 +159,7 @@ impl ActionError {
             ActionError::NoSource { .. } => 8,
             ActionError::NoHeaders { .. } => 21,
             ActionError::MissingBuildDepends { .. } => 13,
-            ActionError::PatchMissing { .. } => 5,
+            ActionError::PatchMissing { .. } | ActionError::PatchDotDot { .. } => 5,
             ActionError::PatchFailed { .. } => 6,
             ActionError::MakeFailed(_) => 10,
             ActionError::ModuleNotProduced { .. } => 7,

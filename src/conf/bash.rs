@@ -135,8 +135,8 @@ umask 022
 unset CC CXX CFLAGS CXXFLAGS LDFLAGS
 if [[ $dkms_rs_identify ]]; then
     dkms_rs_read_conf "$dkms_rs_kernelver" "$dkms_rs_arch" "$dkms_rs_conf"
-    module="$PACKAGE_NAME"
-    module_version="$PACKAGE_VERSION"; dkms_rs_over=()
+    module="${PACKAGE_NAME%$'\r'}"
+    module_version="${PACKAGE_VERSION%$'\r'}"; dkms_rs_over=()
 fi
 dkms_rs_read_conf "$dkms_rs_kernelver" "$dkms_rs_arch" "$dkms_rs_conf"
 [[ $dkms_rs_text ]] && exec {dkms_rs_fd}<&-

@@ -175,9 +175,10 @@ impl ConfFile {
                 let get = |n: &str| {
                     vars.get(n)
                         .and_then(|v| v.get(&0))
-                        .map(|e| e.value.clone())
+                        .map(|e| e.value.strip_suffix('\r').unwrap_or(&e.value).to_owned())
                         .unwrap_or_default()
                 };
+                // Without the CR of a CR/LF file, as the resolved directives.
                 (get("PACKAGE_NAME"), get("PACKAGE_VERSION"))
             }
         };

@@ -242,8 +242,6 @@ pub enum Problem {
     NoDestModuleLocationAtAll,
     NoPackageName,
     NoPackageVersion,
-    /// Not checked by dkms 3.0.10: a patch named with `..` reaches outside `patches/`.
-    PatchOutsideSource,
     /// Not checked by dkms 3.0.10: PACKAGE_NAME names the module's directories in every tree
     /// (`<dkms_tree>/<name>/`, `<source_tree>/<name>-<version>/`), so it must be one component.
     BadPackageName(NameFault),
@@ -317,7 +315,6 @@ impl std::fmt::Display for Problem {
             Problem::NoDestModuleLocationAtAll => "no 'DEST_MODULE_LOCATION' directive specified",
             Problem::NoPackageName => "no 'PACKAGE_NAME' directive specified",
             Problem::NoPackageVersion => "no 'PACKAGE_VERSION' directive specified",
-            Problem::PatchOutsideSource => "'PATCH' names a path with '..'",
             Problem::BadPackageName(why) => return not_one_component(f, "PACKAGE_NAME", why),
             Problem::BadPackageVersion(why) => {
                 return not_one_component(f, "PACKAGE_VERSION", why);

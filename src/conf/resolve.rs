@@ -119,6 +119,13 @@ pub fn resolve(
     module: &str,
     module_version: &str,
 ) -> Resolution {
+    let stripped;
+    let vars = if has_cr(vars) {
+        stripped = without_cr(vars);
+        &stripped
+    } else {
+        vars
+    };
     let r = Reader { vars, files };
     let mut problems = Vec::new();
     let package_name = r.get("PACKAGE_NAME", 0).to_owned();
@@ -135,7 +142,6 @@ pub fn resolve(
     let patches = patches(&r, &ctx.kernelver);
     let build_exclude = build_exclude(&r, ctx, kconfig.as_ref());
     check_package(&r, &records, &package_name, &package_version, &mut problems);
-    check_patches(&r, &patches, &mut problems);
     check_names(&r, &records, &package_name, &package_version, &mut problems);
     Resolution {
         conf: ModuleConf {
@@ -161,6 +167,25 @@ pub fn resolve(
         problems,
         read_by: ReadBy::Native,
     }
+}
+
+/// Whether a value ends in a carriage return (a dkms.conf with CR/LF line ends).
+fn has_cr(vars: &Vars) -> bool {
+    vars.values()
+        .flat_map(|v| v.values())
+        .any(|e| e.value.ends_with('\r'))
+}
+
+/// dkms 3.2.2's safe_source: one trailing CR off each element of each directive
+/// (`${VAR[$i]%$CR}`), so a dkms.conf saved with CR/LF line ends reads as with LF.
+fn without_cr(vars: &Vars) -> Vars {
+    let mut vars = vars.clone();
+    for elem in vars.values_mut().flat_map(|v| v.values_mut()) {
+        if elem.value.ends_with('\r') {
+            elem.value.pop();
+        }
+    }
+    vars
 }
 
 /// read_conf's lowercase record arrays as its record loop leaves them (conf-set elements
@@ -482,26 +507,6 @@ fn check_package(
             &["PACKAGE_VERSION"],
             Problem::NoPackageVersion,
         ));
-    }
-}
-
-/// Not a dkms 3.0.10 check: a patch is applied from `<build>/patches/<p>`, so `..` would
-/// reach outside the module's source.
-fn check_patches(r: &Reader, patches: &[String], problems: &mut Vec<ConfError>) {
-    for (i, p) in patches.iter().enumerate() {
-        if Path::new(p)
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-        {
-            let (path, line) = r.origin(&["PATCH"], i as u64);
-            problems.push(ConfError::Invalid {
-                path,
-                line,
-                directive: "PATCH",
-                record: Some(i),
-                kind: Problem::PatchOutsideSource,
-            });
-        }
     }
 }
 

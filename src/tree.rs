@@ -302,11 +302,12 @@ impl Tree {
         self.install_tree.join(kernel.as_str())
     }
 
-    /// The headers of a kernel: `--kernelsourcedir` or `/lib/modules/<k>/build`.
+    /// The headers of a kernel: `--kernelsourcedir` or `<install_tree>/<k>/build`
+    /// (`/lib/modules/<k>/build`; dkms 3.2.2's `_get_kernel_dir` looks under the install tree).
     pub fn headers_dir(&self, kernel: &KernelRelease) -> PathBuf {
         self.kernel_source_dir
             .clone()
-            .unwrap_or_else(|| kernel.default_headers_dir())
+            .unwrap_or_else(|| self.kernel_modules_dir(kernel).join("build"))
     }
 
     /// What dkms.conf sees while read for one target (and module, when known).

@@ -67,11 +67,6 @@ impl Side {
 
     fn make(kernel: &str, modules: &[Module], reference: Option<PathBuf>, bookworm: bool) -> Side {
         let s = Scratch::new(&[kernel.to_string()]);
-        std::os::unix::fs::symlink(
-            Path::new("/lib/modules").join(kernel).join("build"),
-            s.install_tree.join(kernel).join("build"),
-        )
-        .expect("build link");
         // Two builds at once, as dkms 3.2.2's -j and dkms-rs's job count.
         let mut fw = std::fs::read_to_string(s.etc_dir.join("framework.conf")).unwrap();
         fw.push_str("parallel_jobs=2\n");

@@ -9,7 +9,6 @@
 //! `openssl cms -verify` against the certificate.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::support;
 
@@ -44,11 +43,6 @@ fn scratch(kernels: &[String], sign_file: bool) -> Scratch {
     let s = Scratch::new(kernels);
     let d = s.dir.path().display().to_string();
     for k in kernels {
-        std::os::unix::fs::symlink(
-            Path::new("/lib/modules").join(k).join("build"),
-            s.install_tree.join(k).join("build"),
-        )
-        .expect("build link");
         std::fs::create_dir_all(s.dir.path().join("keys").join(k)).expect("key dir");
     }
     let mut fw = format!("mok_signing_key=\"{d}/{MOK_KEY}\"\nmok_certificate='{d}/{MOK_CERT}'\n");
@@ -57,20 +51,6 @@ fn scratch(kernels: &[String], sign_file: bool) -> Scratch {
     }
     std::fs::write(s.etc_dir.join("framework.conf"), fw).expect("framework.conf");
     s
-}
-
-/// `dkms ARGS <tree options>` by dkms 3.2.2 on the scratch tree, `/etc/dkms` being its etc/.
-fn theirs(s: &Scratch, reference: &Path, args: &[&str]) -> Command {
-    let mut cmd = support::command("unshare");
-    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg("etc=$1 dkms=$2; shift 2; mount --bind \"$etc\" /etc/dkms && exec bash \"$dkms\" \"$@\"")
-        .arg("sh")
-        .arg(&s.etc_dir)
-        .arg(reference.join("usr/sbin/dkms"))
-        .args(args)
-        .args(s.tree_args())
-        .current_dir(s.dir.path());
-    cmd
 }
 
 /// The lines of dkms's signing steps (prepare_signing, prepare_mok, do_build's), the scratch
@@ -273,7 +253,7 @@ fn first_build_makes_the_pair_and_signs_as_dkms_3_2_2() {
         s.write_module("signed", "1.0", "", TRIVIAL);
         let dkms = |args: &[&str]| match side {
             "dkms-rs" => s.dkms_rs(args),
-            _ => theirs(&s, &reference, args),
+            _ => s.dkms_3_2_2(&reference, args),
         };
         ok(&mut dkms(&["add", "signed/1.0"]));
         let (code, out, err) = run(&mut dkms(&["build", "signed/1.0", "-k", k]));
@@ -362,7 +342,7 @@ fn generate_mok_as_dkms_3_2_2() {
         let dkms = |path: Option<&str>| {
             let mut cmd = match side {
                 "dkms-rs" => s.dkms_rs(&["generate_mok", "-k", k]),
-                _ => theirs(&s, &reference, &["generate_mok", "-k", k]),
+                _ => s.dkms_3_2_2(&reference, &["generate_mok", "-k", k]),
             };
             if let Some(path) = path {
                 cmd.env("PATH", path);
@@ -457,7 +437,7 @@ fn unsigned_builds_say_why_as_dkms_3_2_2() {
             s.write_module("signed", "1.0", "", TRIVIAL);
             let dkms = |args: &[&str]| match side {
                 "dkms-rs" => s.dkms_rs(args),
-                _ => theirs(&s, &reference, args),
+                _ => s.dkms_3_2_2(&reference, args),
             };
             ok(&mut dkms(&["add", "signed/1.0"]));
             let mut args = vec!["build", "signed/1.0", "-k", k];
@@ -517,7 +497,7 @@ fn a_garbage_key_warns_and_leaves_the_module_unsigned_as_dkms_3_2_2() {
         s.write_module("signed", "1.0", "", TRIVIAL);
         let dkms = |args: &[&str]| match side {
             "dkms-rs" => s.dkms_rs(args),
-            _ => theirs(&s, &reference, args),
+            _ => s.dkms_3_2_2(&reference, args),
         };
         ok(&mut dkms(&["add", "signed/1.0"]));
         let (code, out, err) = run(&mut dkms(&["build", "signed/1.0", "-k", k]));
@@ -566,7 +546,7 @@ fn a_pair_that_cannot_be_made_whole_leaves_nothing() {
         let args = ["generate_mok", "-k", support::FAKE_KERNEL];
         let (code, out, err) = run(&mut match side {
             "dkms-rs" => s.dkms_rs(&args),
-            _ => theirs(&s, &reference, &args),
+            _ => s.dkms_3_2_2(&reference, &args),
         });
         assert_eq!(code, 1, "{side}:\n{out}{err}");
         let last = out.lines().last().unwrap_or("").replace(&d, "[DIR]");

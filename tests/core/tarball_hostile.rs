@@ -193,6 +193,15 @@ impl Hostile {
         for root in trees {
             for rel in listing(root) {
                 let path = root.join(&rel);
+                // The harness's own link to a kernel's headers (Scratch::new), not a leak.
+                let headers_link = s.kernels.iter().any(|k| {
+                    path == s.install_tree.join(k).join("build")
+                        && std::fs::read_link(&path).ok()
+                            == Some(Path::new("/lib/modules").join(k).join("build"))
+                });
+                if headers_link {
+                    continue;
+                }
                 if let Ok(real) = path.canonicalize()
                     && !trees.iter().any(|t| real.starts_with(t))
                 {

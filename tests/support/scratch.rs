@@ -28,6 +28,12 @@ impl Scratch {
         let install_tree = dir.path().join("lib/modules");
         for k in kernels {
             std::fs::create_dir_all(install_tree.join(k)).expect("install tree");
+            // The kernel's headers where dkms 3.2.2 and dkms-rs look, under the install tree.
+            let headers = Path::new("/lib/modules").join(k).join("build");
+            if headers.is_dir() {
+                std::os::unix::fs::symlink(&headers, install_tree.join(k).join("build"))
+                    .expect("build link");
+            }
         }
         std::fs::create_dir_all(&dkms_tree).expect("dkms tree");
         std::fs::create_dir_all(&source_tree).expect("source tree");
@@ -105,6 +111,22 @@ impl Scratch {
             cmd
         };
         cmd.args(args)
+            .args(self.tree_args())
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    /// `dkms ARGS <tree options>` by Debian's dkms 3.2.2 extracted at `reference`
+    /// ([`super::dkms_3_2_2`]) on the same tree, in a private mount namespace where the
+    /// scratch `etc/` is its /etc/dkms (root only).
+    pub fn dkms_3_2_2(&self, reference: &Path, args: &[&str]) -> Command {
+        let mut cmd = super::command("unshare");
+        cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg("etc=$1 dkms=$2; shift 2; mount --bind \"$etc\" /etc/dkms && exec bash \"$dkms\" \"$@\"")
+            .arg("sh")
+            .arg(&self.etc_dir)
+            .arg(reference.join("usr/sbin/dkms"))
+            .args(args)
             .args(self.tree_args())
             .current_dir(self.dir.path());
         cmd

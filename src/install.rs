@@ -23,19 +23,31 @@ pub struct InstallOptions {
     pub symlink_modules: bool,
 }
 
-/// `version:` of a module file, from modinfo: the first line of dkms's `get_module_verinfo`
-/// (its second, srcversion, decides nothing in `compare_module_version`'s callers).
-fn module_version(file: &Path) -> String {
+/// dkms's `get_module_verinfo`: a module file's `version:` and its `srcversion:` (or, from
+/// an old modinfo, the checksum after the version), from modinfo; empty where it has none.
+fn module_verinfo(file: &Path) -> (String, String) {
     let out = Command::new("modinfo").arg(file).output();
     let text = out
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    text.lines()
-        .find_map(|line| {
-            let mut words = line.split_whitespace();
-            (words.next() == Some("version:")).then(|| words.next().unwrap_or("").to_string())
-        })
-        .unwrap_or_default()
+    let (mut version, mut checksum, mut srcversion) = (String::new(), String::new(), None);
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("version:") => {
+                version = words.next().unwrap_or_default().to_string();
+                checksum = words.next().unwrap_or_default().to_string();
+            }
+            Some("srcversion:") => srcversion = Some(words.next().unwrap_or_default().to_string()),
+            _ => {}
+        }
+    }
+    (version, srcversion.unwrap_or(checksum))
+}
+
+/// `version:` of a module file: the first line of [`module_verinfo`].
+fn module_version(file: &Path) -> String {
+    module_verinfo(file).0
 }
 
 /// Every `<name>.ko[.ext]` under a kernel's module directory (dkms's `find_module`).
@@ -111,30 +123,32 @@ fn version_sanity(
     let [theirs] = found.as_slice() else {
         return Ok(());
     };
-    let their_ver = module_version(theirs);
-    let our_ver = module_version(ours);
+    let (their_ver, their_src) = module_verinfo(theirs);
+    let (our_ver, our_src) = module_verinfo(ours);
     let file = ours.file_name().map_or_else(
         || format!("{dest_name}.ko"),
         |n| n.to_string_lossy().into_owned(),
     );
-    // Unversioned both: refused only when the files are the same (dkms's `diff`).
-    if their_ver == our_ver && (!our_ver.is_empty() || crate::tree::same_bytes(theirs, ours)) {
-        return Err(Refusal::Note(if our_ver.is_empty() {
-            format!(
-                "Module {} already installed (unversioned module), override by specifying --force",
-                theirs.display()
-            )
-        } else {
-            format!(
-                "Module {} already installed at version {our_ver}, override by specifying --force",
-                theirs.display()
-            )
-        }));
-    }
-    if !their_ver.is_empty()
-        && !our_ver.is_empty()
-        && version_key(&their_ver) > version_key(&our_ver)
-    {
+    // dkms 3.2.2's compare_module_version, then its check_version_sanity on the answer.
+    if their_ver == our_ver {
+        // "==" (same srcversion too) is refused when the module says a version or a
+        // srcversion, or else when the files are the same (dkms's `diff`); "=" installs.
+        let versioned = !our_ver.is_empty() || !our_src.is_empty();
+        if their_src == our_src && (versioned || crate::tree::same_bytes(theirs, ours)) {
+            return Err(Refusal::Note(if our_ver.is_empty() {
+                format!(
+                    "Module {} already installed (unversioned module), override by specifying --force",
+                    theirs.display()
+                )
+            } else {
+                format!(
+                    "Module {} already installed at version {our_ver}, override by specifying --force",
+                    theirs.display()
+                )
+            }));
+        }
+    } else if version_key(&their_ver) > version_key(&our_ver) {
+        // dkms compares VER strings: an unversioned module is older than any version.
         return Err(Refusal::Error(format!(
             "Module version {our_ver} for {file}\n\
              is not newer than what is already found in kernel {kernel} ({their_ver}).\n\
@@ -158,7 +172,7 @@ pub fn install(
     conf: &ModuleConf,
     opts: InstallOptions,
     console: &Console,
-) -> Result<Vec<String>, ActionError> {
+) -> Result<(), ActionError> {
     let lib_dir = tree.kernel_modules_dir(&target.kernel);
     if !lib_dir.exists() {
         return Err(ActionError::NoKernelDir { dir: lib_dir });
@@ -166,7 +180,7 @@ pub fn install(
     let pending = tree.pending_install(&mv.module, target);
     write_pending(&pending, mv, target)?;
     match place_modules(tree, mv, target, conf, opts, console) {
-        Ok(placed) => remove_pending(&pending).map(|()| placed),
+        Ok(()) => remove_pending(&pending),
         Err(e) => {
             // What went in comes out; the original modules go back.
             if !tree.is_installed(mv, target) {
@@ -178,8 +192,8 @@ pub fn install(
     }
 }
 
-/// The part of [`install`] between its records: modules into place, then the link; the
-/// lines dkms 3.2.2 prints for them (an original kept, each module installed).
+/// The part of [`install`] between its records: modules into place, then the link, saying
+/// dkms 3.2.2's lines for them (an original kept, each module installed).
 fn place_modules(
     tree: &Tree,
     mv: &ModuleVersion,
@@ -187,8 +201,7 @@ fn place_modules(
     conf: &ModuleConf,
     opts: InstallOptions,
     console: &Console,
-) -> Result<Vec<String>, ActionError> {
-    let mut placed = Vec::new();
+) -> Result<(), ActionError> {
     let lib_dir = tree.kernel_modules_dir(&target.kernel);
     let built = tree.built_dir(mv, target).join("module");
     let compression = target.kernel.module_compression();
@@ -247,7 +260,7 @@ fn place_modules(
         {
             let keep = tree.original_dir(&mv.module, target);
             // dkms 3.2.2's do_install.
-            placed.push(format!(
+            console.say(&format!(
                 "Found pre-existing {}, archiving for uninstallation",
                 existing.display()
             ));
@@ -264,7 +277,7 @@ fn place_modules(
         } else {
             copy_into_place(&ours, &dest)?;
         }
-        placed.push(format!("Installing {}", dest.display()));
+        console.say(&format!("Installing {}", dest.display()));
         any_installed = true;
     }
     if !any_installed {
@@ -283,7 +296,7 @@ fn place_modules(
             console,
         )?;
     }
-    Ok(placed)
+    Ok(())
 }
 
 /// Uninstall a module version from one target, without depmod. Returns whether it was

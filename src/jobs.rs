@@ -128,20 +128,25 @@ pub fn run<T: Sync>(
                 progress(&st, total);
             }
             drop(st);
-            let result = work(&jobs[i].item);
+            // The job's lines (its own, then its result's) come out together when it ends.
+            let (result, lines) = crate::console::holding(|| {
+                let result = work(&jobs[i].item);
+                match &result {
+                    Ok(line) if line.is_empty() => {}
+                    Ok(line) => console.say(line),
+                    // Reported already, by the job itself.
+                    Err(ActionError::Reported { .. }) => {}
+                    Err(e) => e.report(console),
+                }
+                result
+            });
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
             st.running.retain(|n| n != &jobs[i].name);
             st.finished += 1;
             if tty {
                 eprint!("\r\x1b[K");
             }
-            match &result {
-                Ok(line) if line.is_empty() => {}
-                Ok(line) => console.say(line),
-                // Reported already, by the job itself.
-                Err(ActionError::Reported { .. }) => {}
-                Err(e) => e.report(console),
-            }
+            lines.write();
             if tty && st.finished < total {
                 progress(&st, total);
             }

@@ -130,6 +130,14 @@ impl Session {
             .map(|(_, item)| item)
             .collect();
         let deps = order.waits_for;
+        // dkms 3.2.2 installs in rounds (a module once what it depends on is in) and lists
+        // the modules in that order: each job's round.
+        let mut round = vec![0usize; deps.len()];
+        for _ in 0..deps.len() {
+            for i in 0..deps.len() {
+                round[i] = deps[i].iter().map(|&d| round[d] + 1).max().unwrap_or(0);
+            }
+        }
         let names: Vec<(ModuleVersion, Target)> = todo
             .iter()
             .map(|(mv, t, _)| (mv.clone(), t.clone()))
@@ -140,9 +148,10 @@ impl Session {
         });
         let already = succeeded.len();
         let mut skipped = Vec::new();
-        for ((mv, _), outcome) in names.into_iter().zip(outcomes) {
+        let mut done = Vec::new();
+        for (i, ((mv, _), outcome)) in names.into_iter().zip(outcomes).enumerate() {
             match outcome {
-                Outcome::Done(_) => succeeded.push(mv.module),
+                Outcome::Done(_) => done.push((round[i], i, mv.module)),
                 // BUILD_EXCLUSIVE: not for this kernel, which is not a failure.
                 Outcome::Failed(ActionError::Reported { code: 77 }) => skipped.push(mv.module),
                 Outcome::Failed(e) => failed.push(format!("{}({})", mv.module, e.exit_code())),
@@ -156,6 +165,8 @@ impl Session {
                 )),
             }
         }
+        done.sort();
+        succeeded.extend(done.into_iter().map(|(_, _, module)| module));
         let depmod = self.depmod_or_roll_back(installed.into_inner().unwrap_or_default());
         if succeeded.len() > already {
             // autoinstall's blank line after each module's install (its depmod here is one).

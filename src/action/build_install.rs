@@ -131,7 +131,7 @@ impl Session {
         // Installs touch shared files (modules dir, links): one at a time.
         let mut done = installed.lock().unwrap_or_else(|e| e.into_inner());
         let due = self.mark_depmod(&target.kernel)?;
-        let placed = install::install(
+        install::install(
             &self.tree,
             mv,
             target,
@@ -141,7 +141,7 @@ impl Session {
         )
         .inspect_err(|_| self.unmark_depmod(due))?;
         done.push((mv.clone(), target.clone(), conf.clone()));
-        Ok(Some(placed.join("\n")))
+        Ok(None)
     }
 
     /// depmod once per kernel whose modules changed (see [`Session::mark_depmod`]); where
@@ -249,23 +249,23 @@ impl Session {
             self.concurrency(),
             &self.console,
             |(mv, target, conf)| {
-                // dkms 3.2.2's lines for this build, printed together when it is done.
-                let mut lines: Vec<String> = Vec::new();
+                // dkms 3.2.2's lines for this build, said as it goes: jobs::run holds a
+                // job's lines and writes them together when it is done.
                 let header = format!("Autoinstall of module {mv} for kernel {target}");
-                let fail = |mut lines: Vec<String>, e: ActionError| {
+                let said_header = std::cell::Cell::new(false);
+                let say_header = || {
+                    if announce && !said_header.replace(true) {
+                        self.console.say(&header);
+                    }
+                };
+                let fail = |e: ActionError| {
                     if announce {
-                        if !lines.contains(&header) {
-                            lines.push(header.clone());
-                        }
-                        self.console.say(&lines.join("\n"));
+                        say_header();
                         e.report(&self.console);
                         self.console.say("");
                         return Err(ActionError::Reported {
                             code: e.exit_code(),
                         });
-                    }
-                    if !lines.is_empty() {
-                        self.console.say(&lines.join("\n"));
                     }
                     Err(e)
                 };
@@ -295,46 +295,32 @@ impl Session {
                         && let Err(e) = build::check_buildable(&request)
                         && !matches!(e, ActionError::MissingBuildDepends { .. })
                     {
-                        return fail(lines, e);
+                        return fail(e);
                     }
-                    lines.extend(self.prepare_target(target));
-                    if announce {
-                        lines.push(header.clone());
+                    if let Some(blank) = self.prepare_target(target) {
+                        self.console.say(&blank);
                     }
+                    say_header();
                     let missing = build::missing_build_depends(&request);
                     if self.flags.force && !missing.is_empty() {
                         // dkms 3.2.2's do_build under --force: a warning, and on.
-                        if !lines.is_empty() {
-                            self.console.say(&lines.join("\n"));
-                            lines.clear();
-                        }
                         self.console.warn(&format!(
                             "Trying to build module {mv} for kernel {target} despite of missing BUILD_DEPENDS: {}.",
                             missing.join(" ")
                         ));
                     }
-                    match build::build(&request, &self.console) {
-                        Ok(_) => lines.push("Building module(s)... done.".into()),
-                        Err(e) => {
-                            if let ActionError::MakeFailed(failure) = &e {
-                                // invoke_command's words for a failed make.
-                                lines.push(format!(
-                                    "Building module(s)...(bad exit status: {})\nFailed command:\n{}",
-                                    failure.status, failure.command
-                                ));
-                            }
-                            return fail(lines, e);
-                        }
+                    if let Err(e) = build::build(&request, &self.console) {
+                        return fail(e);
                     }
-                } else if announce {
-                    lines.push(header.clone());
+                } else {
+                    say_header();
                 }
                 match after(mv, target, conf) {
-                    Ok(Some(more)) => lines.push(more),
+                    Ok(Some(more)) => self.console.say(&more),
                     Ok(None) => {}
-                    Err(e) => return fail(lines, e),
+                    Err(e) => return fail(e),
                 }
-                Ok(lines.join("\n"))
+                Ok(String::new())
             },
         )
     }

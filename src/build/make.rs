@@ -3,9 +3,11 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use super::shell;
+use crate::console::Console;
 use crate::error::{ActionError, MakeFailure, io_error};
 use crate::kernel::Target;
 use crate::tree::ModuleVersion;
@@ -66,57 +68,92 @@ pub fn make_invocation(make_command: &str, jobs: Option<usize>, kernel: &str) ->
     }
 }
 
-/// Run `invocation` in `build_dir` with its output in `<build_dir>/make.log` (a header naming
-/// module, kernel, date and command first, the exit status and time last); returns the time
-/// make took, or [`ActionError::MakeFailed`] with the end of the log.
-pub fn run_make(
-    invocation: &str,
-    build_dir: &Path,
-    mv: &ModuleVersion,
-    target: &Target,
-) -> Result<Duration, ActionError> {
-    let log_path = build_dir.join("make.log");
-    let mut log = std::fs::File::create(&log_path).map_err(|e| io_error(&log_path, e))?;
-    // dkms 3.2.2's make.log: its header (do_build), then invoke_command's section.
+/// Begin a build's make.log with dkms 3.2.2's header: module, kernel and date.
+pub fn start_log(log: &Path, mv: &ModuleVersion, target: &Target) -> Result<(), ActionError> {
     let header = format!(
-        "DKMS ({}) make.log for {mv} for kernel {target}\n{}\n\nBuilding module(s)\n# command: {invocation}\n",
+        "DKMS ({}) make.log for {mv} for kernel {target}\n{}\n",
         crate::console::DKMS_VERSION,
         chrono::Utc::now().format("%a %b %e %H:%M:%S UTC %Y"),
     );
-    log.write_all(header.as_bytes())
-        .map_err(|e| io_error(&log_path, e))?;
-    let started = Instant::now();
-    let out = log.try_clone().map_err(|e| io_error(&log_path, e))?;
-    let err = log.try_clone().map_err(|e| io_error(&log_path, e))?;
-    let status = shell(invocation, build_dir)
-        .stdout(out)
-        .stderr(err)
-        .status()
-        .map_err(|e| io_error(build_dir, e))?;
-    let elapsed = started.elapsed();
-    let code = status.code().unwrap_or(-1);
-    let secs = elapsed.as_secs();
-    write!(
-        log,
-        "\n# exit code: {code}\n# elapsed time: {:02}:{:02}:{:02}\n{}\n",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60,
-        "-".repeat(64)
-    )
-    .map_err(|e| io_error(&log_path, e))?;
-    drop(log);
-    if !status.success() {
+    std::fs::write(log, header).map_err(|e| io_error(log, e))
+}
+
+/// One step of a build as dkms 3.2.2's `invoke_command` runs it with a log: its section in
+/// make.log (`\n<what>\n# command: <command>\n`, the output, the exit code, the time and a
+/// rule) and its line: `<what>... done.`, or `<what>...(bad exit status: N)`, `Failed
+/// command:` and the command.
+pub struct Step<'a> {
+    pub what: &'a str,
+    pub command: &'a str,
+}
+
+impl Step<'_> {
+    /// Run `cmd` (the command this step names), its output appended to `log`; its exit code.
+    pub fn run(&self, mut cmd: Command, log: &Path, console: &Console) -> Result<i32, ActionError> {
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(log)
+            .map_err(|e| io_error(log, e))?;
+        write!(file, "\n{}\n# command: {}\n", self.what, self.command)
+            .map_err(|e| io_error(log, e))?;
+        let started = Instant::now();
+        let out = file.try_clone().map_err(|e| io_error(log, e))?;
+        let err = file.try_clone().map_err(|e| io_error(log, e))?;
+        let status = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .status()
+            .map_err(|e| io_error(log, e))?;
+        let code = status.code().unwrap_or(-1);
+        let secs = started.elapsed().as_secs();
+        write!(
+            file,
+            "\n# exit code: {code}\n# elapsed time: {:02}:{:02}:{:02}\n{}\n",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60,
+            "-".repeat(64)
+        )
+        .map_err(|e| io_error(log, e))?;
+        if code == 0 {
+            console.say(&format!("{}... done.", self.what));
+        } else {
+            console.say(&format!(
+                "{}...(bad exit status: {code})\nFailed command:\n{}",
+                self.what, self.command
+            ));
+        }
+        Ok(code)
+    }
+}
+
+/// Run `invocation` in `build_dir` as the step `Building module(s)` of the build's `log`;
+/// [`ActionError::MakeFailed`] with the end of the log when make fails.
+pub fn run_make(
+    invocation: &str,
+    build_dir: &Path,
+    log: &Path,
+    mv: &ModuleVersion,
+    target: &Target,
+    console: &Console,
+) -> Result<(), ActionError> {
+    let step = Step {
+        what: "Building module(s)",
+        command: invocation,
+    };
+    let code = step.run(shell(invocation, build_dir), log, console)?;
+    if code != 0 {
         return Err(ActionError::MakeFailed(Box::new(MakeFailure {
             module: mv.clone(),
             target: target.clone(),
             status: code,
             command: invocation.to_string(),
-            tail: log_tail(&log_path, 10),
-            log: log_path,
+            tail: log_tail(log, 10),
+            log: log.to_path_buf(),
         })));
     }
-    Ok(elapsed)
+    Ok(())
 }
 
 /// The last `n` lines of a log, for the error message of a failed build.

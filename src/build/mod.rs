@@ -11,8 +11,7 @@ pub mod make;
 pub mod sign;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use crate::conf::ModuleConf;
 use crate::console::Console;
@@ -105,30 +104,26 @@ fn built_anywhere(tree: &Tree, module: &str, target: &Target) -> bool {
         })
 }
 
-/// Build one module for one kernel; returns the time make took.
-pub fn build(req: &BuildRequest, console: &Console) -> Result<Duration, ActionError> {
+/// Build one module for one kernel, saying dkms 3.2.2's lines as it goes (each step's
+/// `... done.`, `Signing module`), with every step's output in the build's make.log.
+pub fn build(req: &BuildRequest, console: &Console) -> Result<(), ActionError> {
     check_buildable(req)?;
     let (mv, target, conf) = (req.module, req.target, req.conf);
     let build_dir = &req.build_dir;
     let headers = req.tree.headers_dir(&target.kernel);
     let config_text = std::fs::read_to_string(headers.join(".config")).ok();
 
-    copy_source_and_patch(req, console)?;
+    let log = copy_source(req)?;
+    apply_patches(req, &log, console)?;
     // dkms exports the kernel's compiler as CC for PRE_BUILD only, then unsets it for make.
     let cc = config_text
         .as_deref()
         .and_then(kernel::config_compiler)
         .filter(|cc| on_path(cc));
     if let Some(script) = &conf.pre_build {
-        run_script(
-            ScriptKind::PreBuild,
-            script,
-            build_dir,
-            cc.as_deref(),
-            console,
-        )?;
+        let kind = ScriptKind::PreBuild;
+        run_build_script(kind, script, build_dir, cc.as_deref(), &log, console)?;
     }
-    clean(req, console)?;
 
     // Paths to `<m>/<v>/build` in the command mean "this build's directory"; conf already
     // appended CC=clang / LD=ld.lld for clang-built kernels, as read_conf does.
@@ -136,7 +131,7 @@ pub fn build(req: &BuildRequest, console: &Console) -> Result<Duration, ActionEr
         BuildCommand::new(&conf.make_command, &req.tree.build_dir(mv)).in_dir(build_dir);
     let invocation = make_invocation(&make_command, req.jobs, target.kernel.as_str());
     console.verbose(&invocation);
-    let elapsed = make::run_make(&invocation, build_dir, mv, target)?;
+    make::run_make(&invocation, build_dir, &log, mv, target, console)?;
     for record in &conf.modules {
         let built = built_module_path(build_dir, &record.built_location, &record.built_name);
         if !built.exists() {
@@ -149,8 +144,15 @@ pub fn build(req: &BuildRequest, console: &Console) -> Result<Duration, ActionEr
     }
 
     store(req, req.signing, console)?;
+    // As dkms 3.2.2: post_build runs with the module stored, logged to the same make.log
+    // (back in the build dir while it runs).
     if let Some(script) = &conf.post_build {
-        run_script(ScriptKind::PostBuild, script, build_dir, None, console)?;
+        let stored_log = req.tree.built_dir(mv, target).join("log/make.log");
+        rename(&stored_log, &log)?;
+        let kind = ScriptKind::PostBuild;
+        let ran = run_build_script(kind, script, build_dir, None, &log, console);
+        rename(&log, &stored_log)?;
+        ran?;
     }
     // By rename: a kill while it is deleted leaves a name the next command knows. Cleaning
     // up does not fail a build that is done (the next build starts afresh anyway). A failed
@@ -158,12 +160,12 @@ pub fn build(req: &BuildRequest, console: &Console) -> Result<Duration, ActionEr
     if crate::atomic::remove_dir_by_rename(build_dir).is_err() {
         let _ = std::fs::remove_dir_all(build_dir);
     }
-    Ok(elapsed)
+    Ok(())
 }
 
-/// A fresh copy of the source in the build directory (`cp -a source/ build`, as dkms), with
-/// the patches dkms.conf chose applied (`patch -p1`).
-fn copy_source_and_patch(req: &BuildRequest, console: &Console) -> Result<(), ActionError> {
+/// A fresh copy of the source in the build directory (`cp -a source/ build`, as dkms), and
+/// the build's make.log begun there with dkms 3.2.2's header; returns the log's path.
+fn copy_source(req: &BuildRequest) -> Result<PathBuf, ActionError> {
     let build_dir = &req.build_dir;
     remove_dir_if_exists(build_dir)?;
     run_quiet(
@@ -173,24 +175,33 @@ fn copy_source_and_patch(req: &BuildRequest, console: &Console) -> Result<(), Ac
             .arg(build_dir),
         build_dir,
     )?;
+    let log = build_dir.join("make.log");
+    make::start_log(&log, req.module, req.target)?;
+    Ok(log)
+}
+
+/// The patches dkms.conf chose, applied in order (`patch -p1 < ./patches/<p>`, logged as
+/// dkms 3.2.2's invoke_command logs it).
+fn apply_patches(req: &BuildRequest, log: &Path, console: &Console) -> Result<(), ActionError> {
+    let build_dir = &req.build_dir;
     for patch in &req.conf.patches {
-        let file = build_dir.join("patches").join(patch);
-        if !file.exists() {
+        if format!("patches/{patch}").contains("/../") {
+            return Err(ActionError::PatchDotDot {
+                patch: patch.clone(),
+            });
+        }
+        if !build_dir.join("patches").join(patch).exists() {
             return Err(ActionError::PatchMissing {
                 patch: patch.clone(),
                 dir: build_dir.join("patches"),
             });
         }
-        console.say(&format!("applying patch {patch}..."));
-        let status = Command::new("patch")
-            .arg("-p1")
-            .arg("-i")
-            .arg(&file)
-            .current_dir(build_dir)
-            .stdout(Stdio::null())
-            .status()
-            .map_err(|e| io_error(build_dir, e))?;
-        if !status.success() {
+        let command = format!("patch -p1 < ./patches/{patch}");
+        let step = make::Step {
+            what: &format!("Applying patch {patch}"),
+            command: &command,
+        };
+        if step.run(shell(&command, build_dir), log, console)? != 0 {
             return Err(ActionError::PatchFailed {
                 patch: patch.clone(),
                 dir: build_dir.clone(),
@@ -200,24 +211,45 @@ fn copy_source_and_patch(req: &BuildRequest, console: &Console) -> Result<(), Ac
     Ok(())
 }
 
-/// dkms.conf's CLEAN in the build directory; a failure is only noted, as dkms does.
-fn clean(req: &BuildRequest, console: &Console) -> Result<(), ActionError> {
-    let build_dir = &req.build_dir;
-    let clean =
-        BuildCommand::new(&req.conf.clean, &req.tree.build_dir(req.module)).in_dir(build_dir);
-    let status = shell(&clean, build_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|e| io_error(build_dir, e))?;
-    if !status.success() {
-        // The seed's own Makefile fails here (`uname -r` has no headers): dkms only notes it.
-        console.verbose(&format!(
-            "Cleaning build area... (bad exit status: {})",
-            status.code().unwrap_or(-1)
-        ));
+/// PRE_BUILD or POST_BUILD as dkms 3.2.2's run_build_script runs them: in the build dir,
+/// logged to make.log (`Running the pre_build script... done.`); a failure says where to
+/// look and ends the build with the script's exit code.
+fn run_build_script(
+    kind: ScriptKind,
+    script: &str,
+    build_dir: &Path,
+    cc: Option<&str>,
+    log: &Path,
+    console: &Console,
+) -> Result<(), ActionError> {
+    let Some(first) = script.split_whitespace().next() else {
+        return Ok(());
+    };
+    if !is_executable(&build_dir.join(first)) {
+        console.say("");
+        console.warn(&format!("The {kind} script is not executable."));
+        return Ok(());
     }
-    Ok(())
+    let dir = format!("{}/", build_dir.display());
+    let command = format!("cd {dir} && {dir}{script}");
+    let mut cmd = shell(&command, build_dir);
+    for name in UNSET_ENV {
+        cmd.env_remove(name);
+    }
+    if let Some(cc) = cc {
+        cmd.env("CC", cc);
+    }
+    let step = make::Step {
+        what: &format!("Running the {kind} script"),
+        command: &command,
+    };
+    match step.run(cmd, log, console)? {
+        0 => Ok(()),
+        code => {
+            console.say(&format!("Consult {} for more information.", log.display()));
+            Err(ActionError::Reported { code })
+        }
+    }
 }
 
 /// Store the build as `<m>/<v>/<k>/<a>/`: `log/` (make.log, the kernel's .config) and
@@ -339,6 +371,7 @@ pub fn run_script(
     };
     let program = dir.join(first);
     if !is_executable(&program) {
+        console.say("");
         console.warn(&format!("The {kind} script is not executable."));
         return Ok(true);
     }
@@ -351,7 +384,8 @@ pub fn run_script(
     if let Some(cc) = cc {
         cmd.env("CC", cc);
     }
-    let status = cmd.status().map_err(|e| io_error(&program, e))?;
+    // Its output goes straight to ours, after the lines said before it.
+    let status = crate::console::unheld(|| cmd.status()).map_err(|e| io_error(&program, e))?;
     Ok(status.success())
 }
 

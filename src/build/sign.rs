@@ -286,8 +286,8 @@ fn generate(key: &Path, cert: &Path) -> Result<(), String> {
 }
 
 impl Signing {
-    /// Sign `module` in place (`sign-file <hash> <key> <cert> <module>`), saying so on
-    /// stdout; a failure is dkms's warning with sign-file's output, and the module stays
+    /// Sign `module` in place (`sign-file <hash> <key> <cert> <module>`), saying so as dkms
+    /// 3.2.2 does; a failure is its warning with sign-file's output, and the module stays
     /// unsigned (sign-file writes `<module>.~signed~` and renames it over the module).
     pub fn sign(&self, module: &Path, console: &Console) {
         console.say(&format!("Signing module {}", module.display()));
@@ -309,9 +309,8 @@ impl Signing {
         };
         console.warn(&format!("Failed to sign module '{}'!", module.display()));
         if !console.quiet {
-            for line in output.trim_end().lines() {
-                err_line(line);
-            }
+            // dkms's `warn` echoes sign-file's output as one more line, empty or not.
+            err_line(output.trim_end_matches('\n'));
         }
     }
 }

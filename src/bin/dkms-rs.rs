@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Parser, ValueEnum};
-use cli::{Generate, package_error_line, start};
+use cli::{Generate, package_error_line, start_from};
 use dkms::action::{Flags, Session};
 use dkms::conf::{ReadBy, ShowFormat};
 use dkms::console::Console;
@@ -239,11 +239,48 @@ struct Cli {
     generate: Option<Generate>,
 }
 
+/// The command line with the words that are not actions taken out of the action's place,
+/// and those words: dkms 3.2.2 takes an action wherever it stands, and any other word as the
+/// module (`dkms hello/0.1 build`, `dkms frobnicate`).
+fn split_words(mut argv: Vec<std::ffi::OsString>) -> (Vec<std::ffi::OsString>, Vec<String>) {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let mut words = Vec::new();
+    while let Err(e) = Cli::try_parse_from(&argv) {
+        let (
+            ErrorKind::InvalidValue,
+            Some(ContextValue::String(arg)),
+            Some(ContextValue::String(word)),
+        ) = (
+            e.kind(),
+            e.get(ContextKind::InvalidArg),
+            e.get(ContextKind::InvalidValue),
+        )
+        else {
+            break;
+        };
+        let Some(at) = (arg == "[ACTION]")
+            .then(|| {
+                argv.iter()
+                    .skip(1)
+                    .position(|a| a.to_str() == Some(word.as_str()))
+            })
+            .flatten()
+        else {
+            break;
+        };
+        words.push(word.clone());
+        argv.remove(at + 1);
+    }
+    (argv, words)
+}
+
 fn main() -> ExitCode {
-    let cli = match start::<Cli>("dkms-rs", |cli| cli.generate) {
+    let (argv, words) = split_words(std::env::args_os().collect());
+    let mut cli = match start_from::<Cli>("dkms-rs", argv, |cli| cli.generate) {
         Ok(cli) => cli,
         Err(code) => return code,
     };
+    cli.args.splice(0..0, words);
     if cli.version {
         println!("{}", dkms::console::DKMS_VERSION);
         return ExitCode::SUCCESS;
@@ -296,9 +333,10 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
         conf_override: cli.conf.clone(),
     };
     let Some(action) = cli.action else {
-        return Err(ActionError::Usage(
-            "no action given: add, build, install, uninstall, unbuild, remove, status, autoinstall, match, mktarball, ldtarball, mkdeb, mkbmdeb, conf, kernel_preinst, kernel_postinst, kernel_prerm or generate_mok".into(),
-        ));
+        // dkms 3.2.2: the error, its usage, and exit 0.
+        console.error(&"Unknown action specified: \"\"", "");
+        print!("{}", usage());
+        return Ok(());
     };
     // Here, once for the whole command: what it reads before a verb (the targets of --all,
     // a source dir's name) must still hold when the verb runs; the verbs' own lock is this one.
@@ -610,6 +648,40 @@ fn reported(console: &Console, e: PackageError) -> ActionError {
     ActionError::Reported {
         code: e.exit_code(),
     }
+}
+
+/// dkms 3.2.2's show_usage, `$0` being this program as it was found (PATH searched for a bare
+/// name, as bash does for a script).
+fn usage() -> String {
+    let arg0 = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let program = if arg0.components().count() == 1 {
+        std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|dir| dir.join(&arg0))
+            .find(|p| p.is_file())
+            .unwrap_or(arg0)
+    } else {
+        arg0
+    };
+    format!(
+        "Usage: {} [action] [options]\n\
+         \x20 [action]  = {{ add | remove | build | unbuild | install | uninstall | match |\n\
+         \x20              autoinstall | mktarball | ldtarball | status | generate_mok |\n\
+         \x20              kernel_preinst | kernel_postinst | kernel_prerm }}\n\
+         \x20 [options] = [-m module] [-v module-version] [-k kernel-version] [-a arch]\n\
+         \x20             [-c dkms.conf-location] [-q] [--force] [--force-version-override] [--all]\n\
+         \x20             [--templatekernel=kernel] [--directive='cli-directive=cli-value']\n\
+         \x20             [--config=kernel-include/config/auto.conf-location] [--archive=tarball-location]\n\
+         \x20             [--kernelsourcedir=source-location] [--rpm_safe_upgrade]\n\
+         \x20             [--dkmstree path] [--sourcetree path] [--installtree path]\n\
+         \x20             [--binaries-only] [--source-only] [--verbose]\n\
+         \x20             [--no-depmod] [--modprobe-on-install] [-j number] [--version] [--help]\n",
+        program.display()
+    )
 }
 
 fn running_kernel() -> Result<KernelRelease, ActionError> {

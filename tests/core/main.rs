@@ -7,6 +7,7 @@ mod build_steps;
 mod cli;
 mod depends;
 mod disk_full;
+mod dkms_3_2_2;
 mod dkms_tree;
 mod failures;
 mod fuzz_corpus;

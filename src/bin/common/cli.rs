@@ -160,9 +160,12 @@ pub fn fail(program: &str, message: &dyn std::fmt::Display, code: i32) -> std::p
 
 /// Parse the command line. `--help` and `--version` print as clap prints them; a usage error
 /// becomes one line (clap's message without its usage block) and exit code 2.
-pub fn parse<C: clap::Parser>(program: &str) -> Result<C, std::process::ExitCode> {
+pub fn parse<C: clap::Parser>(
+    program: &str,
+    argv: Vec<std::ffi::OsString>,
+) -> Result<C, std::process::ExitCode> {
     use clap::error::ErrorKind;
-    match C::try_parse() {
+    match C::try_parse_from(argv) {
         Ok(cli) => Ok(cli),
         Err(e)
             if matches!(
@@ -190,7 +193,16 @@ pub fn start<C: clap::Parser>(
     program: &str,
     generate_of: fn(&C) -> Option<Generate>,
 ) -> Result<C, std::process::ExitCode> {
-    let cli = parse::<C>(program)?;
+    start_from(program, std::env::args_os().collect(), generate_of)
+}
+
+/// [`start`] on the command line `argv` (its first word the program).
+pub fn start_from<C: clap::Parser>(
+    program: &str,
+    argv: Vec<std::ffi::OsString>,
+    generate_of: fn(&C) -> Option<Generate>,
+) -> Result<C, std::process::ExitCode> {
+    let cli = parse::<C>(program, argv)?;
     match generate_of(&cli) {
         None => Ok(cli),
         Some(what) => {

@@ -1,0 +1,239 @@
+//! Scenarios the upstream suite does not have, decided by what Debian's dkms 3.2.2 does
+//! (`.ci/fetch-dkms-3.2.2`): each runs on two scratch trees with the same modules, one by
+//! dkms-rs and one by 3.2.2, and the exit codes, output and `dkms status` must be the same.
+
+use std::path::{Path, PathBuf};
+
+use crate::support;
+
+use support::scratch::{Scratch, TRIVIAL, run};
+
+/// Two scratch trees on `kernels`, the same modules to be written in each.
+struct Pair {
+    ours: Scratch,
+    theirs: Scratch,
+    reference: PathBuf,
+}
+
+/// What a command did: exit code, stdout and stderr, the scratch dir written `[DIR]`.
+type Seen = (i32, String, String);
+
+impl Pair {
+    fn new(kernels: &[String]) -> Option<Pair> {
+        if !["make", "modinfo", "unshare"]
+            .iter()
+            .all(|t| support::require_tool(t))
+        {
+            return None;
+        }
+        let reference = support::dkms_3_2_2()?;
+        if !support::scratch::is_root() && !support::missing("root (dkms 3.2.2's namespace)") {
+            return None;
+        }
+        Some(Pair {
+            ours: Scratch::new(kernels),
+            theirs: Scratch::new(kernels),
+            reference,
+        })
+    }
+
+    /// The same change to both trees.
+    fn each(&self, f: impl Fn(&Scratch)) {
+        f(&self.ours);
+        f(&self.theirs);
+    }
+
+    /// The scratch dir written `[DIR]`, the program `dkms` (its usage names it), and the
+    /// dots 3.2.2 prints while make runs (one a second) as three.
+    fn normalize(s: &Scratch, program: &Path, seen: Seen) -> Seen {
+        let dir = s.dir.path().display().to_string();
+        let program = program.display().to_string();
+        let clean = |text: String| {
+            let mut text = text.replace(&dir, "[DIR]").replace(&program, "dkms");
+            while text.contains("Building module(s)....") {
+                text = text.replace("Building module(s)....", "Building module(s)...");
+            }
+            text
+        };
+        (seen.0, clean(seen.1), clean(seen.2))
+    }
+
+    /// `dkms ARGS` on both trees: (dkms-rs's, 3.2.2's).
+    fn run(&self, args: &[&str]) -> (Seen, Seen) {
+        let ours = Pair::normalize(
+            &self.ours,
+            Path::new(env!("CARGO_BIN_EXE_dkms-rs")),
+            run(&mut self.ours.dkms_rs(args)),
+        );
+        let theirs = Pair::normalize(
+            &self.theirs,
+            &self.reference.join("usr/sbin/dkms"),
+            run(&mut self.theirs.dkms_3_2_2(&self.reference, args)),
+        );
+        (ours, theirs)
+    }
+
+    /// `dkms ARGS` on both trees, which must do the same; dkms 3.2.2's result.
+    fn same(&self, args: &[&str]) -> Seen {
+        let (ours, theirs) = self.run(args);
+        assert_eq!(
+            ours,
+            theirs,
+            "dkms {}: dkms-rs (left) vs dkms 3.2.2 (right)",
+            args.join(" ")
+        );
+        theirs
+    }
+}
+
+/// A dkms.conf saved with CR/LF line ends reads as with LF (3.2.2's safe_source takes one
+/// trailing CR off each directive; 3.0.10 kept it, in the module's names).
+#[test]
+fn a_crlf_dkms_conf_is_read_as_dkms_3_2_2_reads_it() {
+    let Some(kernels) = support::require_kernels(1) else {
+        return;
+    };
+    let Some(pair) = Pair::new(&kernels[..1]) else {
+        return;
+    };
+    let k = kernels[0].as_str();
+    pair.each(|s| {
+        let dir = s.write_module("crlf", "1.0", "AUTOINSTALL=\"yes\"\n", TRIVIAL);
+        let conf = std::fs::read_to_string(dir.join("dkms.conf")).unwrap();
+        std::fs::write(dir.join("dkms.conf"), conf.replace('\n', "\r\n")).unwrap();
+    });
+    let added = pair.same(&["add", "crlf/1.0"]);
+    assert_eq!(added.0, 0, "{added:?}");
+    pair.same(&["build", "crlf/1.0", "-k", k]);
+    let installed = pair.same(&["install", "crlf/1.0", "-k", k]);
+    assert_eq!(installed.0, 0, "{installed:?}");
+    let status = pair.same(&["status"]);
+    assert!(
+        status.1.ends_with(": installed\n") && !status.1.contains('\r'),
+        "{status:?}"
+    );
+    assert!(pair.ours.installed_module(k, "crlf").is_file());
+    pair.same(&["remove", "crlf/1.0", "--all"]);
+}
+
+/// A module whose BUILD_DEPENDS is added but not built: 3.2.2's words and exit code.
+#[test]
+fn build_depends_not_yet_built_as_dkms_3_2_2() {
+    let Some(kernels) = support::require_kernels(1) else {
+        return;
+    };
+    let Some(pair) = Pair::new(&kernels[..1]) else {
+        return;
+    };
+    let k = kernels[0].as_str();
+    pair.each(|s| {
+        s.write_module("base", "1.0", "", TRIVIAL);
+        s.write_module("dependent", "1.0", "BUILD_DEPENDS[0]=\"base\"\n", TRIVIAL);
+    });
+    pair.same(&["add", "base/1.0"]);
+    pair.same(&["add", "dependent/1.0"]);
+    let built = pair.same(&["build", "dependent/1.0", "-k", k]);
+    assert_ne!(built.0, 0, "{built:?}");
+    pair.same(&["status"]);
+}
+
+/// autoinstall with a module whose BUILD_EXCLUSIVE_KERNEL excludes the kernel beside one
+/// that builds: the other is installed, the excluded one said as 3.2.2 says it.
+#[test]
+fn build_exclusive_during_autoinstall_as_dkms_3_2_2() {
+    let Some(kernels) = support::require_kernels(1) else {
+        return;
+    };
+    let Some(pair) = Pair::new(&kernels[..1]) else {
+        return;
+    };
+    let k = kernels[0].as_str();
+    pair.each(|s| {
+        s.write_module("plain", "1.0", "AUTOINSTALL=\"yes\"\n", TRIVIAL);
+        s.write_module(
+            "excluded",
+            "1.0",
+            "AUTOINSTALL=\"yes\"\nBUILD_EXCLUSIVE_KERNEL=\"^0\\.no-such-kernel\"\n",
+            TRIVIAL,
+        );
+    });
+    pair.same(&["add", "plain/1.0"]);
+    pair.same(&["add", "excluded/1.0"]);
+    pair.same(&["autoinstall", "-k", k]);
+    let status = pair.same(&["status"]);
+    assert!(status.1.contains("plain/1.0, "), "{status:?}");
+}
+
+/// build and autoinstall for a kernel without headers (a fake one, only its modules dir).
+#[test]
+fn missing_headers_for_build_and_autoinstall_as_dkms_3_2_2() {
+    let fake = support::FAKE_KERNEL.to_string();
+    let Some(pair) = Pair::new(std::slice::from_ref(&fake)) else {
+        return;
+    };
+    pair.each(|s| {
+        s.write_module("headless", "1.0", "AUTOINSTALL=\"yes\"\n", TRIVIAL);
+    });
+    pair.same(&["add", "headless/1.0"]);
+    let built = pair.same(&["build", "headless/1.0", "-k", &fake]);
+    assert_ne!(built.0, 0, "{built:?}");
+    let auto = pair.same(&["autoinstall", "-k", &fake]);
+    assert_ne!(auto.0, 0, "{auto:?}");
+    pair.same(&["status"]);
+}
+
+/// A module whose source dir was deleted after add: status and the actions on it.
+#[test]
+fn deleted_source_dir_as_dkms_3_2_2() {
+    let Some(kernels) = support::require_kernels(1) else {
+        return;
+    };
+    let Some(pair) = Pair::new(&kernels[..1]) else {
+        return;
+    };
+    let k = kernels[0].as_str();
+    pair.each(|s| {
+        s.write_module("gone", "1.0", "", TRIVIAL);
+    });
+    pair.same(&["add", "gone/1.0"]);
+    pair.each(|s| std::fs::remove_dir_all(s.source_tree.join("gone-1.0")).unwrap());
+    let status = pair.same(&["status"]);
+    assert!(status.1.contains("gone/1.0"), "{status:?}");
+    pair.same(&["build", "gone/1.0", "-k", k]);
+    pair.same(&["remove", "gone/1.0", "--all"]);
+    pair.same(&["status"]);
+}
+
+/// `PATCH[0]="../x.patch"`: a patch path out of the patches dir, at add and at build.
+#[test]
+fn a_patch_out_of_the_patches_dir_as_dkms_3_2_2() {
+    let Some(kernels) = support::require_kernels(1) else {
+        return;
+    };
+    let Some(pair) = Pair::new(&kernels[..1]) else {
+        return;
+    };
+    let k = kernels[0].as_str();
+    pair.each(|s| {
+        let dir = s.write_module("patchy", "1.0", "PATCH[0]=\"../x.patch\"\n", TRIVIAL);
+        std::fs::create_dir_all(dir.join("patches")).unwrap();
+        std::fs::write(dir.join("x.patch"), "").unwrap();
+    });
+    pair.same(&["add", "patchy/1.0"]);
+    let built = pair.same(&["build", "patchy/1.0", "-k", k]);
+    assert_ne!(built.0, 0, "{built:?}");
+    pair.same(&["status"]);
+}
+
+/// An action dkms does not have.
+#[test]
+fn an_unknown_action_as_dkms_3_2_2() {
+    let Some(kernels) = support::require_kernels(1) else {
+        return;
+    };
+    let Some(pair) = Pair::new(&kernels[..1]) else {
+        return;
+    };
+    let seen = pair.same(&["frobnicate"]);
+    assert!(seen.2.contains("Unknown action specified"), "{seen:?}");
+}

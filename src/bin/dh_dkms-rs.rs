@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use cli::{Generate, fail, start};
-use dkms::debhelper::{self, DhArgs, DhEnv, GetoptError, Streams, TOOL_NAME};
+use dkms::debhelper::{self, DhArgs, DhEnv, GetoptError, Invocation, Streams, TOOL_NAME};
 
 /// Install dkms.conf and add dkms-rs's maintainer scripts and Depends to DKMS packages
 /// (debhelper command; the dkms-rs counterpart of dh_dkms).
@@ -156,7 +156,18 @@ fn main() -> ExitCode {
     };
     // Like every dh_* command, it works in the source package it is run in: the current
     // directory, as the empty path, so that messages name files as debhelper does (bad.conf).
-    match debhelper::run(Path::new(""), args, &DhEnv::from_process(), &mut streams) {
+    // Started as `dh_dkms` by a debian/rules target that dh_dkms-rs runs (the link it puts
+    // first on PATH), it is that target's dh_dkms.
+    let as_dh_dkms = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|a| a.file_name().map(|n| n == "dh_dkms"))
+        .unwrap_or(false);
+    let invocation = std::env::current_exe()
+        .ok()
+        .map(|exe| Invocation { exe, as_dh_dkms });
+    let env = DhEnv::from_process();
+    match debhelper::run_as(Path::new(""), args, &env, invocation.as_ref(), &mut streams) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => fail(TOOL_NAME, &e, e.exit_code()),
     }

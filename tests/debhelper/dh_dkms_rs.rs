@@ -22,14 +22,14 @@ enum Addon {
 }
 
 /// A directory holding only a link to the built `dh_dkms-rs`, to put first on PATH.
-fn bin_dir(work: &Path) -> PathBuf {
+pub(crate) fn bin_dir(work: &Path) -> PathBuf {
     let dir = work.join("bin");
     fs::create_dir_all(&dir).unwrap();
     std::os::unix::fs::symlink(cargo_bin("dh_dkms-rs"), dir.join("dh_dkms-rs")).unwrap();
     dir
 }
 
-fn repo_debhelper_dir() -> PathBuf {
+pub(crate) fn repo_debhelper_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("debhelper")
 }
 
@@ -136,7 +136,7 @@ fn mkdeb_body(script: &str) -> String {
         .expect("no final exit 0")
 }
 
-fn lintian_clean(deb: &Path) {
+pub(crate) fn lintian_clean(deb: &Path) {
     if !require_tool("lintian") {
         return;
     }

@@ -3,5 +3,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod debian_packages;
 mod dh_dkms_rs;
 mod dh_reference;

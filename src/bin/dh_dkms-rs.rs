@@ -29,6 +29,18 @@ use dkms::debhelper::{self, DhArgs, DhEnv, GetoptError, Invocation, Streams, TOO
 ///   - adds 'dkms-rs | dkms (>= 2.1.0.0)' (>= 3.0.3-4~ with BUILD_EXCLUSIVE_CONFIG) to
 ///     ${misc:Depends} in debian/<package>.substvars, once.
 ///
+/// A package acted on named *-dkms that gets no dkms.conf stops the build (exit code 4).
+///
+/// Targets of Debian's dh_dkms in debian/rules (override_dh_dkms, execute_before_dh_dkms,
+/// execute_after_dh_dkms, each also -arch/-indep) are run, as dh would run them around
+/// dh_dkms, when dh_dkms-rs runs as dh's sequence step: before its own work, after, or in its
+/// place for the packages an override covers, as 'debian/rules TARGET' with a dh_dkms first on
+/// PATH that is dh_dkms-rs (so 'dh_dkms -V', '-p', '-- FILE' keep their meaning). Each such
+/// target is warned about with its line (name it override_dh_dkms-rs instead), and so are
+/// recipes calling dh_dkms by name elsewhere, and a 'Depends: dkms' without dkms-rs in
+/// debian/control (it makes dpkg-gencontrol drop 'dkms-rs | dkms'). If Debian's dh_dkms already
+/// added its scripts to a package, dh_dkms-rs stops rather than add its own beside them.
+///
 /// Like dh_dkms, this command is not idempotent: run dh_prep between two runs, or the snippets
 /// are added to the maintainer scripts twice. Options not listed here fail, except those dh
 /// passes with -O, which are ignored when unknown. DH_VERBOSE, DH_NO_ACT, DH_OPTIONS and

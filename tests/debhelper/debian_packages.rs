@@ -338,7 +338,10 @@ fn assert_same_files(ours: &Path, debian: &Path, except: &[&str]) {
         "only in ours: {only_ours:?}\nonly in Debian's: {only_theirs:?}"
     );
     for e in except {
-        assert!(theirs.iter().any(|n| n == e), "{e} is not in Debian's package");
+        assert!(
+            theirs.iter().any(|n| n == e),
+            "{e} is not in Debian's package"
+        );
     }
 }
 

@@ -190,6 +190,13 @@ pub enum DhError {
         /// The first package of debian/control, for which debian/dkms counts too.
         main: bool,
     },
+    #[error("{package}: no dkms.conf under {}/usr/src/ after debian/rules {target}", tmpdir.display())]
+    NoDkmsConfAfter {
+        package: String,
+        tmpdir: PathBuf,
+        /// The override target that covered the package.
+        target: String,
+    },
     #[error(
         "{path}: Debian's dh_dkms already added its scripts for {package} ({calls}): call dh_dkms-rs there instead"
     )]
@@ -206,7 +213,7 @@ impl DhError {
     pub fn exit_code(&self) -> i32 {
         match self {
             DhError::Conf(e) => e.exit_code(),
-            DhError::NoDkmsConf { .. } => 4,
+            DhError::NoDkmsConf { .. } | DhError::NoDkmsConfAfter { .. } => 4,
             DhError::RulesTargetFailed { status, .. } => status.code().unwrap_or(255),
             _ => 255,
         }
@@ -282,14 +289,17 @@ pub fn run_as(
     let mut hooks = None;
     if let Some(invocation) = step {
         let shim = Hooks::new(&dh, &control, &targets, invocation)?;
-        shim.run("execute_before_dh_dkms", &options.packages, streams)?;
-        ours.packages = shim.run("override_dh_dkms", &options.packages, streams)?;
-        // The packages the override covered are checked as they are now.
-        for package in options
-            .packages
-            .iter()
-            .filter(|p| !ours.packages.contains(p))
-        {
+        let mut covered = BTreeMap::new();
+        shim.run(
+            "execute_before_dh_dkms",
+            &options.packages,
+            &mut covered,
+            streams,
+        )?;
+        covered.clear();
+        ours.packages = shim.run("override_dh_dkms", &options.packages, &mut covered, streams)?;
+        // The packages an override covered are checked as they are now.
+        for (package, target) in &covered {
             let tmpdir = options
                 .tmpdir
                 .clone()
@@ -298,10 +308,10 @@ pub fn run_as(
                 && dkms::is_dkms_package_name(package)
                 && !dkms::conf_installed(root, &tmpdir)
             {
-                return Err(DhError::NoDkmsConf {
+                return Err(DhError::NoDkmsConfAfter {
                     package: package.clone(),
                     tmpdir,
-                    main: package == control.main_package(),
+                    target: target.clone(),
                 });
             }
         }
@@ -319,7 +329,12 @@ pub fn run_as(
         step.is_some(),
     )?;
     if let Some(shim) = &hooks {
-        shim.run("execute_after_dh_dkms", &options.packages, streams)?;
+        shim.run(
+            "execute_after_dh_dkms",
+            &options.packages,
+            &mut BTreeMap::new(),
+            streams,
+        )?;
     }
     // Inside an override target dh asks each command to log itself (Dh_Lib's END), so that
     // `--remaining-packages` knows what ran.
@@ -440,11 +455,12 @@ impl<'a> Hooks<'a> {
 
     /// Run `stem`, `stem-arch` and `stem-indep` for the packages they cover among
     /// `packages`; returns those no defined target covered (an empty target covers its
-    /// packages and runs nothing).
+    /// packages and runs nothing), and puts the others in `covered` with their target.
     fn run(
         &self,
         stem: &str,
         packages: &[String],
+        covered: &mut BTreeMap<String, String>,
         streams: &mut Streams,
     ) -> Result<Vec<String>, DhError> {
         let mut todo = packages.to_vec();
@@ -459,6 +475,7 @@ impl<'a> Hooks<'a> {
                     Some(t) => self.is_arch_all(p) == (t == "indep"),
                 });
             todo = rest;
+            covered.extend(mine.iter().map(|p| (p.clone(), target.clone())));
             if !does_something || mine.is_empty() {
                 continue;
             }

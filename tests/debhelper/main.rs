@@ -5,4 +5,5 @@ mod support;
 
 mod debian_packages;
 mod dh_dkms_rs;
+mod dh_dkms_targets;
 mod dh_reference;

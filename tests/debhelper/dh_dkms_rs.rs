@@ -313,7 +313,7 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 }
 
 /// Every file under `dir` with its bytes: "nothing written" means this does not change.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+pub(crate) fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     walkdir::WalkDir::new(dir)
         .into_iter()
         .map(|e| e.unwrap())

@@ -220,3 +220,47 @@ fn debian_dh_dkms_called_by_name_is_refused_with_the_line() {
     let error = "dh_dkms-rs: error: debian/beta-dkms.postinst.debhelper: Debian's dh_dkms already added its scripts for beta-dkms (debian/rules:9 calls dh_dkms): call dh_dkms-rs there instead\n";
     assert!(log.contains(error), "no {error:?}:\n{log}");
 }
+
+#[test]
+fn a_dkms_package_without_dkms_conf_is_an_error_and_nothing_is_written() {
+    if !require_tools() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let tree = source_package(work.path(), "dh-sequence-dkms-rs", "");
+    // beta keeps its dkms.conf: what dh_dkms-rs would write for it must not be written either.
+    fs::remove_file(tree.join("debian/alpha-dkms.dkms")).unwrap();
+    let before = super::dh_dkms_rs::snapshot(&tree);
+    let out =
+        debhelper::debhelper_command(assert_cmd::cargo::cargo_bin("dh_dkms-rs"), &tree, &[], &[])
+            .output()
+            .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "dh_dkms-rs: error: alpha-dkms: no dkms.conf: no debian/alpha-dkms.dkms or debian/dkms, no FILE argument, none under debian/alpha-dkms/usr/src/\n"
+    );
+    assert_eq!(super::dh_dkms_rs::snapshot(&tree), before);
+}
+
+#[test]
+fn with_override_dh_dkms_rs_the_dh_dkms_targets_are_said_not_run() {
+    if !require_tools() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let tree = source_package(
+        work.path(),
+        "dh-sequence-dkms-rs",
+        "override_dh_dkms:\n\techo $@ >> hooks.log\n\n\
+         override_dh_dkms-rs:\n\tdh_dkms-rs -V 1.0\n",
+    );
+    let (code, log) = build(&tree, work.path());
+    assert_eq!(code, 0, "{log}");
+    let warning = "dh_dkms-rs: warning: debian/rules:7: override_dh_dkms is a target of Debian's dh_dkms: not run: dh runs override_dh_dkms-rs instead of dh_dkms-rs (name it override_dh_dkms-rs)\n";
+    assert!(log.contains(warning), "no {warning:?}:\n{log}");
+    assert!(!tree.join("hooks.log").exists(), "{log}");
+    // The override of dh_dkms-rs did the work, for both packages.
+    dkms_conf(work.path(), "alpha-dkms_", "usr/src/alpha-1.0/dkms.conf");
+    dkms_conf(work.path(), "beta-dkms_", "usr/src/beta-2.0/dkms.conf");
+}

@@ -11,7 +11,9 @@
 //!   `DH_INTERNAL_OPTIONS` from dh's override targets) and the packages they select;
 //! - [`control`]: debian/control's packages, which of them this host builds;
 //! - [`dh_lib`]: `pkgfile()`, `autoscript()`, `addsubstvar()`, the log dh reads;
-//! - [`dkms`]: what Debian's `dh_dkms` does with them.
+//! - [`dkms`]: what Debian's `dh_dkms` does with them;
+//! - [`rules`]: debian/rules's targets of Debian's `dh_dkms` (overrides, hooks), which
+//!   [`run_as`] runs as dh would, and its calls of `dh_dkms` by name.
 //!
 //! Everything works under the root directory it is given, never the process's current one.
 //! Paths in results, messages and errors are relative to that root, as debhelper prints them

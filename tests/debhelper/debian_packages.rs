@@ -19,7 +19,14 @@ use support::{debhelper, require_tool, run_ok};
 
 use super::dh_dkms_rs::{bin_dir, lintian_clean, repo_debhelper_dir};
 
-/// The seven source packages of issue 12 with their DKMS binary package.
+/// The seven source packages of issue 12 with their DKMS binary package. Two are rebuilt
+/// (below); the mirror serves no upstream tarball for the other five, and bookworm lacks
+/// nothing for them but these Build-Depends, not installed here: dm-writeboost (none; but its
+/// debian/*.docs name upstream docs that its binary package's usr/src tree does not hold),
+/// jool (gawk, mime-support, libnl-3-dev, libnl-genl-3-dev), openrazer (dh-python), rapiddisk
+/// (libdevmapper-dev, libjansson-dev, libmicrohttpd-dev), openafs (bison, flex, comerr-dev,
+/// heimdal-multidev, libfuse-dev, libkrb5-dev, libpam0g-dev, libxml2-utils, dblatex,
+/// docbook-xsl, doxygen, xsltproc). Their debian/ directories are read all the same.
 const SOURCES: &[(&str, &str)] = &[
     ("dm-writeboost", "dm-writeboost-dkms"),
     ("iptables-netflow", "iptables-netflow-dkms"),

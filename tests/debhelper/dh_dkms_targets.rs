@@ -55,6 +55,11 @@ fn source_package(work: &Path, build_depends: &str, rules_tail: &str) -> PathBuf
         "beta-dkms.dkms",
         "PACKAGE_NAME=\"beta\"\nPACKAGE_VERSION=\"2.0\"\nBUILT_MODULE_NAME[0]=beta\nDEST_MODULE_LOCATION[0]=/updates/dkms\nAUTOINSTALL=yes\n",
     );
+    // Given as FILE by an override: beta's dkms.conf, marked as this one.
+    write(
+        "beta.conf",
+        "# given as FILE\nPACKAGE_NAME=\"beta\"\nPACKAGE_VERSION=\"2.0\"\nBUILT_MODULE_NAME[0]=beta\nDEST_MODULE_LOCATION[0]=/updates/dkms\nAUTOINSTALL=yes\n",
+    );
     write(
         "changelog",
         "two (1.0) unstable; urgency=medium\n\n  * Test.\n\n \
@@ -76,6 +81,10 @@ execute_before_dh_dkms:
 override_dh_dkms-indep:
 \techo \"$@: $$(dh_listpackages | tr '\\n' ' ')\" >> hooks.log
 \tdh_dkms -V 1.0
+
+override_dh_dkms-arch:
+\techo \"$@: $$(dh_listpackages | tr '\\n' ' ')\" >> hooks.log
+\tdh_dkms -p beta-dkms -- debian/beta.conf
 
 execute_after_dh_dkms-arch:
 \techo \"$@: $$(dh_listpackages | tr '\\n' ' ')\" >> hooks.log
@@ -133,11 +142,15 @@ fn hook_and_override_targets_run_as_dh_runs_them_around_dh_dkms() {
     if !require_tools() {
         return;
     }
+    // beta's dkms.conf comes only from the FILE of its override, as openrazer's does (Debian's
+    // dh_dkms would take debian/beta-dkms.dkms over FILE; dh_dkms-rs takes FILE).
     let theirs = tempfile::tempdir().unwrap();
     let tree = source_package(theirs.path(), "dh-sequence-dkms", HOOKS);
+    fs::remove_file(tree.join("debian/beta-dkms.dkms")).unwrap();
     let (code, log) = build(&tree, theirs.path());
     assert_eq!(code, 0, "Debian's dh_dkms:\n{log}");
     let debian_log = fs::read_to_string(tree.join("hooks.log")).unwrap();
+    // dh's order: the target, then its -arch, then its -indep form.
     let targets: Vec<&str> = debian_log
         .lines()
         .map(|l| l.split(':').next().unwrap())
@@ -146,6 +159,7 @@ fn hook_and_override_targets_run_as_dh_runs_them_around_dh_dkms() {
         targets,
         [
             "execute_before_dh_dkms",
+            "override_dh_dkms-arch",
             "override_dh_dkms-indep",
             "execute_after_dh_dkms-arch"
         ],
@@ -154,23 +168,26 @@ fn hook_and_override_targets_run_as_dh_runs_them_around_dh_dkms() {
 
     let ours = tempfile::tempdir().unwrap();
     let tree = source_package(ours.path(), "dh-sequence-dkms-rs", HOOKS);
+    fs::remove_file(tree.join("debian/beta-dkms.dkms")).unwrap();
     let (code, log) = build(&tree, ours.path());
     assert_eq!(code, 0, "dh_dkms-rs:\n{log}");
     let our_log = fs::read_to_string(tree.join("hooks.log")).unwrap();
     // The same targets, in the same order, each given the same packages.
     assert_eq!(our_log, debian_log, "{log}");
-    // Three targets, each said with its line.
+    // Four targets, each said with its line.
     for (target, line) in [
         ("execute_before_dh_dkms", 7),
         ("override_dh_dkms-indep", 10),
-        ("execute_after_dh_dkms-arch", 14),
+        ("override_dh_dkms-arch", 14),
+        ("execute_after_dh_dkms-arch", 18),
     ] {
         let warning = format!(
             "dh_dkms-rs: warning: debian/rules:{line}: {target} is a target of Debian's dh_dkms"
         );
         assert!(log.contains(&warning), "no {warning:?}:\n{log}");
     }
-    // The override's `dh_dkms -V 1.0` was dh_dkms-rs: alpha's version is 1.0, as with dh_dkms.
+    // The overrides' `dh_dkms -V 1.0` and `dh_dkms -p beta-dkms -- debian/beta.conf` were
+    // dh_dkms-rs: alpha's version is 1.0 and beta's dkms.conf is the FILE, as with dh_dkms.
     for (prefix, path) in [
         ("alpha-dkms_", "usr/src/alpha-1.0/dkms.conf"),
         ("beta-dkms_", "usr/src/beta-2.0/dkms.conf"),
@@ -181,6 +198,15 @@ fn hook_and_override_targets_run_as_dh_runs_them_around_dh_dkms() {
             "{path}"
         );
     }
+    assert!(
+        String::from_utf8(dkms_conf(
+            ours.path(),
+            "beta-dkms_",
+            "usr/src/beta-2.0/dkms.conf"
+        ))
+        .unwrap()
+        .starts_with("# given as FILE\n")
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use cli::{Generate, fail, start};
-use dkms::debhelper::{self, DhArgs, DhEnv, GetoptError, Streams, TOOL_NAME};
+use dkms::debhelper::{self, DhArgs, DhEnv, GetoptError, Invocation, Streams, TOOL_NAME};
 
 /// Install dkms.conf and add dkms-rs's maintainer scripts and Depends to DKMS packages
 /// (debhelper command; the dkms-rs counterpart of dh_dkms).
@@ -28,6 +28,18 @@ use dkms::debhelper::{self, DhArgs, DhEnv, GetoptError, Streams, TOOL_NAME};
 ///     deconfigure the module version is removed from every kernel;
 ///   - adds 'dkms-rs | dkms (>= 2.1.0.0)' (>= 3.0.3-4~ with BUILD_EXCLUSIVE_CONFIG) to
 ///     ${misc:Depends} in debian/<package>.substvars, once.
+///
+/// A package acted on named *-dkms that gets no dkms.conf stops the build (exit code 4).
+///
+/// Targets of Debian's dh_dkms in debian/rules (override_dh_dkms, execute_before_dh_dkms,
+/// execute_after_dh_dkms, each also -arch/-indep) are run, as dh would run them around
+/// dh_dkms, when dh_dkms-rs runs as dh's sequence step: before its own work, after, or in its
+/// place for the packages an override covers, as 'debian/rules TARGET' with a dh_dkms first on
+/// PATH that is dh_dkms-rs (so 'dh_dkms -V', '-p', '-- FILE' keep their meaning). Each such
+/// target is warned about with its line (name it override_dh_dkms-rs instead), and so are
+/// recipes calling dh_dkms by name elsewhere, and a 'Depends: dkms' without dkms-rs in
+/// debian/control (it makes dpkg-gencontrol drop 'dkms-rs | dkms'). If Debian's dh_dkms already
+/// added its scripts to a package, dh_dkms-rs stops rather than add its own beside them.
 ///
 /// Like dh_dkms, this command is not idempotent: run dh_prep between two runs, or the snippets
 /// are added to the maintainer scripts twice. Options not listed here fail, except those dh
@@ -156,7 +168,18 @@ fn main() -> ExitCode {
     };
     // Like every dh_* command, it works in the source package it is run in: the current
     // directory, as the empty path, so that messages name files as debhelper does (bad.conf).
-    match debhelper::run(Path::new(""), args, &DhEnv::from_process(), &mut streams) {
+    // Started as `dh_dkms` by a debian/rules target that dh_dkms-rs runs (the link it puts
+    // first on PATH), it is that target's dh_dkms.
+    let as_dh_dkms = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|a| a.file_name().map(|n| n == "dh_dkms"))
+        .unwrap_or(false);
+    let invocation = std::env::current_exe()
+        .ok()
+        .map(|exe| Invocation { exe, as_dh_dkms });
+    let env = DhEnv::from_process();
+    match debhelper::run_as(Path::new(""), args, &env, invocation.as_ref(), &mut streams) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => fail(TOOL_NAME, &e, e.exit_code()),
     }

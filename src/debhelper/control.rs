@@ -185,6 +185,71 @@ impl PackageKinds {
     }
 }
 
+/// A `Depends` entry of debian/control that names `dkms` without `dkms-rs` as an alternative:
+/// apt must then install dkms, and the `dkms-rs | dkms` dh_dkms-rs adds to `${misc:Depends}`
+/// gives no choice (it is swallowed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkmsOnlyDepends {
+    /// 1-based line of debian/control where the entry is.
+    pub line: usize,
+    pub package: String,
+    /// The entry as written (`dkms (>= 2.8.4-3~)`), whitespace collapsed.
+    pub entry: String,
+}
+
+/// Every [`DkmsOnlyDepends`] of debian/control's `text`, in file order.
+pub fn dkms_only_depends(text: &str) -> Vec<DkmsOnlyDepends> {
+    let mut found = Vec::new();
+    let mut package: Option<String> = None;
+    let mut in_depends = false;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            package = None;
+            in_depends = false;
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let value = if line.starts_with([' ', '\t']) {
+            if !in_depends {
+                continue;
+            }
+            line
+        } else {
+            let (name, value) = line.split_once(':').unwrap_or((line, ""));
+            if name.eq_ignore_ascii_case("Package") {
+                package = Some(value.trim().to_string());
+            }
+            in_depends = name.eq_ignore_ascii_case("Depends");
+            if !in_depends {
+                continue;
+            }
+            value
+        };
+        let Some(pkg) = &package else { continue };
+        for entry in value.split(',') {
+            let names: Vec<&str> = entry
+                .split('|')
+                .map(|alt| {
+                    alt.trim()
+                        .split(|c: char| c.is_whitespace() || "([<:".contains(c))
+                        .next()
+                        .unwrap_or("")
+                })
+                .collect();
+            if names.contains(&"dkms") && !names.contains(&"dkms-rs") {
+                found.push(DkmsOnlyDepends {
+                    line: i + 1,
+                    package: pkg.clone(),
+                    entry: entry.split_whitespace().collect::<Vec<_>>().join(" "),
+                });
+            }
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +274,21 @@ mod tests {
         assert_eq!(c.main_package(), "hello-dkms");
         assert_eq!(c.packages[1].architecture, "amd64 i386");
         assert_eq!(c.packages[1].build_profiles.as_deref(), Some("<!nocheck>"));
+    }
+
+    #[test]
+    fn dkms_without_dkms_rs_in_depends_is_found_with_its_line() {
+        let text = "Source: s\nBuild-Depends: dkms\n\nPackage: a-dkms\nArchitecture: all\n\
+                    Depends: ${misc:Depends},\n dkms (>= 2.8.4-3~),\n libc6-dev\n\n\
+                    Package: b\nDepends: dkms-rs | dkms, dkmsx\n";
+        assert_eq!(
+            dkms_only_depends(text),
+            vec![DkmsOnlyDepends {
+                line: 7,
+                package: "a-dkms".into(),
+                entry: "dkms (>= 2.8.4-3~)".into()
+            }]
+        );
     }
 
     #[test]

@@ -15,17 +15,25 @@ use crate::package::dkms_depends;
 use crate::templates::Templates;
 
 /// dh_dkms's loop: every package of `options`, in order; FILE goes to the first one.
+///
+/// A package named `*-dkms` that gets no dkms.conf (none to install, none already under its
+/// `usr/src/`) is an error, found before anything is written: for every such package when
+/// `strict` (dh_dkms-rs as dh's sequence step), else only when the run installs none at all
+/// (a run inside an override target may be one of several, each for its packages).
 pub fn dh_dkms(
     dh: &Dh,
     options: &Options,
     main_package: &str,
     host: &mut HostArch,
     streams: &mut Streams,
+    strict: bool,
 ) -> Result<Vec<PackageDone>, DhError> {
     let templates = Templates::load(None)?;
-    let mut done = Vec::new();
-    for (i, package) in options.packages.iter().enumerate() {
-        let ctx = PackageContext {
+    let contexts: Vec<PackageContext> = options
+        .packages
+        .iter()
+        .enumerate()
+        .map(|(i, package)| PackageContext {
             package,
             main_package,
             tmpdir: options
@@ -38,12 +46,51 @@ pub fn dh_dkms(
                 None
             },
             module_version: options.module_version.as_deref(),
-        };
-        if let Some(d) = dkms_package(dh, &ctx, &templates, host, streams)? {
-            done.push(d);
+        })
+        .collect();
+    let mut sources = Vec::new();
+    for ctx in &contexts {
+        sources.push(conf_source(dh, ctx, host)?);
+    }
+    let none_found = sources.iter().all(Option::is_none);
+    if strict || none_found {
+        for (ctx, source) in contexts.iter().zip(&sources) {
+            if source.is_none()
+                && is_dkms_package_name(ctx.package)
+                && !conf_installed(dh.root, &ctx.tmpdir)
+            {
+                return Err(DhError::NoDkmsConf {
+                    package: ctx.package.to_string(),
+                    tmpdir: ctx.tmpdir.clone(),
+                    main: ctx.package == main_package,
+                });
+            }
+        }
+    }
+    let mut done = Vec::new();
+    for (ctx, source) in contexts.iter().zip(sources) {
+        if let Some(source) = source {
+            done.push(dkms_package(dh, ctx, source, &templates, host, streams)?);
         }
     }
     Ok(done)
+}
+
+/// A package whose name says it is a DKMS package (Debian's naming: `<module>-dkms`).
+pub fn is_dkms_package_name(package: &str) -> bool {
+    package.ends_with("-dkms")
+}
+
+/// Whether some `usr/src/<module>-<version>/dkms.conf` is already under `tmpdir` (installed
+/// by an override target, dh_install or an earlier run).
+pub fn conf_installed(root: &Path, tmpdir: &Path) -> bool {
+    std::fs::read_dir(root.join(tmpdir).join("usr/src"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().join("dkms.conf").is_file())
+        })
+        .unwrap_or(false)
 }
 
 /// One package as dh_dkms sees it. Paths are relative to the source package root.
@@ -143,17 +190,15 @@ fn changelog_upstream_version(
     Ok(upstream.to_string())
 }
 
-/// Do dh_dkms's work for one package; `None` when it has no dkms.conf to install.
+/// Do dh_dkms's work for one package, whose dkms.conf is `source`.
 fn dkms_package(
     dh: &Dh,
     ctx: &PackageContext,
+    source: PathBuf,
     templates: &Templates,
     host: &mut HostArch,
     streams: &mut Streams,
-) -> Result<Option<PackageDone>, DhError> {
-    let Some(source) = conf_source(dh, ctx, host)? else {
-        return Ok(None);
-    };
+) -> Result<PackageDone, DhError> {
     dh.verbose_print(
         streams,
         &format!("installing {} as dkms.conf", source.display()),
@@ -279,13 +324,13 @@ fn dkms_package(
         }
         dh_lib::replace_file(dh.root, &dest, &installed, mtime)?;
     }
-    Ok(Some(PackageDone {
+    Ok(PackageDone {
         package: ctx.package.to_string(),
         module: conf.package_name.clone(),
         module_version: conf.package_version.clone(),
         dkms_conf: dest,
         depends,
-    }))
+    })
 }
 
 #[cfg(test)]

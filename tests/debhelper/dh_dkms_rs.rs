@@ -22,14 +22,14 @@ enum Addon {
 }
 
 /// A directory holding only a link to the built `dh_dkms-rs`, to put first on PATH.
-fn bin_dir(work: &Path) -> PathBuf {
+pub(crate) fn bin_dir(work: &Path) -> PathBuf {
     let dir = work.join("bin");
     fs::create_dir_all(&dir).unwrap();
     std::os::unix::fs::symlink(cargo_bin("dh_dkms-rs"), dir.join("dh_dkms-rs")).unwrap();
     dir
 }
 
-fn repo_debhelper_dir() -> PathBuf {
+pub(crate) fn repo_debhelper_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("debhelper")
 }
 
@@ -136,7 +136,7 @@ fn mkdeb_body(script: &str) -> String {
         .expect("no final exit 0")
 }
 
-fn lintian_clean(deb: &Path) {
+pub(crate) fn lintian_clean(deb: &Path) {
     if !require_tool("lintian") {
         return;
     }
@@ -313,7 +313,7 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 }
 
 /// Every file under `dir` with its bytes: "nothing written" means this does not change.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+pub(crate) fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     walkdir::WalkDir::new(dir)
         .into_iter()
         .map(|e| e.unwrap())

@@ -3,5 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod debian_packages;
 mod dh_dkms_rs;
+mod dh_dkms_targets;
 mod dh_reference;

@@ -181,6 +181,9 @@ pub mod qemu;
 /// The reference -dkms package built with dh + dh_dkms + dpkg-buildpackage.
 pub mod debhelper;
 
+/// Debian's source packages, fetched with apt's deb-src under a private configuration.
+pub mod debian_src;
+
 /// The checked-in inputs of the fuzz target `target` (`fuzz/corpus/<target>/`), sorted by
 /// name, with their bytes; fails when there are none (the corpus is part of the repository).
 pub fn fuzz_corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {

@@ -53,7 +53,6 @@ pub fn mkdsc(opts: &MkdebOptions) -> Result<WrittenDsc, PackageError> {
         opts.revision.as_deref(),
         opts.no_exec,
     )?;
-    check_rules_safe(&opts.source_dir, &id)?;
     let debian_dir = opts.source_dir.join("debian");
     if debian_dir.symlink_metadata().is_ok() {
         return Err(PackageError::Unsupported {
@@ -186,26 +185,6 @@ pub fn mkdsc(opts: &MkdebOptions) -> Result<WrittenDsc, PackageError> {
         tarballs: written,
         format,
     })
-}
-
-/// The module's name and version go into debian/rules (make) and /usr/src's directory name:
-/// only characters that mean nothing to make or the shell there.
-fn check_rules_safe(source_dir: &Path, id: &PackageIdentity) -> Result<(), PackageError> {
-    let safe = |s: &str| {
-        s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._+-~:".contains(&b))
-    };
-    for (field, value) in [("PACKAGE_NAME", &id.name), ("PACKAGE_VERSION", &id.version)] {
-        if !safe(value) {
-            return Err(PackageError::BadField {
-                path: source_dir.join("dkms.conf"),
-                field,
-                value: value.clone(),
-                reason: "cannot go into a source package's debian/rules (letters, digits and . _ + - ~ : only)".into(),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// A source package written into its own source would hold itself the next time.

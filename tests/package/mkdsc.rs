@@ -18,7 +18,7 @@ use support::{hello_source, require_tool, run, run_ok};
 const MAINTAINER: &str = "Jane Doe <jane@example.org>";
 
 /// dpkg-source, dpkg-buildpackage and dh, lintian, dpkg-deb, sha256sum, md5sum.
-fn require_tools() -> bool {
+pub(crate) fn require_tools() -> bool {
     [
         "dpkg-source",
         "dpkg-buildpackage",
@@ -35,10 +35,24 @@ fn require_tools() -> bool {
 
 /// `dkms-mkdeb --source-package` of `source` into `out` (made); returns the printed .dsc path.
 fn mkdsc(source: &Path, out: &Path, extra: &[&str]) -> PathBuf {
+    let mut args = vec!["--maintainer", MAINTAINER];
+    args.extend_from_slice(extra);
+    mkdsc_with_env(source, out, &args, &[])
+}
+
+/// `dkms-mkdeb --source-package <extra>` of `source` into `out` (made) with `env` set;
+/// returns the printed .dsc path.
+pub(crate) fn mkdsc_with_env(
+    source: &Path,
+    out: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> PathBuf {
     fs::create_dir_all(out).unwrap();
     let stdout = run_ok(
         support::command(cargo_bin("dkms-mkdeb"))
-            .args(["--source-package", "--maintainer", MAINTAINER, "-o"])
+            .envs(env.iter().copied())
+            .args(["--source-package", "-o"])
             .arg(out)
             .args(extra)
             .arg(source),
@@ -63,7 +77,7 @@ fn mkdeb(source: &Path, out: &Path, extra: &[&str]) -> PathBuf {
 
 /// `dpkg-source -x` of `dsc` into `dest`, refusing weak checksums: dpkg checks every file's
 /// size, SHA-1 and SHA-256 against the .dsc.
-fn unpack(dsc: &Path, dest: &Path) {
+pub(crate) fn unpack(dsc: &Path, dest: &Path) {
     run_ok(
         support::command("dpkg-source")
             .args(["--require-strong-checksums", "-x"])
@@ -75,7 +89,7 @@ fn unpack(dsc: &Path, dest: &Path) {
 /// `dpkg-buildpackage -b` in the unpacked `tree`, with the built dh_dkms-rs first on PATH and
 /// our dh addon (debhelper/) on PERL5LIB; `-d`: dh-sequence-dkms-rs is Build-Depends but
 /// not installed here. Returns the one .deb written beside `tree`.
-fn build_binary(tree: &Path) -> PathBuf {
+pub(crate) fn build_binary(tree: &Path) -> PathBuf {
     let work = tree.parent().unwrap();
     let bin = work.join("bin");
     fs::create_dir_all(&bin).unwrap();
@@ -108,7 +122,7 @@ fn build_binary(tree: &Path) -> PathBuf {
 }
 
 /// Names in the data archive, as dpkg-deb lists them, sorted.
-fn contents(deb: &Path) -> Vec<String> {
+pub(crate) fn contents(deb: &Path) -> Vec<String> {
     let mut names: Vec<String> = run_ok(Command::new("dpkg-deb").arg("--contents").arg(deb))
         .lines()
         .map(|l| l.split_whitespace().nth(5).unwrap_or_default().to_string())

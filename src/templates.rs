@@ -333,6 +333,22 @@ mod tests {
     }
 
     #[test]
+    fn source_package_templates_are_overridden_from_dsc() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("dsc")).unwrap();
+        std::fs::write(dir.path().join("dsc/format"), "3.0 (quilt)\n").unwrap();
+        let templates = Templates::load(Some(dir.path())).unwrap();
+        let ctx = context! { format => "3.0 (native)" };
+        assert_eq!(
+            templates.render("dsc/format", &ctx).unwrap(),
+            "3.0 (quilt)\n"
+        );
+        std::fs::write(dir.path().join("dsc/rule"), "x").unwrap();
+        let err = Templates::load(Some(dir.path())).err().unwrap().to_string();
+        assert!(err.contains("dsc/rule is not a template"), "{err}");
+    }
+
+    #[test]
     fn misspelt_override_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("postinstall"), "x").unwrap();

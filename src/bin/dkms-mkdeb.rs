@@ -85,9 +85,10 @@ struct Cli {
     #[arg(long, value_name = "NAME")]
     package_name: Option<String>,
 
-    /// Directory of templates (control, postinst, prerm, changelog, copyright) that replace
-    /// the built-in ones file by file. They are minijinja templates; an unknown variable is
-    /// an error.
+    /// Directory of templates (control, postinst, prerm, changelog, copyright; for
+    /// --source-package also dsc/control, dsc/rules, dsc/format and dsc/dsc) that replace the
+    /// built-in ones file by file. They are minijinja templates; an unknown variable is an
+    /// error.
     #[arg(long, value_name = "DIR")]
     templates: Option<PathBuf>,
 

@@ -235,7 +235,8 @@ struct Cli {
     /// For `mktarball`: the source only, no modules.
     #[arg(long)]
     source_only: bool,
-    /// For `mkdeb`, `mkdsc` and `mkbmdeb`: `Name <email>` (default: DEBFULLNAME and DEBEMAIL, as for dch).
+    /// For `mkdeb`, `mkdsc` and `mkbmdeb`: `Name <email>` (default: DEBFULLNAME and DEBEMAIL,
+    /// as for dch).
     #[arg(long)]
     maintainer: Option<String>,
     /// Print the version.

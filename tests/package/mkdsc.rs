@@ -233,7 +233,8 @@ fn hello_with_version(dir: &Path, version: &str) -> PathBuf {
 
 /// Make the source package of `source` with `extra`, check its files and the .dsc, unpack and
 /// build it, and compare the .deb with dkms-mkdeb's: same file list and Depends, both lintian
-/// clean. `files` are the tarballs the .dsc must list, in its order, `format` its Format.
+/// clean, and the source package too. `files` are the tarballs the .dsc must list, in its
+/// order, `format` its Format.
 fn source_package_round_trip(source: &Path, extra: &[&str], format: &str, files: &[&str]) {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
@@ -271,6 +272,8 @@ fn source_package_round_trip(source: &Path, extra: &[&str], format: &str, files:
     assert_eq!(field(&built, "Version"), field(&reference, "Version"));
     lintian_clean(&built);
     lintian_clean(&reference);
+    // The source package too (it is what a packager uploads).
+    lintian_clean(&dsc);
 }
 
 #[test]
@@ -310,6 +313,10 @@ fn version_with_a_dash_is_quilt_as_dpkg_wants_it() {
     let dir = tempfile::tempdir().unwrap();
     // dpkg-source refuses `3.0 (native)` for a version with a revision: 1.2-3 is upstream 1.2.
     let source = hello_with_version(dir.path(), "1.2-3");
+    // Upstream changelogs at the top, which dh_installchangelogs would also put into
+    // /usr/share/doc of a non-native package: they stay in /usr/src, as in dkms-mkdeb's.
+    fs::write(source.join("ChangeLog"), "1.2: first\n").unwrap();
+    fs::write(source.join("HISTORY.md"), "# History\n").unwrap();
     source_package_round_trip(
         &source,
         &[],

@@ -85,8 +85,14 @@ pub fn mkdsc_in_tree(
     maintainer: Option<String>,
 ) -> Result<PathBuf, PackageError> {
     let _lock = lock(tree)?;
-    let opts = tree_options(tree, mv, maintainer, "dsc")?;
-    Ok(mkdsc(&opts)?.dsc)
+    // A failed run leaves the tree as it was: without a `dsc/` it made.
+    let dir = tree.version_dir(mv).join("dsc");
+    let made_dir = !dir.exists();
+    let written = tree_options(tree, mv, maintainer, "dsc").and_then(|opts| mkdsc(&opts));
+    if written.is_err() && made_dir {
+        let _ = std::fs::remove_dir(&dir);
+    }
+    Ok(written?.dsc)
 }
 
 /// `dkms-rs mkdeb -k ...`: [`mkdeb_in_tree`]'s package also carrying the module's builds for

@@ -419,8 +419,14 @@ fn dkms_rs_mkdsc_writes_the_source_package_into_the_tree() {
     );
     assert!(bytes_of(&out) == bytes_of(dsc.parent().unwrap()));
 
+    // Not added: 3, dkms's words, as for mkdeb; nothing made in the tree.
     let (code, _, stderr) = run(&mut s.dkms_rs(&["mkdsc", "-m", "nosuch", "-v", "1"]));
-    assert_ne!(code, 0, "{stderr}");
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("nosuch/1 is not located in the DKMS tree"),
+        "{stderr}"
+    );
+    assert!(!s.dkms_tree.join("nosuch").exists());
 }
 
 /// dkms-mkdeb --source-package on bad input: exit `code`, one line naming `what`, nothing
@@ -456,6 +462,11 @@ fn bad_input_is_refused_with_one_line_and_nothing_written() {
     // A PACKAGE_VERSION dpkg refuses (8: a bad dkms.conf, as dkms says).
     let odd = hello_with_version(dir.path(), "v1");
     refused(&odd, &[], 8, "PACKAGE_VERSION");
+    // A fifo in the source: dpkg cannot carry it; found before anything is written.
+    let fifo = dir.path().join("fifo");
+    run_ok(Command::new("cp").arg("-a").arg(hello_source()).arg(&fifo));
+    run_ok(Command::new("mkfifo").arg(fifo.join("pipe")));
+    refused(&fifo, &[], 1, "pipe");
     // No dkms.conf: 4, as dkms.
     refused(dir.path(), &[], 4, "dkms.conf");
 
@@ -484,4 +495,54 @@ fn bad_input_is_refused_with_one_line_and_nothing_written() {
         .args(["--source-package", "-k", "x"])
         .arg(hello_source()));
     assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
+fn a_full_disk_leaves_no_source_package_behind() {
+    if !support::scratch::is_root()
+        && !support::missing("root (to mount a tmpfs in a private mount namespace)")
+    {
+        return;
+    }
+    if !require_tool("unshare") {
+        return;
+    }
+    let s = Scratch::new(&[]);
+    let src = s.add_hello_source();
+    // 3 MiB of random bytes: incompressible, more than the 1 MiB the tree gets.
+    let mut big = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(fs::File::open("/dev/urandom").unwrap(), 3 << 20),
+        &mut big,
+    )
+    .unwrap();
+    fs::write(src.join("big.bin"), big).unwrap();
+    run_ok(&mut s.dkms_rs(&["add", "-m", "hello", "-v", "0.1"]));
+    let r = s.dkms_rs_on_small_fs(
+        &s.dkms_tree,
+        "1m",
+        &[
+            "mkdsc",
+            "-m",
+            "hello",
+            "-v",
+            "0.1",
+            "--maintainer",
+            MAINTAINER,
+        ],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("hello-dkms_0.1.tar.gz") && r.stderr.contains("No space left on device"),
+        "{}",
+        r.stderr
+    );
+    let lock = |l: &[String]| -> Vec<String> {
+        l.iter()
+            .filter(|p| !p.starts_with(".dkms-rs.lock"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(lock(&r.after), lock(&r.before), "the tree changed");
 }

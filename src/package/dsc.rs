@@ -31,6 +31,10 @@ use super::{MkdebOptions, PackageError};
 /// debian/control's and the .dsc's Standards-Version: the Policy version the generated
 /// packaging follows (Debian 12's lintian knows it).
 pub const STANDARDS_VERSION: &str = "4.6.2";
+/// When Policy 4.6.2 was released (its changelog's date, as lintian's releases.json has it):
+/// the earliest date of a debian/changelog entry that follows it (lintian's
+/// `timewarp-standards-version`).
+const STANDARDS_VERSION_RELEASED: u64 = 1_671_244_904;
 /// What building the source package needs: debhelper 13 and dkms-rs-tools' dh addon.
 pub const BUILD_DEPENDS: &str = "debhelper-compat (= 13), dh-sequence-dkms-rs";
 
@@ -80,7 +84,10 @@ pub fn mkdsc(opts: &MkdebOptions) -> Result<WrittenDsc, PackageError> {
     let mtime = maker.mtime(newest)?;
 
     let (synopsis, description) = describe(&id, opts.description.as_deref());
-    let (date, year) = changelog_dates(mtime);
+    // The copyright's year is the source's; the changelog entry is not older than the Policy
+    // it says it follows (a source whose newest file is older than that).
+    let (_, year) = changelog_dates(mtime);
+    let (date, _) = changelog_dates(mtime.max(STANDARDS_VERSION_RELEASED));
     let ctx = context! {
         name => &id.name,
         version => &id.version,

@@ -32,10 +32,18 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/bmdeb/postinst"),
     ),
     ("bmdeb/postrm", include_str!("../templates/bmdeb/postrm")),
+    // The source package of mkdsc (`dkms-mkdeb --source-package`): debian/control, debian/rules,
+    // debian/source/format and the .dsc; its debian/changelog and debian/copyright are the
+    // `changelog` and `copyright` above.
+    ("dsc/control", include_str!("../templates/dsc/control")),
+    ("dsc/rules", include_str!("../templates/dsc/rules")),
+    ("dsc/format", include_str!("../templates/dsc/format")),
+    ("dsc/dsc", include_str!("../templates/dsc/dsc")),
 ];
 
-/// The subdirectory of an override directory holding autoscript overrides.
-const AUTOSCRIPTS_DIR: &str = "autoscripts";
+/// The subdirectories of an override directory holding overrides of the autoscripts and of
+/// the source package's files.
+const SUBDIRS: &[&str] = &["autoscripts", "dsc"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -98,13 +106,15 @@ impl Templates {
                 .into_iter()
                 .map(|path| (file_name(&path), path))
                 .collect();
-            let sub = dir.join(AUTOSCRIPTS_DIR);
-            if sub.is_dir() {
-                entries.extend(
-                    fs_read_dir(&sub)?
-                        .into_iter()
-                        .map(|path| (format!("{AUTOSCRIPTS_DIR}/{}", file_name(&path)), path)),
-                );
+            for subdir in SUBDIRS {
+                let sub = dir.join(subdir);
+                if sub.is_dir() {
+                    entries.extend(
+                        fs_read_dir(&sub)?
+                            .into_iter()
+                            .map(|path| (format!("{subdir}/{}", file_name(&path)), path)),
+                    );
+                }
             }
             for (name, path) in entries {
                 let Some(slot) = sources.iter_mut().find(|(n, _)| *n == name) else {
@@ -320,6 +330,22 @@ mod tests {
                 .unwrap()
                 .starts_with("#!/bin/sh\n")
         );
+    }
+
+    #[test]
+    fn source_package_templates_are_overridden_from_dsc() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("dsc")).unwrap();
+        std::fs::write(dir.path().join("dsc/format"), "3.0 (quilt)\n").unwrap();
+        let templates = Templates::load(Some(dir.path())).unwrap();
+        let ctx = context! { format => "3.0 (native)" };
+        assert_eq!(
+            templates.render("dsc/format", &ctx).unwrap(),
+            "3.0 (quilt)\n"
+        );
+        std::fs::write(dir.path().join("dsc/rule"), "x").unwrap();
+        let err = Templates::load(Some(dir.path())).err().unwrap().to_string();
+        assert!(err.contains("dsc/rule is not a template"), "{err}");
     }
 
     #[test]

@@ -42,6 +42,12 @@ use dkms::package::{self, MkdebOptions, PackageError};
 ///   dkms-mkdeb --binaries-only -k "$(uname -r)" examples/hello
 ///
 /// makes hello-modules-<kernel>_0.1_<arch>.deb: the module alone, for that kernel.
+///
+///   dkms-mkdeb --source-package -o out/ examples/hello
+///
+/// makes the Debian source package instead: out/hello-dkms_0.1.dsc and its tarball, with a
+/// debian/ dir (debhelper, Build-Depends: dh-sequence-dkms-rs) that builds the same package
+/// (dpkg-source -x out/hello-dkms_0.1.dsc && cd hello-dkms-0.1 && dpkg-buildpackage -b).
 #[derive(Parser, Debug)]
 #[command(name = "dkms-mkdeb", version, verbatim_doc_comment)]
 struct Cli {
@@ -79,9 +85,10 @@ struct Cli {
     #[arg(long, value_name = "NAME")]
     package_name: Option<String>,
 
-    /// Directory of templates (control, postinst, prerm, changelog, copyright) that replace
-    /// the built-in ones file by file. They are minijinja templates; an unknown variable is
-    /// an error.
+    /// Directory of templates (control, postinst, prerm, changelog, copyright; for
+    /// --source-package also dsc/control, dsc/rules, dsc/format and dsc/dsc) that replace the
+    /// built-in ones file by file. They are minijinja templates; an unknown variable is an
+    /// error.
     #[arg(long, value_name = "DIR")]
     templates: Option<PathBuf>,
 
@@ -118,6 +125,15 @@ struct Cli {
     /// as `dkms mkbmdeb` made: for machines without compiler, headers or DKMS.
     #[arg(long, requires = "kernels")]
     binaries_only: bool,
+
+    /// Make the Debian source package instead of the .deb: <package>_<version>.dsc and its
+    /// tarballs, whose debian/ (control, rules with the dh-sequence-dkms-rs addon, changelog,
+    /// copyright, source/format) builds the package dkms-mkdeb makes. Format 3.0 (native) with
+    /// <package>_<version>.tar.gz, or, when the version has a Debian revision (--revision, or
+    /// a '-' in PACKAGE_VERSION), 3.0 (quilt) with <package>_<upstream>.orig.tar.gz and
+    /// <package>_<version>.debian.tar.gz. The output directory must be outside SOURCE_DIR.
+    #[arg(long, conflicts_with_all = ["kernels", "binaries_only", "compression", "level", "threads"])]
+    source_package: bool,
 
     /// Print this program's man page (man) or its bash or zsh completion script
     /// (complete-bash, complete-zsh), and exit.
@@ -163,6 +179,15 @@ fn main() -> ExitCode {
             },
         })
         .collect();
+    if cli.source_package {
+        return match package::mkdsc(&opts) {
+            Ok(written) => {
+                println!("{}", written.dsc.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail("dkms-mkdeb", &package_error_line(&e), e.exit_code()),
+        };
+    }
     let result = if targets.is_empty() {
         package::mkdeb(&opts).map(|deb| vec![deb])
     } else {

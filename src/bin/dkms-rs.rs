@@ -15,7 +15,9 @@ use dkms::console::Console;
 use dkms::error::ActionError;
 use dkms::framework::Framework;
 use dkms::kernel::{KernelRelease, Target, machine_arch};
-use dkms::package::{PackageError, mkbmdeb_in_tree, mkdeb_in_tree, mkdeb_in_tree_prebuilt};
+use dkms::package::{
+    PackageError, mkbmdeb_in_tree, mkdeb_in_tree, mkdeb_in_tree_prebuilt, mkdsc_in_tree,
+};
 use dkms::tarball::TarballContent;
 use dkms::tree::{ModuleVersion, Roots, StatusQuery, Tree};
 
@@ -35,6 +37,10 @@ enum Action {
     /// The `<module>-dkms` .deb of an added module, into `<dkmstree>/<m>/<v>/deb/`; with `-k`
     /// or `--all` it also carries the modules built for those kernels.
     Mkdeb,
+    /// The Debian source package of an added module, into `<dkmstree>/<m>/<v>/dsc/`:
+    /// `<module>-dkms_<version>.dsc` and its tarball, whose debian/ (debhelper and the
+    /// dh-sequence-dkms-rs addon) builds the package mkdeb makes (`dkms-mkdeb --source-package`).
+    Mkdsc,
     /// A dkms tarball of the module: source and the modules built for `-k` (dkms's layout).
     Mktarball,
     /// Load a dkms tarball (from `mktarball`, dkms or dkms-rs): source, prebuilt modules, add.
@@ -80,6 +86,7 @@ impl Action {
             | Action::Autoinstall
             | Action::Match
             | Action::Mkdeb
+            | Action::Mkdsc
             | Action::Mktarball
             | Action::Ldtarball
             | Action::Mkbmdeb
@@ -124,6 +131,7 @@ impl Action {
 ///   dkms-rs remove hello/0.1 --all
 ///   dkms-rs mkdeb -m hello -v 0.1
 ///   dkms-rs mkdeb hello/0.1 -k "$(uname -r)"
+///   dkms-rs mkdsc -m hello -v 0.1
 ///   dkms-rs mkbmdeb hello/0.1 -k "$(uname -r)"
 ///   dkms-rs mktarball hello/0.1 -k "$(uname -r)" --binaries-only
 ///   dkms-rs ldtarball /var/lib/dkms/hello/0.1/tarball/hello-0.1-kernel*.dkms.tar.gz
@@ -227,7 +235,8 @@ struct Cli {
     /// For `mktarball`: the source only, no modules.
     #[arg(long)]
     source_only: bool,
-    /// For `mkdeb`: `Name <email>` (default: DEBFULLNAME and DEBEMAIL, as for dch).
+    /// For `mkdeb`, `mkdsc` and `mkbmdeb`: `Name <email>` (default: DEBFULLNAME and DEBEMAIL,
+    /// as for dch).
     #[arg(long)]
     maintainer: Option<String>,
     /// Print the version.
@@ -504,6 +513,7 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
         | Action::Unbuild
         | Action::Remove
         | Action::Mkdeb
+        | Action::Mkdsc
         | Action::Mkbmdeb
         | Action::Mktarball => {
             if cli.all && matches!(action, Action::Add | Action::Build | Action::Install) {
@@ -563,6 +573,12 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                     }
                     .map_err(|e| reported(&console, e))?;
                     console.say(&format!("{}", deb.display()));
+                    Ok(())
+                }
+                Action::Mkdsc => {
+                    let dsc = mkdsc_in_tree(&session.tree, &mv, cli.maintainer.clone())
+                        .map_err(|e| reported(&console, e))?;
+                    console.say(&format!("{}", dsc.display()));
                     Ok(())
                 }
                 Action::Mkbmdeb => {

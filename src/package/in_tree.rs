@@ -1,5 +1,5 @@
-//! mkdeb and mkbmdeb of a module already in a dkms tree (`dkms-rs mkdeb`, `mkbmdeb`),
-//! writing into `<m>/<v>/deb/` and `<m>/<v>/bmdeb/` as dkms did.
+//! mkdeb, mkdsc and mkbmdeb of a module already in a dkms tree (`dkms-rs mkdeb`, `mkdsc`,
+//! `mkbmdeb`), writing into `<m>/<v>/deb/`, `<m>/<v>/dsc/` and `<m>/<v>/bmdeb/` as dkms did.
 
 use std::path::PathBuf;
 
@@ -9,6 +9,7 @@ use crate::kernel::Target;
 use crate::tree::{ModuleVersion, Tree, TreeLock};
 
 use super::dkms_deb::{mkdeb, mkdeb_with_prebuilt};
+use super::dsc::mkdsc;
 use super::modules_deb::mkbmdeb;
 use super::prebuilt::Prebuilt;
 use super::{MkdebOptions, PackageError};
@@ -74,6 +75,24 @@ pub fn mkdeb_in_tree(
     let _lock = lock(tree)?;
     let opts = tree_options(tree, mv, maintainer, "deb")?;
     Ok(mkdeb(&opts)?.path)
+}
+
+/// `dkms-rs mkdsc`: the source package ([`mkdsc`]) of a module added to `tree`, written to
+/// `<m>/<v>/dsc/` as `dkms mkdsc` did; returns the .dsc's path.
+pub fn mkdsc_in_tree(
+    tree: &Tree,
+    mv: &ModuleVersion,
+    maintainer: Option<String>,
+) -> Result<PathBuf, PackageError> {
+    let _lock = lock(tree)?;
+    // A failed run leaves the tree as it was: without a `dsc/` it made.
+    let dir = tree.version_dir(mv).join("dsc");
+    let made_dir = !dir.exists();
+    let written = tree_options(tree, mv, maintainer, "dsc").and_then(|opts| mkdsc(&opts));
+    if written.is_err() && made_dir {
+        let _ = std::fs::remove_dir(&dir);
+    }
+    Ok(written?.dsc)
 }
 
 /// `dkms-rs mkdeb -k ...`: [`mkdeb_in_tree`]'s package also carrying the module's builds for

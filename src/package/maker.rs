@@ -92,13 +92,7 @@ impl<'o> Maker<'o> {
         ctx: &minijinja::Value,
     ) -> Result<(), PackageError> {
         let doc = format!("usr/share/doc/{package}");
-        let copyright = match &self.opts.copyright_file {
-            Some(path) => std::fs::read(path).map_err(|source| PackageError::Io {
-                path: path.clone(),
-                source,
-            })?,
-            None => self.templates.render("copyright", ctx)?.into_bytes(),
-        };
+        let copyright = self.copyright(ctx)?;
         data.add_file_bytes(&format!("{doc}/copyright"), copyright, false);
         let changelog = self.templates.render("changelog", ctx)?;
         data.add_file_bytes(
@@ -106,19 +100,38 @@ impl<'o> Maker<'o> {
             gzip_max(changelog.as_bytes()),
             false,
         );
-        if id.looks_like_initial_upload() && self.opts.closes.is_empty() {
+        if let Some(text) = self.lintian_overrides(package, id) {
             data.add_file_bytes(
                 &format!("usr/share/lintian/overrides/{package}"),
-                format!(
-                    "# Made by dkms-mkdeb for use outside the Debian archive: no ITP bug to close\n\
-                     # (dkms-mkdeb --closes BUG names the ITP of a package meant for Debian).\n\
-                     {package}: initial-upload-closes-no-bugs\n"
-                )
-                .into_bytes(),
+                text.into_bytes(),
                 false,
             );
         }
         Ok(())
+    }
+
+    /// The package's lintian overrides, if it needs any: when lintian would take its one-entry
+    /// changelog for a first upload to Debian that closes no ITP bug, and no `--closes` was
+    /// given, why none is closed.
+    pub fn lintian_overrides(&self, package: &str, id: &PackageIdentity) -> Option<String> {
+        (id.looks_like_initial_upload() && self.opts.closes.is_empty()).then(|| {
+            format!(
+                "# Made by dkms-mkdeb for use outside the Debian archive: no ITP bug to close\n\
+                 # (dkms-mkdeb --closes BUG names the ITP of a package meant for Debian).\n\
+                 {package}: initial-upload-closes-no-bugs\n"
+            )
+        })
+    }
+
+    /// debian/copyright: the packager's file, or the rendered template.
+    pub fn copyright(&self, ctx: &minijinja::Value) -> Result<Vec<u8>, PackageError> {
+        match &self.opts.copyright_file {
+            Some(path) => std::fs::read(path).map_err(|source| PackageError::Io {
+                path: path.clone(),
+                source,
+            }),
+            None => Ok(self.templates.render("copyright", ctx)?.into_bytes()),
+        }
     }
 
     /// The maintainer scripts: `(member name, template name)` each, rendered, executable.

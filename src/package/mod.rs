@@ -1,6 +1,7 @@
 //! mkdeb: a module source tree -> `<name>-dkms_<version>_all.deb`, the package `dkms mkdeb` made
 //! (with `-k`, carrying prebuilt modules: [`mkdeb_with_prebuilt`]); mkbmdeb: built modules ->
-//! `<name>-modules-<kernel>_<version>_<arch>.deb` ([`mkbmdeb`]).
+//! `<name>-modules-<kernel>_<version>_<arch>.deb` ([`mkbmdeb`]); mkdsc: the Debian source
+//! package that builds the -dkms package with debhelper ([`mkdsc`]).
 //!
 //! The package holds the source under `/usr/src/<name>-<version>/` (where dkms looks for it),
 //! a copyright file and a changelog, and maintainer scripts that hand the module to dkms-rs or,
@@ -8,6 +9,7 @@
 //! Everything the package says is rendered from `templates/`; every byte is reproducible.
 
 mod dkms_deb;
+mod dsc;
 mod in_tree;
 mod maker;
 mod modules_deb;
@@ -16,7 +18,8 @@ mod prebuilt;
 mod source;
 
 pub use dkms_deb::{mkdeb, mkdeb_with_prebuilt};
-pub use in_tree::{mkbmdeb_in_tree, mkdeb_in_tree, mkdeb_in_tree_prebuilt};
+pub use dsc::{BUILD_DEPENDS, STANDARDS_VERSION, WrittenDsc, mkdsc};
+pub use in_tree::{mkbmdeb_in_tree, mkdeb_in_tree, mkdeb_in_tree_prebuilt, mkdsc_in_tree};
 pub use modules_deb::mkbmdeb;
 pub use policy::{
     COMMON_LICENSES, PackageIdentity, check_version, dkms_depends, maintainer_from_env,

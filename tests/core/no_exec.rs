@@ -85,6 +85,7 @@ fn no_exec_refuses_a_conf_that_needs_bash_in_every_action() {
         8,
     );
     refused(&["mkdeb", "nx/1.0"], &in_tree, 8);
+    refused(&["mkdsc", "nx/1.0"], &in_tree, 8);
     control(&["build", "nx/1.0", "-k", k]);
 
     // Built: status cannot say so without reading the conf, nor say "added" alone.

@@ -201,9 +201,14 @@ fn seven_debian_sources_are_lintian_clean_with_the_defaults() {
         }
         debs.push(deb);
     }
-    let hints = lintian(&debs);
+    only_upstream_tags(&lintian(&debs));
+}
+
+/// Every lintian hint is one of [`UPSTREAM_TAGS`] on a file under usr/src/, and each of those
+/// is still given.
+fn only_upstream_tags(hints: &[(String, String, String, String)]) {
     let mut unexplained = Vec::new();
-    for (_, package, tag, context) in &hints {
+    for (_, package, tag, context) in hints {
         let upstream = context.contains("[usr/src/")
             && UPSTREAM_TAGS
                 .iter()
@@ -223,6 +228,72 @@ fn seven_debian_sources_are_lintian_clean_with_the_defaults() {
             "{p}: {t} ({why}) is listed as expected but lintian no longer says it: drop it"
         );
     }
+}
+
+/// mkdsc on the seven: each source package unpacks (dpkg-source -x, checksums verified) and
+/// builds (dpkg-buildpackage -b, debhelper and our addon) into a package with the file list
+/// and Depends of dkms-mkdeb's, lintian clean but for the same upstream tags; xtrx's version
+/// has a `-`, so its source package is 3.0 (quilt).
+#[test]
+fn seven_debian_sources_make_source_packages_that_build_mkdebs_package() {
+    if !crate::mkdsc::require_tools() {
+        return;
+    }
+    let Some(sources) = debian_sources() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let (mut debs, mut dscs) = (Vec::new(), Vec::new());
+    for (debian_package, source) in &sources {
+        let dir = work.path().join(debian_package);
+        let dsc = crate::mkdsc::mkdsc_with_env(
+            source,
+            &dir.join("out"),
+            &[],
+            &[
+                ("DEBFULLNAME", "Jane Doe"),
+                ("DEBEMAIL", "jane@example.org"),
+            ],
+        );
+        let format = std::fs::read_to_string(&dsc).unwrap();
+        let quilt = *debian_package == "xtrx-dkms";
+        assert!(
+            format.contains(if quilt {
+                "Format: 3.0 (quilt)\n"
+            } else {
+                "Format: 3.0 (native)\n"
+            }),
+            "{}:\n{format}",
+            dsc.display()
+        );
+        let tree = dir.join("build/unpacked");
+        std::fs::create_dir_all(tree.parent().unwrap()).unwrap();
+        crate::mkdsc::unpack(&dsc, &tree);
+        let built = crate::mkdsc::build_binary(&tree);
+        std::fs::create_dir_all(dir.join("mkdeb")).unwrap();
+        let reference = mkdeb_default(source, &dir.join("mkdeb"), &[]);
+        assert_eq!(
+            crate::mkdsc::contents(&built),
+            crate::mkdsc::contents(&reference),
+            "{debian_package}: dpkg-buildpackage (left) vs dkms-mkdeb (right)"
+        );
+        assert_eq!(field(&built, "Depends"), field(&reference, "Depends"));
+        debs.push(built);
+        dscs.push(dsc);
+    }
+    only_upstream_tags(&lintian(&debs));
+    // The source packages: only xtrx's version, upstream's, is taken for a non-maintainer
+    // upload's (its PACKAGE_VERSION ends in `-3.2`, which reads as an NMU revision).
+    let hints = lintian(&dscs);
+    let unexplained: Vec<_> = hints
+        .iter()
+        .filter(|(level, package, tag, _)| {
+            (level == "E" || level == "W")
+                && !(package == "xtrx-dkms source"
+                    && tag == "maintainer-upload-has-incorrect-version-number")
+        })
+        .collect();
+    assert!(unexplained.is_empty(), "{unexplained:?}");
 }
 
 /// `--revision 1` (a first Debian revision: lintian's `initial-upload-closes-no-bugs` case),

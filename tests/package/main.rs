@@ -8,4 +8,5 @@ mod debian_sources;
 mod hostile_source;
 mod man;
 mod mkdeb;
+mod mkdsc;
 mod prebuilt_package;

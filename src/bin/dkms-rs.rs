@@ -99,10 +99,11 @@ impl Action {
     }
 }
 
-/// Build and install kernel modules with DKMS: a drop-in for dkms 3.0.10 on the same tree.
+/// Build and install kernel modules with DKMS: a drop-in for dkms 3.2.2 on the same tree.
 ///
-/// The tree (/var/lib/dkms), the status lines and the exit codes are dkms 3.0.10's, so real
-/// dkms reads what dkms-rs did and the other way round. Builds for several kernels or modules
+/// The actions, messages, status lines and exit codes are dkms 3.2.2's (Debian 13); the tree
+/// (/var/lib/dkms) is the one Debian 12's dkms 3.0.10 reads too, so either reads what
+/// dkms-rs did and the other way round. Builds for several kernels or modules
 /// run in parallel (-j); commands on one tree take turns (a lock), the second one waiting.
 /// Settings come from /etc/dkms/framework.conf and /etc/dkms/framework.conf.d/*.conf (--etcdir
 /// names another directory for these, no-autoinstall and the module overrides).
@@ -111,10 +112,11 @@ impl Action {
 /// which runs their shell code, as dkms does; `conf show` says which (`reader=native` or
 /// `reader=bash` with `needs_shell=FILE:LINE: WHY`), and --no-exec refuses such files.
 ///
-/// Exit codes: 3 already added/built (or not added), 4 dkms.conf missing, 6 install or depmod
-/// failure, 7 module not produced, 8 bad dkms.conf, 10 make failed, 11 autoinstall failure,
-/// 13 missing BUILD_DEPENDS, 14 kernel_preinst/kernel_prerm failed for a module, 21 no kernel
-/// headers, 77 BUILD_EXCLUSIVE (not for this kernel).
+/// Exit codes: 3 already added/built (or not added), 4 dkms.conf missing or a broken module,
+/// 5 a patch missing or with '..', 6 install, patch or depmod failure, 7 module not produced,
+/// 8 bad dkms.conf, 10 make failed, 11 autoinstall failure, 13 missing BUILD_DEPENDS, 14
+/// kernel_preinst/kernel_prerm failed for a module, 21 no kernel headers, 77 BUILD_EXCLUSIVE
+/// (not for this kernel); a failed PRE_BUILD or POST_BUILD script, its own exit code.
 ///
 /// The kernel hooks (/etc/kernel/*.d/dkms, /usr/lib/kernel/install.d/40-dkms.install) call
 /// kernel_preinst, kernel_postinst and kernel_prerm, as dkms 3.2.2's do.

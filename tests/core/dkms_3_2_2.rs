@@ -9,17 +9,17 @@ use crate::support;
 use support::scratch::{Scratch, TRIVIAL, run};
 
 /// Two scratch trees on `kernels`, the same modules to be written in each.
-struct Pair {
-    ours: Scratch,
-    theirs: Scratch,
+pub(crate) struct Pair {
+    pub(crate) ours: Scratch,
+    pub(crate) theirs: Scratch,
     reference: PathBuf,
 }
 
 /// What a command did: exit code, stdout and stderr, the scratch dir written `[DIR]`.
-type Seen = (i32, String, String);
+pub(crate) type Seen = (i32, String, String);
 
 impl Pair {
-    fn new(kernels: &[String]) -> Option<Pair> {
+    pub(crate) fn new(kernels: &[String]) -> Option<Pair> {
         if !["make", "modinfo", "unshare"]
             .iter()
             .all(|t| support::require_tool(t))
@@ -38,7 +38,7 @@ impl Pair {
     }
 
     /// The same change to both trees.
-    fn each(&self, f: impl Fn(&Scratch)) {
+    pub(crate) fn each(&self, f: impl Fn(&Scratch)) {
         f(&self.ours);
         f(&self.theirs);
     }
@@ -59,7 +59,7 @@ impl Pair {
     }
 
     /// `dkms ARGS` on both trees: (dkms-rs's, 3.2.2's).
-    fn run(&self, args: &[&str]) -> (Seen, Seen) {
+    pub(crate) fn run(&self, args: &[&str]) -> (Seen, Seen) {
         let ours = Pair::normalize(
             &self.ours,
             Path::new(env!("CARGO_BIN_EXE_dkms-rs")),
@@ -74,7 +74,7 @@ impl Pair {
     }
 
     /// `dkms ARGS` on both trees, which must do the same; dkms 3.2.2's result.
-    fn same(&self, args: &[&str]) -> Seen {
+    pub(crate) fn same(&self, args: &[&str]) -> Seen {
         let (ours, theirs) = self.run(args);
         assert_eq!(
             ours,

@@ -76,6 +76,9 @@ pub enum ActionError {
         .0.target, .0.log.display()
     )]
     MakeFailed(Box<MakeFailure>),
+    /// dkms 3.2.2's do_install: a built module's file is not there (6).
+    #[error("Missing module {name} in {}", dir.display())]
+    MissingBuiltModule { name: String, dir: PathBuf },
     #[error("build of {name} failed for {target}: make did not produce it in {dir}")]
     ModuleNotProduced {
         name: String,
@@ -164,6 +167,7 @@ impl ActionError {
             ActionError::MakeFailed(_) => 10,
             ActionError::ModuleNotProduced { .. } => 7,
             ActionError::NoKernelDir { .. }
+            | ActionError::MissingBuiltModule { .. }
             | ActionError::InstallAborted { .. }
             | ActionError::Depmod { .. } => 6,
             ActionError::PreInstall { .. } => 101,

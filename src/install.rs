@@ -211,9 +211,8 @@ fn place_modules(
     for (count, record) in conf.modules.iter().enumerate() {
         let ours =
             kernel::module_file(&built, &record.dest_name, compression).ok_or_else(|| {
-                ActionError::ModuleNotProduced {
-                    name: format!("{}.ko", record.dest_name),
-                    target: target.clone(),
+                ActionError::MissingBuiltModule {
+                    name: record.dest_name.clone(),
                     dir: built.clone(),
                 }
             })?;

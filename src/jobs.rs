@@ -81,7 +81,7 @@ pub fn run<T: Sync>(
                             matches!(
                                 st.outcomes[d],
                                 Some(Outcome::Failed(_)) | Some(Outcome::Blocked(_))
-                            )
+                            ) && !met(&st.outcomes[d])
                         })
                         .map(|&d| jobs[d].name.clone())
                         .collect();
@@ -92,11 +92,7 @@ pub fn run<T: Sync>(
                     }
                 }
                 let ready = (0..total).find(|&i| {
-                    !st.started[i]
-                        && jobs[i]
-                            .after
-                            .iter()
-                            .all(|&d| matches!(st.outcomes[d], Some(Outcome::Done(_))))
+                    !st.started[i] && jobs[i].after.iter().all(|&d| met(&st.outcomes[d]))
                 });
                 if let Some(i) = ready {
                     break Some(i);
@@ -174,6 +170,15 @@ pub fn run<T: Sync>(
         .into_iter()
         .map(|o| o.unwrap_or(Outcome::Blocked(Vec::new())))
         .collect()
+}
+
+/// Whether a job's outcome lets the jobs waiting for it run: done, or not for this kernel
+/// (exit 77, BUILD_EXCLUSIVE: dkms 3.2.2's autoinstall counts a skipped module as there).
+fn met(outcome: &Option<Outcome>) -> bool {
+    matches!(
+        outcome,
+        Some(Outcome::Done(_)) | Some(Outcome::Failed(ActionError::Reported { code: 77 }))
+    )
 }
 
 fn progress(st: &State, total: usize) {

@@ -22,6 +22,9 @@ pub struct Tree {
     pub etc_dir: PathBuf,
     /// `--kernelsourcedir`: headers for every kernel of this command.
     pub kernel_source_dir: Option<PathBuf>,
+    /// `--config`: the kernel config read instead of the headers' (signing's hash,
+    /// BUILD_EXCLUSIVE_CONFIG, `$kernel_config`).
+    pub kernel_config: Option<PathBuf>,
     /// `--no-exec`: every dkms.conf and override is read natively or refused, never run by
     /// bash ([`ResolveContext::no_exec`]).
     pub no_exec: bool,
@@ -68,6 +71,7 @@ impl Tree {
             install_tree: roots.install_tree.unwrap_or(framework.install_tree.clone()),
             etc_dir: framework.etc_dir.clone(),
             kernel_source_dir: roots.kernel_source_dir,
+            kernel_config: None,
             no_exec: false,
         }
     }
@@ -326,6 +330,10 @@ impl Tree {
         ctx.install_tree = self.install_tree.clone();
         ctx.etc_dir = self.etc_dir.clone();
         ctx.no_exec = self.no_exec;
+        if let Some(config) = &self.kernel_config {
+            ctx.kernel_config = config.clone();
+            ctx.kernel_config_given = true;
+        }
         ctx
     }
 
@@ -418,7 +426,14 @@ impl Tree {
     }
 
     /// dkms's `is_module_built`: `<k>/<a>/module/` holds every DEST_MODULE_NAME of the conf.
-    pub fn is_built(&self, mv: &ModuleVersion, target: &Target, conf: &ModuleConf) -> bool {
+    pub fn is_built(&self, mv: &ModuleVersion, target: &Target, _conf: &ModuleConf) -> bool {
+        // dkms 3.2.2: built is the built dir there (builds are renamed into place whole, so
+        // one with a module missing was changed by hand: status says so, install fails 6).
+        self.built_dir(mv, target).join("module").is_dir()
+    }
+
+    /// Built, and every module of dkms.conf there (see [`Tree::is_built`]).
+    pub fn has_all_modules(&self, mv: &ModuleVersion, target: &Target, conf: &ModuleConf) -> bool {
         let module_dir = self.built_dir(mv, target).join("module");
         if !module_dir.is_dir() {
             return false;
@@ -606,7 +621,7 @@ impl Tree {
                 };
                 // dkms 3.2.2's is_module_built is the module/ dir; a module file missing
                 // there is its "incomplete" suffix.
-                let complete = self.is_built(mv, &target, &conf);
+                let complete = self.has_all_modules(mv, &target, &conf);
                 let installed = self.is_installed(mv, &target);
                 let mut notes = Vec::new();
                 if self.original_dir(&mv.module, &target).is_dir() {
@@ -701,6 +716,7 @@ mod tests {
             install_tree: dir.join("lib/modules"),
             etc_dir: dir.join("etc"),
             kernel_source_dir: None,
+            kernel_config: None,
             no_exec: false,
         }
     }

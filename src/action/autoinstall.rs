@@ -112,16 +112,12 @@ impl Session {
         let order = build_order(&planned, |dep, target| {
             self.tree.installed_version(dep, target).is_some()
         });
-        let mut missing_deps: Vec<String> = order
-            .blocked
+        // What each planned module depends on, for what cannot be installed in the end.
+        let wanted: Vec<(ModuleVersion, Vec<String>)> = todo
             .iter()
-            .map(|(i, dep)| {
-                format!(
-                    "{} autoinstall failed due to missing dependencies: {dep}.",
-                    todo[*i].0
-                )
-            })
+            .map(|(mv, _, conf)| (mv.clone(), conf.build_depends.clone()))
             .collect();
+        let mut not_run: Vec<usize> = order.blocked.iter().map(|(i, _)| *i).collect();
         // The runnable builds as they were planned.
         let todo: Vec<_> = todo
             .into_iter()
@@ -144,34 +140,58 @@ impl Session {
             .collect();
         let installed = Mutex::new(Vec::new());
         let outcomes = self.run_announced_jobs(todo, deps, |mv, target, conf| {
-            self.install_one(mv, target, conf, &installed)
+            // dkms 3.2.2's autoinstall: each module installed, then depmod, then a blank
+            // line; a depmod that fails takes that module back out.
+            self.install_one(mv, target, conf, &installed)?;
+            let _one_at_a_time = installed.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = self.depmod_marked(&target.kernel) {
+                self.uninstall_target(mv, target, conf)?;
+                return Err(e);
+            }
+            self.console.say("");
+            Ok(None)
         });
-        let already = succeeded.len();
         let mut skipped = Vec::new();
         let mut done = Vec::new();
         for (i, ((mv, _), outcome)) in names.into_iter().zip(outcomes).enumerate() {
             match outcome {
                 Outcome::Done(_) => done.push((round[i], i, mv.module)),
                 // BUILD_EXCLUSIVE: not for this kernel, which is not a failure.
-                Outcome::Failed(ActionError::Reported { code: 77 }) => skipped.push(mv.module),
+                Outcome::Failed(ActionError::Reported { code: 77 }) => {
+                    skipped.push((round[i], i, mv.module))
+                }
                 Outcome::Failed(e) => failed.push(format!("{}({})", mv.module, e.exit_code())),
-                // The jobs it waited for, by module name ("<m>/<v>, <k>, <a>").
-                Outcome::Blocked(why) => missing_deps.push(format!(
-                    "{mv} autoinstall failed due to missing dependencies: {}.",
-                    why.iter()
-                        .map(|job| job.split('/').next().unwrap_or(job))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                )),
+                Outcome::Blocked(_) => {
+                    if let Some(at) = wanted.iter().position(|(w, _)| *w == mv) {
+                        not_run.push(at);
+                    }
+                }
             }
         }
         done.sort();
+        skipped.sort();
         succeeded.extend(done.into_iter().map(|(_, _, module)| module));
+        let skipped: Vec<String> = skipped.into_iter().map(|(_, _, module)| module).collect();
+        // dkms 3.2.2: each module left, with what it still waits for (not installed, not
+        // skipped), in the order they were planned.
+        not_run.sort();
+        not_run.dedup();
+        let missing_deps: Vec<String> = not_run
+            .iter()
+            .map(|&i| {
+                let (mv, depends) = &wanted[i];
+                let left: Vec<&str> = depends
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|d| !succeeded.iter().chain(&skipped).any(|m| m == d))
+                    .collect();
+                format!(
+                    "{mv} autoinstall failed due to missing dependencies: {}.",
+                    left.join(" ")
+                )
+            })
+            .collect();
         let depmod = self.depmod_or_roll_back(installed.into_inner().unwrap_or_default());
-        if succeeded.len() > already {
-            // autoinstall's blank line after each module's install (its depmod here is one).
-            self.console.say("");
-        }
         if let Err(e) = depmod {
             failed.push(format!("depmod({})", e.exit_code()));
         }
@@ -282,6 +302,24 @@ fn build_order<T: PartialEq>(
                 runnable[i] = false;
                 settled = false;
             }
+        }
+    }
+    // What waits, directly or not, for itself (a cycle) cannot start either.
+    let mut resolved = vec![false; planned.len()];
+    let mut progress = true;
+    while progress {
+        progress = false;
+        for i in 0..planned.len() {
+            if runnable[i] && !resolved[i] && deps[i].iter().all(|&j| resolved[j]) {
+                resolved[i] = true;
+                progress = true;
+            }
+        }
+    }
+    for i in 0..planned.len() {
+        if runnable[i] && !resolved[i] {
+            runnable[i] = false;
+            blocked.push((i, planned[i].0.to_string()));
         }
     }
     let kept: Vec<usize> = (0..planned.len()).filter(|&i| runnable[i]).collect();

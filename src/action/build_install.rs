@@ -243,7 +243,7 @@ impl Session {
                 item,
             })
             .collect();
-        let signing = self.prepare_signing(jobs.iter().map(|j| &j.item));
+        let signing = self.prepare_signing(jobs.iter().map(|j| &j.item), announce);
         jobs::run(
             &jobs,
             self.concurrency(),
@@ -328,9 +328,14 @@ impl Session {
     /// dkms 3.2.2's `prepare_signing`, once per kernel that has a build to do (headers there,
     /// not BUILD_EXCLUSIVE), in order, before the builds start: its lines come before them,
     /// and a missing MOK pair is made once, not by two builds at a time.
+    ///
+    /// `build` and `install` prepare it for a build that passes do_build's first checks;
+    /// autoinstall for any module not built, BUILD_EXCLUSIVE or not (3.2.2 prepares the
+    /// kernel and signing before it installs each module).
     fn prepare_signing<'a>(
         &self,
         items: impl Iterator<Item = &'a (ModuleVersion, Target, ModuleConf)>,
+        autoinstall: bool,
     ) -> BTreeMap<Target, Option<build::Signing>> {
         let mut prepared = BTreeMap::new();
         let Some(conf) = &self.settings.signing else {
@@ -338,9 +343,24 @@ impl Session {
         };
         for (mv, target, module_conf) in items {
             if prepared.contains_key(target)
-                || module_conf.build_exclude
                 || self.tree.is_built(mv, target, module_conf)
                 || !crate::kernel::has_headers(&self.tree.headers_dir(&target.kernel))
+            {
+                continue;
+            }
+            let request = BuildRequest {
+                tree: &self.tree,
+                module: mv,
+                target,
+                conf: module_conf,
+                jobs: None,
+                build_dir: self.tree.build_dir(mv),
+                signing: None,
+                force: self.flags.force,
+            };
+            if !autoinstall
+                && let Err(e) = build::check_buildable(&request)
+                && !matches!(e, ActionError::MissingBuildDepends { .. })
             {
                 continue;
             }

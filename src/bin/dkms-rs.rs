@@ -197,6 +197,10 @@ struct Cli {
     /// Use this dkms.conf instead of the module's own.
     #[arg(short = 'c')]
     conf: Option<PathBuf>,
+    /// The kernel config to read instead of the headers' (include/config/auto.conf or
+    /// .config): the signing hash, BUILD_EXCLUSIVE_CONFIG, dkms.conf's `$kernel_config`.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Never run a dkms.conf as shell: a dkms.conf or /etc/dkms/<module>*.conf override that
     /// needs bash to be read (command substitution, shell syntax, ...) is refused with one line
     /// naming the file, line and reason, and exit 8, instead of being sourced by bash. For
@@ -331,6 +335,7 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
     let framework = Framework::read(&etc).map_err(|e| dkms::error::io_error(&etc, e))?;
     let mut tree = Tree::from_framework(&framework, roots);
     tree.no_exec = cli.no_exec;
+    tree.kernel_config = cli.config.clone();
     let mut session = Session::new(tree, &framework, console);
     // dkms 3.2.2: `parallel_jobs` from the environment, then framework.conf's, then -j.
     let env_jobs = std::env::var("parallel_jobs")

@@ -57,6 +57,27 @@ pub fn kernel_config(headers: &Path) -> PathBuf {
     }
 }
 
+/// Whether a file can be made in `path`'s directory (a temporary one, removed at once).
+fn can_write_beside(path: &Path) -> bool {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    tempfile::Builder::new()
+        .prefix(".dkms-rs-mok-")
+        .tempfile_in(dir)
+        .is_ok()
+}
+
+/// The kernel config signing reads: `--config`'s, else the headers' ([`kernel_config`]).
+fn signing_config(ctx: &ResolveContext) -> PathBuf {
+    if ctx.kernel_config_given {
+        ctx.kernel_config.clone()
+    } else {
+        kernel_config(&ctx.kernel_source_dir)
+    }
+}
+
 /// `CONFIG_MODULE_SIG_HASH` of a kernel config, quotes removed (`grep | cut -f2 -d= | sed`);
 /// `None` when the kernel is built without module signing.
 pub fn sig_hash(config: &str) -> Option<String> {
@@ -86,7 +107,7 @@ impl SigningConf {
     /// dkms 3.2.2's `prepare_signing` for the kernel of `ctx`: its lines on stdout, and how to
     /// sign, or `None` when modules will not be signed (the line printed says why).
     pub fn prepare(&self, ctx: &ResolveContext, console: &Console) -> Option<Signing> {
-        let config = kernel_config(&ctx.kernel_source_dir);
+        let config = signing_config(ctx);
         let Ok(text) = std::fs::read_to_string(&config) else {
             console.say(&format!(
                 "Kernel config {} not found, modules won't be signed",
@@ -150,7 +171,10 @@ impl SigningConf {
             if let Err(why) = generate(&key, &cert) {
                 console.verbose(&why);
             }
-            if !key.is_file() {
+            // dkms 3.2.2's openssl writes the key, then fails on a certificate it cannot
+            // write, and dkms names the certificate; dkms-rs writes neither half then, and
+            // names what dkms names: the key only when the key could not be written.
+            if !key.is_file() && !can_write_beside(&key) {
                 console.say(&format!(
                     "Key file {} not found and can't be generated, modules won't be signed",
                     key.display()
@@ -214,7 +238,7 @@ pub fn expand(raw: &Path, ctx: &ResolveContext, console: &Console) -> PathBuf {
                 "kernelver" => ctx.kernelver.clone(),
                 "arch" => ctx.arch.clone(),
                 "kernel_source_dir" => path_var(&ctx.kernel_source_dir),
-                "kernel_config" => path_var(&kernel_config(&ctx.kernel_source_dir)),
+                "kernel_config" => path_var(&signing_config(ctx)),
                 "dkms_tree" => path_var(&ctx.dkms_tree),
                 "source_tree" => path_var(&ctx.source_tree),
                 "install_tree" => path_var(&ctx.install_tree),

@@ -46,8 +46,11 @@ pub struct ResolveContext {
     pub install_tree: PathBuf,
     /// Where `/etc/dkms/<module>*.conf` overrides are looked up.
     pub etc_dir: PathBuf,
-    /// `$kernel_config`: `<kernel_source_dir>/.config` unless given (`--kconfig`).
+    /// `$kernel_config`: `<kernel_source_dir>/.config` unless given (`--config`).
     pub kernel_config: PathBuf,
+    /// Whether `kernel_config` was given (`--config`): signing reads it then, as dkms 3.2.2's
+    /// `kconfig_fromcli`, instead of the headers' own.
+    pub kernel_config_given: bool,
     /// `$module` as dkms has it while reading (`-m`); `None`: PACKAGE_NAME of the file
     /// itself (read twice, as `dkms build` after `dkms add` sees it).
     pub module: Option<String>,
@@ -73,6 +76,7 @@ impl ResolveContext {
             kernelver: kernelver.to_owned(),
             arch: arch.to_owned(),
             kernel_config: kernel_source_dir.join(".config"),
+            kernel_config_given: false,
             kernel_source_dir,
             dkms_tree: PathBuf::from(framework::DEFAULT_DKMS_TREE),
             source_tree: PathBuf::from(framework::DEFAULT_SOURCE_TREE),
@@ -89,7 +93,9 @@ impl ResolveContext {
     /// Point `$kernel_source_dir` (and `$kernel_config` with it) elsewhere, as `--kernelsourcedir`.
     pub fn with_kernel_source_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.kernel_source_dir = dir.into();
-        self.kernel_config = self.kernel_source_dir.join(".config");
+        if !self.kernel_config_given {
+            self.kernel_config = self.kernel_source_dir.join(".config");
+        }
         self
     }
 

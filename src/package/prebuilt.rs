@@ -165,6 +165,7 @@ pub fn build_prebuilt(
         install_tree: PathBuf::from("/lib/modules"),
         etc_dir: scratch.join("etc"),
         kernel_source_dir: None,
+        kernel_config: None,
         no_exec: false,
     };
     for dir in [&tree.dkms_tree, &tree.source_tree, &tree.etc_dir] {

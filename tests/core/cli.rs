@@ -109,6 +109,7 @@ fn no_autoinstall_file_turns_autoinstall_off() {
         install_tree: s.install_tree.clone(),
         etc_dir: etc.path().to_path_buf(),
         kernel_source_dir: None,
+        kernel_config: None,
         no_exec: false,
     };
     // A sign-file that is not there: no MOK pair made in the host's /var/lib/dkms.

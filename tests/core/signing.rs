@@ -524,9 +524,9 @@ fn a_garbage_key_warns_and_leaves_the_module_unsigned_as_dkms_3_2_2() {
     assert_eq!(seen[0], seen[1], "dkms-rs (left) vs dkms 3.2.2 (right)");
 }
 
-/// A pair that cannot be made whole (the certificate's directory is not there): dkms-rs writes
-/// neither half and says the key is not there; dkms 3.2.2, whose openssl writes the key before
-/// failing on the certificate, leaves that key alone and names the certificate. Both exit 1.
+/// A pair that cannot be made whole (the certificate's directory is not there): both say
+/// dkms 3.2.2's line naming the certificate and exit 1; dkms 3.2.2's openssl has written the
+/// key before failing on the certificate and leaves it, dkms-rs writes neither half.
 #[test]
 fn a_pair_that_cannot_be_made_whole_leaves_nothing() {
     let (Some(reference), true) = (oracle(), tools()) else {
@@ -552,20 +552,18 @@ fn a_pair_that_cannot_be_made_whole_leaves_nothing() {
         let last = out.lines().last().unwrap_or("").replace(&d, "[DIR]");
         seen.push((support::scratch::listing(&key_dir), last));
     }
-    assert_eq!(
-        seen[0],
-        (
-            Vec::<String>::new(),
-            "Key file [DIR]/keys/mok.key not found and can't be generated, modules won't be signed"
-                .to_owned()
-        )
+    assert_eq!(seen[0].1, seen[1].1, "dkms-rs (left) vs dkms 3.2.2 (right)");
+    assert!(
+        seen[1]
+            .1
+            .starts_with("Certificate file [DIR]/no-dir/mok.pub not found"),
+        "{:?}",
+        seen[1]
     );
+    assert_eq!(seen[0].0, Vec::<String>::new(), "dkms-rs left half a pair");
     assert_eq!(
-        seen[1],
-        (
-            vec!["mok.key".to_owned()],
-            "Certificate file [DIR]/no-dir/mok.pub not found and can't be generated, modules won't be signed"
-                .to_owned()
-        )
+        seen[1].0,
+        vec!["mok.key".to_owned()],
+        "dkms 3.2.2's openssl"
     );
 }

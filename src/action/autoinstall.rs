@@ -143,10 +143,12 @@ impl Session {
             .map(|(mv, t, _)| (mv.clone(), t.clone()))
             .collect();
         let installed = Mutex::new(Vec::new());
+        // dkms 3.2.2's install_module for each: do_install (its depmod, the rebuild of the
+        // modules that depend on it), then autoinstall's blank line.
         let outcomes = self.run_announced_jobs(todo, deps, |mv, target, conf| {
-            self.install_one(mv, target, conf, &installed)
+            self.install_now(mv, target, conf, &installed, 0)
+                .map(|()| Some(String::new()))
         });
-        let already = succeeded.len();
         let mut skipped = Vec::new();
         let mut done = Vec::new();
         for (i, ((mv, _), outcome)) in names.into_iter().zip(outcomes).enumerate() {
@@ -167,11 +169,8 @@ impl Session {
         }
         done.sort();
         succeeded.extend(done.into_iter().map(|(_, _, module)| module));
+        // What a failed job left due (its rollback's depmod).
         let depmod = self.depmod_or_roll_back(installed.into_inner().unwrap_or_default());
-        if succeeded.len() > already {
-            // autoinstall's blank line after each module's install (its depmod here is one).
-            self.console.say("");
-        }
         if let Err(e) = depmod {
             failed.push(format!("depmod({})", e.exit_code()));
         }

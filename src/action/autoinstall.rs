@@ -139,17 +139,11 @@ impl Session {
             .map(|(mv, t, _)| (mv.clone(), t.clone()))
             .collect();
         let installed = Mutex::new(Vec::new());
+        // dkms 3.2.2's install_module for each: do_install (its depmod, the rebuild of the
+        // modules that depend on it), then autoinstall's blank line.
         let outcomes = self.run_announced_jobs(todo, deps, |mv, target, conf| {
-            // dkms 3.2.2's autoinstall: each module installed, then depmod, then a blank
-            // line; a depmod that fails takes that module back out.
-            self.install_one(mv, target, conf, &installed)?;
-            let _one_at_a_time = installed.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = self.depmod_marked(&target.kernel) {
-                self.uninstall_target(mv, target, conf)?;
-                return Err(e);
-            }
-            self.console.say("");
-            Ok(None)
+            self.install_now(mv, target, conf, &installed, 0)
+                .map(|()| Some(String::new()))
         });
         let mut skipped = Vec::new();
         let mut done = Vec::new();

@@ -117,8 +117,113 @@ impl Session {
             self.install_one(mv, target, conf, &installed)
         });
         let result = first_failure(outcomes);
-        self.depmod_or_roll_back(installed.into_inner().unwrap_or_default())?;
-        result
+        let installed = installed.into_inner().unwrap_or_default();
+        let targets: Vec<Target> = distinct(
+            &installed
+                .iter()
+                .map(|(_, t, _)| t.clone())
+                .collect::<Vec<_>>(),
+        );
+        self.depmod_or_roll_back(installed)?;
+        result?;
+        // dkms 3.2.2's do_install ends with check_and_rebuild_dependent_modules.
+        for target in &targets {
+            self.rebuild_dependents(target, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Install one built module and depmod its kernel at once, then rebuild what depends on
+    /// it: dkms 3.2.2's do_install, as autoinstall and the rebuild of a dependent run it.
+    /// Where depmod fails, the module is uninstalled again. `installed` serializes the
+    /// installs and collects them.
+    pub(super) fn install_now(
+        &self,
+        mv: &ModuleVersion,
+        target: &Target,
+        conf: &ModuleConf,
+        installed: &Mutex<Vec<(ModuleVersion, Target, ModuleConf)>>,
+        depth: usize,
+    ) -> Result<(), ActionError> {
+        {
+            let mut done = installed.lock().unwrap_or_else(|e| e.into_inner());
+            let due = self.mark_depmod(&target.kernel)?;
+            install::install(
+                &self.tree,
+                mv,
+                target,
+                conf,
+                self.install_options(),
+                &self.console,
+            )
+            .inspect_err(|_| self.unmark_depmod(due))?;
+            if self.tree.pending_depmod(&target.kernel).exists()
+                && let Err(e) = self.depmod_marked(&target.kernel)
+            {
+                self.uninstall_target(mv, target, conf)?;
+                return Err(e);
+            }
+            done.push((mv.clone(), target.clone(), conf.clone()));
+        }
+        self.rebuild_dependents(target, depth)
+    }
+
+    /// dkms 3.2.2's check_and_rebuild_dependent_modules: every module built for `target`
+    /// with BUILD_DEPENDS and BUILD_DEPENDS_REBUILD whose `.dep_<dep>` files do not name the
+    /// newest version of each dependency now (or are missing) is uninstalled, unbuilt,
+    /// built and installed again (which checks again, `depth` deep); not with `--force`.
+    pub(super) fn rebuild_dependents(
+        &self,
+        target: &Target,
+        depth: usize,
+    ) -> Result<(), ActionError> {
+        // A rebuild records the versions it saw, so the next check finds nothing to do; the
+        // bound is against a tree changing under this command.
+        if self.flags.force || depth > 8 {
+            return Ok(());
+        }
+        let mut todo = Vec::new();
+        for mv in self.tree.added_modules(None, None) {
+            // dkms 3.2.2's module_status: broken ones have no built targets.
+            if self.tree.is_broken(&mv) || !self.tree.built_dir(&mv, target).join("module").is_dir()
+            {
+                continue;
+            }
+            let conf = self.read_conf(&mv, target)?;
+            if conf.build_depends.is_empty() || !conf.build_depends_rebuild {
+                continue;
+            }
+            if build::dependencies_updated(&self.tree, &mv, target, &conf) {
+                todo.push((mv, conf));
+            }
+        }
+        for (mv, conf) in todo {
+            self.console.say("");
+            self.console.say(&format!(
+                "Rebuilding module {mv} due to updated dependencies"
+            ));
+            self.console.say("");
+            // do_uninstall, its depmod whether or not it was installed.
+            if !self.tree.is_installed(&mv, target) {
+                self.console
+                    .say(&format!("Module {mv} for kernel {target}:"));
+                self.console
+                    .say("This module version was INACTIVE for this kernel.");
+                self.mark_depmod(&target.kernel)?;
+            }
+            self.uninstall_target(&mv, target, &conf)?;
+            if self.tree.pending_depmod(&target.kernel).exists() {
+                self.depmod_marked(&target.kernel)?;
+            }
+            self.unbuild_one(&mv, target)?;
+            let installed = Mutex::new(Vec::new());
+            let outcomes = self.build_all(vec![(mv, target.clone(), conf)], |mv, t, c| {
+                self.install_now(mv, t, c, &installed, depth + 1)
+                    .map(|()| None)
+            });
+            first_failure(outcomes)?;
+        }
+        Ok(())
     }
 
     pub(super) fn install_one(
@@ -341,7 +446,13 @@ impl Session {
         let Some(conf) = &self.settings.signing else {
             return prepared;
         };
+        let mut before = self.prepared.1.lock().unwrap_or_else(|e| e.into_inner());
         for (mv, target, module_conf) in items {
+            // Prepared by an earlier build of this command: its lines said then.
+            if let Some(signing) = before.get(target) {
+                prepared.insert(target.clone(), signing.clone());
+                continue;
+            }
             if prepared.contains_key(target)
                 || self.tree.is_built(mv, target, module_conf)
                 || !crate::kernel::has_headers(&self.tree.headers_dir(&target.kernel))
@@ -367,6 +478,7 @@ impl Session {
             let ctx = self.tree.resolve_context(target, Some(mv));
             // Its blank line after these comes with the build's lines (prepare_target).
             let signing = conf.prepare(&ctx, &self.console);
+            before.insert(target.clone(), signing.clone());
             prepared.insert(target.clone(), signing);
         }
         prepared

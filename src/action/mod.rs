@@ -45,7 +45,12 @@ pub struct Session {
 /// runs once per kernel and arch in a command, and its output (the signing prologue, then a
 /// blank line) comes before the first build there.
 #[derive(Debug, Clone, Default)]
-pub struct Prepared(Arc<Mutex<std::collections::BTreeSet<Target>>>);
+pub struct Prepared(
+    Arc<Mutex<std::collections::BTreeSet<Target>>>,
+    /// Each kernel's signing as prepared, for the builds after the first (a dependent
+    /// rebuilt after an install is signed without the prologue said again).
+    Arc<Mutex<BTreeMap<Target, Option<crate::build::Signing>>>>,
+);
 
 /// The dkms.conf files a command has read, by real path (`<m>/<v>/source/dkms.conf` is the
 /// `<source_tree>/<m>-<v>/dkms.conf` that `add` read): each is read once per command, then

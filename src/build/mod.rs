@@ -306,11 +306,52 @@ fn stage_build(
             &stage_module.join(format!("{}.ko{ext}", record.dest_name)),
         )?;
     }
+    if req.conf.build_depends_rebuild && !req.force {
+        for dep in &req.conf.build_depends {
+            if let Some(version) = newest_version(tree, dep) {
+                let file = stage.join(format!(".dep_{dep}"));
+                std::fs::write(&file, format!("{version}\n")).map_err(|e| io_error(&file, e))?;
+            }
+        }
+    }
     let built_dir = tree.built_dir(mv, target);
     if let Some(parent) = built_dir.parent() {
         create_dir(parent)?;
     }
     std::fs::rename(stage, &built_dir).map_err(|e| io_error(&built_dir, e))
+}
+
+/// dkms 3.2.2's dependency version (do_build's "save dependency versions", and
+/// check_dependencies_updated): the newest (`sort -V`) version of `module` in the tree,
+/// whatever its state (added, built, installed or broken), for any kernel.
+pub fn newest_version(tree: &Tree, module: &str) -> Option<String> {
+    tree.added_modules(Some(module), None)
+        .into_iter()
+        .map(|mv| mv.version)
+        .max_by_key(|v| kernel::version_key(v))
+}
+
+/// The `.dep_<dep>` files of a build (written with it, in its stage, by [`build`] when the
+/// conf has BUILD_DEPENDS_REBUILD): whether one of its BUILD_DEPENDS has a version in the
+/// tree other than the one recorded (or none recorded), as dkms 3.2.2's
+/// check_dependencies_updated.
+pub fn dependencies_updated(
+    tree: &Tree,
+    mv: &ModuleVersion,
+    target: &Target,
+    conf: &ModuleConf,
+) -> bool {
+    let built_dir = tree.built_dir(mv, target);
+    conf.build_depends.iter().any(|dep| {
+        let Some(version) = newest_version(tree, dep) else {
+            return false;
+        };
+        match std::fs::read_to_string(built_dir.join(format!(".dep_{dep}"))) {
+            // `$(cat file)`: trailing newlines off.
+            Ok(old) => old.trim_end_matches('\n') != version,
+            Err(_) => true,
+        }
+    })
 }
 
 /// `<build>/<BUILT_MODULE_LOCATION>/<name>.ko`.

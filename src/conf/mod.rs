@@ -230,6 +230,9 @@ pub struct ModuleConf {
     pub post_remove: Option<String>,
     pub autoinstall: bool,
     pub build_depends: Vec<String>,
+    /// dkms 3.2.2's BUILD_DEPENDS_REBUILD="yes": record the BUILD_DEPENDS versions a build
+    /// saw (`.dep_<dep>`) and rebuild when another is installed.
+    pub build_depends_rebuild: bool,
     /// BUILD_EXCLUSIVE_* says: not for this kernel/arch.
     pub build_exclude: bool,
     /// BUILD_EXCLUSIVE_CONFIG as written: packages using it need dkms >= 3.0.3 (dh_dkms).

@@ -160,6 +160,10 @@ pub fn resolve(
             post_remove: r.optional("POST_REMOVE"),
             autoinstall: !r.get("AUTOINSTALL", 0).is_empty(),
             build_depends: build_depends(&r),
+            // 3.2.2's check_yes_no_value: "yes" in any case; "no" or empty is off.
+            build_depends_rebuild: r
+                .get("BUILD_DEPENDS_REBUILD", 0)
+                .eq_ignore_ascii_case("yes"),
             build_exclude,
             build_exclusive_config: r.optional("BUILD_EXCLUSIVE_CONFIG"),
             obsolete_by: r.optional("OBSOLETE_BY"),

@@ -2,7 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-/// dkms 3.0.10's `dkms_conf_variables`, in its order (the order safe_source echoes them).
+/// dkms 3.0.10's `dkms_conf_variables`, in its order (the order safe_source echoes them), and
+/// dkms 3.2.2's BUILD_DEPENDS_REBUILD (after NO_WEAK_MODULES, as in 3.2.2).
 pub const WHITELIST: &[&str] = &[
     "CLEAN",
     "PACKAGE_NAME",
@@ -36,6 +37,7 @@ pub const WHITELIST: &[&str] = &[
     "strip",
     "AUTOINSTALL",
     "NO_WEAK_MODULES",
+    "BUILD_DEPENDS_REBUILD",
     "SIGN_FILE",
     "MOK_SIGNING_KEY",
     "MOK_CERTIFICATE",

@@ -6,6 +6,7 @@ mod support;
 mod build_steps;
 mod cli;
 mod depends;
+mod depends_rebuild_3_2_2;
 mod disk_full;
 mod dkms_3_2_2;
 mod dkms_tree;

@@ -5,6 +5,7 @@ mod support;
 
 mod build_steps;
 mod cli;
+mod conf_words_3_2_2;
 mod depends;
 mod disk_full;
 mod dkms_3_2_2;

@@ -229,6 +229,9 @@ pub struct ModuleConf {
     /// BUILD_EXCLUSIVE_CONFIG as written: packages using it need dkms >= 3.0.3 (dh_dkms).
     pub build_exclusive_config: Option<String>,
     pub obsolete_by: Option<String>,
+    /// What dkms 3.2.2 says is deprecated, `REMAKE_INITRD (<file>)`... (add, build, install
+    /// print `Deprecated feature: ` and each).
+    pub deprecated: Vec<String>,
 }
 
 /// What is wrong with a dkms.conf: dkms 3.2.2's read_conf problems, then dkms-rs's own.
@@ -437,7 +440,12 @@ pub enum ConfError {
         source: std::io::Error,
     },
     /// A validation failure of read_conf (exit 8): the first problem, the others in `more`.
-    #[error("{}: {kind}{} ({directive}){}", place(path, line), record_text(record), more_text(more))]
+    #[error(
+        "{}: {kind}{} ({directive}){}",
+        place(path, line),
+        record_text(record),
+        more_text(more)
+    )]
     Invalid {
         /// The file that assigned the offending directive (the dkms.conf or an override).
         path: PathBuf,

@@ -194,6 +194,7 @@ pub fn resolve(
             build_exclude,
             build_exclusive_config: r.optional("BUILD_EXCLUSIVE_CONFIG"),
             obsolete_by: r.optional("OBSOLETE_BY"),
+            deprecated: deprecated(&r),
         },
         problems,
         read_by: ReadBy::Native,
@@ -635,6 +636,41 @@ fn check_names(
             );
         }
     }
+}
+
+/// What dkms 3.2.2's safe_source says after sourcing each file (for add, build and install):
+/// `REMAKE_INITRD (<file>)`, ..., for each file from the first that set the directive on
+/// (the variables outlive the file that set them).
+fn deprecated(r: &Reader) -> Vec<String> {
+    const DEPRECATED: [&str; 5] = [
+        "REMAKE_INITRD",
+        "MODULES_CONF",
+        "MODULES_CONF_OBSOLETES",
+        "MODULES_CONF_ALIAS_TYPE",
+        "MODULES_CONF_OBSOLETE_ONLY",
+    ];
+    let first: Vec<Option<usize>> = DEPRECATED
+        .iter()
+        .map(|name| {
+            let elems = r.vars.get(*name).filter(|v| !v.is_empty())?;
+            Some(
+                elems
+                    .values()
+                    .map(|e| e.origin.map_or(0, |(file, _)| file))
+                    .min()
+                    .unwrap_or(0),
+            )
+        })
+        .collect();
+    let mut said = Vec::new();
+    for (index, file) in r.files.iter().enumerate() {
+        for (name, from) in DEPRECATED.iter().zip(&first) {
+            if from.is_some_and(|from| from <= index) {
+                said.push(format!("{name} ({})", file.display()));
+            }
+        }
+    }
+    said
 }
 
 /// BUILD_DEPENDS: every element split on blanks, as dkms's unquoted `${BUILD_DEPENDS[@]}`.

@@ -90,7 +90,9 @@ fn upstream_zero_modules_is_a_warning() {
     let added = pair.same(&["add", "test/dkms_conf_test_zero_modules"]);
     assert_eq!(added.0, 0, "{added:?}");
     assert!(
-        added.2.contains("dkms.conf: Warning! Zero modules specified."),
+        added
+            .2
+            .contains("dkms.conf: Warning! Zero modules specified."),
         "{added:?}"
     );
     pair.same(&["status"]);

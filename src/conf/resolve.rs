@@ -33,28 +33,35 @@ impl Resolution {
     /// The conf when valid, else the first problem with the others in its `more` (what
     /// `read_conf_or_die` dies with, after saying each).
     pub fn into_result(self) -> Result<ModuleConf, ConfError> {
-        let mut problems = self.problems.into_iter();
-        match problems.next() {
-            Some(ConfError::Invalid {
-                path,
-                line,
-                directive,
-                record,
-                kind,
-                conf,
-                ..
-            }) => Err(ConfError::Invalid {
-                path,
-                line,
-                directive,
-                record,
-                kind,
-                conf,
-                more: problems.collect(),
-            }),
-            Some(other) => Err(other),
+        match all_problems(self.problems) {
+            Some(e) => Err(e),
             None => Ok(self.conf),
         }
+    }
+}
+
+/// `problems` as one error: the first, the others in its `more` (`None`: no problem).
+pub fn all_problems(problems: Vec<ConfError>) -> Option<ConfError> {
+    let mut problems = problems.into_iter();
+    match problems.next()? {
+        ConfError::Invalid {
+            path,
+            line,
+            directive,
+            record,
+            kind,
+            conf,
+            ..
+        } => Some(ConfError::Invalid {
+            path,
+            line,
+            directive,
+            record,
+            kind,
+            conf,
+            more: problems.collect(),
+        }),
+        other => Some(other),
     }
 }
 

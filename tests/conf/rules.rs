@@ -131,7 +131,10 @@ fn sparse_arrays_count_the_highest_index() {
     let Some(kv) = c.all_agree_3_2_2(&k, &a, true) else {
         return;
     };
-    assert!(has(&kv, "valid=no") && has(&kv, "module.2.built_name=c"), "{kv}");
+    assert!(
+        has(&kv, "valid=no") && has(&kv, "module.2.built_name=c"),
+        "{kv}"
+    );
     let err = conf::read(&c.conf, &c.ctx(&k, &a)).expect_err("record 1 is empty");
     assert!(matches!(
         err,

@@ -294,7 +294,14 @@ pub fn dkms_oracle_show(
     etc_dir: &Path,
     cwd: &Path,
 ) -> String {
-    oracle_show(Path::new("/usr/sbin/dkms"), conf, kernel, arch, etc_dir, cwd)
+    oracle_show(
+        Path::new("/usr/sbin/dkms"),
+        conf,
+        kernel,
+        arch,
+        etc_dir,
+        cwd,
+    )
 }
 
 /// [`dkms_oracle_show`] by Debian's dkms 3.2.2 ([`dkms_3_2_2`]; `None` when it is not

@@ -248,7 +248,7 @@ pub enum Problem {
     LengthMismatch,
     /// dkms 3.2.2's check_yes_no_value: AUTOINSTALL, BUILD_DEPENDS_REBUILD or NO_WEAK_MODULES
     /// neither empty, `yes` nor `no` (any case).
-    Unsupported(String),
+    Unsupported(Box<str>),
     /// Not checked by dkms 3.0.10: PACKAGE_NAME names the module's directories in every tree
     /// (`<dkms_tree>/<name>/`, `<source_tree>/<name>-<version>/`), so it must be one component.
     BadPackageName(NameFault),
@@ -444,7 +444,7 @@ pub enum ConfError {
         "{}: {kind}{} ({directive}){}",
         place(path, line),
         record_text(record),
-        more_text(more)
+        more_text(&rest.more)
     )]
     Invalid {
         /// The file that assigned the offending directive (the dkms.conf or an override).
@@ -455,10 +455,8 @@ pub enum ConfError {
         /// The record index (`BUILT_MODULE_NAME[i]`...) or patch index.
         record: Option<usize>,
         kind: Problem,
-        /// The dkms.conf read (what dkms's "Bad conf file." names).
-        conf: PathBuf,
-        /// The problems after this one, in dkms's order (each an `Invalid` with no `more`).
-        more: Vec<ConfError>,
+        /// The dkms.conf read and the problems after this one (boxed: errors stay small).
+        rest: Box<Rest>,
     },
     /// Not a file dkms-rs reads as a dkms.conf (exit 8, as a bad conf): not a regular file,
     /// or larger than [`MAX_CONF_SIZE`]. A link to /dev/zero or a FIFO is never read.
@@ -475,6 +473,15 @@ pub enum ConfError {
         path: PathBuf,
         failure: ShellFailure,
     },
+}
+
+/// What a [`ConfError::Invalid`] says besides its first problem.
+#[derive(Debug, Clone)]
+pub struct Rest {
+    /// The dkms.conf read (what dkms's "Bad conf file." names).
+    pub conf: PathBuf,
+    /// The problems after the first, in dkms's order (each an `Invalid` with none after).
+    pub more: Vec<ConfError>,
 }
 
 /// The largest dkms.conf read (the biggest of Debian's -dkms packages is about 10 KiB).
@@ -544,16 +551,14 @@ impl Clone for ConfError {
                 directive,
                 record,
                 kind,
-                conf,
-                more,
+                rest,
             } => ConfError::Invalid {
                 path: path.clone(),
                 line: *line,
                 directive,
                 record: *record,
                 kind: kind.clone(),
-                conf: conf.clone(),
-                more: more.clone(),
+                rest: rest.clone(),
             },
             ConfError::Refused { path, why } => ConfError::Refused {
                 path: path.clone(),
@@ -575,11 +580,11 @@ impl ConfError {
     /// first then dkms-rs's own, `dkms.conf: Error! ...`) and the dkms.conf it then names;
     /// `None` for the other errors.
     pub fn dkms_lines(&self) -> Option<(Vec<String>, &Path)> {
-        let ConfError::Invalid { conf, more, .. } = self else {
+        let ConfError::Invalid { rest, .. } = self else {
             return None;
         };
         let mut lines = Vec::new();
-        for problem in std::iter::once(self).chain(more) {
+        for problem in std::iter::once(self).chain(&rest.more) {
             if let ConfError::Invalid {
                 path,
                 line,
@@ -595,7 +600,7 @@ impl ConfError {
                 lines.push(format!("dkms.conf: Error! {words}"));
             }
         }
-        Some((lines, conf))
+        Some((lines, &rest.conf))
     }
 
     /// dkms's exit code: 4 when the file is missing, 8 for a bad conf.

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use super::posix;
 use super::vars::Vars;
-use super::{ConfError, ModuleConf, ModuleRecord, NameFault, NeedsShell, Problem, ResolveContext};
+use super::{
+    ConfError, ModuleConf, ModuleRecord, NameFault, NeedsShell, Problem, ResolveContext, Rest,
+};
 
 /// A dkms.conf resolved for one (kernel, arch), and what dkms would complain about.
 #[derive(Debug, Clone)]
@@ -50,17 +52,18 @@ pub fn all_problems(problems: Vec<ConfError>) -> Option<ConfError> {
             directive,
             record,
             kind,
-            conf,
-            ..
-        } => Some(ConfError::Invalid {
-            path,
-            line,
-            directive,
-            record,
-            kind,
-            conf,
-            more: problems.collect(),
-        }),
+            mut rest,
+        } => {
+            rest.more = problems.collect();
+            Some(ConfError::Invalid {
+                path,
+                line,
+                directive,
+                record,
+                kind,
+                rest,
+            })
+        }
         other => Some(other),
     }
 }
@@ -132,8 +135,10 @@ impl Reader<'_> {
             directive,
             record: record.map(|r| r as usize),
             kind,
-            conf: self.files[0].clone(),
-            more: Vec::new(),
+            rest: Box::new(Rest {
+                conf: self.files[0].clone(),
+                more: Vec::new(),
+            }),
         }
     }
 }
@@ -567,7 +572,7 @@ fn check_yes_no(r: &Reader, problems: &mut Vec<ConfError>) -> bool {
         } else if value.eq_ignore_ascii_case("yes") {
             true
         } else {
-            let kind = Problem::Unsupported(value.to_owned());
+            let kind = Problem::Unsupported(value.into());
             problems.push(r.problem(directive, None, &[directive], kind));
             true
         };

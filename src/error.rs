@@ -234,6 +234,20 @@ impl ActionError {
             // dkms names the log; its end is dkms-rs's own addition, for its other programs.
             ActionError::MakeFailed(_) if console.program == "dkms-rs" => "",
             ActionError::MakeFailed(failure) => failure.tail.as_str(),
+            ActionError::Conf(e) if console.program == "dkms-rs" => {
+                // dkms 3.2.2's read_conf says each problem, then read_conf_or_die dies.
+                if let Some((lines, conf)) = e.dkms_lines() {
+                    for line in lines.iter().flat_map(|l| l.lines()) {
+                        crate::console::err_line(line);
+                    }
+                    let bad = ActionError::BadConf {
+                        path: conf.to_path_buf(),
+                    };
+                    console.error(&bad, "");
+                    return;
+                }
+                ""
+            }
             ActionError::BuildExcluded { .. } if console.program == "dkms-rs" => {
                 // dkms 3.2.2's diewarn: a warning, then the exit code.
                 for (i, line) in self.to_string().lines().enumerate() {

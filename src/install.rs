@@ -279,7 +279,8 @@ fn place_modules(
         console.say(&format!("Installing {}", dest.display()));
         any_installed = true;
     }
-    if !any_installed {
+    // dkms 3.2.2: `((num_modules > 0))`, a module of zero modules installs nothing.
+    if !any_installed && !conf.modules.is_empty() {
         return Err(ActionError::InstallAborted { module: mv.clone() });
     }
     let relative = Path::new(&mv.version)

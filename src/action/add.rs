@@ -21,7 +21,7 @@ impl Session {
             .clone()
             .unwrap_or_else(|| self.tree.source_tree_dir(mv).join("dkms.conf"));
         let conf = self.conf_at(&conf_path, target, Some(mv))?;
-        duplicate_modules(&conf, &conf_path)?;
+        strict(&conf, &conf_path, target)?;
         self.link_source(mv, &conf)
     }
 
@@ -116,30 +116,65 @@ impl Session {
             self.add(&mv, target)?;
         } else {
             self.check_addable(&mv)?;
-            duplicate_modules(&conf, &self.tree.source_tree_dir(&mv).join("dkms.conf"))?;
+            // dkms 3.2.2 reads the copy: its deprecation lines name that.
+            let copied = self.tree.source_tree_dir(&mv).join("dkms.conf");
+            let mut conf = conf;
+            let (was, is) = (
+                format!("({})", conf_path.display()),
+                format!("({})", copied.display()),
+            );
+            for what in &mut conf.deprecated {
+                *what = what.replace(&was, &is);
+            }
+            strict(&conf, &copied, target)?;
             self.link_source(&mv, &conf)?;
         }
         Ok(mv)
     }
 }
 
-/// dkms 3.2.2's read_conf: a module named twice in BUILT_MODULE_NAME or DEST_MODULE_NAME
-/// makes the file invalid (each duplicate said, then "Bad conf file.", exit 8).
-fn duplicate_modules(conf: &ModuleConf, path: &std::path::Path) -> Result<(), ActionError> {
+/// dkms 3.2.2's read_conf_strict (add, build, install) after read_conf: the deprecated
+/// directives said (by its safe_source), zero modules a warning, and a module named twice in
+/// BUILT_MODULE_NAME or DEST_MODULE_NAME makes the file invalid (each duplicate said, then
+/// "Bad conf file.", exit 8).
+pub(super) fn strict(
+    conf: &ModuleConf,
+    path: &std::path::Path,
+    target: &Target,
+) -> Result<(), ActionError> {
+    // dkms 3.2.2's read_conf sources (and safe_source warns) once per module, version,
+    // kernel and arch in a process (its last_mvka): install after build says them once.
+    static SAID: std::sync::Mutex<Vec<(std::path::PathBuf, Target)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    let key = (
+        std::fs::canonicalize(&conf.path).unwrap_or_else(|_| conf.path.clone()),
+        target.clone(),
+    );
+    if !said.contains(&key) {
+        for what in &conf.deprecated {
+            crate::console::err_line(&format!("Deprecated feature: {what}"));
+        }
+        said.push(key);
+    }
+    drop(said);
+    if conf.modules.is_empty() {
+        crate::console::err_line("dkms.conf: Warning! Zero modules specified.");
+    }
     let mut said = Vec::new();
     for (what, names) in [
         (
             "BUILT_MODULE_NAME",
             conf.modules
                 .iter()
-                .map(|m| m.built_name.as_str())
+                .map(|m| format!("{}{}", m.built_location, m.built_name))
                 .collect::<Vec<_>>(),
         ),
         (
             "DEST_MODULE_NAME",
             conf.modules
                 .iter()
-                .map(|m| m.dest_name.as_str())
+                .map(|m| m.dest_name.clone())
                 .collect::<Vec<_>>(),
         ),
     ] {

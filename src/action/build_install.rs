@@ -103,6 +103,10 @@ impl Session {
                 }
                 undo(target, &conf)?;
             }
+            // dkms 3.2.2's do_build reads the conf strictly; install, only when it builds.
+            if goal == Goal::Built || !self.tree.is_built(mv, target, &conf) {
+                super::add::strict(&conf, &conf.path, target)?;
+            }
             todo.push((mv.clone(), target.clone(), conf));
         }
         Ok(todo)
@@ -235,6 +239,8 @@ impl Session {
     ) -> Result<Option<String>, ActionError> {
         // Installs touch shared files (modules dir, links): one at a time.
         let mut done = installed.lock().unwrap_or_else(|e| e.into_inner());
+        // dkms 3.2.2's do_install: read_conf_strict_or_die.
+        super::add::strict(conf, &conf.path, target)?;
         let due = self.mark_depmod(&target.kernel)?;
         install::install(
             &self.tree,

@@ -396,8 +396,8 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                 dkms::console::err_line(&format!("dkms-rs: {why}: its shell code is run"));
             }
             print!("{}", shown.text);
-            // Invalid: the facts are printed, the first complaint is the error (exit 8).
-            match shown.problems.into_iter().next() {
+            // Invalid: the facts are printed, the complaints are the error (exit 8).
+            match dkms::conf::resolve::all_problems(shown.problems) {
                 Some(problem) => Err(problem.into()),
                 None => Ok(()),
             }

@@ -238,19 +238,26 @@ pub struct ModuleConf {
     /// BUILD_EXCLUSIVE_CONFIG as written: packages using it need dkms >= 3.0.3 (dh_dkms).
     pub build_exclusive_config: Option<String>,
     pub obsolete_by: Option<String>,
+    /// What dkms 3.2.2 says is deprecated, `REMAKE_INITRD (<file>)`... (add, build, install
+    /// print `Deprecated feature: ` and each).
+    pub deprecated: Vec<String>,
 }
 
-/// What is wrong with a dkms.conf, in dkms's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What is wrong with a dkms.conf: dkms 3.2.2's read_conf problems, then dkms-rs's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
     NoBuiltModuleName,
     BuiltNameSuffix,
     DestNameSuffix,
     NoDestModuleLocation,
     BadDestModuleLocation,
-    NoDestModuleLocationAtAll,
     NoPackageName,
     NoPackageVersion,
+    /// dkms 3.2.2: a conf-set lowercase record array longer than the records.
+    LengthMismatch,
+    /// dkms 3.2.2's check_yes_no_value: AUTOINSTALL, BUILD_DEPENDS_REBUILD or NO_WEAK_MODULES
+    /// neither empty, `yes` nor `no` (any case).
+    Unsupported(Box<str>),
     /// Not checked by dkms 3.0.10: PACKAGE_NAME names the module's directories in every tree
     /// (`<dkms_tree>/<name>/`, `<source_tree>/<name>-<version>/`), so it must be one component.
     BadPackageName(NameFault),
@@ -321,9 +328,10 @@ impl std::fmt::Display for Problem {
             Problem::BadDestModuleLocation => {
                 "directive 'DEST_MODULE_LOCATION' does not begin with '/kernel', '/updates', or '/extra'"
             }
-            Problem::NoDestModuleLocationAtAll => "no 'DEST_MODULE_LOCATION' directive specified",
             Problem::NoPackageName => "no 'PACKAGE_NAME' directive specified",
             Problem::NoPackageVersion => "no 'PACKAGE_VERSION' directive specified",
+            Problem::LengthMismatch => "module name/location array length mismatch",
+            Problem::Unsupported(value) => return write!(f, "unsupported value '{value}'"),
             Problem::BadPackageName(why) => return not_one_component(f, "PACKAGE_NAME", why),
             Problem::BadPackageVersion(why) => {
                 return not_one_component(f, "PACKAGE_VERSION", why);
@@ -338,6 +346,36 @@ impl std::fmt::Display for Problem {
                 "'BUILT_MODULE_LOCATION' directive has a '..' component"
             }
             Problem::DestLocationOutside => "'DEST_MODULE_LOCATION' directive has a '..' component",
+        })
+    }
+}
+
+impl Problem {
+    /// dkms 3.2.2's words for this problem of record `record` (its own `echo`, after
+    /// `dkms.conf: Error! `; a second line stands alone), or `None` for dkms-rs's own checks.
+    pub fn dkms_words(&self, directive: &str, record: Option<usize>) -> Option<String> {
+        let r = record.unwrap_or(0);
+        Some(match self {
+            Problem::NoPackageName => "No 'PACKAGE_NAME' directive specified.".into(),
+            Problem::NoPackageVersion => "No 'PACKAGE_VERSION' directive specified.".into(),
+            Problem::NoBuiltModuleName => {
+                format!("No 'BUILT_MODULE_NAME' directive specified for record #{r}.")
+            }
+            Problem::BuiltNameSuffix => {
+                format!("'BUILT_MODULE_NAME' directive ends in '.o' or '.ko' in record #{r}.")
+            }
+            Problem::DestNameSuffix => {
+                format!("'DEST_MODULE_NAME' directive ends in '.o' or '.ko' in record #{r}.")
+            }
+            Problem::NoDestModuleLocation => {
+                format!("No 'DEST_MODULE_LOCATION' directive specified for record #{r}.")
+            }
+            Problem::BadDestModuleLocation => format!(
+                "Directive 'DEST_MODULE_LOCATION' does not begin with\n'/kernel', '/updates', or '/extra' in record #{r}."
+            ),
+            Problem::LengthMismatch => "Module name/location array length mismatch.".into(),
+            Problem::Unsupported(value) => format!("Unsupported {directive} value '{value}'"),
+            _ => return None,
         })
     }
 }
@@ -357,6 +395,14 @@ fn place(path: &Path, line: &Option<usize>) -> String {
     match line {
         Some(l) => format!("{}:{l}", path.display()),
         None => path.display().to_string(),
+    }
+}
+
+fn more_text(more: &[ConfError]) -> String {
+    match more.len() {
+        0 => String::new(),
+        1 => " and 1 more problem".into(),
+        n => format!(" and {n} more problems"),
     }
 }
 
@@ -402,8 +448,13 @@ pub enum ConfError {
         #[source]
         source: std::io::Error,
     },
-    /// A validation failure of read_conf (exit 8).
-    #[error("{}: {kind}{} ({directive})", place(path, line), record_text(record))]
+    /// A validation failure of read_conf (exit 8): the first problem, the others in `more`.
+    #[error(
+        "{}: {kind}{} ({directive}){}",
+        place(path, line),
+        record_text(record),
+        more_text(&rest.more)
+    )]
     Invalid {
         /// The file that assigned the offending directive (the dkms.conf or an override).
         path: PathBuf,
@@ -413,6 +464,8 @@ pub enum ConfError {
         /// The record index (`BUILT_MODULE_NAME[i]`...) or patch index.
         record: Option<usize>,
         kind: Problem,
+        /// The dkms.conf read and the problems after this one (boxed: errors stay small).
+        rest: Box<Rest>,
     },
     /// Not a file dkms-rs reads as a dkms.conf (exit 8, as a bad conf): not a regular file,
     /// or larger than [`MAX_CONF_SIZE`]. A link to /dev/zero or a FIFO is never read.
@@ -429,6 +482,15 @@ pub enum ConfError {
         path: PathBuf,
         failure: ShellFailure,
     },
+}
+
+/// What a [`ConfError::Invalid`] says besides its first problem.
+#[derive(Debug, Clone)]
+pub struct Rest {
+    /// The dkms.conf read (what dkms's "Bad conf file." names).
+    pub conf: PathBuf,
+    /// The problems after the first, in dkms's order (each an `Invalid` with none after).
+    pub more: Vec<ConfError>,
 }
 
 /// The largest dkms.conf read (the biggest of Debian's -dkms packages is about 10 KiB).
@@ -498,12 +560,14 @@ impl Clone for ConfError {
                 directive,
                 record,
                 kind,
+                rest,
             } => ConfError::Invalid {
                 path: path.clone(),
                 line: *line,
                 directive,
                 record: *record,
-                kind: *kind,
+                kind: kind.clone(),
+                rest: rest.clone(),
             },
             ConfError::Refused { path, why } => ConfError::Refused {
                 path: path.clone(),
@@ -521,6 +585,33 @@ impl Clone for ConfError {
 }
 
 impl ConfError {
+    /// What dkms 3.2.2's read_conf prints for an [`ConfError::Invalid`] (each problem, dkms's
+    /// first then dkms-rs's own, `dkms.conf: Error! ...`) and the dkms.conf it then names;
+    /// `None` for the other errors.
+    pub fn dkms_lines(&self) -> Option<(Vec<String>, &Path)> {
+        let ConfError::Invalid { rest, .. } = self else {
+            return None;
+        };
+        let mut lines = Vec::new();
+        for problem in std::iter::once(self).chain(&rest.more) {
+            if let ConfError::Invalid {
+                path,
+                line,
+                directive,
+                record,
+                kind,
+                ..
+            } = problem
+            {
+                let words = kind.dkms_words(directive, *record).unwrap_or_else(|| {
+                    format!("{kind}{} ({}).", record_text(record), place(path, line))
+                });
+                lines.push(format!("dkms.conf: Error! {words}"));
+            }
+        }
+        Some((lines, &rest.conf))
+    }
+
     /// dkms's exit code: 4 when the file is missing, 8 for a bad conf.
     pub fn exit_code(&self) -> i32 {
         match self {

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use super::posix;
 use super::vars::Vars;
-use super::{ConfError, ModuleConf, ModuleRecord, NameFault, NeedsShell, Problem, ResolveContext};
+use super::{
+    ConfError, ModuleConf, ModuleRecord, NameFault, NeedsShell, Problem, ResolveContext, Rest,
+};
 
 /// A dkms.conf resolved for one (kernel, arch), and what dkms would complain about.
 #[derive(Debug, Clone)]
@@ -30,12 +32,39 @@ pub enum ReadBy {
 }
 
 impl Resolution {
-    /// The conf when valid, else the first problem (what `read_conf_or_die` dies with).
+    /// The conf when valid, else the first problem with the others in its `more` (what
+    /// `read_conf_or_die` dies with, after saying each).
     pub fn into_result(self) -> Result<ModuleConf, ConfError> {
-        match self.problems.into_iter().next() {
-            Some(p) => Err(p),
+        match all_problems(self.problems) {
+            Some(e) => Err(e),
             None => Ok(self.conf),
         }
+    }
+}
+
+/// `problems` as one error: the first, the others in its `more` (`None`: no problem).
+pub fn all_problems(problems: Vec<ConfError>) -> Option<ConfError> {
+    let mut problems = problems.into_iter();
+    match problems.next()? {
+        ConfError::Invalid {
+            path,
+            line,
+            directive,
+            record,
+            kind,
+            mut rest,
+        } => {
+            rest.more = problems.collect();
+            Some(ConfError::Invalid {
+                path,
+                line,
+                directive,
+                record,
+                kind,
+                rest,
+            })
+        }
+        other => Some(other),
     }
 }
 
@@ -55,6 +84,14 @@ impl Reader<'_> {
     /// `${#NAME[@]}`: the number of set elements, not the highest index (sparse arrays!).
     fn count(&self, name: &str) -> u64 {
         self.vars.get(name).map_or(0, |v| v.len() as u64)
+    }
+
+    /// One past the highest index set of `NAME` (0 when unset): dkms 3.2.2's record count.
+    fn extent(&self, name: &str) -> u64 {
+        self.vars
+            .get(name)
+            .and_then(|v| v.keys().next_back())
+            .map_or(0, |i| i + 1)
     }
 
     /// `[[ $NAME ]]`: a scalar directive, `None` when empty or unset.
@@ -98,6 +135,10 @@ impl Reader<'_> {
             directive,
             record: record.map(|r| r as usize),
             kind,
+            rest: Box::new(Rest {
+                conf: self.files[0].clone(),
+                more: Vec::new(),
+            }),
         }
     }
 }
@@ -130,7 +171,10 @@ pub fn resolve(
     let mut problems = Vec::new();
     let package_name = r.get("PACKAGE_NAME", 0).to_owned();
     let package_version = r.get("PACKAGE_VERSION", 0).to_owned();
+    check_package(&r, &package_name, &package_version, &mut problems);
     let records = module_records(&r, ctx, &package_name, &mut problems);
+    check_lengths(&r, &records, &mut problems);
+    let autoinstall = check_yes_no(&r, &mut problems);
     let build_dir = format!(
         "{}/{module}/{module_version}/build",
         ctx.dkms_tree.display()
@@ -141,7 +185,6 @@ pub fn resolve(
     let clean = clean_command(&r, ctx, &build_dir);
     let patches = patches(&r, &ctx.kernelver);
     let build_exclude = build_exclude(&r, ctx, kconfig.as_ref());
-    check_package(&r, &records, &package_name, &package_version, &mut problems);
     check_names(&r, &records, &package_name, &package_version, &mut problems);
     Resolution {
         conf: ModuleConf {
@@ -158,7 +201,7 @@ pub fn resolve(
             post_install: r.optional("POST_INSTALL"),
             post_add: r.optional("POST_ADD"),
             post_remove: r.optional("POST_REMOVE"),
-            autoinstall: !r.get("AUTOINSTALL", 0).is_empty(),
+            autoinstall,
             build_depends: build_depends(&r),
             // 3.2.2's check_yes_no_value: "yes" in any case; "no" or empty is off.
             build_depends_rebuild: r
@@ -167,6 +210,7 @@ pub fn resolve(
             build_exclude,
             build_exclusive_config: r.optional("BUILD_EXCLUSIVE_CONFIG"),
             obsolete_by: r.optional("OBSOLETE_BY"),
+            deprecated: deprecated(&r),
         },
         problems,
         read_by: ReadBy::Native,
@@ -228,7 +272,8 @@ fn module_records(
     package_name: &str,
     problems: &mut Vec<ConfError>,
 ) -> Records {
-    let array_size = RECORD.iter().map(|n| r.count(n)).max().unwrap_or(0);
+    // dkms 3.2.2: the arrays may be sparse, the highest index counts.
+    let array_size = RECORD.iter().map(|n| r.extent(n)).max().unwrap_or(0);
     let mut records = Records {
         looped: array_size,
         built_name: r.array("built_module_name"),
@@ -237,7 +282,7 @@ fn module_records(
         dest_location: r.array("dest_module_location"),
         strip: r.array("strip"),
     };
-    let single_dest = r.count("DEST_MODULE_LOCATION") == 1;
+    let single_dest = array_size == 1;
     for index in 0..array_size {
         set_strip(&mut records.strip, index, r.get("STRIP", index));
         let (bname, bloc, dname) = record_defaults(r, index, package_name, single_dest);
@@ -272,7 +317,7 @@ fn set_strip(strip: &mut BTreeMap<u64, String>, index: u64, value: &str) {
 }
 
 /// read_conf's "If unset, set by defaults": (built name, built location, dest name) of record
-/// `index`, BUILT_MODULE_NAME from PACKAGE_NAME when there is one DEST_MODULE_LOCATION,
+/// `index`, BUILT_MODULE_NAME from PACKAGE_NAME when there is one record,
 /// DEST_MODULE_NAME from BUILT_MODULE_NAME, BUILT_MODULE_LOCATION ending in `/`.
 fn record_defaults(
     r: &Reader,
@@ -347,8 +392,7 @@ fn check_record(
             &related,
             Problem::NoDestModuleLocation,
         ));
-    }
-    if !(raw_dest.starts_with("/kernel")
+    } else if !(raw_dest.starts_with("/kernel")
         || raw_dest.starts_with("/updates")
         || raw_dest.starts_with("/extra"))
     {
@@ -479,23 +523,13 @@ fn excluded_by_config(
     excluded
 }
 
-/// read_conf's checks after the records, in its order: no DEST_MODULE_LOCATION at all, no
-/// PACKAGE_NAME, no PACKAGE_VERSION.
+/// dkms 3.2.2's read_conf checks before the records: no PACKAGE_NAME, no PACKAGE_VERSION.
 fn check_package(
     r: &Reader,
-    records: &Records,
     package_name: &str,
     package_version: &str,
     problems: &mut Vec<ConfError>,
 ) {
-    if records.dest_location.is_empty() {
-        problems.push(r.problem(
-            "DEST_MODULE_LOCATION",
-            None,
-            &[],
-            Problem::NoDestModuleLocationAtAll,
-        ));
-    }
     if package_name.is_empty() {
         problems.push(r.problem(
             "PACKAGE_NAME",
@@ -512,6 +546,45 @@ fn check_package(
             Problem::NoPackageVersion,
         ));
     }
+}
+
+/// dkms 3.2.2's "Array length sanity check": each of the four lowercase record arrays has
+/// exactly as many elements as records (more only when the conf set some beyond them).
+fn check_lengths(r: &Reader, records: &Records, problems: &mut Vec<ConfError>) {
+    for (lower, upper) in [
+        (&records.built_name, "BUILT_MODULE_NAME"),
+        (&records.built_location, "BUILT_MODULE_LOCATION"),
+        (&records.dest_name, "DEST_MODULE_NAME"),
+        (&records.dest_location, "DEST_MODULE_LOCATION"),
+    ] {
+        if lower.len() as u64 != records.looped {
+            let lower_name = upper.to_ascii_lowercase();
+            let related: &[&str] = &[&lower_name, upper];
+            problems.push(r.problem(upper, None, related, Problem::LengthMismatch));
+        }
+    }
+}
+
+/// dkms 3.2.2's check_yes_no_value of AUTOINSTALL, BUILD_DEPENDS_REBUILD, NO_WEAK_MODULES:
+/// empty, `yes` or `no` in any case (`no` empties it). Returns whether AUTOINSTALL is set.
+fn check_yes_no(r: &Reader, problems: &mut Vec<ConfError>) -> bool {
+    let mut autoinstall = false;
+    for directive in ["AUTOINSTALL", "BUILD_DEPENDS_REBUILD", "NO_WEAK_MODULES"] {
+        let value = r.get(directive, 0);
+        let set = if value.is_empty() || value.eq_ignore_ascii_case("no") {
+            false
+        } else if value.eq_ignore_ascii_case("yes") {
+            true
+        } else {
+            let kind = Problem::Unsupported(value.into());
+            problems.push(r.problem(directive, None, &[directive], kind));
+            true
+        };
+        if directive == "AUTOINSTALL" {
+            autoinstall = set;
+        }
+    }
+    autoinstall
 }
 
 /// Not dkms 3.0.10 checks (it accepts these and then writes wherever they lead): the names
@@ -579,6 +652,41 @@ fn check_names(
             );
         }
     }
+}
+
+/// What dkms 3.2.2's safe_source says after sourcing each file (for add, build and install):
+/// `REMAKE_INITRD (<file>)`, ..., for each file from the first that set the directive on
+/// (the variables outlive the file that set them).
+fn deprecated(r: &Reader) -> Vec<String> {
+    const DEPRECATED: [&str; 5] = [
+        "REMAKE_INITRD",
+        "MODULES_CONF",
+        "MODULES_CONF_OBSOLETES",
+        "MODULES_CONF_ALIAS_TYPE",
+        "MODULES_CONF_OBSOLETE_ONLY",
+    ];
+    let first: Vec<Option<usize>> = DEPRECATED
+        .iter()
+        .map(|name| {
+            let elems = r.vars.get(*name).filter(|v| !v.is_empty())?;
+            Some(
+                elems
+                    .values()
+                    .map(|e| e.origin.map_or(0, |(file, _)| file))
+                    .min()
+                    .unwrap_or(0),
+            )
+        })
+        .collect();
+    let mut said = Vec::new();
+    for (index, file) in r.files.iter().enumerate() {
+        for (name, from) in DEPRECATED.iter().zip(&first) {
+            if from.is_some_and(|from| from <= index) {
+                said.push(format!("{name} ({})", file.display()));
+            }
+        }
+    }
+    said
 }
 
 /// BUILD_DEPENDS: every element split on blanks, as dkms's unquoted `${BUILD_DEPENDS[@]}`.

@@ -5,6 +5,7 @@ mod support;
 
 mod build_steps;
 mod cli;
+mod conf_words_3_2_2;
 mod depends;
 mod depends_rebuild_3_2_2;
 mod disk_full;

@@ -294,10 +294,43 @@ pub fn dkms_oracle_show(
     etc_dir: &Path,
     cwd: &Path,
 ) -> String {
-    let dkms = std::fs::read_to_string("/usr/sbin/dkms").expect("/usr/sbin/dkms (the oracle)");
+    oracle_show(
+        Path::new("/usr/sbin/dkms"),
+        conf,
+        kernel,
+        arch,
+        etc_dir,
+        cwd,
+    )
+}
+
+/// [`dkms_oracle_show`] by Debian's dkms 3.2.2 ([`dkms_3_2_2`]; `None` when it is not
+/// there): its read_conf (sparse arrays by highest index, zero modules valid, yes/no
+/// values checked).
+pub fn dkms_3_2_2_oracle_show(
+    conf: &Path,
+    kernel: &str,
+    arch: &str,
+    etc_dir: &Path,
+    cwd: &Path,
+) -> Option<String> {
+    let dkms = dkms_3_2_2()?.join("usr/sbin/dkms");
+    Some(oracle_show(&dkms, conf, kernel, arch, etc_dir, cwd))
+}
+
+fn oracle_show(
+    dkms: &Path,
+    conf: &Path,
+    kernel: &str,
+    arch: &str,
+    etc_dir: &Path,
+    cwd: &Path,
+) -> String {
+    let dkms = std::fs::read_to_string(dkms)
+        .unwrap_or_else(|e| panic!("{} (the oracle): {e}", dkms.display()));
     let end = dkms
         .find("# Clear out command line argument variables")
-        .expect("dkms 3.0.x layout: command-line section");
+        .expect("dkms 3 layout: command-line section");
     let functions = dkms[..end].replace("\"/etc/dkms/$module", "\"$ORACLE_ETC/$module");
     let driver = r#"
 die_is_fatal=yes

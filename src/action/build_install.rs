@@ -151,16 +151,7 @@ impl Session {
     ) -> Result<(), ActionError> {
         {
             let mut done = installed.lock().unwrap_or_else(|e| e.into_inner());
-            let due = self.mark_depmod(&target.kernel)?;
-            install::install(
-                &self.tree,
-                mv,
-                target,
-                conf,
-                self.install_options(),
-                &self.console,
-            )
-            .inspect_err(|_| self.unmark_depmod(due))?;
+            self.install_locked(mv, target, conf)?;
             if self.tree.pending_depmod(&target.kernel).exists()
                 && let Err(e) = self.depmod_marked(&target.kernel)
             {
@@ -239,7 +230,19 @@ impl Session {
     ) -> Result<Option<String>, ActionError> {
         // Installs touch shared files (modules dir, links): one at a time.
         let mut done = installed.lock().unwrap_or_else(|e| e.into_inner());
-        // dkms 3.2.2's do_install: read_conf_strict_or_die.
+        self.install_locked(mv, target, conf)?;
+        done.push((mv.clone(), target.clone(), conf.clone()));
+        Ok(None)
+    }
+
+    /// dkms 3.2.2's do_install up to its depmod (read_conf_strict_or_die, then the files),
+    /// depmod marked due for the kernel; the caller holds the install lock.
+    fn install_locked(
+        &self,
+        mv: &ModuleVersion,
+        target: &Target,
+        conf: &ModuleConf,
+    ) -> Result<(), ActionError> {
         super::add::strict(conf, &conf.path, target)?;
         let due = self.mark_depmod(&target.kernel)?;
         install::install(
@@ -250,9 +253,7 @@ impl Session {
             self.install_options(),
             &self.console,
         )
-        .inspect_err(|_| self.unmark_depmod(due))?;
-        done.push((mv.clone(), target.clone(), conf.clone()));
-        Ok(None)
+        .inspect_err(|_| self.unmark_depmod(due))
     }
 
     /// depmod once per kernel whose modules changed (see [`Session::mark_depmod`]); where

@@ -13,12 +13,6 @@ use support::scratch::{Scratch, TRIVIAL};
 /// Upstream's test inputs (`test/dkms_conf_test_*` of dkms 3.2.2's source).
 const UPSTREAM_TESTS: &str = "/var/cache/dkms-rs-tests/dkms-3.2.2-src/test";
 
-fn pair() -> Option<(Pair, String)> {
-    let kernels = support::require_kernels(1)?;
-    let pair = Pair::new(&kernels[..1])?;
-    Some((pair, kernels[0].clone()))
-}
-
 /// Whether upstream's test dir `name` is there (fails under CI when not).
 fn upstream_present(name: &str) -> bool {
     let from = Path::new(UPSTREAM_TESTS).join(name);
@@ -54,7 +48,7 @@ fn write_dir(s: &Scratch, name: &str, conf: &str) {
 
 #[test]
 fn upstream_bad_confs_say_every_problem() {
-    let Some((pair, _)) = pair() else {
+    let Some((pair, _)) = Pair::on_a_kernel() else {
         return;
     };
     for name in [
@@ -80,7 +74,7 @@ fn upstream_bad_confs_say_every_problem() {
 
 #[test]
 fn upstream_zero_modules_is_a_warning() {
-    let Some((pair, k)) = pair() else {
+    let Some((pair, k)) = Pair::on_a_kernel() else {
         return;
     };
     if !upstream_present("dkms_conf_test_zero_modules") {
@@ -106,7 +100,7 @@ fn upstream_zero_modules_is_a_warning() {
 
 #[test]
 fn upstream_remake_initrd_is_deprecated() {
-    let Some((pair, k)) = pair() else {
+    let Some((pair, k)) = Pair::on_a_kernel() else {
         return;
     };
     if !upstream_present("dkms_deprecated_test-1.0") {
@@ -126,7 +120,7 @@ fn upstream_remake_initrd_is_deprecated() {
 /// Several of dkms's problems in one file: each said, in 3.2.2's order.
 #[test]
 fn several_problems_at_once() {
-    let Some((pair, _)) = pair() else {
+    let Some((pair, _)) = Pair::on_a_kernel() else {
         return;
     };
     let conf = "PACKAGE_NAME=cw\nBUILT_MODULE_NAME[0]=cw.ko\nDEST_MODULE_NAME[0]=x.o\n\
@@ -150,7 +144,7 @@ fn several_problems_at_once() {
 /// problems, in the same frame: 3.2.2's lines, then ours, then "Bad conf file.".
 #[test]
 fn own_checks_follow_dkms_problems() {
-    let Some((pair, _)) = pair() else {
+    let Some((pair, _)) = Pair::on_a_kernel() else {
         return;
     };
     let conf = "PACKAGE_NAME=cw\nPACKAGE_VERSION=1\nBUILT_MODULE_NAME[0]=../cw\n\

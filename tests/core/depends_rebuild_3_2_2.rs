@@ -56,13 +56,10 @@ const DEPENDENT: &str =
 /// base removed, 2.0 installed: the dependent rebuilt (`.dep_base` 2.0); back to 1.0.
 #[test]
 fn a_new_dependency_version_rebuilds_its_dependents_as_dkms_3_2_2() {
-    let Some(kernels) = support::require_kernels(1) else {
+    let Some((pair, k)) = Pair::on_a_kernel() else {
         return;
     };
-    let Some(pair) = Pair::new(&kernels[..1]) else {
-        return;
-    };
-    let k = kernels[0].as_str();
+    let k = k.as_str();
     pair.each(|s| {
         s.write_module("base", "1.0", "AUTOINSTALL=\"yes\"\n", TRIVIAL);
         s.write_module("base", "2.0", "AUTOINSTALL=\"yes\"\n", TRIVIAL);
@@ -119,13 +116,10 @@ fn a_new_dependency_version_rebuilds_its_dependents_as_dkms_3_2_2() {
 /// Without BUILD_DEPENDS_REBUILD (or with `--force`, or with "No") no `.dep_` file; a built (not installed) dependent is rebuilt and installed by a new base.
 #[test]
 fn dep_files_only_with_build_depends_rebuild_as_dkms_3_2_2() {
-    let Some(kernels) = support::require_kernels(1) else {
+    let Some((pair, k)) = Pair::on_a_kernel() else {
         return;
     };
-    let Some(pair) = Pair::new(&kernels[..1]) else {
-        return;
-    };
-    let k = kernels[0].as_str();
+    let k = k.as_str();
     pair.each(|s| {
         s.write_module("base", "1.0", "", TRIVIAL);
         s.write_module("base", "2.0", "", TRIVIAL);

@@ -37,6 +37,13 @@ impl Pair {
         })
     }
 
+    /// A pair on the first kernel with headers, and that kernel.
+    pub(crate) fn on_a_kernel() -> Option<(Pair, String)> {
+        let kernel = support::require_kernels(1)?.remove(0);
+        let pair = Pair::new(std::slice::from_ref(&kernel))?;
+        Some((pair, kernel))
+    }
+
     /// The same change to both trees.
     pub(crate) fn each(&self, f: impl Fn(&Scratch)) {
         f(&self.ours);
@@ -90,13 +97,10 @@ impl Pair {
 /// trailing CR off each directive; 3.0.10 kept it, in the module's names).
 #[test]
 fn a_crlf_dkms_conf_is_read_as_dkms_3_2_2_reads_it() {
-    let Some(kernels) = support::require_kernels(1) else {
+    let Some((pair, k)) = Pair::on_a_kernel() else {
         return;
     };
-    let Some(pair) = Pair::new(&kernels[..1]) else {
-        return;
-    };
-    let k = kernels[0].as_str();
+    let k = k.as_str();
     pair.each(|s| {
         let dir = s.write_module("crlf", "1.0", "AUTOINSTALL=\"yes\"\n", TRIVIAL);
         let conf = std::fs::read_to_string(dir.join("dkms.conf")).unwrap();
@@ -119,13 +123,10 @@ fn a_crlf_dkms_conf_is_read_as_dkms_3_2_2_reads_it() {
 /// A module whose BUILD_DEPENDS is added but not built: 3.2.2's words and exit code.
 #[test]
 fn build_depends_not_yet_built_as_dkms_3_2_2() {
-    let Some(kernels) = support::require_kernels(1) else {
+    let Some((pair, k)) = Pair::on_a_kernel() else {
         return;
     };
-    let Some(pair) = Pair::new(&kernels[..1]) else {
-        return;
-    };
-    let k = kernels[0].as_str();
+    let k = k.as_str();
     pair.each(|s| {
         s.write_module("base", "1.0", "", TRIVIAL);
         s.write_module("dependent", "1.0", "BUILD_DEPENDS[0]=\"base\"\n", TRIVIAL);
@@ -141,13 +142,10 @@ fn build_depends_not_yet_built_as_dkms_3_2_2() {
 /// that builds: the other is installed, the excluded one said as 3.2.2 says it.
 #[test]
 fn build_exclusive_during_autoinstall_as_dkms_3_2_2() {
-    let Some(kernels) = support::require_kernels(1) else {
+    let Some((pair, k)) = Pair::on_a_kernel() else {
         return;
     };
-    let Some(pair) = Pair::new(&kernels[..1]) else {
-        return;
-    };
-    let k = kernels[0].as_str();
+    let k = k.as_str();
     pair.each(|s| {
         s.write_module("plain", "1.0", "AUTOINSTALL=\"yes\"\n", TRIVIAL);
         s.write_module(
@@ -185,13 +183,10 @@ fn missing_headers_for_build_and_autoinstall_as_dkms_3_2_2() {
 /// A module whose source dir was deleted after add: status and the actions on it.
 #[test]
 fn deleted_source_dir_as_dkms_3_2_2() {
-    let Some(kernels) = support::require_kernels(1) else {
+    let Some((pair, k)) = Pair::on_a_kernel() else {
         return;
     };
-    let Some(pair) = Pair::new(&kernels[..1]) else {
-        return;
-    };
-    let k = kernels[0].as_str();
+    let k = k.as_str();
     pair.each(|s| {
         s.write_module("gone", "1.0", "", TRIVIAL);
     });
@@ -207,13 +202,10 @@ fn deleted_source_dir_as_dkms_3_2_2() {
 /// `PATCH[0]="../x.patch"`: a patch path out of the patches dir, at add and at build.
 #[test]
 fn a_patch_out_of_the_patches_dir_as_dkms_3_2_2() {
-    let Some(kernels) = support::require_kernels(1) else {
+    let Some((pair, k)) = Pair::on_a_kernel() else {
         return;
     };
-    let Some(pair) = Pair::new(&kernels[..1]) else {
-        return;
-    };
-    let k = kernels[0].as_str();
+    let k = k.as_str();
     pair.each(|s| {
         let dir = s.write_module("patchy", "1.0", "PATCH[0]=\"../x.patch\"\n", TRIVIAL);
         std::fs::create_dir_all(dir.join("patches")).unwrap();
@@ -228,10 +220,7 @@ fn a_patch_out_of_the_patches_dir_as_dkms_3_2_2() {
 /// An action dkms does not have.
 #[test]
 fn an_unknown_action_as_dkms_3_2_2() {
-    let Some(kernels) = support::require_kernels(1) else {
-        return;
-    };
-    let Some(pair) = Pair::new(&kernels[..1]) else {
+    let Some((pair, _)) = Pair::on_a_kernel() else {
         return;
     };
     let seen = pair.same(&["frobnicate"]);

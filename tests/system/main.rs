@@ -7,6 +7,7 @@ mod core_qemu;
 mod crash;
 mod debian_packages;
 mod dpkg_roundtrip;
+mod fleet;
 mod postinst_dpkg;
 mod prebuilt_dpkg;
 mod qemu_boot;

@@ -39,7 +39,7 @@ const MKDEB_PACKAGE: &str = "hello-dkms";
 
 /// A copy of the target machine, its steps run in a chroot with a private mount namespace
 /// (its /proc, /dev and apt cache mounts vanish with the command).
-struct Machine {
+pub(crate) struct Machine {
     name: &'static str,
     root: tempfile::TempDir,
     /// The host's dir bound on the chroot's /var/cache/apt/archives: packages are downloaded
@@ -48,7 +48,23 @@ struct Machine {
 }
 
 impl Machine {
+    /// A copy of the machine with the flat apt repository `repo` (its files) as a `file:`
+    /// source.
     fn new(name: &'static str, tarball: &Path, cache: &Path, repo: &Path) -> Machine {
+        let machine = Machine::bare(name, tarball, cache);
+        let srv = machine.root.path().join("srv/repo");
+        std::fs::create_dir_all(&srv).unwrap();
+        for entry in std::fs::read_dir(repo).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, srv.join(path.file_name().unwrap())).unwrap();
+        }
+        machine.add_source("local", "deb [trusted=yes] file:/srv/repo ./");
+        machine
+    }
+
+    /// A copy of the machine as `.ci/target-chroot` made it, its downloads kept in
+    /// `<cache>/archives-<name>`.
+    pub(crate) fn bare(name: &'static str, tarball: &Path, cache: &Path) -> Machine {
         // DKMS_RS_KEEP_TARGET=1 keeps the machines' trees, to look at after a failure.
         let root = tempfile::Builder::new()
             .prefix(&format!("target-{name}-"))
@@ -64,19 +80,7 @@ impl Machine {
         );
         let archives = cache.join(format!("archives-{name}"));
         std::fs::create_dir_all(archives.join("partial")).unwrap();
-        let etc = root.path().join("etc");
-        std::fs::copy("/etc/resolv.conf", etc.join("resolv.conf")).unwrap();
-        let srv = root.path().join("srv/repo");
-        std::fs::create_dir_all(&srv).unwrap();
-        for entry in std::fs::read_dir(repo).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(&path, srv.join(path.file_name().unwrap())).unwrap();
-        }
-        std::fs::write(
-            etc.join("apt/sources.list.d/local.list"),
-            "deb [trusted=yes] file:/srv/repo ./\n",
-        )
-        .unwrap();
+        std::fs::copy("/etc/resolv.conf", root.path().join("etc/resolv.conf")).unwrap();
         Machine {
             name,
             root,
@@ -84,8 +88,24 @@ impl Machine {
         }
     }
 
+    /// The machine's root directory, seen from the host.
+    pub(crate) fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// `line` as the apt source list `/etc/apt/sources.list.d/<name>.list`.
+    pub(crate) fn add_source(&self, name: &str, line: &str) {
+        std::fs::write(
+            self.root
+                .path()
+                .join(format!("etc/apt/sources.list.d/{name}.list")),
+            format!("{line}\n"),
+        )
+        .unwrap();
+    }
+
     /// `script` run by `sh -e` as root in the chroot: (exit code, stdout, stderr).
-    fn sh(&self, script: &str) -> (i32, String, String) {
+    pub(crate) fn sh(&self, script: &str) -> (i32, String, String) {
         let mut cmd = support::command("unshare");
         cmd.args(["-m", "--propagation", "private", "sh", "-ec"])
             .arg(concat!(
@@ -102,7 +122,7 @@ impl Machine {
     }
 
     /// [`Machine::sh`] that must succeed; its stdout.
-    fn ok(&self, script: &str) -> String {
+    pub(crate) fn ok(&self, script: &str) -> String {
         let (code, out, err) = self.sh(script);
         assert!(
             code == 0,
@@ -112,7 +132,7 @@ impl Machine {
         out
     }
 
-    fn apt(&self, args: &str) -> String {
+    pub(crate) fn apt(&self, args: &str) -> String {
         self.ok(&format!(
             "apt-get -y -q -o Dpkg::Use-Pty=0 --no-install-recommends {args} 2>&1"
         ))
@@ -163,6 +183,20 @@ impl Machine {
     fn module_stamps(&self) -> String {
         self.ok("find /lib/modules/*/updates -type f -printf '%p %i %s %T@\\n' | sort")
     }
+}
+
+/// The target machine's tarball (made once by `.ci/target-chroot`) and the cache dir its
+/// machines keep their downloads in.
+pub(crate) fn target_tarball() -> (PathBuf, PathBuf) {
+    let cache = std::env::var_os("DKMS_RS_TEST_CACHE")
+        .map_or_else(|| PathBuf::from("/var/cache/dkms-rs-tests"), PathBuf::from)
+        .join("target");
+    let mut make =
+        support::command(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/target-chroot"));
+    if let Some(cache) = std::env::var_os("DKMS_RS_TEST_CACHE") {
+        make.env("DKMS_RS_TEST_CACHE", cache);
+    }
+    (PathBuf::from(run_ok(&mut make).trim()), cache)
 }
 
 /// The state both machines must agree on after a step, and that the reference's own
@@ -403,15 +437,7 @@ fn debian_dkms_packages_live_through_the_kernel_lifecycle_on_the_engine_as_on_dk
     let Some(built) = debian_packages::built() else {
         return;
     };
-    let cache = std::env::var_os("DKMS_RS_TEST_CACHE")
-        .map_or_else(|| PathBuf::from("/var/cache/dkms-rs-tests"), PathBuf::from)
-        .join("target");
-    let mut make =
-        support::command(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/target-chroot"));
-    if let Some(cache) = std::env::var_os("DKMS_RS_TEST_CACHE") {
-        make.env("DKMS_RS_TEST_CACHE", cache);
-    }
-    let tarball = PathBuf::from(run_ok(&mut make).trim());
+    let (tarball, cache) = target_tarball();
     let scratch = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
     let repo = local_repo(scratch.path(), built);
     let engine = Machine::new("engine", &tarball, &cache, &repo);

@@ -84,6 +84,8 @@ pub struct Declared {
     pub install: Vec<InstallFile>,
     /// Where the fields came from, for messages: the file, when there was one.
     pub control_file: Option<PathBuf>,
+    /// Each field set, with its file and line (`None`: an option).
+    origins: Vec<(&'static str, Option<(PathBuf, usize)>)>,
 }
 
 /// Where a value came from: a line of the file, or an option.
@@ -151,7 +153,7 @@ impl Declared {
         }
         for line in &opts.install {
             let origin = Origin::Option(Setting::Install);
-            declared.add_install_line(line, Path::new("."), &origin)?;
+            declared.add_install_line(line, Path::new(""), &origin)?;
         }
         Ok(declared)
     }
@@ -230,6 +232,14 @@ impl Declared {
     ) -> Result<(), PackageError> {
         let value = value.trim();
         let err = |reason: String| origin.error(field, value, reason);
+        self.origins.retain(|(f, _)| *f != field);
+        self.origins.push((
+            field,
+            match origin {
+                Origin::Line(path, line) => Some((path.to_path_buf(), *line)),
+                Origin::Option(_) => None,
+            },
+        ));
         if RELATION_FIELDS.contains(&field) {
             let (text, floor) = check_relations(field, value).map_err(err)?;
             self.relations.retain(|(f, _)| *f != field);
@@ -369,6 +379,16 @@ impl Declared {
             },
         });
         Ok(())
+    }
+
+    /// An error about `field`'s declared `value`, naming where it was declared.
+    pub fn field_error(&self, field: &'static str, value: &str, reason: String) -> PackageError {
+        let line = self.origins.iter().find(|(f, _)| *f == field);
+        let origin = match line {
+            Some((_, Some((path, line)))) => Origin::Line(path, *line),
+            _ => Origin::Option(Setting::Field(field)),
+        };
+        origin.error(field, value, reason)
     }
 
     /// Add the files to install to `data`, which holds the rest of the package already: a

@@ -10,7 +10,7 @@ use super::maker::{Maker, changelog_dates};
 use super::policy::PackageIdentity;
 use super::prebuilt::Prebuilt;
 use super::source::add_source_tree;
-use super::{MkdebOptions, PackageError, Setting};
+use super::{MkdebOptions, PackageError};
 
 /// Make the `-dkms` package of the module in `opts.source_dir`; returns what was written.
 pub fn mkdeb(opts: &MkdebOptions) -> Result<WrittenDeb, PackageError> {
@@ -49,11 +49,11 @@ pub fn mkdeb_with_prebuilt(
         if let Some(declared_arch) = declared.architecture.as_deref()
             && declared_arch != modules_arch
         {
-            return Err(PackageError::BadOption {
-                setting: Setting::Field("Architecture"),
-                value: declared_arch.to_string(),
-                reason: format!("the prebuilt modules (-k) are {modules_arch}"),
-            });
+            return Err(declared.field_error(
+                "Architecture",
+                declared_arch,
+                format!("{declared_arch:?}, but the prebuilt modules (-k) are {modules_arch}"),
+            ));
         }
         architecture = modules_arch;
         _prebuilt_tarball = Some(p.add_tarball(&mut data, &id, mtime)?);
@@ -61,11 +61,11 @@ pub fn mkdeb_with_prebuilt(
     }
     // dpkg-gencontrol's "Multi-Arch: same" needs an architecture-dependent package.
     if architecture == "all" && declared.multi_arch.as_deref() == Some("same") {
-        return Err(PackageError::BadOption {
-            setting: Setting::Field("Multi-Arch"),
-            value: "same".into(),
-            reason: "an Architecture: all package cannot be Multi-Arch: same".into(),
-        });
+        return Err(declared.field_error(
+            "Multi-Arch",
+            "same",
+            "\"same\" needs an architecture: an Architecture: all package cannot be Multi-Arch: same".into(),
+        ));
     }
     let (date, year) = changelog_dates(mtime);
     let ctx = context! {

@@ -141,7 +141,8 @@ struct Cli {
     /// Architecture, Multi-Arch, Homepage, Section, Priority as in debian/control, and
     /// Install: lines 'SOURCE... DEST_DIR' or 'SOURCE => DEST'). Default:
     /// SOURCE_DIR/dkms-mkdeb.control when there is one (never shipped under /usr/src).
-    /// Options below win over its fields.
+    /// Options below win over its fields (--install adds to its Install lines). A bad line
+    /// stops with one error naming FILE:LINE, exit 8 (as a bad dkms.conf); a bad option, 1.
     #[arg(
         long,
         value_name = "FILE",

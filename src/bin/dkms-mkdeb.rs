@@ -11,7 +11,7 @@ use cli::{Generate, fail, package_error_line, start};
 use dkms::deb::WrittenDeb;
 use dkms::deb::{Compression, CompressionKind};
 use dkms::kernel::{KernelRelease, Target, machine_arch};
-use dkms::package::{self, MkdebOptions, PackageError};
+use dkms::package::{self, DeclaredOptions, MkdebOptions, PackageError};
 
 /// Make a Debian package of a DKMS kernel module source, without root, debhelper or a dkms tree.
 ///
@@ -50,6 +50,7 @@ use dkms::package::{self, MkdebOptions, PackageError};
 /// (dpkg-source -x out/hello-dkms_0.1.dsc && cd hello-dkms-0.1 && dpkg-buildpackage -b).
 #[derive(Parser, Debug)]
 #[command(name = "dkms-mkdeb", version, verbatim_doc_comment)]
+#[command(group(clap::ArgGroup::new("declared").multiple(true)))]
 struct Cli {
     /// The module source: a directory holding dkms.conf.
     #[arg(value_name = "SOURCE_DIR", required_unless_present = "generate")]
@@ -123,7 +124,7 @@ struct Cli {
     /// With -k: instead of the -dkms package, one <name>-modules-<kernel>_<version>_<arch>.deb
     /// per kernel holding only the built modules (in /lib/modules/<kernel>/updates/dkms/),
     /// as `dkms mkbmdeb` made: for machines without compiler, headers or DKMS.
-    #[arg(long, requires = "kernels")]
+    #[arg(long, requires = "kernels", conflicts_with = "declared")]
     binaries_only: bool,
 
     /// Make the Debian source package instead of the .deb: <package>_<version>.dsc and its
@@ -132,8 +133,151 @@ struct Cli {
     /// <package>_<version>.tar.gz, or, when the version has a Debian revision (--revision, or
     /// a '-' in PACKAGE_VERSION), 3.0 (quilt) with <package>_<upstream>.orig.tar.gz and
     /// <package>_<version>.debian.tar.gz. The output directory must be outside SOURCE_DIR.
-    #[arg(long, conflicts_with_all = ["kernels", "binaries_only", "compression", "level", "threads"])]
+    #[arg(long, conflicts_with_all = ["kernels", "binaries_only", "compression", "level", "threads", "declared"])]
     source_package: bool,
+
+    /// The declarative file of control fields and files to install (one deb822 paragraph:
+    /// Depends, Recommends, Suggests, Enhances, Conflicts, Breaks, Replaces, Provides,
+    /// Architecture, Multi-Arch, Homepage, Section, Priority as in debian/control, and
+    /// Install: lines 'SOURCE... DEST_DIR' or 'SOURCE => DEST'). Default:
+    /// SOURCE_DIR/dkms-mkdeb.control when there is one (never shipped under /usr/src).
+    /// Options below win over its fields (--install adds to its Install lines). A bad line
+    /// stops with one error naming FILE:LINE, exit 8 (as a bad dkms.conf); a bad option, 1.
+    #[arg(
+        long,
+        value_name = "FILE",
+        group = "declared",
+        help_heading = "Control fields and files"
+    )]
+    control: Option<PathBuf>,
+
+    /// Also ship files outside /usr/src (repeatable): 'SOURCE... DEST_DIR' puts each SOURCE
+    /// (a file or a directory, relative to the current directory) into DEST_DIR, as a
+    /// debian/install line does; 'SOURCE => DEST' ships one file as DEST (dh-exec's rename).
+    #[arg(
+        long,
+        value_name = "SOURCE... DEST_DIR",
+        group = "declared",
+        help_heading = "Control fields and files"
+    )]
+    install: Vec<String>,
+
+    /// More dependencies, after dkms-rs | dkms (>= V); 'dkms (>= V)' raises that floor.
+    #[arg(
+        long,
+        value_name = "RELATIONS",
+        group = "declared",
+        help_heading = "Control fields and files"
+    )]
+    depends: Option<String>,
+
+    /// Recommends field, e.g. 'lttng-tools'.
+    #[arg(
+        long,
+        value_name = "RELATIONS",
+        group = "declared",
+        help_heading = "Control fields and files"
+    )]
+    recommends: Option<String>,
+
+    /// Suggests field, e.g. 'bumblebee'.
+    #[arg(
+        long,
+        value_name = "RELATIONS",
+        group = "declared",
+        help_heading = "Control fields and files"
+    )]
+    suggests: Option<String>,
+
+    /// Enhances field.
+    #[arg(
+        long,
+        value_name = "RELATIONS",
+        group = "declared",
+        help_heading = "Control fields and files"
+    )]
+    enhances: Option<String>,
+
+    /// Conflicts field.
+    #[arg(
+        long,
+        value_name = "RELATIONS",
+        group = "declared",
+        help_heading = "Control fields and files"
+    )]
+    conflicts: Option<String>,
+
+    /// Breaks field.
+    #[arg(
+        long,
+        value_name = "RELATIONS",
+        group = "declared",
+        help_heading = "Control fields and files"
+    )]
+    breaks: Option<String>,
+
+    /// Replaces field.
+    #[arg(
+        long,
+        value_name = "RELATIONS",
+        group = "declared",
+        help_heading = "Control fields and files"
+    )]
+    replaces: Option<String>,
+
+    /// Provides field, e.g. 'acpi-call' (versions as '(= V)' only).
+    #[arg(
+        long,
+        value_name = "RELATIONS",
+        group = "declared",
+        help_heading = "Control fields and files"
+    )]
+    provides: Option<String>,
+
+    /// Architecture: 'all' (the default) or one Debian architecture, e.g. amd64; with -k, the modules' own.
+    #[arg(
+        long,
+        value_name = "ARCH",
+        group = "declared",
+        help_heading = "Control fields and files"
+    )]
+    architecture: Option<String>,
+
+    /// Multi-Arch: same, foreign, allowed or no.
+    #[arg(
+        long,
+        value_name = "VALUE",
+        group = "declared",
+        help_heading = "Control fields and files"
+    )]
+    multi_arch: Option<String>,
+
+    /// Homepage: an http(s) URL.
+    #[arg(
+        long,
+        value_name = "URL",
+        group = "declared",
+        help_heading = "Control fields and files"
+    )]
+    homepage: Option<String>,
+
+    /// Section (default: kernel).
+    #[arg(
+        long,
+        value_name = "SECTION",
+        group = "declared",
+        help_heading = "Control fields and files"
+    )]
+    section: Option<String>,
+
+    /// Priority (default: optional).
+    #[arg(
+        long,
+        value_name = "PRIORITY",
+        group = "declared",
+        help_heading = "Control fields and files"
+    )]
+    priority: Option<String>,
 
     /// Print this program's man page (man) or its bash or zsh completion script
     /// (complete-bash, complete-zsh), and exit.
@@ -146,6 +290,24 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
+    let fields: Vec<(&'static str, String)> = [
+        ("Depends", cli.depends),
+        ("Recommends", cli.recommends),
+        ("Suggests", cli.suggests),
+        ("Enhances", cli.enhances),
+        ("Conflicts", cli.conflicts),
+        ("Breaks", cli.breaks),
+        ("Replaces", cli.replaces),
+        ("Provides", cli.provides),
+        ("Architecture", cli.architecture),
+        ("Multi-Arch", cli.multi_arch),
+        ("Homepage", cli.homepage),
+        ("Section", cli.section),
+        ("Priority", cli.priority),
+    ]
+    .into_iter()
+    .filter_map(|(f, v)| v.map(|v| (f, v)))
+    .collect();
     let opts = MkdebOptions {
         source_dir: cli.source_dir.unwrap_or_default(),
         output_dir: cli.output_dir,
@@ -164,6 +326,11 @@ fn main() -> ExitCode {
         },
         source_date_epoch: None,
         no_exec: false,
+        declared: DeclaredOptions {
+            control_file: cli.control,
+            fields,
+            install: cli.install,
+        },
     };
     let targets: Vec<Target> = cli
         .kernels

@@ -5,6 +5,7 @@ use minijinja::context;
 
 use crate::deb::{DataTree, WrittenDeb};
 
+use super::declared::Declared;
 use super::maker::{Maker, changelog_dates};
 use super::policy::PackageIdentity;
 use super::prebuilt::Prebuilt;
@@ -33,19 +34,38 @@ pub fn mkdeb_with_prebuilt(
         opts.no_exec,
     )?;
     let maker = Maker::new(opts)?;
+    let declared = Declared::read(&opts.source_dir, &opts.declared)?;
     let mut data = DataTree::new();
     let src_prefix = format!("usr/src/{}-{}", id.name, id.version);
     let newest = add_source_tree(&mut data, &opts.source_dir, &src_prefix)?;
     let mtime = maker.mtime(newest)?;
 
     let (synopsis, mut description) = describe(&id, opts.description.as_deref());
-    let mut architecture = "all";
+    let mut architecture = declared.architecture.as_deref().unwrap_or("all");
     // Kept until the package is written: the data tree reads it from there.
     let mut _prebuilt_tarball = None;
     if let Some(p) = prebuilt {
-        architecture = p.deb_arch()?;
+        let modules_arch = p.deb_arch()?;
+        if let Some(declared_arch) = declared.architecture.as_deref()
+            && declared_arch != modules_arch
+        {
+            return Err(declared.field_error(
+                "Architecture",
+                declared_arch,
+                format!("{declared_arch:?}, but the prebuilt modules (-k) are {modules_arch}"),
+            ));
+        }
+        architecture = modules_arch;
         _prebuilt_tarball = Some(p.add_tarball(&mut data, &id, mtime)?);
         description.push_str(&p.description());
+    }
+    // dpkg-gencontrol's "Multi-Arch: same" needs an architecture-dependent package.
+    if architecture == "all" && declared.multi_arch.as_deref() == Some("same") {
+        return Err(declared.field_error(
+            "Multi-Arch",
+            "same",
+            "\"same\" needs an architecture: an Architecture: all package cannot be Multi-Arch: same".into(),
+        ));
     }
     let (date, year) = changelog_dates(mtime);
     let ctx = context! {
@@ -55,7 +75,12 @@ pub fn mkdeb_with_prebuilt(
         deb_version => &id.deb_version,
         maintainer => &maker.maintainer,
         maintainer_name => maker.maintainer_name(),
-        depends => id.depends,
+        depends => declared.depends(id.depends),
+        relations => declared.other_relations(),
+        section => declared.section.as_deref().unwrap_or("kernel"),
+        priority => declared.priority.as_deref().unwrap_or("optional"),
+        multi_arch => declared.multi_arch.as_deref(),
+        homepage => declared.homepage.as_deref(),
         architecture => architecture,
         synopsis => synopsis,
         description => description,
@@ -65,7 +90,9 @@ pub fn mkdeb_with_prebuilt(
         year => year,
     };
     maker.add_doc_files(&mut data, &id.package, &id, &ctx)?;
-    let scripts = maker.scripts(&[("postinst", "postinst"), ("prerm", "prerm")], &ctx)?;
+    declared.add_install_files(&mut data)?;
+    let mut scripts = maker.scripts(&[("postinst", "postinst"), ("prerm", "prerm")], &ctx)?;
+    scripts.extend(declared.conffiles());
     let out = opts.output_dir.join(id.deb_file_name_for(architecture));
     maker.write(&data, scripts, mtime, "control", &ctx, &out)
 }

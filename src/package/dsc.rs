@@ -64,6 +64,13 @@ pub fn mkdsc(opts: &MkdebOptions) -> Result<WrittenDsc, PackageError> {
             reason: "the module source has a debian/ directory already: build that with dpkg-buildpackage (mkdsc writes its own debian/)",
         });
     }
+    let control_file = opts.source_dir.join(super::declared::CONTROL_FILE);
+    if !opts.declared.is_empty() || control_file.exists() {
+        return Err(PackageError::Unsupported {
+            path: opts.declared.control_file.clone().unwrap_or(control_file),
+            reason: "the source package does not carry declared control fields or files yet: write them into debian/control and debian/<package>.install, or make the .deb",
+        });
+    }
     check_output_outside_source(&opts.source_dir, &opts.output_dir)?;
     let maker = Maker::new(opts)?;
 

@@ -61,6 +61,7 @@ pub(super) fn tree_options(
         compression: Compression::default(),
         source_date_epoch: None,
         no_exec: tree.no_exec,
+        declared: Default::default(),
     })
 }
 

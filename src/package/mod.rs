@@ -8,6 +8,7 @@
 //! on a machine without it, to Debian's dkms (see `templates/postinst`, `templates/prerm`).
 //! Everything the package says is rendered from `templates/`; every byte is reproducible.
 
+mod declared;
 mod dkms_deb;
 mod dsc;
 mod in_tree;
@@ -17,6 +18,9 @@ mod policy;
 mod prebuilt;
 mod source;
 
+pub use declared::{
+    CONTROL_FILE, Declared, DeclaredOptions, InstallFile, OTHER_FIELDS, RELATION_FIELDS,
+};
 pub use dkms_deb::{mkdeb, mkdeb_with_prebuilt};
 pub use dsc::{BUILD_DEPENDS, STANDARDS_VERSION, WrittenDsc, mkdsc};
 pub use in_tree::{mkbmdeb_in_tree, mkdeb_in_tree, mkdeb_in_tree_prebuilt, mkdsc_in_tree};
@@ -64,6 +68,8 @@ pub struct MkdebOptions {
     pub source_date_epoch: Option<u64>,
     /// `dkms-rs --no-exec mkdeb`: a dkms.conf that needs bash is refused, not run.
     pub no_exec: bool,
+    /// Control fields and files outside /usr/src given as options (over `dkms-mkdeb.control`).
+    pub declared: DeclaredOptions,
 }
 
 /// What a packager sets about a package: a dkms-mkdeb option, or the environment. The binary
@@ -79,6 +85,10 @@ pub enum Setting {
     /// The kernels of the prebuilt modules.
     Kernels,
     SourceDateEpoch,
+    /// A control field (as debian/control names it: `Recommends`, `Multi-Arch`).
+    Field(&'static str),
+    /// A file to install outside /usr/src.
+    Install,
 }
 
 impl std::fmt::Display for Setting {
@@ -91,6 +101,8 @@ impl std::fmt::Display for Setting {
             Setting::Closes => "bug to close",
             Setting::Kernels => "kernel",
             Setting::SourceDateEpoch => "SOURCE_DATE_EPOCH",
+            Setting::Field(name) => name,
+            Setting::Install => "file to install",
         })
     }
 }
@@ -119,6 +131,13 @@ pub enum PackageError {
     BadOption {
         setting: Setting,
         value: String,
+        reason: String,
+    },
+    /// A bad line of `dkms-mkdeb.control` (1-based).
+    #[error("{}:{line}: {reason}", path.display())]
+    ControlFile {
+        path: PathBuf,
+        line: usize,
         reason: String,
     },
     #[error("{path}: {reason}")]
@@ -150,7 +169,7 @@ impl PackageError {
     pub fn exit_code(&self) -> i32 {
         match self {
             PackageError::Conf(e) => e.exit_code(),
-            PackageError::BadField { .. } => 8,
+            PackageError::BadField { .. } | PackageError::ControlFile { .. } => 8,
             PackageError::Tarball(e) => e.exit_code(),
             PackageError::Action(e) => e.exit_code(),
             PackageError::BuildFailed { code, .. } => *code,

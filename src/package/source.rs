@@ -93,7 +93,11 @@ pub(super) fn add_source_tree(
         .follow_links(false)
         .sort_by_file_name()
         .into_iter()
-        .filter_entry(|e| !is_excluded(e.file_name(), e.file_type().is_dir()));
+        .filter_entry(|e| {
+            // dkms-mkdeb.control describes the packaging, not the module's source.
+            let packaging = e.depth() == 1 && e.file_name() == super::declared::CONTROL_FILE;
+            !(packaging || is_excluded(e.file_name(), e.file_type().is_dir()))
+        });
     for entry in walker {
         let entry = entry.map_err(|e| {
             let path = e.path().unwrap_or(source).to_path_buf();

@@ -348,3 +348,241 @@ fn revision_builds_are_lintian_clean() {
     assert!(listed(&acpi).contains("./usr/share/lintian/overrides/acpi-call-dkms"));
     assert!(!listed(&xtrx).contains("lintian/overrides"));
 }
+
+/// What the packager of each of the seven says, as a `dkms-mkdeb.control` (`{root}` is
+/// Debian's extracted package: its docs, udev rules and metainfo are the files to ship, as
+/// the packager has them) and options: (Debian's package, control file, options).
+const DECLARED: &[(&str, &str, &[&str])] = &[
+    (
+        "acpi-call-dkms",
+        "Depends: dkms (>= 3.0.3-4~)\n\
+         Provides: acpi-call\n\
+         Homepage: https://github.com/nix-community/acpi_call\n\
+         Install: {root}/usr/share/doc/acpi-call-dkms/README.md usr/share/doc/acpi-call-dkms\n \
+         {root}/usr/share/doc/acpi-call-dkms/examples {root}/usr/share/doc/acpi-call-dkms/support usr/share/doc/acpi-call-dkms\n",
+        &["--revision", "2.1"],
+    ),
+    (
+        "bbswitch-dkms",
+        "Architecture: amd64\n\
+         Suggests: bumblebee\n\
+         Multi-Arch: foreign\n\
+         Homepage: https://github.com/Bumblebee-Project/bbswitch\n\
+         Install:\n \
+         {root}/usr/share/doc/bbswitch-dkms/README.md.gz {root}/usr/share/doc/bbswitch-dkms/changelog.gz usr/share/doc/bbswitch-dkms\n \
+         {root}/usr/share/lintian/overrides/bbswitch-dkms usr/share/lintian/overrides/\n",
+        &["--revision", "15"],
+    ),
+    (
+        "tp-smapi-dkms",
+        "Homepage: https://github.com/linux-thinkpad/tp_smapi\n\
+         Install: {root}/usr/share/doc/tp-smapi-dkms/README.Debian {root}/usr/share/doc/tp-smapi-dkms/README.gz {root}/usr/share/doc/tp-smapi-dkms/changelog.gz /usr/share/doc/tp-smapi-dkms\n \
+         {root}/usr/share/doc/tp-smapi-dkms/examples/sysfs.conf /usr/share/doc/tp-smapi-dkms/examples\n",
+        &["--revision", "3"],
+    ),
+    (
+        "v4l2loopback-dkms",
+        "Suggests: v4l2loopback-utils\n\
+         Homepage: https://github.com/umlaeute/v4l2loopback\n\
+         Install: {root}/usr/share/doc/v4l2loopback-dkms/AUTHORS {root}/usr/share/doc/v4l2loopback-dkms/NEWS.gz {root}/usr/share/doc/v4l2loopback-dkms/README.md.gz {root}/usr/share/doc/v4l2loopback-dkms/TODO {root}/usr/share/doc/v4l2loopback-dkms/changelog.gz usr/share/doc/v4l2loopback-dkms\n",
+        &["--revision", "2"],
+    ),
+    (
+        "xtrx-dkms",
+        "Homepage: https://github.com/xtrx-sdr/xtrx_linux_pcie_drv\n\
+         Install: {root}/lib/udev/rules.d/50-xtrx-dkms.rules => /lib/udev/rules.d/50-xtrx-dkms.rules\n \
+         {root}/usr/share/metainfo/co.fairwaves.xtrx.mpcie.metainfo.xml usr/share/metainfo\n",
+        &[],
+    ),
+    (
+        "lttng-modules-dkms",
+        "Recommends: lttng-tools\n\
+         Homepage: https://lttng.org\n\
+         Install: {root}/usr/share/doc/lttng-modules-dkms/changelog.gz usr/share/doc/lttng-modules-dkms\n",
+        &["--revision", "1+deb12u1"],
+    ),
+    (
+        "openafs-modules-dkms",
+        "Depends: dkms (>= 3.0.3-4~), perl:any, libc6-dev\n\
+         Recommends: openafs-client (>= 1.8.9-1+deb12u1)\n\
+         Homepage: http://www.openafs.org/\n\
+         Install: {root}/usr/share/doc/openafs-modules-dkms/README {root}/usr/share/doc/openafs-modules-dkms/changelog.gz usr/share/doc/openafs-modules-dkms\n",
+        &[
+            "--revision",
+            "1+deb12u1",
+            "--package-name",
+            "openafs-modules-dkms",
+        ],
+    ),
+];
+
+/// The control fields compared with Debian's packages.
+const COMPARED_FIELDS: &[&str] = &[
+    "Package",
+    "Version",
+    "Architecture",
+    "Depends",
+    "Provides",
+    "Recommends",
+    "Suggests",
+    "Enhances",
+    "Conflicts",
+    "Breaks",
+    "Replaces",
+    "Multi-Arch",
+    "Homepage",
+    "Section",
+    "Priority",
+];
+
+/// Differences from Debian's packages that remain with the fields and files declared:
+/// (Debian's package, field or path, why). None today; an entry never seen fails the test.
+const REMAINING_DIFFERENCES: &[(&str, &str, &str)] = &[];
+
+/// The tags lintian gives the seven made with the declared fields, besides [`UPSTREAM_TAGS`]:
+/// (package, tag, why). Any other fails the test, and so does an entry never seen.
+const DECLARED_TAGS: &[(&str, &str, &str)] = &[(
+    "bbswitch-dkms",
+    "unused-override",
+    "I: Debian's own override file, shipped as it is, names package-contains-no-arch-dependent-files, which this lintian no longer gives: Debian's package gets the same hint",
+)];
+
+/// Debian's .deb of `debian_package` in the corpus.
+fn debian_deb(source: &Path, debian_package: &str) -> PathBuf {
+    std::fs::read_dir(debian_root(source).parent().unwrap().join("debs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{debian_package}_"))
+        })
+        .expect("Debian's .deb")
+}
+
+/// A field as compared: Depends as a set of entries, dkms-mkdeb's `dkms-rs | dkms (...)`
+/// read as Debian's `dkms (...)`; the others as dpkg-deb prints them.
+fn compared(name: &str, value: &str) -> String {
+    if name != "Depends" {
+        return value.to_string();
+    }
+    let mut entries: Vec<String> = value
+        .split(',')
+        .map(|e| e.trim().trim_start_matches("dkms-rs | ").to_string())
+        .filter(|e| !e.is_empty())
+        .collect();
+    entries.sort();
+    entries.join(", ")
+}
+
+/// The paths of a package's data, as dpkg-deb lists them.
+fn contents(deb: &Path) -> Vec<String> {
+    run_ok(Command::new("dpkg-deb").arg("--contents").arg(deb))
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5).map(str::to_string))
+        .collect()
+}
+
+/// With what Debian's packagers say (the fields of the binary paragraph, the files outside
+/// /usr/src) declared in a dkms-mkdeb.control, each of the seven has Debian's control
+/// fields (dpkg-deb -f) and Debian's file list (dpkg-deb -c), and lintian stays clean.
+#[test]
+fn seven_debian_sources_with_declared_fields_match_debians_packages() {
+    if !require_tool("lintian") || !require_tool("dpkg-deb") {
+        return;
+    }
+    let Some(sources) = debian_sources() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let mut debs = Vec::new();
+    let mut differences: Vec<(String, String, String)> = Vec::new();
+    for (debian_package, source) in &sources {
+        let (_, control, options) = DECLARED
+            .iter()
+            .find(|(p, ..)| p == debian_package)
+            .unwrap_or_else(|| panic!("DECLARED has no {debian_package}"));
+        let dir = work.path().join(debian_package);
+        std::fs::create_dir_all(&dir).unwrap();
+        let control_file = dir.join("dkms-mkdeb.control");
+        let root = debian_root(source).to_str().unwrap().to_string();
+        std::fs::write(&control_file, control.replace("{root}", &root)).unwrap();
+        let mut args: Vec<&str> = vec!["--control", control_file.to_str().unwrap()];
+        args.extend_from_slice(options);
+        let deb = mkdeb_default(source, &dir, &args);
+        let theirs = debian_deb(source, debian_package);
+        for name in COMPARED_FIELDS {
+            let (a, b) = (field(&deb, name), field(&theirs, name));
+            let (a, b) = (compared(name, &a), compared(name, &b));
+            if a != b {
+                differences.push((
+                    debian_package.to_string(),
+                    name.to_string(),
+                    format!("ours {a:?}, Debian's {b:?}"),
+                ));
+            }
+        }
+        let (ours, debians) = (contents(&deb), contents(&theirs));
+        for path in debians.iter().filter(|p| !ours.contains(p)) {
+            differences.push((
+                debian_package.to_string(),
+                path.clone(),
+                "only in Debian's".into(),
+            ));
+        }
+        for path in ours.iter().filter(|p| !debians.contains(p)) {
+            differences.push((
+                debian_package.to_string(),
+                path.clone(),
+                "only in ours".into(),
+            ));
+        }
+        debs.push(deb);
+    }
+    let unexplained: Vec<String> = differences
+        .iter()
+        .filter(|(p, what, _)| {
+            !REMAINING_DIFFERENCES
+                .iter()
+                .any(|(rp, rw, _)| rp == p && rw == what)
+        })
+        .map(|(p, what, how)| format!("{p}: {what}: {how}"))
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "differences from Debian's packages:\n{}",
+        unexplained.join("\n")
+    );
+    for (p, what, why) in REMAINING_DIFFERENCES {
+        assert!(
+            differences.iter().any(|(dp, dw, _)| dp == p && dw == what),
+            "{p}: {what} ({why}) is listed as a difference but is none: drop it"
+        );
+    }
+    let hints = lintian(&debs);
+    let (declared, rest): (Vec<_>, Vec<_>) = hints
+        .into_iter()
+        .partition(|(_, p, t, _)| DECLARED_TAGS.iter().any(|(dp, dt, _)| dp == p && dt == t));
+    for (p, t, why) in DECLARED_TAGS {
+        assert!(
+            declared.iter().any(|(_, hp, ht, _)| hp == p && ht == t),
+            "{p}: {t} ({why}) is listed but lintian no longer says it: drop it"
+        );
+    }
+    // Upstream's files give the same tags whatever the package is called (openafs's is
+    // openafs-dkms with the defaults, Debian's name here).
+    let rest: Vec<_> = rest
+        .into_iter()
+        .map(|(l, p, t, c)| {
+            let p = if p == "openafs-modules-dkms" {
+                "openafs-dkms".to_string()
+            } else {
+                p
+            };
+            (l, p, t, c)
+        })
+        .collect();
+    only_upstream_tags(&rest);
+}

@@ -5,6 +5,7 @@ mod support;
 
 mod deb_format;
 mod debian_sources;
+mod declared;
 mod hostile_source;
 mod man;
 mod mkdeb;

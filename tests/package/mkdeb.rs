@@ -19,7 +19,7 @@ fn mkdeb() -> Command {
 }
 
 /// Build the package of `source` into `out`; returns the .deb path the tool printed.
-fn build(source: &Path, out: &Path, extra: &[&str]) -> PathBuf {
+pub(crate) fn build(source: &Path, out: &Path, extra: &[&str]) -> PathBuf {
     let stdout = run_ok(
         mkdeb()
             .args(["--maintainer", MAINTAINER, "-o"])
@@ -36,7 +36,7 @@ fn build(source: &Path, out: &Path, extra: &[&str]) -> PathBuf {
 }
 
 /// Copy a directory tree (files, dirs, symlinks), keeping modes.
-fn copy_tree(from: &Path, to: &Path) {
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
     run_ok(Command::new("cp").arg("-a").arg(from).arg(to));
 }
 
@@ -45,14 +45,14 @@ fn dpkg_deb(args: &[&str], deb: &Path) -> String {
 }
 
 /// The `dpkg-deb --field` value of `field`.
-fn field(deb: &Path, field: &str) -> String {
+pub(crate) fn field(deb: &Path, field: &str) -> String {
     run_ok(Command::new("dpkg-deb").arg("--field").arg(deb).arg(field))
         .trim()
         .to_string()
 }
 
 /// Names in the data archive, as dpkg-deb lists them.
-fn contents(deb: &Path) -> Vec<String> {
+pub(crate) fn contents(deb: &Path) -> Vec<String> {
     dpkg_deb(&["--contents"], deb)
         .lines()
         .map(|l| {
@@ -63,7 +63,7 @@ fn contents(deb: &Path) -> Vec<String> {
         .collect()
 }
 
-fn lintian_clean(deb: &Path) {
+pub(crate) fn lintian_clean(deb: &Path) {
     if !require_tool("lintian") {
         return;
     }
@@ -385,7 +385,7 @@ fn every_compression_reads_back() {
 }
 
 /// Run dkms-mkdeb expecting failure: returns (exit code, stderr); asserts one line and no .deb.
-fn refused(source: &Path, out: &Path, extra: &[&str]) -> (i32, String) {
+pub(crate) fn refused(source: &Path, out: &Path, extra: &[&str]) -> (i32, String) {
     let o = mkdeb()
         .args(["--maintainer", MAINTAINER, "-o"])
         .arg(out)

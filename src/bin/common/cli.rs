@@ -253,6 +253,11 @@ pub fn package_error_line(e: &dkms::package::PackageError) -> String {
                 Setting::Closes => ("--closes", ""),
                 Setting::Kernels => ("-k", ""),
                 Setting::SourceDateEpoch => ("SOURCE_DATE_EPOCH", ""),
+                // The reason quotes the value.
+                Setting::Install => return format!("--install: {reason}"),
+                Setting::Field(field) => {
+                    return format!("--{}: {reason}", field.to_ascii_lowercase());
+                }
             };
             format!("{flag} {value:?}: {reason}{hint}")
         }

@@ -16,6 +16,7 @@
 # sides: dkms 3.2.2 runs depmod on the real /lib/modules whatever the install tree).
 # Needs: root (dkms 3.2.2 in a mount namespace binds /etc/dkms), hyperfine, headers for two
 # kernels, dkms 3.2.2 extracted by .ci/fetch-dkms-3.2.2, apt-get download.
+# shellcheck disable=SC2046,SC2012 # T is word-split on purpose; the .deb names are plain
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -78,14 +79,14 @@ hyperfine --runs "${RUNS_BUILD:-3}" --export-markdown "$work/p1.md" \
 	-n "dkms-rs autoinstall -k K2 (new kernel)" --prepare "$work/restore rs" \
 	"$rs autoinstall -k $k2 --no-depmod $(T rs)" >&2
 cat "$work/p1.md"
-# The make runs alone (what no dkms can skip): each module's make command again, from its
-# make.log, in a fresh copy of its build dir, one at a time.
-make_cpu=0
-for d in "$work"/rs/tree/*/*/"$k2"/*/log/make.log; do
-	:
+# What no dkms can skip: the make runs themselves, as make.log times them (dkms-rs's log of
+# the K2 builds, 3.2.2's invoke_command format: `# elapsed time: HH:MM:SS` per step).
+echo "make steps for K2 (dkms-rs's make.log, last run):" >&2
+for log in "$work"/rs/tree/*/*/"$k2"/*/log/make.log; do
+	mv=${log#"$work"/rs/tree/}
+	printf '  %s: %s\n' "$(echo "$mv" | cut -d/ -f1,2)" \
+		"$(grep -h '^# elapsed time' "$log" | tr '\n' ' ')" >&2
 done
-echo "(make alone: see the dkms-rs make.log 'Elapsed time' lines below)" >&2
-grep -h -i "elapsed\|^# exit" "$work"/rs/tree/*/*/"$k2"/*/log/make.log 2>/dev/null | sort | uniq -c >&2 || true
 
 # 2-4: the no-ops, on the state after the bump.
 "$rs" status $(T rs) | sort >"$work/rs.status"

@@ -158,10 +158,12 @@ pub fn stderr_terminal() -> bool {
 }
 
 /// The line at the bottom of a terminal that says what runs (jobs, a build's progress): one
-/// text per [`StatusSlot`], joined, cut to the terminal's width, redrawn with `\r`.
+/// text per [`StatusSlot`], cut to the terminal's width, redrawn with `\r`. Summaries (a
+/// jobs count, [`StatusSlot::set_summary`]) come first, in brief when details (a build's
+/// progress) are there; of several details, one at a time, in turn every 3 seconds.
 #[derive(Debug)]
 pub struct StatusLine {
-    slots: Vec<(u64, String)>,
+    slots: Vec<Slot>,
     next: u64,
     shown: bool,
 }
@@ -177,12 +179,27 @@ impl StatusLine {
     }
 
     fn draw(&mut self) {
-        let parts: Vec<&str> = self
+        let details: Vec<&str> = self
             .slots
             .iter()
-            .map(|(_, t)| t.as_str())
-            .filter(|t| !t.is_empty())
+            .filter(|s| s.brief.is_none() && !s.text.is_empty())
+            .map(|s| s.text.as_str())
             .collect();
+        let mut parts: Vec<&str> = self
+            .slots
+            .iter()
+            .filter(|s| s.brief.is_some() && !s.text.is_empty())
+            .map(|s| match (&s.brief, details.is_empty()) {
+                (Some(brief), false) => brief.as_str(),
+                _ => s.text.as_str(),
+            })
+            .collect();
+        if !details.is_empty() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            parts.push(details[(now / 3) as usize % details.len()]);
+        }
         if parts.is_empty() {
             return self.clear();
         }
@@ -225,7 +242,11 @@ impl StatusSlot {
         let mut status = output();
         let id = status.next;
         status.next += 1;
-        status.slots.push((id, String::new()));
+        status.slots.push(Slot {
+            id,
+            text: String::new(),
+            brief: None,
+        });
         StatusSlot { id: Some(id) }
     }
 
@@ -236,14 +257,21 @@ impl StatusSlot {
         let Ok(mut status) = OUTPUT.try_lock() else {
             return false;
         };
-        set_slot(&mut status, id, text);
+        set_slot(&mut status, id, text, None);
         true
     }
 
     /// Show `text` in this part, waiting for the output if another writes.
     pub fn set(&self, text: &str) {
         if let Some(id) = self.id {
-            set_slot(&mut output(), id, text);
+            set_slot(&mut output(), id, text, None);
+        }
+    }
+
+    /// Make this part a summary: `text`, or `brief` while other parts show details.
+    pub fn set_summary(&self, text: &str, brief: &str) {
+        if let Some(id) = self.id {
+            set_slot(&mut output(), id, text, Some(brief));
         }
     }
 }
@@ -254,9 +282,18 @@ impl Default for StatusSlot {
     }
 }
 
-fn set_slot(status: &mut StatusLine, id: u64, text: &str) {
-    if let Some(slot) = status.slots.iter_mut().find(|(i, _)| *i == id) {
-        slot.1 = text.to_owned();
+/// A part of the status line: its text, and its brief form when it is a summary.
+#[derive(Debug)]
+struct Slot {
+    id: u64,
+    text: String,
+    brief: Option<String>,
+}
+
+fn set_slot(status: &mut StatusLine, id: u64, text: &str, brief: Option<&str>) {
+    if let Some(slot) = status.slots.iter_mut().find(|s| s.id == id) {
+        slot.text = text.to_owned();
+        slot.brief = brief.map(str::to_owned);
     }
     status.draw();
 }
@@ -265,7 +302,7 @@ impl Drop for StatusSlot {
     fn drop(&mut self) {
         if let Some(id) = self.id {
             let mut status = output();
-            status.slots.retain(|(i, _)| *i != id);
+            status.slots.retain(|s| s.id != id);
             status.draw();
         }
     }

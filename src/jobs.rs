@@ -118,7 +118,8 @@ pub fn run<T: Sync>(
             st.started[i] = true;
             st.running.push(jobs[i].name.clone());
             if let Some(slot) = &slot {
-                slot.set(&progress(&st, total));
+                let (text, brief) = progress(&st, total);
+                slot.set_summary(&text, &brief);
             }
             drop(st);
             // The job's lines (its own, then its result's) come out together when it ends.
@@ -138,11 +139,12 @@ pub fn run<T: Sync>(
             st.finished += 1;
             lines.write();
             if let Some(slot) = &slot {
-                slot.set(&if st.finished < total {
+                let (text, brief) = if st.finished < total {
                     progress(&st, total)
                 } else {
-                    String::new()
-                });
+                    Default::default()
+                };
+                slot.set_summary(&text, &brief);
             }
             st.outcomes[i] = Some(match result {
                 Ok(line) => Outcome::Done(line),
@@ -179,11 +181,8 @@ fn met(outcome: &Option<Outcome>) -> bool {
     )
 }
 
-fn progress(st: &State, total: usize) -> String {
-    format!(
-        "[{}/{}] building {}",
-        st.finished,
-        total,
-        st.running.join(", ")
-    )
+/// The jobs' part of the status line, and its brief form (`[1/3]`) beside a build's own.
+fn progress(st: &State, total: usize) -> (String, String) {
+    let brief = format!("[{}/{}]", st.finished, total);
+    (format!("{brief} building {}", st.running.join("; ")), brief)
 }

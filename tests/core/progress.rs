@@ -268,3 +268,43 @@ fn a_failed_make_j_shows_gccs_first_error_with_the_log_path_not_the_tail() {
         );
     }
 }
+
+#[test]
+fn parallel_builds_on_a_terminal_share_one_line_in_turn() {
+    let Some(kernels) = support::require_kernels(2) else {
+        return;
+    };
+    if !support::require_tool("script") {
+        return;
+    }
+    let s = Scratch::new(&kernels[..2]);
+    slow_module(&s, "slowpar", 4);
+    let args = [
+        "build",
+        "slowpar/1.0",
+        "-k",
+        &kernels[0],
+        "-k",
+        &kernels[1],
+        "-j",
+        "2",
+    ];
+    let (code, screen) = on_terminal(&s.dkms_rs(&args), &[("TERM", "xterm")]);
+    assert_eq!(code, 0, "{screen}");
+    // The jobs' count in brief, then one build's progress, each kernel's in turn.
+    for k in &kernels[..2] {
+        assert!(
+            screen.contains(&format!("\r\x1b[K[0/2] | slowpar/1.0 ({k}) ")),
+            "{screen:?}"
+        );
+    }
+    // Never more than a row of the 200-column terminal.
+    for drawn in screen.split('\r') {
+        assert!(drawn.chars().count() < 200 + 3, "{drawn:?}");
+    }
+    assert_eq!(
+        screen.matches("Building module(s)... done.").count(),
+        2,
+        "{screen:?}"
+    );
+}

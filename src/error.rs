@@ -192,8 +192,9 @@ pub struct MakeFailure {
     pub log: PathBuf,
     /// The command make.log shows (dkms prints it as "Failed command:").
     pub command: String,
-    /// The last lines of make.log.
-    pub tail: String,
+    /// make.log's first errors and the lines around them, and its path
+    /// (`build::make::log_excerpt`).
+    pub excerpt: String,
 }
 
 /// `argv` as a shell would read it back.
@@ -228,12 +229,19 @@ pub fn io_error(path: &Path, source: std::io::Error) -> ActionError {
 }
 
 impl ActionError {
-    /// Print this error on `console`: one line, and for a failed build the end of its make.log.
+    /// Print this error on `console`: one line, and for a failed build its make.log's first
+    /// errors.
     pub fn report(&self, console: &Console) {
         let details = match self {
-            // dkms names the log; its end is dkms-rs's own addition, for its other programs.
-            ActionError::MakeFailed(_) if console.program == "dkms-rs" => "",
-            ActionError::MakeFailed(failure) => failure.tail.as_str(),
+            // dkms 3.2.2 names the log and shows none of it: dkms-rs (the `dkms` command)
+            // shows the excerpt only to a person (stderr a terminal), its output elsewhere
+            // staying 3.2.2's; its other programs always show it.
+            ActionError::MakeFailed(_)
+                if console.program == "dkms-rs" && !crate::console::stderr_terminal() =>
+            {
+                ""
+            }
+            ActionError::MakeFailed(failure) => failure.excerpt.as_str(),
             ActionError::Conf(e) if console.program == "dkms-rs" => {
                 // dkms 3.2.2's read_conf says each problem, then read_conf_or_die dies.
                 if let Some((lines, conf)) = e.dkms_lines() {

@@ -1,7 +1,6 @@
 //! Running independent builds in parallel, bounded by `-j`, in dependency order, with output
 //! that stays readable: one line per finished job, a progress line only on a terminal.
 
-use std::io::{IsTerminal, Write};
 use std::sync::{Condvar, Mutex};
 
 use crate::console::Console;
@@ -60,10 +59,8 @@ pub fn run<T: Sync>(
     let wake = Condvar::new();
     // A progress line redrawn in place, on a terminal that can do it (apt gives maintainer
     // scripts a pty even when its own output is a log; TERM tells whether a terminal is at
-    // the end of it).
-    let tty = !console.quiet
-        && std::io::stderr().is_terminal()
-        && std::env::var_os("TERM").is_some_and(|t| !t.is_empty() && t != "dumb");
+    // the end of it): a part of the console's status line, which the job lines clear.
+    let slot = (!console.quiet && total > 1).then(crate::console::StatusSlot::new);
     let workers = concurrency.clamp(1, total.max(1));
     let worker = || {
         loop {
@@ -120,8 +117,9 @@ pub fn run<T: Sync>(
             };
             st.started[i] = true;
             st.running.push(jobs[i].name.clone());
-            if tty {
-                progress(&st, total);
+            if let Some(slot) = &slot {
+                let (text, brief) = progress(&st, total);
+                slot.set_summary(&text, &brief);
             }
             drop(st);
             // The job's lines (its own, then its result's) come out together when it ends.
@@ -139,12 +137,14 @@ pub fn run<T: Sync>(
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
             st.running.retain(|n| n != &jobs[i].name);
             st.finished += 1;
-            if tty {
-                eprint!("\r\x1b[K");
-            }
             lines.write();
-            if tty && st.finished < total {
-                progress(&st, total);
+            if let Some(slot) = &slot {
+                let (text, brief) = if st.finished < total {
+                    progress(&st, total)
+                } else {
+                    Default::default()
+                };
+                slot.set_summary(&text, &brief);
             }
             st.outcomes[i] = Some(match result {
                 Ok(line) => Outcome::Done(line),
@@ -181,14 +181,8 @@ fn met(outcome: &Option<Outcome>) -> bool {
     )
 }
 
-fn progress(st: &State, total: usize) {
-    let mut err = std::io::stderr();
-    let _ = write!(
-        err,
-        "\r\x1b[K[{}/{}] building {}",
-        st.finished,
-        total,
-        st.running.join(", ")
-    );
-    let _ = err.flush();
+/// The jobs' part of the status line, and its brief form (`[1/3]`) beside a build's own.
+fn progress(st: &State, total: usize) -> (String, String) {
+    let brief = format!("[{}/{}]", st.finished, total);
+    (format!("{brief} building {}", st.running.join("; ")), brief)
 }

@@ -34,7 +34,13 @@ use dkms::tree::Roots;
 ///
 /// Exit codes are common.postinst's, which are dkms's: 0 done (or skipped), 10 a build failed
 /// (make.log path printed; the package stays unconfigured, as with common.postinst),
-/// 8 bad dkms.conf, 6 install or depmod failure.
+/// 8 bad dkms.conf, 6 install or depmod failure. A failed build's error shows make.log's first
+/// compiler errors with their context, and the log's path.
+///
+/// While make runs: on a terminal (stderr, TERM not dumb, NO_COLOR unset) a status line
+/// names the module, kernel, elapsed time, make.log's path and size and the last Kbuild
+/// target; elsewhere a line on stderr once the build has run a minute, then once a minute at
+/// most (DKMS_RS_HEARTBEAT=SECONDS sets the period, 0 turns it off).
 ///
 /// Examples:
 ///

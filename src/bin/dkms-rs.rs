@@ -121,6 +121,13 @@ impl Action {
 /// The kernel hooks (/etc/kernel/*.d/dkms, /usr/lib/kernel/install.d/40-dkms.install) call
 /// kernel_preinst, kernel_postinst and kernel_prerm, as dkms 3.2.2's do.
 ///
+/// While make runs: on a terminal (stderr, TERM not dumb, NO_COLOR unset) a status line
+/// redrawn every second names the module, kernel, elapsed time, make.log's path and size and
+/// the last Kbuild target; elsewhere a line on stderr once the build has run a minute, then
+/// once a minute at most (DKMS_RS_HEARTBEAT=SECONDS sets the period, 0 turns it off). A failed
+/// build names its make.log as dkms 3.2.2 does; on a terminal, the log's first compiler
+/// errors with their context follow.
+///
 /// Examples:
 ///
 ///   dkms-rs add -m hello -v 0.1

@@ -19,7 +19,7 @@ use crate::error::{ActionError, io_error};
 use crate::kernel::{self, Target};
 use crate::tree::{ModuleVersion, Tree};
 
-pub use make::{BuildCommand, log_tail, make_invocation};
+pub use make::{BuildCommand, log_excerpt, make_invocation};
 pub use sign::{Signing, SigningConf};
 
 /// Environment that dkms unsets before anything runs ("may interfere with the build").

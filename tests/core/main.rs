@@ -18,6 +18,7 @@ mod lock;
 mod mkdeb;
 mod no_exec;
 mod original;
+mod progress;
 mod seed;
 mod signing;
 mod tarball_hostile;

@@ -861,6 +861,72 @@ mod tests {
         }
     }
 
+    /// A `--format plain` field back to its value, as a script reading it would.
+    fn unescape(field: &str) -> Option<String> {
+        if field == "-" {
+            return None;
+        }
+        let mut out = String::new();
+        let mut chars = field.chars();
+        while let Some(c) = chars.next() {
+            out.push(match (c, c == '\\') {
+                (_, false) => c,
+                _ => match chars.next() {
+                    Some('t') => '\t',
+                    Some('n') => '\n',
+                    Some('r') => '\r',
+                    Some(other) => other,
+                    None => panic!("a lone backslash ends {field:?}"),
+                },
+            });
+        }
+        Some(out)
+    }
+
+    proptest::proptest! {
+        /// Whatever the names hold, a plain record is one line of ten fields without a raw
+        /// tab, newline or carriage return, each reading back as the value it was.
+        #[test]
+        fn a_plain_record_is_one_line_of_ten_whole_fields(
+            module in "\\PC*|[-\t\n\r\\\\a]{0,6}",
+            version in "\\PC*|[-\t\n\r\\\\a]{0,6}",
+            kernel in proptest::option::of("\\PC*|[-\t\n\r\\\\a]{0,6}"),
+            other in proptest::option::of("[-\t\n\r\\\\a]{0,6}"),
+            log in proptest::option::of("[-\t\n\r\\\\/a]{0,8}"),
+            flags in proptest::array::uniform3(proptest::bool::ANY),
+        ) {
+            let entry = StatusEntry {
+                module: ModuleVersion { module: module.clone(), version: version.clone() },
+                target: kernel.clone().map(|k| Target {
+                    kernel: KernelRelease(k.clone()),
+                    arch: format!("{k}\tarch"),
+                }),
+                state: ModuleState::Built,
+                original_modules: flags[0],
+                modules_missing: flags[1],
+                differs: flags[2],
+                installed_version: other.clone(),
+                make_log: log.clone().map(PathBuf::from),
+            };
+            let line = entry.plain();
+            proptest::prop_assert!(!line.contains(['\n', '\r']), "{:?}", line);
+            let fields: Vec<&str> = line.split('\t').collect();
+            proptest::prop_assert_eq!(fields.len(), STATUS_FIELDS.len());
+            let back: Vec<Option<String>> = fields.iter().map(|f| unescape(f)).collect();
+            proptest::prop_assert_eq!(back, entry.values().to_vec());
+            // And the json object says the same, field for field.
+            let json: serde_json::Value = serde_json::from_str(&entry.json()).expect("json");
+            for (field, value) in STATUS_FIELDS.iter().zip(entry.values()) {
+                let got = match &json[*field] {
+                    serde_json::Value::Bool(b) => Some(if *b { "yes" } else { "no" }.to_owned()),
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    _ => None,
+                };
+                proptest::prop_assert_eq!(got, value);
+            }
+        }
+    }
+
     #[test]
     fn the_lock_taken_again_by_its_thread_is_the_same_lock() {
         let dir = tempfile::tempdir().unwrap();

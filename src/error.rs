@@ -13,6 +13,14 @@ pub enum ActionError {
     /// A command line dkms would refuse (worded by the binary that parsed it).
     #[error("{0}")]
     Usage(String),
+    /// An option given to an action it does not apply to (dkms 3.2.2's exit code for an
+    /// unknown option).
+    #[error("{option} does not apply to the action {action} (it is for: {for_actions})")]
+    OptionNotForAction {
+        option: String,
+        action: String,
+        for_actions: String,
+    },
     #[error("the templatekernel and the specified kernel version are the same")]
     SameTemplateKernel { kernel: KernelRelease },
     #[error("SOURCE_DATE_EPOCH {value:?} is not a whole number of seconds")]
@@ -152,7 +160,7 @@ impl ActionError {
             ActionError::AlreadyAdded { .. }
             | ActionError::NotAdded { .. }
             | ActionError::AlreadyBuilt { .. } => 3,
-            ActionError::SourceMissing { .. } => 2,
+            ActionError::SourceMissing { .. } | ActionError::OptionNotForAction { .. } => 2,
             ActionError::Broken { .. } | ActionError::NoOsRelease => 4,
             ActionError::BadConf { .. } => 8,
             ActionError::NotASourceTree { .. } => 9,

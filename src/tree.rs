@@ -110,20 +110,31 @@ pub struct Status {
     pub not_run: Vec<ConfError>,
 }
 
-/// One line of `dkms status`.
+/// One line of `dkms status`, and one record of `status --format json|plain`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusEntry {
     pub module: ModuleVersion,
-    /// `None` for a module that is only added.
+    /// `None` for a module that is only added (or broken).
     pub target: Option<Target>,
     pub state: ModuleState,
-    /// dkms 3.2.2's suffixes: `(Original modules exist)`, `(Built modules are missing in the
-    /// kernel modules folder)`, `(Differences between built and installed modules)`.
-    pub notes: Vec<&'static str>,
+    /// `<m>/original_module/<k>/<a>` is there: dkms's `(Original modules exist)`.
+    pub original_modules: bool,
+    /// A module file dkms.conf names is not in `<m>/<v>/<k>/<a>/module`: dkms's `(Built
+    /// modules are missing in the kernel modules folder)`, the `incomplete` state.
+    pub modules_missing: bool,
+    /// Installed, and an installed module file is not the built one byte for byte: dkms's
+    /// `(Differences between built and installed modules)`.
+    pub differs: bool,
+    /// The version of the module that `<m>/kernel-<k>-<a>` names for the target: this one
+    /// when it is installed, another when that one is installed for the kernel instead.
+    pub installed_version: Option<String>,
+    /// `<m>/<v>/build/make.log`: the log a build of the version that did not finish left
+    /// (dkms keeps the build directory of a failed make; a finished build removes it).
+    pub make_log: Option<PathBuf>,
 }
 
 impl std::fmt::Display for StatusEntry {
-    /// Exactly dkms 3.0.10's `do_status` line.
+    /// Exactly dkms 3.2.2's `do_status` line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (&self.target, self.state) {
             (_, ModuleState::Broken) => write!(f, "{}: broken", self.module),
@@ -135,13 +146,129 @@ impl std::fmt::Display for StatusEntry {
                     "built"
                 };
                 write!(f, "{}, {}, {}: {word}", self.module, t.kernel, t.arch)?;
-                for note in &self.notes {
-                    write!(f, " {note}")?;
+                // module_status_built_extra's order; "missing" stops its loop before "differ".
+                if self.original_modules {
+                    f.write_str(" (Original modules exist)")?;
+                }
+                if self.modules_missing {
+                    f.write_str(" (Built modules are missing in the kernel modules folder)")?;
+                } else if self.differs {
+                    f.write_str(" (Differences between built and installed modules)")?;
                 }
                 Ok(())
             }
         }
     }
+}
+
+/// The fields of a `status --format json|plain` record, in the order `plain` writes them.
+pub const STATUS_FIELDS: [&str; 10] = [
+    "module",
+    "version",
+    "kernel",
+    "arch",
+    "state",
+    "original_modules",
+    "modules_missing",
+    "differs",
+    "installed_version",
+    "make_log",
+];
+
+impl StatusEntry {
+    /// The record's `state`: dkms's word, or `incomplete` for a built dir that lacks a module
+    /// file (whether it is installed then is `installed_version`).
+    pub fn state_name(&self) -> &'static str {
+        match self.state {
+            ModuleState::Broken => "broken",
+            ModuleState::Added => "added",
+            _ if self.target.is_none() => "added",
+            _ if self.modules_missing => "incomplete",
+            ModuleState::Built => "built",
+            ModuleState::Installed => "installed",
+        }
+    }
+
+    /// The record's values in [`STATUS_FIELDS`] order, `None` for a value that is absent
+    /// (the kernel of an added module, ...); flags as `"yes"`/`"no"`.
+    pub fn values(&self) -> [Option<String>; 10] {
+        let yes_no = |b: bool| Some(if b { "yes" } else { "no" }.to_owned());
+        let t = self.target.as_ref();
+        [
+            Some(self.module.module.clone()),
+            Some(self.module.version.clone()),
+            t.map(|t| t.kernel.0.clone()),
+            t.map(|t| t.arch.clone()),
+            Some(self.state_name().to_owned()),
+            yes_no(self.original_modules),
+            yes_no(self.modules_missing),
+            yes_no(self.differs),
+            self.installed_version.clone(),
+            self.make_log
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
+        ]
+    }
+
+    /// The `--format plain` line (no newline): the values tab-separated, `-` for an absent
+    /// one, and in each value `\` `\t` `\n` `\r` for a backslash, tab, newline and carriage
+    /// return, so that a record is one line of exactly ten fields whatever the names hold.
+    pub fn plain(&self) -> String {
+        let mut line = String::new();
+        for (i, value) in self.values().iter().enumerate() {
+            if i > 0 {
+                line.push('\t');
+            }
+            match value {
+                None => line.push('-'),
+                Some(v) => line.push_str(&plain_escape(v)),
+            }
+        }
+        line
+    }
+
+    /// The `--format json` object (one line, the fields in [`STATUS_FIELDS`] order): the
+    /// values as strings, `null` when absent, the three flags as booleans.
+    pub fn json(&self) -> String {
+        let mut object = String::from("{");
+        for (i, (field, value)) in STATUS_FIELDS.iter().zip(self.values()).enumerate() {
+            if i > 0 {
+                object.push(',');
+            }
+            object.push_str(&serde_json::Value::from(*field).to_string());
+            object.push(':');
+            let value = match (i, value) {
+                (5..=7, Some(v)) => serde_json::Value::Bool(v == "yes"),
+                (_, Some(v)) => serde_json::Value::String(v),
+                (_, None) => serde_json::Value::Null,
+            };
+            object.push_str(&value.to_string());
+        }
+        object.push('}');
+        object
+    }
+}
+
+/// A value of a `--format plain` field: backslash, tab, newline and carriage return escaped.
+pub fn plain_escape(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains(['\\', '\t', '\n', '\r']) && value != "-" {
+        return value.into();
+    }
+    let mut out = String::with_capacity(value.len() + 2);
+    if value == "-" {
+        // An absent value is `-`; a value that is `-` itself is written `\-`.
+        return "\\-".into();
+    }
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out.into()
 }
 
 /// What the names of the records of a change in progress end with (see
@@ -587,11 +714,16 @@ impl Tree {
                     module: mv.clone(),
                     target: None,
                     state: ModuleState::Broken,
-                    notes: Vec::new(),
+                    original_modules: false,
+                    modules_missing: false,
+                    differs: false,
+                    installed_version: None,
+                    make_log: None,
                 });
                 continue;
             }
             let before = entries.len();
+            let make_log = Some(self.build_dir(mv).join("make.log")).filter(|p| p.is_file());
             let mut refused = false;
             let conf_path = self.source_dir(mv).join("dkms.conf");
             // Read when a target first needs it, once for all the version's targets.
@@ -623,24 +755,28 @@ impl Tree {
                 // there is its "incomplete" suffix.
                 let complete = self.has_all_modules(mv, &target, &conf);
                 let installed = self.is_installed(mv, &target);
-                let mut notes = Vec::new();
-                if self.original_dir(&mv.module, &target).is_dir() {
-                    notes.push("(Original modules exist)");
-                }
-                if !complete {
-                    notes.push("(Built modules are missing in the kernel modules folder)");
-                } else if installed && !self.installed_matches_built(mv, &target, &conf) {
-                    notes.push("(Differences between built and installed modules)");
-                }
+                let original_modules = self.original_dir(&mv.module, &target).is_dir();
+                // module_status_built_extra: the diff only when every module file is there.
+                let differs =
+                    complete && installed && !self.installed_matches_built(mv, &target, &conf);
+                let installed_version = if installed {
+                    Some(mv.version.clone())
+                } else {
+                    self.installed_version(&mv.module, &target)
+                };
                 entries.push(StatusEntry {
                     module: mv.clone(),
-                    target: Some(target),
                     state: if installed {
                         ModuleState::Installed
                     } else {
                         ModuleState::Built
                     },
-                    notes,
+                    target: Some(target),
+                    original_modules,
+                    modules_missing: !complete,
+                    differs,
+                    installed_version,
+                    make_log: make_log.clone(),
                 });
             }
             if entries.len() == before && !refused {
@@ -648,7 +784,11 @@ impl Tree {
                     module: mv.clone(),
                     target: None,
                     state: ModuleState::Added,
-                    notes: Vec::new(),
+                    original_modules: false,
+                    modules_missing: false,
+                    differs: false,
+                    installed_version: None,
+                    make_log,
                 });
             }
         }
@@ -718,6 +858,72 @@ mod tests {
             kernel_source_dir: None,
             kernel_config: None,
             no_exec: false,
+        }
+    }
+
+    /// A `--format plain` field back to its value, as a script reading it would.
+    fn unescape(field: &str) -> Option<String> {
+        if field == "-" {
+            return None;
+        }
+        let mut out = String::new();
+        let mut chars = field.chars();
+        while let Some(c) = chars.next() {
+            out.push(match (c, c == '\\') {
+                (_, false) => c,
+                _ => match chars.next() {
+                    Some('t') => '\t',
+                    Some('n') => '\n',
+                    Some('r') => '\r',
+                    Some(other) => other,
+                    None => panic!("a lone backslash ends {field:?}"),
+                },
+            });
+        }
+        Some(out)
+    }
+
+    proptest::proptest! {
+        /// Whatever the names hold, a plain record is one line of ten fields without a raw
+        /// tab, newline or carriage return, each reading back as the value it was.
+        #[test]
+        fn a_plain_record_is_one_line_of_ten_whole_fields(
+            module in "\\PC*|[-\t\n\r\\\\a]{0,6}",
+            version in "\\PC*|[-\t\n\r\\\\a]{0,6}",
+            kernel in proptest::option::of("\\PC*|[-\t\n\r\\\\a]{0,6}"),
+            other in proptest::option::of("[-\t\n\r\\\\a]{0,6}"),
+            log in proptest::option::of("[-\t\n\r\\\\/a]{0,8}"),
+            flags in proptest::array::uniform3(proptest::bool::ANY),
+        ) {
+            let entry = StatusEntry {
+                module: ModuleVersion { module: module.clone(), version: version.clone() },
+                target: kernel.clone().map(|k| Target {
+                    kernel: KernelRelease(k.clone()),
+                    arch: format!("{k}\tarch"),
+                }),
+                state: ModuleState::Built,
+                original_modules: flags[0],
+                modules_missing: flags[1],
+                differs: flags[2],
+                installed_version: other.clone(),
+                make_log: log.clone().map(PathBuf::from),
+            };
+            let line = entry.plain();
+            proptest::prop_assert!(!line.contains(['\n', '\r']), "{:?}", line);
+            let fields: Vec<&str> = line.split('\t').collect();
+            proptest::prop_assert_eq!(fields.len(), STATUS_FIELDS.len());
+            let back: Vec<Option<String>> = fields.iter().map(|f| unescape(f)).collect();
+            proptest::prop_assert_eq!(back, entry.values().to_vec());
+            // And the json object says the same, field for field.
+            let json: serde_json::Value = serde_json::from_str(&entry.json()).expect("json");
+            for (field, value) in STATUS_FIELDS.iter().zip(entry.values()) {
+                let got = match &json[*field] {
+                    serde_json::Value::Bool(b) => Some(if *b { "yes" } else { "no" }.to_owned()),
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    _ => None,
+                };
+                proptest::prop_assert_eq!(got, value);
+            }
         }
     }
 

@@ -6,7 +6,7 @@ mod cli;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Parser, ValueEnum};
 use cli::{Generate, package_error_line, start_from};
 use dkms::action::{Flags, Session};
@@ -118,6 +118,41 @@ impl Action {
 /// kernel_preinst/kernel_prerm failed for a module, 21 no kernel headers, 77 BUILD_EXCLUSIVE
 /// (not for this kernel); a failed PRE_BUILD or POST_BUILD script, its own exit code.
 ///
+/// Options and the actions they are for. An option given to an action it is not for is an
+/// error (one line naming both, exit 2, as dkms 3.2.2 exits for an unknown option), where
+/// dkms 3.2.2 ignores it; --dkmstree, --sourcetree, --installtree, --etcdir, -q, --verbose
+/// are for every action; add, build, install, autoinstall and the kernel hooks refuse --all
+/// with dkms 3.2.2's own message:
+///
+///   -m, -v: add, build, install, uninstall, unbuild, remove, status, match, mkdeb, mkdsc,
+///       mktarball, mkbmdeb
+///   -k: add, build, install, uninstall, unbuild, remove, status, autoinstall, match, mkdeb,
+///       mkbmdeb, mktarball, ldtarball, kernel_preinst, kernel_postinst, kernel_prerm,
+///       generate_mok
+///   -a: add, build, install, uninstall, unbuild, remove, status, autoinstall, match, mkdeb,
+///       mkbmdeb, mktarball, ldtarball, kernel_preinst, kernel_postinst, kernel_prerm,
+///       generate_mok, conf
+///   --all: uninstall, unbuild, remove, mkdeb, mkbmdeb, mktarball, add, build, install,
+///       autoinstall, kernel_preinst, kernel_postinst, kernel_prerm
+///   --force: add, build, install, autoinstall, match, kernel_postinst, ldtarball
+///   --force-version-override: install, autoinstall, match, kernel_postinst
+///   -j: build, install, autoinstall, match, kernel_postinst
+///   --kernelsourcedir, --config, --no-exec: add, build, install, uninstall, unbuild, remove,
+///       status, autoinstall, match, conf, mkdeb, mkdsc, mktarball, ldtarball, mkbmdeb,
+///       kernel_preinst, kernel_postinst, kernel_prerm
+///   --no-depmod: build, install, uninstall, unbuild, remove, autoinstall, match,
+///       kernel_preinst, kernel_postinst, kernel_prerm
+///   -c: add, build, install, uninstall, unbuild, remove, match, mkdeb, mkdsc, mkbmdeb,
+///       mktarball, ldtarball
+///   --templatekernel: match
+///   --kernel: conf
+///   --format: conf, status
+///   --archive: mktarball, ldtarball
+///   --binaries-only, --source-only: mktarball
+///   --maintainer: mkdeb, mkdsc, mkbmdeb
+///   ARGS: add, build, install, uninstall, unbuild, remove, status, match, mkdeb, mkdsc,
+///       mktarball, mkbmdeb, ldtarball, conf
+///
 /// The kernel hooks (/etc/kernel/*.d/dkms, /usr/lib/kernel/install.d/40-dkms.install) call
 /// kernel_preinst, kernel_postinst and kernel_prerm, as dkms 3.2.2's do.
 ///
@@ -228,16 +263,26 @@ struct Cli {
     /// For `conf show`: the kernel to resolve dkms.conf for.
     #[arg(long)]
     kernel: Option<String>,
-    /// For `conf show`: the output format.
+    /// For `conf show` (kv, json; default kv) and `status` (text, json, plain; default text):
+    /// the output format. `status --format json` is one JSON array, one object per line
+    /// inside it; `--format plain` is one line per record, its fields separated by a tab.
+    /// Each record has the fields module, version, kernel, arch (absent for a module that
+    /// is only added or broken), state (added, built, installed, broken, or incomplete: built
+    /// with a module file missing), original_modules (dkms's "(Original modules exist)"),
+    /// modules_missing ("(Built modules are missing in the kernel modules folder)"), differs
+    /// ("(Differences between built and installed modules)"), installed_version (the version
+    /// of the module installed for that kernel and arch, this one or another; absent when
+    /// none), make_log (<dkmstree>/<m>/<v>/build/make.log, left by a build of this version
+    /// that failed: absent when there is none), in this order. In json an absent value is
+    /// null and the three flags are booleans; in plain an absent value is `-`, the flags are
+    /// yes or no, and backslash, tab, newline and carriage return in a value are written
+    /// \\, \t, \n and \r (a value that is `-` itself, \-). The text lines and their
+    /// stderr messages stay dkms 3.2.2's.
     #[arg(
         long,
-        default_value = "kv",
-        value_parser = PossibleValuesParser::new(
-            ShowFormat::ALL.map(|f| PossibleValue::new(f.name()).help(f.about()))
-        )
-        .try_map(|s| s.parse::<ShowFormat>())
+        value_parser = PossibleValuesParser::new(format_values())
     )]
-    format: ShowFormat,
+    format: Option<String>,
     /// For `mktarball`: the tarball to write (a bare name goes to `<m>/<v>/tarball/`); for
     /// `ldtarball`: the tarball to load (or give it as the argument).
     #[arg(long, value_name = "FILE")]
@@ -259,6 +304,230 @@ struct Cli {
     /// (complete-bash, complete-zsh), and exit.
     #[arg(long, value_name = "WHAT")]
     generate: Option<Generate>,
+}
+
+/// What `status --format` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatusFormat {
+    Text,
+    Json,
+    Plain,
+}
+
+/// The values `--format` takes, each with the action it is for.
+fn format_values() -> Vec<PossibleValue> {
+    let conf = |f: ShowFormat| format!("conf show: {}", f.about());
+    vec![
+        PossibleValue::new("kv").help(conf(ShowFormat::Kv)),
+        PossibleValue::new("json").help(format!(
+            "{}; status: one JSON array of records",
+            conf(ShowFormat::Json)
+        )),
+        PossibleValue::new("text").help("status: dkms 3.2.2's lines (the default)"),
+        PossibleValue::new("plain").help("status: one tab-separated record a line"),
+    ]
+}
+
+/// Which actions each option is for, in the order `--help` lists them; the options not
+/// here (--dkmstree, --sourcetree, --installtree, --etcdir, -q, --verbose) are for every
+/// action. A given option that is not for the action is an error (exit 2, dkms 3.2.2's for
+/// an unknown option); dkms 3.2.2 ignores them, but a caller who gives one expects it to
+/// mean something (`status --format json`).
+fn option_actions(cli: &Cli) -> Vec<(&'static str, bool, &'static [Action])> {
+    use Action::*;
+    // The actions that name one module version (or a source dir).
+    const MODULE: &[Action] = &[
+        Add, Build, Install, Uninstall, Unbuild, Remove, Status, Match, Mkdeb, Mkdsc, Mktarball,
+        Mkbmdeb,
+    ];
+    const KERNEL: &[Action] = &[
+        Add,
+        Build,
+        Install,
+        Uninstall,
+        Unbuild,
+        Remove,
+        Status,
+        Autoinstall,
+        Match,
+        Mkdeb,
+        Mkbmdeb,
+        Mktarball,
+        Ldtarball,
+        KernelPreinst,
+        KernelPostinst,
+        KernelPrerm,
+        GenerateMok,
+    ];
+    const ARCH: &[Action] = &[
+        Add,
+        Build,
+        Install,
+        Uninstall,
+        Unbuild,
+        Remove,
+        Status,
+        Autoinstall,
+        Match,
+        Mkdeb,
+        Mkbmdeb,
+        Mktarball,
+        Ldtarball,
+        KernelPreinst,
+        KernelPostinst,
+        KernelPrerm,
+        GenerateMok,
+        Conf,
+    ];
+    // add, build, install, autoinstall and the kernel hooks refuse --all with dkms 3.2.2's
+    // own message and exit code (run_test.sh checks `autoinstall --all`'s).
+    const ALL: &[Action] = &[
+        Uninstall,
+        Unbuild,
+        Remove,
+        Mkdeb,
+        Mkbmdeb,
+        Mktarball,
+        Add,
+        Build,
+        Install,
+        Autoinstall,
+        KernelPreinst,
+        KernelPostinst,
+        KernelPrerm,
+    ];
+    // What dkms.conf's `$kernel_source_dir`, `$kernel_config` and the reader depend on: every
+    // action that reads a dkms.conf.
+    const READS_CONF: &[Action] = &[
+        Add,
+        Build,
+        Install,
+        Uninstall,
+        Unbuild,
+        Remove,
+        Status,
+        Autoinstall,
+        Match,
+        Conf,
+        Mkdeb,
+        Mkdsc,
+        Mktarball,
+        Ldtarball,
+        Mkbmdeb,
+        KernelPreinst,
+        KernelPostinst,
+        KernelPrerm,
+    ];
+    const BUILDS: &[Action] = &[Build, Install, Autoinstall, Match, KernelPostinst];
+    const INSTALLS: &[Action] = &[Install, Autoinstall, Match, KernelPostinst];
+    // build --force of an installed module uninstalls it first (dkms 3.2.2's do_unbuild).
+    const DEPMOD: &[Action] = &[
+        Build,
+        Install,
+        Uninstall,
+        Unbuild,
+        Remove,
+        Autoinstall,
+        Match,
+        KernelPreinst,
+        KernelPostinst,
+        KernelPrerm,
+    ];
+    const ONE_CONF: &[Action] = &[
+        Add, Build, Install, Uninstall, Unbuild, Remove, Match, Mkdeb, Mkdsc, Mkbmdeb, Mktarball,
+        Ldtarball,
+    ];
+    const FORCE: &[Action] = &[
+        Add,
+        Build,
+        Install,
+        Autoinstall,
+        Match,
+        KernelPostinst,
+        Ldtarball,
+    ];
+    const ARGS: &[Action] = &[
+        Add, Build, Install, Uninstall, Unbuild, Remove, Status, Match, Mkdeb, Mkdsc, Mktarball,
+        Mkbmdeb, Ldtarball, Conf,
+    ];
+    vec![
+        ("-m", cli.module.is_some(), MODULE),
+        ("-v", cli.module_version.is_some(), MODULE),
+        ("-k", !cli.kernels.is_empty(), KERNEL),
+        ("-a", !cli.arches.is_empty(), ARCH),
+        ("--all", cli.all, ALL),
+        ("--force", cli.force, FORCE),
+        (
+            "--force-version-override",
+            cli.force_version_override,
+            INSTALLS,
+        ),
+        ("-j", cli.jobs.is_some(), BUILDS),
+        (
+            "--kernelsourcedir",
+            cli.kernelsourcedir.is_some(),
+            READS_CONF,
+        ),
+        ("--no-depmod", cli.no_depmod, DEPMOD),
+        ("-c", cli.conf.is_some(), ONE_CONF),
+        ("--config", cli.config.is_some(), READS_CONF),
+        ("--no-exec", cli.no_exec, READS_CONF),
+        ("--templatekernel", cli.templatekernel.is_some(), &[Match]),
+        ("--kernel", cli.kernel.is_some(), &[Conf]),
+        ("--format", cli.format.is_some(), &[Conf, Status]),
+        ("--archive", cli.archive.is_some(), &[Mktarball, Ldtarball]),
+        ("--binaries-only", cli.binaries_only, &[Mktarball]),
+        ("--source-only", cli.source_only, &[Mktarball]),
+        (
+            "--maintainer",
+            cli.maintainer.is_some(),
+            &[Mkdeb, Mkdsc, Mkbmdeb],
+        ),
+        ("ARGS", !cli.args.is_empty(), ARGS),
+    ]
+}
+
+/// An action's name on the command line.
+fn action_name(action: Action) -> String {
+    action
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_owned())
+}
+
+/// The first option of the command line that is not for `action` (see [`option_actions`]).
+fn check_options(cli: &Cli, action: Action) -> Result<(), ActionError> {
+    for (option, given, actions) in option_actions(cli) {
+        if given && !actions.contains(&action) {
+            let option = match option {
+                "ARGS" => format!("the argument {:?}", cli.args[0]),
+                _ => option.to_owned(),
+            };
+            return Err(ActionError::OptionNotForAction {
+                option,
+                action: action_name(action),
+                for_actions: names(actions),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `--format VALUE` given to `action`, for which it is not: it is `for_action`'s.
+fn format_not_for(value: &str, action: Action, for_action: Action) -> ActionError {
+    ActionError::OptionNotForAction {
+        option: format!("--format {value}"),
+        action: action_name(action),
+        for_actions: action_name(for_action),
+    }
+}
+
+/// `add, build, ...`.
+fn names(actions: &[Action]) -> String {
+    actions
+        .iter()
+        .map(|a| action_name(*a))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The command line with the words that are not actions taken out of the action's place,
@@ -324,6 +593,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
+    // dkms 3.2.2 refuses an unknown option before it reads anything.
+    if let Some(action) = cli.action {
+        check_options(&cli, action)?;
+    }
     // dkms 3.2.2 reads the distribution (os-release) before anything else.
     if !["/etc/os-release", "/usr/lib/os-release"]
         .iter()
@@ -396,7 +669,12 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                 arch: cli.arches.first().cloned().unwrap_or_else(machine_arch),
             };
             let ctx = session.tree.resolve_context(&target, None);
-            let shown = dkms::conf::show(std::path::Path::new(path), &ctx, cli.format)?;
+            let format = match cli.format.as_deref() {
+                None | Some("kv") => ShowFormat::Kv,
+                Some("json") => ShowFormat::Json,
+                Some(other) => return Err(format_not_for(other, Action::Conf, Action::Status)),
+            };
+            let shown = dkms::conf::show(std::path::Path::new(path), &ctx, format)?;
             if let ReadBy::Bash(Some(why)) = &shown.read_by
                 && !cli.quiet
             {
@@ -410,6 +688,12 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
             }
         }
         Action::Status => {
+            let format = match cli.format.as_deref() {
+                None | Some("text") => StatusFormat::Text,
+                Some("json") => StatusFormat::Json,
+                Some("plain") => StatusFormat::Plain,
+                Some(other) => return Err(format_not_for(other, Action::Status, Action::Conf)),
+            };
             // Unlike the other actions, no kernel means every kernel, not the running one.
             let mut filters: Vec<(Option<String>, Option<String>)> = if cli.kernels.is_empty() {
                 vec![(None, cli.arches.first().cloned())]
@@ -423,6 +707,7 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
             let mut seen = std::collections::BTreeSet::new();
             filters.retain(|f| seen.insert(f.clone()));
             let mut not_run = Vec::new();
+            let mut pending: Option<String> = None;
             for (kernel, arch) in &filters {
                 let status = session.tree.status(&StatusQuery {
                     module: module.as_deref(),
@@ -431,7 +716,15 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                     arch: arch.as_deref(),
                 });
                 for entry in status.entries {
-                    dkms::console::out_line(&entry.to_string());
+                    match format {
+                        StatusFormat::Text => dkms::console::out_line(&entry.to_string()),
+                        StatusFormat::Plain => dkms::console::out_line(&entry.plain()),
+                        // `[`, then one object a line, `,` ending all but the last, `]`.
+                        StatusFormat::Json => match pending.replace(entry.json()) {
+                            Some(object) => dkms::console::out_line(&format!("{object},")),
+                            None => dkms::console::out_line("["),
+                        },
+                    }
                     if entry.state == dkms::tree::ModuleState::Broken {
                         // dkms 3.2.2's do_status, right after the line.
                         console.error(
@@ -444,6 +737,15 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                     }
                 }
                 not_run.extend(status.not_run.iter().map(ToString::to_string));
+            }
+            if format == StatusFormat::Json {
+                match pending {
+                    Some(object) => {
+                        dkms::console::out_line(&object);
+                        dkms::console::out_line("]");
+                    }
+                    None => dkms::console::out_line("[]"),
+                }
             }
             // --no-exec: what could not be judged, one line per file, after what could.
             let mut said = std::collections::BTreeSet::new();
@@ -757,4 +1059,51 @@ fn targets_as_given(cli: &Cli) -> Result<Vec<Target>, ActionError> {
             arch: arch.unwrap_or_else(machine_arch),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lines of `--help` that say which actions each option is for, from
+    /// [`option_actions`] (options that share their actions on one line), wrapped as written.
+    fn option_lines() -> String {
+        let cli = Cli::try_parse_from(["dkms-rs"]).expect("no options");
+        let mut groups: Vec<(Vec<&str>, &[Action])> = Vec::new();
+        for (option, _, actions) in option_actions(&cli) {
+            match groups.iter_mut().find(|(_, a)| *a == actions) {
+                Some((options, _)) => options.push(option),
+                None => groups.push((vec![option], actions)),
+            }
+        }
+        let mut text = String::new();
+        for (options, actions) in groups {
+            let mut line = format!("  {}:", options.join(", "));
+            for name in actions.iter().map(|a| action_name(*a)) {
+                if line.len() + 1 + name.len() + 1 > 92 {
+                    text.push_str(&line);
+                    text.push('\n');
+                    line = "     ".to_owned();
+                }
+                line = format!("{line} {name},");
+            }
+            text.push_str(line.trim_end_matches(','));
+            text.push('\n');
+        }
+        text
+    }
+
+    #[test]
+    fn help_says_which_actions_each_option_is_for() {
+        use clap::CommandFactory;
+        let about = Cli::command()
+            .get_long_about()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let lines = option_lines();
+        assert!(
+            about.contains(&lines),
+            "the --help table is stale; it is:\n{lines}"
+        );
+    }
 }

@@ -21,6 +21,7 @@ mod original;
 mod progress;
 mod seed;
 mod signing;
+mod status_format;
 mod tarball_hostile;
 mod tarball_oracle;
 mod upstream_suite;

@@ -117,9 +117,13 @@ fn prebuilt_make(s: &Scratch, source: &Path, kernels: &[String]) {
     ok(&mut s.dkms_rs(&["add", "hello/0.1"]));
 }
 
-/// `<verb> hello/0.1 -k K...` (`remove` takes `--all`), one job at a time.
+/// `<verb> hello/0.1 -k K...` (`remove` takes `--all`), one job at a time (`-j`, which only
+/// the verbs that build take).
 fn args<'a>(verb: &'a str, kernels: &'a [String]) -> Vec<&'a str> {
-    let mut v = vec![verb, "hello/0.1", "-j", "1"];
+    let mut v = vec![verb, "hello/0.1"];
+    if matches!(verb, "build" | "install") {
+        v.extend(["-j", "1"]);
+    }
     if verb == "remove" {
         v.push("--all");
     } else {

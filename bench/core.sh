@@ -25,6 +25,9 @@ echo "kernels: $k1 $k2; work dir $work; $(nproc) CPUs" >&2
 ## Part 1: 100 installed modules, 2 kernels.
 T="--dkmstree $work/t1/tree --sourcetree $work/t1/src --installtree $work/t1/lib/modules"
 mkdir -p "$work/t1/tree" "$work/t1/src/bench000-1.0" "$work/t1/lib/modules/$k1" "$work/t1/lib/modules/$k2"
+# Headers under <installtree>/<k>/build, where dkms 3.2.2 (and dkms-rs) look with --installtree.
+ln -s "/lib/modules/$k1/build" "$work/t1/lib/modules/$k1/build"
+ln -s "/lib/modules/$k2/build" "$work/t1/lib/modules/$k2/build"
 src0="$work/t1/src/bench000-1.0"
 echo 'obj-m := bench000.o' > "$src0/Kbuild"
 cat > "$src0/bench000.c" <<'C'
@@ -84,6 +87,8 @@ cat > "$work/prepare" <<PREP
 set -e
 rm -rf "$work/\$1"
 mkdir -p "$work/\$1/tree" "$work/\$1/lib/modules/$k1" "$work/\$1/lib/modules/$k2"
+ln -s /lib/modules/$k1/build "$work/\$1/lib/modules/$k1/build"
+ln -s /lib/modules/$k2/build "$work/\$1/lib/modules/$k2/build"
 for mv in $mv_list; do
     "$rs" add "\$mv" -q --dkmstree "$work/\$1/tree" --sourcetree "$work/t2/src" --installtree "$work/\$1/lib/modules"
 done

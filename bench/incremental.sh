@@ -56,6 +56,8 @@ T() { echo "--dkmstree $work/$1/tree --sourcetree $work/src --installtree $work/
 # The start: every module added and installed for K1, by each tool in its own tree.
 for side in rs 322; do
 	mkdir -p "$work/$side/tree" "$work/$side/lib/modules/$k1" "$work/$side/lib/modules/$k2"
+	# Headers are looked for under <installtree>/<k>/build (dkms 3.2.2's _get_kernel_dir).
+	for k in "$k1" "$k2"; do ln -s "/lib/modules/$k/build" "$work/$side/lib/modules/$k/build"; done
 	tool=$rs
 	[ $side = 322 ] && tool=$work/dkms322
 	for mv in "${mvs[@]}"; do

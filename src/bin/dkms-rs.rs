@@ -423,9 +423,17 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                     kernel: kernel.as_deref(),
                     arch: arch.as_deref(),
                 });
+                // The lines in one write (stdout writes a line at a time), cut only where
+                // stderr has a message to put between them.
+                let mut lines = String::new();
                 for entry in status.entries {
-                    dkms::console::out_line(&entry.to_string());
+                    use std::fmt::Write;
+                    if !lines.is_empty() {
+                        lines.push('\n');
+                    }
+                    let _ = write!(lines, "{entry}");
                     if entry.state == dkms::tree::ModuleState::Broken {
+                        dkms::console::out_line(&std::mem::take(&mut lines));
                         // dkms 3.2.2's do_status, right after the line.
                         console.error(
                             &format!(
@@ -435,6 +443,9 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                             "",
                         );
                     }
+                }
+                if !lines.is_empty() {
+                    dkms::console::out_line(&lines);
                 }
                 not_run.extend(status.not_run.iter().map(ToString::to_string));
             }

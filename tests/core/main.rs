@@ -20,6 +20,7 @@ mod no_exec;
 mod original;
 mod seed;
 mod signing;
+mod status_record;
 mod tarball_hostile;
 mod tarball_oracle;
 mod upstream_suite;

@@ -21,8 +21,8 @@
 # median of $RUNS (default 5) for dkms-rs. dkms 3.2.2 runs as the tests run it
 # (tests/support/scratch.rs Scratch::dkms_3_2_2: unshare -m, etc/ bind-mounted on /etc/dkms,
 # `bash dkms ... <tree options>`; the unshare is in its time): $PEER_RUNS runs (default 5), and
-# 1 run where N x K > $PEER_BIG (default 800); sizes with N x K > $PEER_MAX (default 8000) are
-# not run for it at all. The table says how many runs each figure is. uninstall/remove undo
+# 1 run where N x K > $PEER_BIG (default 40); sizes with N x K > $PEER_MAX (default 400) are
+# not run for it at all (at ~0.2-0.9 s per entry, 8000 entries are 30 min to 2 h a run). The table says how many runs each figure is. uninstall/remove undo
 # themselves between runs (the module's tree dir and installed files restored, untimed).
 # depmod is off for both (--no-depmod): fake kernels have no modules.dep worth remaking.
 # Needs: root (unshare), make, headers of one kernel, dkms 3.2.2 extracted by
@@ -32,8 +32,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 runs=${RUNS:-5}
 peer_runs=${PEER_RUNS:-5}
-peer_big=${PEER_BIG:-800}
-peer_max=${PEER_MAX:-8000}
+peer_big=${PEER_BIG:-40}
+peer_max=${PEER_MAX:-400}
 sizes=(${SIZES:-10 100 1000})
 kcounts=(${KERNELS:-1 4 8})
 target=${CARGO_TARGET_DIR:-$here/target}
@@ -195,14 +195,18 @@ for n in "${sizes[@]}"; do
         k1=6.1.0-901-amd64
         (( n > 5 )) || victim=g0000
         save_victim
-        ours status > "$work/rs.status"
-        theirs status > "$work/peer.status"
-        cmp -s "$work/rs.status" "$work/peer.status" || {
-            echo "status differs at $n x $k" >&2; diff "$work/peer.status" "$work/rs.status" | head >&2; exit 1; }
-        lines=$(grep -c ': installed$' "$work/rs.status")
-        (( lines == n * k )) || { echo "$lines installed lines, not $((n * k))" >&2; exit 1; }
         size=$((n * k))
         if (( size > peer_max )); then pr=0; elif (( size > peer_big )); then pr=1; else pr=$peer_runs; fi
+        ours status > "$work/rs.status"
+        # Same output from both tools where 3.2.2 runs at all (its status alone is minutes
+        # there); elsewhere every entry must at least be `installed`.
+        if (( pr > 0 )); then
+            theirs status > "$work/peer.status"
+            cmp -s "$work/rs.status" "$work/peer.status" || {
+                echo "status differs at $n x $k" >&2; diff "$work/peer.status" "$work/rs.status" | head >&2; exit 1; }
+        fi
+        lines=$(grep -c ': installed$' "$work/rs.status")
+        (( lines == n * k )) || { echo "$lines installed lines, not $((n * k))" >&2; exit 1; }
         for cmd in status autoinstall uninstall remove; do
             case $cmd in
                 status) args=(status); restore=nothing ;;

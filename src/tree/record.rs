@@ -10,7 +10,7 @@
 //! began, since a file written in the same clock tick as the stat (file times come from the
 //! kernel's coarse clock, a jiffy behind) could change again with the same stat data.
 //!
-//! The record is one file, `<dkms_tree>/.dkms-rs-status`: a dot file, so dkms 3.0.10's and
+//! The record is one file, `<dkms_tree>/.dkms-rs.status`: a dot file, so dkms 3.0.10's and
 //! 3.2.2's `$dkms_tree/*` globs never see it. What they change in the tree, they change
 //! without it: their writes give new stat data, so a stale entry only costs a comparison.
 //! Format (text, one entry a line, paths relative to the dkms and install trees):
@@ -34,8 +34,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The record's file name in the dkms tree.
-pub const RECORD_FILE: &str = ".dkms-rs-status";
+/// The record's file name in the dkms tree: `.dkms-rs.<what>` as the lock, a file that
+/// stays; `*.dkms-rs-<state>` names are what a killed command left.
+pub const RECORD_FILE: &str = ".dkms-rs.status";
 
 const HEADER: &str = "dkms-rs status record 1";
 

@@ -1,4 +1,4 @@
-//! `status`'s record of compared modules (`<dkms_tree>/.dkms-rs-status`, src/tree/record.rs):
+//! `status`'s record of compared modules (`<dkms_tree>/.dkms-rs.status`, src/tree/record.rs):
 //! with it, without it, and with it stale, damaged or half-written, dkms-rs's `status` is
 //! dkms 3.2.2's and dkms 3.0.10's (their suffixes in 3.2.2's words), on the same tree; and
 //! both of them read a tree that has the record.
@@ -11,7 +11,7 @@ use crate::support;
 
 use support::scratch::{Scratch, TRIVIAL, ok};
 
-const RECORD: &str = ".dkms-rs-status";
+const RECORD: &str = ".dkms-rs.status";
 
 /// `status` by the three tools on `s`, which must say the same; dkms 3.2.2's stdout.
 fn same_status(s: &Scratch, reference: &Path, why: &str) -> String {

@@ -12,6 +12,9 @@ use crate::conf::{ConfError, ModuleConf, ResolveContext};
 use crate::framework::Framework;
 use crate::kernel::{self, KernelRelease, Target};
 
+pub mod record;
+use record::{Record, StatData};
+
 /// The three roots dkms works on (`--dkmstree`, `--sourcetree`, `--installtree`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tree {
@@ -310,7 +313,10 @@ fn tree_is_empty(dkms_tree: &Path) -> bool {
     std::fs::read_dir(dkms_tree).is_ok_and(|entries| {
         entries.flatten().all(|e| {
             let name = e.file_name();
-            name == LOCK_FILE || name == "mok.key" || name == "mok.pub"
+            name == LOCK_FILE
+                || name == record::RECORD_FILE
+                || name == "mok.key"
+                || name == "mok.pub"
         })
     })
 }
@@ -336,6 +342,7 @@ impl Drop for TreeLock {
                 // held: a command waiting on it finds, once it has it, that the name is no
                 // longer its file, and takes the lock again on a new one.
                 if tree_is_empty(&h.dkms_tree) {
+                    let _ = std::fs::remove_file(h.dkms_tree.join(record::RECORD_FILE));
                     let _ = std::fs::remove_file(&h.path);
                 }
                 // Closing the file releases the flock.
@@ -491,6 +498,28 @@ impl Tree {
     /// Every `<m>/<v>` that is added, in the order of dkms's `$dkms_tree/*/*` glob
     /// (whole `m/v` strings sorted, so `a-b/1` comes before `a/1` as in bash).
     pub fn added_modules(&self, module: Option<&str>, version: Option<&str>) -> Vec<ModuleVersion> {
+        self.listed_modules(module, version)
+            .into_iter()
+            .map(|(mv, _)| mv)
+            .collect()
+    }
+
+    /// [`Tree::added_modules`] with [`Tree::is_broken`] of each, found with fewer stats:
+    /// every `kernel-<k>-<a>` link of a module is a `*/*` name too (a dir, through the
+    /// link), so each costs what a version costs; most have no `source` and no
+    /// `<source_tree>/<m>-kernel-...`, which the source tree's one listing tells.
+    fn listed_modules(
+        &self,
+        module: Option<&str>,
+        version: Option<&str>,
+    ) -> Vec<(ModuleVersion, bool)> {
+        let sources: Option<std::collections::HashSet<String>> =
+            std::fs::read_dir(&self.source_tree).ok().map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect()
+            });
         let mut found = Vec::new();
         let modules: Vec<String> = match module {
             Some(m) => vec![m.to_string()],
@@ -507,12 +536,31 @@ impl Tree {
                     version: v,
                 };
                 // dkms 3.2.2's list_module_version_combos: broken ones are listed too.
-                if self.is_added(&mv) || self.is_broken(&mv) {
-                    found.push(mv);
+                let source = self.source_dir(&mv);
+                let broken = match std::fs::symlink_metadata(&source) {
+                    // is_added: a link (even dangling) or a dir; broken: a dangling link.
+                    Ok(meta) if meta.file_type().is_symlink() => {
+                        let broken = !source.is_dir() && self.version_dir(&mv).is_dir();
+                        Some(broken)
+                    }
+                    Ok(meta) => meta.is_dir().then_some(false),
+                    // No source: broken when <source_tree>/<m>-<v> is there (and the
+                    // version dir), else not listed.
+                    Err(_) => {
+                        let name = format!("{}-{}", mv.module, mv.version);
+                        let maybe = sources.as_ref().is_none_or(|s| s.contains(&name));
+                        (maybe
+                            && self.source_tree_dir(&mv).is_dir()
+                            && self.version_dir(&mv).is_dir())
+                        .then_some(true)
+                    }
+                };
+                if let Some(broken) = broken {
+                    found.push((mv, broken));
                 }
             }
         }
-        found.sort_by_key(|a| a.to_string());
+        found.sort_by_key(|(a, _)| a.to_string());
         found
     }
 
@@ -676,40 +724,86 @@ impl Tree {
 
     /// The status lines dkms 3.0.10 prints, for the modules and targets `query` selects, and
     /// the dkms.conf files `--no-exec` kept from being read (see [`Status`]).
+    ///
+    /// Installed modules are compared with the built ones through the status record
+    /// ([`record`]): contents are read only where stat data changed, and what was compared is
+    /// recorded for the next `status` (a failed write costs only time).
     pub fn status(&self, query: &StatusQuery) -> Status {
         let (kernel, arch) = (query.kernel, query.arch);
-        let modules = self.added_modules(query.module, query.version);
+        let modules = self.listed_modules(query.module, query.version);
+        let record_path = self.dkms_tree.join(record::RECORD_FILE);
+        let old = Record::read(&record_path);
+        let limit = record::settle_limit(std::time::SystemTime::now());
+        // The overrides dir listed once, not four stats per target (see ResolveContext).
+        let etc_names = std::fs::read_dir(&self.etc_dir)
+            .ok()
+            .map(|entries| std::sync::Arc::new(entries.flatten().map(|e| e.file_name()).collect()));
         // Modules are independent: read them on all CPUs, keep dkms's order.
         let workers = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(modules.len().div_ceil(16).max(1));
         let chunk = modules.len().div_ceil(workers).max(1);
-        std::thread::scope(|scope| {
+        let (all, seen, changed) = std::thread::scope(|scope| {
             let handles: Vec<_> = modules
                 .chunks(chunk)
-                .map(|part| scope.spawn(move || self.status_of(part, kernel, arch)))
+                .map(|part| {
+                    let old = &old;
+                    let etc_names = etc_names.clone();
+                    scope.spawn(move || {
+                        let mut memo = Memo {
+                            old,
+                            etc_names,
+                            seen: Record::default(),
+                            changed: false,
+                            limit,
+                        };
+                        let status = self.status_of(part, kernel, arch, &mut memo);
+                        (status, memo.seen, memo.changed)
+                    })
+                })
                 .collect();
             let mut all = Status::default();
+            let mut seen = Record::default();
+            let mut changed = false;
             for h in handles {
                 // A worker's panic is a bug: re-raise it rather than print fewer lines.
-                let part = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+                let (part, part_seen, part_changed) =
+                    h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
                 all.entries.extend(part.entries);
                 all.not_run.extend(part.not_run);
+                seen.extend(part_seen);
+                changed |= part_changed;
             }
-            all
-        })
+            (all, seen, changed)
+        });
+        let whole = query.module.is_none()
+            && query.version.is_none()
+            && query.kernel.is_none()
+            && query.arch.is_none();
+        if whole {
+            // Every pair was looked at: what was not is gone, and leaves the record.
+            if changed || seen.len() != old.len() {
+                let _ = seen.write(&record_path);
+            }
+        } else if changed {
+            let mut merged = old;
+            merged.extend(seen);
+            let _ = merged.write(&record_path);
+        }
+        all
     }
 
     fn status_of(
         &self,
-        modules: &[ModuleVersion],
+        modules: &[(ModuleVersion, bool)],
         kernel: Option<&str>,
         arch: Option<&str>,
+        memo: &mut Memo,
     ) -> Status {
         let mut entries = Vec::new();
         let mut not_run = Vec::new();
-        for mv in modules {
-            if self.is_broken(mv) {
+        for (mv, broken) in modules {
+            if *broken {
                 entries.push(StatusEntry {
                     module: mv.clone(),
                     target: None,
@@ -728,9 +822,13 @@ impl Tree {
             let conf_path = self.source_dir(mv).join("dkms.conf");
             // Read when a target first needs it, once for all the version's targets.
             let mut file = None;
+            // One listing of the module dir instead of a stat per target: most modules
+            // have no original_module/ at all.
+            let has_originals = self.module_dir(&mv.module).join("original_module").is_dir();
             for target in self.target_dirs(mv, kernel, arch) {
                 // Only a target with a `module/` dir can be built: skip its dkms.conf read.
-                if !self.built_dir(mv, &target).join("module").is_dir() {
+                let module_dir = self.built_dir(mv, &target).join("module");
+                if !module_dir.is_dir() {
                     continue;
                 }
                 let Ok(file) = file
@@ -739,7 +837,9 @@ impl Tree {
                 else {
                     continue;
                 };
-                let conf = match file.resolve(&self.resolve_context(&target, Some(mv))) {
+                let mut ctx = self.resolve_context(&target, Some(mv));
+                ctx.etc_names = memo.etc_names.clone();
+                let conf = match file.resolve(&ctx) {
                     Ok(conf) => conf,
                     // Not judged: not "built", and not "added" either (it may be both).
                     Err(e @ ConfError::NotRun { .. }) => {
@@ -753,12 +853,24 @@ impl Tree {
                 };
                 // dkms 3.2.2's is_module_built is the module/ dir; a module file missing
                 // there is its "incomplete" suffix.
-                let complete = self.has_all_modules(mv, &target, &conf);
-                let installed = self.is_installed(mv, &target);
-                let original_modules = self.original_dir(&mv.module, &target).is_dir();
+                let compression = target.kernel.module_compression();
+                let built: Option<Vec<(PathBuf, std::fs::Metadata)>> = conf
+                    .modules
+                    .iter()
+                    .map(|r| module_file_meta(&module_dir, &r.dest_name, compression))
+                    .collect();
+                let complete = built.is_some();
+                // The built dir is there (its module/ is): the link alone decides.
+                let installed = self.links_here(mv, &target);
+                let original_modules =
+                    has_originals && self.original_dir(&mv.module, &target).is_dir();
                 // module_status_built_extra: the diff only when every module file is there.
-                let differs =
-                    complete && installed && !self.installed_matches_built(mv, &target, &conf);
+                let differs = match &built {
+                    Some(built) => {
+                        installed && !self.installed_matches_built(&target, &conf, built, memo)
+                    }
+                    None => false,
+                };
                 let installed_version = if installed {
                     Some(mv.version.clone())
                 } else {
@@ -795,27 +907,106 @@ impl Tree {
         Status { entries, not_run }
     }
 
-    /// Whether every installed module file is the built one byte for byte (dkms `diff -q`).
+    /// [`Tree::is_installed`] for a version whose built dir is known to be there: the link
+    /// as install writes it needs no more than its readlink.
+    fn links_here(&self, mv: &ModuleVersion, target: &Target) -> bool {
+        match std::fs::read_link(self.kernel_link(&mv.module, target)) {
+            Ok(dest) => {
+                let expected = Path::new(&mv.version)
+                    .join(target.kernel.as_str())
+                    .join(&target.arch);
+                dest == expected || self.is_installed(mv, target)
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Whether every installed module file is the built one (`built`, with its metadata,
+    /// in the conf's order) byte for byte (dkms `diff -q`).
     fn installed_matches_built(
         &self,
-        mv: &ModuleVersion,
         target: &Target,
         conf: &ModuleConf,
+        built: &[(PathBuf, std::fs::Metadata)],
+        memo: &mut Memo,
     ) -> bool {
         let compression = target.kernel.module_compression();
-        let built = self.built_dir(mv, target).join("module");
         let lib = self.kernel_modules_dir(&target.kernel);
-        conf.modules.iter().all(|r| {
-            let Some(ours) = kernel::module_file(&built, &r.dest_name, compression) else {
-                return false;
-            };
+        conf.modules.iter().zip(built).all(|(r, (ours, meta))| {
             let dest = r.dest_dir(&lib);
-            let Some(theirs) = kernel::module_file(&dest, &r.dest_name, compression) else {
+            let Some((theirs, their_meta)) = module_file_meta(&dest, &r.dest_name, compression)
+            else {
                 return false;
             };
-            same_bytes(&ours, &theirs)
+            self.same_module(ours, meta, &theirs, &their_meta, memo)
         })
     }
+
+    /// [`same_bytes`], answered by the status record while both files' stat data are the
+    /// recorded ones; a comparison made is recorded in `memo`.
+    fn same_module(
+        &self,
+        ours: &Path,
+        a: &std::fs::Metadata,
+        theirs: &Path,
+        b: &std::fs::Metadata,
+        memo: &mut Memo,
+    ) -> bool {
+        if a.len() != b.len() {
+            return false;
+        }
+        let (sa, sb) = (StatData::of(a), StatData::of(b));
+        let key = record::key(&self.dkms_tree, ours, &self.install_tree, theirs);
+        if let Some(key) = &key
+            && let Some(entry) = memo.old.get(key)
+            && entry.built == sa
+            && entry.installed == sb
+        {
+            memo.seen.keep(key.clone(), *entry);
+            return entry.same;
+        }
+        let same = match (std::fs::read(ours), std::fs::read(theirs)) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => return false,
+        };
+        if let Some(key) = key {
+            let entry = record::Entry {
+                built: sa,
+                installed: sb,
+                same,
+            };
+            memo.changed |= memo.seen.insert(key, entry, memo.limit);
+        }
+        same
+    }
+}
+
+/// What one `status` worker knows of the status record: the one read, the entries it
+/// confirmed or made, and whether it made any.
+struct Memo<'a> {
+    old: &'a Record,
+    seen: Record,
+    changed: bool,
+    /// [`record::settle_limit`] at the start of `status`.
+    limit: i128,
+    /// [`crate::conf::ResolveContext::etc_names`] for every dkms.conf read.
+    etc_names: Option<std::sync::Arc<std::collections::HashSet<std::ffi::OsString>>>,
+}
+
+/// [`kernel::module_file`] with the file's metadata (followed links), one stat for a plain
+/// `.ko`.
+fn module_file_meta(
+    dir: &Path,
+    name: &str,
+    compression: kernel::ModuleCompression,
+) -> Option<(PathBuf, std::fs::Metadata)> {
+    let plain = dir.join(format!("{name}.ko"));
+    if let Ok(meta) = std::fs::metadata(&plain) {
+        return Some((plain, meta));
+    }
+    let compressed = dir.join(format!("{name}.ko{}", compression.extension()));
+    let meta = std::fs::metadata(&compressed).ok()?;
+    Some((compressed, meta))
 }
 
 /// Names in a directory that a bash `*` glob would list (no dot files), sorted.

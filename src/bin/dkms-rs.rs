@@ -715,17 +715,25 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                     kernel: kernel.as_deref(),
                     arch: arch.as_deref(),
                 });
+                // The lines in one write (stdout writes a line at a time), cut only where
+                // stderr has a message to put between them.
+                let mut lines = String::new();
                 for entry in status.entries {
-                    match format {
-                        StatusFormat::Text => dkms::console::out_line(&entry.to_string()),
-                        StatusFormat::Plain => dkms::console::out_line(&entry.plain()),
+                    let line = match format {
+                        StatusFormat::Text => entry.to_string(),
+                        StatusFormat::Plain => entry.plain(),
                         // `[`, then one object a line, `,` ending all but the last, `]`.
                         StatusFormat::Json => match pending.replace(entry.json()) {
-                            Some(object) => dkms::console::out_line(&format!("{object},")),
-                            None => dkms::console::out_line("["),
+                            Some(object) => format!("{object},"),
+                            None => "[".to_owned(),
                         },
+                    };
+                    if !lines.is_empty() {
+                        lines.push('\n');
                     }
+                    lines.push_str(&line);
                     if entry.state == dkms::tree::ModuleState::Broken {
+                        dkms::console::out_line(&std::mem::take(&mut lines));
                         // dkms 3.2.2's do_status, right after the line.
                         console.error(
                             &format!(
@@ -735,6 +743,9 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                             "",
                         );
                     }
+                }
+                if !lines.is_empty() {
+                    dkms::console::out_line(&lines);
                 }
                 not_run.extend(status.not_run.iter().map(ToString::to_string));
             }

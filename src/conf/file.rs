@@ -83,7 +83,11 @@ impl ConfFile {
         let paths = bash::override_paths(&ctx.etc_dir, module, version, &ctx.kernelver, &ctx.arch);
         let mut out = [None, None, None, None];
         for (slot, path) in out.iter_mut().zip(paths) {
-            if !path.exists() {
+            let listed = match (&ctx.etc_names, path.file_name()) {
+                (Some(names), Some(name)) => names.contains(name),
+                _ => true,
+            };
+            if !listed || !path.exists() {
                 continue;
             }
             match ConfFile::read(&path) {

@@ -64,6 +64,10 @@ pub struct ResolveContext {
     /// `--no-exec`: a file the native reader cannot read without bash (the dkms.conf or an
     /// `/etc/dkms` override) is refused ([`ConfError::NotRun`]) instead of run by bash.
     pub no_exec: bool,
+    /// The names in `etc_dir`, listed once by a caller that resolves many files (`status`):
+    /// an override not among them is not looked for (one stat less per file, four per
+    /// target). `None`: each override path is checked.
+    pub etc_names: Option<std::sync::Arc<std::collections::HashSet<std::ffi::OsString>>>,
 }
 
 impl ResolveContext {
@@ -87,6 +91,7 @@ impl ResolveContext {
             running_distribution,
             addon_modules_dir,
             no_exec: false,
+            etc_names: None,
         }
     }
 

@@ -22,6 +22,7 @@ mod progress;
 mod seed;
 mod signing;
 mod status_format;
+mod status_record;
 mod tarball_hostile;
 mod tarball_oracle;
 mod upstream_suite;

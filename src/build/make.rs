@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use super::shell;
+use super::{BuildUser, shell};
 use crate::console::Console;
 use crate::error::{ActionError, MakeFailure, io_error};
 use crate::kernel::Target;
@@ -75,7 +75,15 @@ pub fn start_log(log: &Path, mv: &ModuleVersion, target: &Target) -> Result<(), 
         crate::console::DKMS_VERSION,
         chrono::Utc::now().format("%a %b %e %H:%M:%S UTC %Y"),
     );
-    std::fs::write(log, header).map_err(|e| io_error(log, e))
+    // A new file: never through a link in the build dir.
+    super::remove_file_if_exists(log)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(log)
+        .map_err(|e| io_error(log, e))?;
+    file.write_all(header.as_bytes())
+        .map_err(|e| io_error(log, e))
 }
 
 /// One step of a build as dkms 3.2.2's `invoke_command` runs it with a log: its section in
@@ -90,8 +98,11 @@ pub struct Step<'a> {
 impl Step<'_> {
     /// Run `cmd` (the command this step names), its output appended to `log`; its exit code.
     pub fn run(&self, mut cmd: Command, log: &Path, console: &Console) -> Result<i32, ActionError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // The build dir may be another user's: no link followed (O_NOFOLLOW).
         let mut file = std::fs::OpenOptions::new()
             .append(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(log)
             .map_err(|e| io_error(log, e))?;
         write!(file, "\n{}\n# command: {}\n", self.what, self.command)
@@ -133,6 +144,7 @@ impl Step<'_> {
 pub fn run_make(
     invocation: &str,
     build_dir: &Path,
+    user: &BuildUser,
     log: &Path,
     mv: &ModuleVersion,
     target: &Target,
@@ -142,7 +154,9 @@ pub fn run_make(
         what: "Building module(s)",
         command: invocation,
     };
-    let code = step.run(shell(invocation, build_dir), log, console)?;
+    let mut cmd = shell(invocation, build_dir);
+    user.apply(&mut cmd);
+    let code = step.run(cmd, log, console)?;
     if code != 0 {
         return Err(ActionError::MakeFailed(Box::new(MakeFailure {
             module: mv.clone(),
@@ -158,7 +172,11 @@ pub fn run_make(
 
 /// The last `n` lines of a log, for the error message of a failed build.
 pub fn log_tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut text = String::new();
+    if let Ok(mut file) = super::user::open_regular(path) {
+        use std::io::Read;
+        let _ = file.read_to_string(&mut text);
+    }
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }

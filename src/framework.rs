@@ -181,7 +181,11 @@ mod tests {
         assert!(!f.verbose);
         assert_eq!(f.sign_file, Some(PathBuf::from("/x/sign-file")));
         assert_eq!(f.build_user, None);
-        std::fs::write(dir.path().join("framework.conf.d/a.conf"), "build_user=nobody\n").unwrap();
+        std::fs::write(
+            dir.path().join("framework.conf.d/a.conf"),
+            "build_user=nobody\n",
+        )
+        .unwrap();
         let f = Framework::read(dir.path()).unwrap();
         let file = dir.path().join("framework.conf.d/a.conf");
         assert_eq!(f.build_user, Some(("nobody".to_string(), file)));

@@ -40,7 +40,13 @@ fn listing(dir: &Path, skip: &Path) -> Vec<String> {
                 // A dir's mtime moves when the build dir in it is made again.
                 format!("{} dir", e.path().display())
             } else {
-                format!("{} {} {}.{}", e.path().display(), m.len(), m.mtime(), m.mtime_nsec())
+                format!(
+                    "{} {} {}.{}",
+                    e.path().display(),
+                    m.len(),
+                    m.mtime(),
+                    m.mtime_nsec()
+                )
             }
         })
         .collect();
@@ -57,7 +63,9 @@ fn a_build_as_nobody_is_byte_identical_to_a_root_build() {
     s.add_hello_source();
     ok(&mut s.dkms_rs(&["add", "hello/0.1"]));
     // One path for both builds: the build ID hashes the debug info, which names the build dir.
-    let built = s.dkms_tree.join(format!("hello/0.1/{k}/{arch}/module/hello.ko"));
+    let built = s
+        .dkms_tree
+        .join(format!("hello/0.1/{k}/{arch}/module/hello.ko"));
     ok(&mut s.dkms_rs(&["build", "hello/0.1", "-k", k]));
     let by_root = s.dir.path().join("by-root.ko");
     std::fs::copy(&built, &by_root).unwrap();
@@ -105,9 +113,15 @@ fn a_makefile_cannot_write_outside_its_build_dir() {
     assert_eq!(code, 10, "{out}{err}");
     let log = std::fs::read_to_string(build_dir.join("make.log")).unwrap();
     assert!(log.contains("\n65534\n"), "make ran as nobody:\n{log}");
-    for target in [marker.to_string(), other.display().to_string(), install.display().to_string()] {
+    for target in [
+        marker.to_string(),
+        other.display().to_string(),
+        install.display().to_string(),
+    ] {
         assert!(
-            log.contains(&format!("touch: cannot touch '{target}': Permission denied")),
+            log.contains(&format!(
+                "touch: cannot touch '{target}': Permission denied"
+            )),
             "{target}:\n{log}"
         );
     }
@@ -135,7 +149,10 @@ fn a_build_user_that_does_not_exist_is_one_line_naming_framework_conf() {
         )],
         "{out}{err}"
     );
-    assert!(!s.dkms_tree.join("hello/0.1/build").exists());
+    // Refused before the source is copied (`add` made the build dir, empty).
+    let build_dir = s.dkms_tree.join("hello/0.1/build");
+    assert_eq!(std::fs::read_dir(build_dir).unwrap().count(), 0);
+    assert!(!s.dkms_tree.join("hello/0.1").join(k).exists());
 }
 
 /// The small modules of the conf corpus (each builds in seconds, with no dependency on
@@ -163,14 +180,21 @@ fn build_all(kernels: &[String], sources: &[&Path], user: Option<&str>) -> Vec<(
         .map(|source| {
             let name = source.file_name().unwrap();
             let dest = s.source_tree.join(name);
-            ok(std::process::Command::new("cp").arg("-a").arg(source).arg(&dest));
+            ok(std::process::Command::new("cp")
+                .arg("-a")
+                .arg(source)
+                .arg(&dest));
             let added = ok(&mut s.dkms_rs(&["add", dest.to_str().unwrap()]));
             // "Creating symlink <tree>/<m>/<v>/source -> ...": the module and version.
             let link = added
                 .split_whitespace()
                 .find(|w| w.ends_with("/source"))
                 .unwrap_or_else(|| panic!("{added}"));
-            let rel = Path::new(link).strip_prefix(&s.dkms_tree).unwrap().parent().unwrap();
+            let rel = Path::new(link)
+                .strip_prefix(&s.dkms_tree)
+                .unwrap()
+                .parent()
+                .unwrap();
             let mv = rel.display().to_string();
             let (code, _, _) = support::run(&mut s.dkms_rs(&["build", &mv, "-k", k]));
             let module_dir = s
@@ -210,6 +234,10 @@ fn debian_sources_build_as_nobody_as_they_build_as_root() {
     let built = by_root.iter().filter(|(code, _)| *code == 0).count();
     assert!(built > 0, "nothing built: {by_root:?}");
     for ((source, root), nobody) in sources.iter().zip(&by_root).zip(&by_nobody) {
+        eprintln!(
+            "{}: as root {root:?}, as nobody {nobody:?}",
+            source.display()
+        );
         assert_eq!(root, nobody, "{}", source.display());
     }
 }

@@ -23,6 +23,9 @@ pub enum ActionError {
     },
     #[error("the templatekernel and the specified kernel version are the same")]
     SameTemplateKernel { kernel: KernelRelease },
+    /// framework.conf's `build_user` names a user this machine does not have.
+    #[error("{}: build_user={user}: no such user", file.display())]
+    NoBuildUser { file: PathBuf, user: String },
     #[error("SOURCE_DATE_EPOCH {value:?} is not a whole number of seconds")]
     BadSourceDateEpoch { value: String },
     #[error(
@@ -156,7 +159,10 @@ impl ActionError {
         match self {
             ActionError::Usage(_)
             | ActionError::SameTemplateKernel { .. }
-            | ActionError::BadSourceDateEpoch { .. } => 1,
+            | ActionError::BadSourceDateEpoch { .. }
+            // dkms 3.2.2 checks no framework.conf value (it sources the file); 1 is its code
+            // for a bad value of the environment, as for SOURCE_DATE_EPOCH above.
+            | ActionError::NoBuildUser { .. } => 1,
             ActionError::AlreadyAdded { .. }
             | ActionError::NotAdded { .. }
             | ActionError::AlreadyBuilt { .. } => 3,

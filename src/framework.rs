@@ -37,7 +37,15 @@ pub struct Framework {
     /// dkms 3.2.2's `post_transaction`: a shell command run after install, uninstall,
     /// unbuild and remove, as written (its `$kernelver` is expanded when it runs).
     pub post_transaction: Option<String>,
+    /// `build_user` (dkms-rs's own): who runs the steps of a build that execute the module's
+    /// code, as written, with the file that set it last; `None`: unset (see
+    /// `build::BuildUser::resolve` for what each value means).
+    pub build_user: Option<(String, PathBuf)>,
 }
+
+/// The system user the engine package creates for builds (debian/dkms-rs.postinst), used
+/// when framework.conf sets no `build_user` and the user exists.
+pub const DEFAULT_BUILD_USER: &str = "dkms-rs";
 
 impl Default for Framework {
     fn default() -> Self {
@@ -54,6 +62,7 @@ impl Default for Framework {
             mok_certificate: None,
             etc_dir: PathBuf::from(DEFAULT_ETC_DIR),
             post_transaction: None,
+            build_user: None,
         }
     }
 }
@@ -78,7 +87,14 @@ impl Framework {
         }
         for file in files {
             match std::fs::read_to_string(&file) {
-                Ok(text) => framework.apply(&text),
+                Ok(text) => {
+                    let before = framework.build_user.take();
+                    framework.apply(&text);
+                    match &mut framework.build_user {
+                        Some((_, at)) => *at = file.clone(),
+                        None => framework.build_user = before,
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
@@ -112,6 +128,7 @@ impl Framework {
                 "post_transaction" => {
                     self.post_transaction = Some(value.clone()).filter(|v| !v.is_empty())
                 }
+                "build_user" => self.build_user = Some((value.clone(), PathBuf::new())),
                 "sign_file" => self.sign_file = path(),
                 "mok_signing_key" => self.mok_signing_key = path(),
                 "mok_certificate" => self.mok_certificate = path(),
@@ -163,5 +180,14 @@ mod tests {
         assert!(f.autoinstall_all_kernels);
         assert!(!f.verbose);
         assert_eq!(f.sign_file, Some(PathBuf::from("/x/sign-file")));
+        assert_eq!(f.build_user, None);
+        std::fs::write(
+            dir.path().join("framework.conf.d/a.conf"),
+            "build_user=nobody\n",
+        )
+        .unwrap();
+        let f = Framework::read(dir.path()).unwrap();
+        let file = dir.path().join("framework.conf.d/a.conf");
+        assert_eq!(f.build_user, Some(("nobody".to_string(), file)));
     }
 }

@@ -399,6 +399,7 @@ impl Session {
                         build_dir,
                         signing: signing.get(target).and_then(Option::as_ref),
                         force: self.flags.force,
+                        build_user: self.settings.build_user.as_ref(),
                     };
                     // dkms 3.2.2's do_build checks all but BUILD_DEPENDS before it prepares
                     // the kernel (its blank line); autoinstall prepares it before it announces
@@ -475,6 +476,7 @@ impl Session {
                 build_dir: self.tree.build_dir(mv),
                 signing: None,
                 force: self.flags.force,
+                build_user: None,
             };
             if !autoinstall
                 && let Err(e) = build::check_buildable(&request)

@@ -101,6 +101,8 @@ pub struct Settings {
     pub signing: Option<build::SigningConf>,
     /// framework.conf's `post_transaction` command (see [`Session::post_transaction`]).
     pub post_transaction: Option<String>,
+    /// framework.conf's `build_user` and the file that set it ([`build::BuildUser::resolve`]).
+    pub build_user: Option<(String, std::path::PathBuf)>,
 }
 
 impl Settings {
@@ -120,6 +122,7 @@ impl Settings {
                 .or_environment(),
             ),
             post_transaction: framework.post_transaction.clone(),
+            build_user: framework.build_user.clone(),
         }
     }
 }

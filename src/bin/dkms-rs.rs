@@ -108,6 +108,15 @@ impl Action {
 /// Settings come from /etc/dkms/framework.conf and /etc/dkms/framework.conf.d/*.conf (--etcdir
 /// names another directory for these, no-autoinstall and the module overrides).
 ///
+/// framework.conf's build_user (dkms-rs's own setting) is the user that copies the source,
+/// applies the patches and runs PRE_BUILD, make, strip and POST_BUILD, in a build directory it
+/// owns, with a clean environment (PATH, the locale, ARCH, CROSS_COMPILE, KCFLAGS, KBUILD_BUILD_*,
+/// SOURCE_DATE_EPOCH; HOME=/nonexistent); signing, storing into the tree, installing and depmod
+/// stay root. Unset: the dkms-rs system user the package creates, or root where that user does
+/// not exist (a source checkout); build_user=root: as root, as dkms. A user that does not exist
+/// is one line naming the file and the user, exit 1. Run by a non-root user, dkms-rs builds as
+/// that user.
+///
 /// dkms.conf is shell. dkms-rs reads declarative files itself and hands the others to bash,
 /// which runs their shell code, as dkms does; `conf show` says which (`reader=native` or
 /// `reader=bash` with `needs_shell=FILE:LINE: WHY`), and --no-exec refuses such files.

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::shell;
+use super::{BuildUser, shell};
 use crate::console::Console;
 use crate::error::{ActionError, MakeFailure, io_error};
 use crate::kernel::Target;
@@ -76,7 +76,15 @@ pub fn start_log(log: &Path, mv: &ModuleVersion, target: &Target) -> Result<(), 
         crate::console::DKMS_VERSION,
         chrono::Utc::now().format("%a %b %e %H:%M:%S UTC %Y"),
     );
-    std::fs::write(log, header).map_err(|e| io_error(log, e))
+    // A new file: never through a link in the build dir.
+    super::remove_file_if_exists(log)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(log)
+        .map_err(|e| io_error(log, e))?;
+    file.write_all(header.as_bytes())
+        .map_err(|e| io_error(log, e))
 }
 
 /// One step of a build as dkms 3.2.2's `invoke_command` runs it with a log: its section in
@@ -91,8 +99,11 @@ pub struct Step<'a> {
 impl Step<'_> {
     /// Run `cmd` (the command this step names), its output appended to `log`; its exit code.
     pub fn run(&self, mut cmd: Command, log: &Path, console: &Console) -> Result<i32, ActionError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // The build dir may be another user's: no link followed (O_NOFOLLOW).
         let mut file = std::fs::OpenOptions::new()
             .append(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(log)
             .map_err(|e| io_error(log, e))?;
         write!(file, "\n{}\n# command: {}\n", self.what, self.command)
@@ -135,6 +146,7 @@ impl Step<'_> {
 pub fn run_make(
     invocation: &str,
     build_dir: &Path,
+    user: &BuildUser,
     log: &Path,
     mv: &ModuleVersion,
     target: &Target,
@@ -145,7 +157,9 @@ pub fn run_make(
         command: invocation,
     };
     let progress = Progress::start(log, build_dir, mv, target, console);
-    let code = step.run(shell(invocation, build_dir), log, console);
+    let mut cmd = shell(invocation, build_dir);
+    user.apply(&mut cmd);
+    let code = step.run(cmd, log, console);
     drop(progress);
     let code = code?;
     if code != 0 {
@@ -407,7 +421,12 @@ pub fn log_excerpt(path: &Path) -> String {
     const AFTER: usize = 3;
     const ERRORS: usize = 3;
     const TAIL: usize = 10;
-    let bytes = std::fs::read(path).unwrap_or_default();
+    // Not following a link a build as another user may have put in make.log's place.
+    let mut bytes = Vec::new();
+    if let Ok(mut file) = super::user::open_regular(path) {
+        use std::io::Read;
+        let _ = file.read_to_end(&mut bytes);
+    }
     let text = String::from_utf8_lossy(&bytes);
     let all: Vec<&str> = text.lines().collect();
     // The make step's own output: after its `# command:` line, before its `# exit code:`.

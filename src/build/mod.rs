@@ -9,6 +9,7 @@
 pub mod compress;
 pub mod make;
 pub mod sign;
+pub mod user;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +22,7 @@ use crate::tree::{ModuleVersion, Tree};
 
 pub use make::{BuildCommand, log_excerpt, make_invocation};
 pub use sign::{Signing, SigningConf};
+pub use user::BuildUser;
 
 /// Environment that dkms unsets before anything runs ("may interfere with the build").
 pub const UNSET_ENV: [&str; 5] = ["CC", "CXX", "CFLAGS", "CXXFLAGS", "LDFLAGS"];
@@ -42,6 +44,8 @@ pub struct BuildRequest<'a> {
     /// `--force`: build despite missing BUILD_DEPENDS (the caller warns, see
     /// [`missing_build_depends`]).
     pub force: bool,
+    /// framework.conf's `build_user` and the file that set it ([`BuildUser::resolve`]).
+    pub build_user: Option<&'a (String, PathBuf)>,
 }
 
 /// Check what dkms checks before building; errors carry dkms's exit codes.
@@ -108,13 +112,14 @@ fn built_anywhere(tree: &Tree, module: &str, target: &Target) -> bool {
 /// `... done.`, `Signing module`), with every step's output in the build's make.log.
 pub fn build(req: &BuildRequest, console: &Console) -> Result<(), ActionError> {
     check_buildable(req)?;
+    let user = BuildUser::resolve(req.build_user)?;
     let (mv, target, conf) = (req.module, req.target, req.conf);
     let build_dir = &req.build_dir;
     let headers = req.tree.headers_dir(&target.kernel);
     let config_text = std::fs::read_to_string(headers.join(".config")).ok();
 
-    let log = copy_source(req)?;
-    apply_patches(req, &log, console)?;
+    let log = copy_source(req, &user)?;
+    apply_patches(req, &user, &log, console)?;
     // dkms exports the kernel's compiler as CC for PRE_BUILD only, then unsets it for make.
     let cc = config_text
         .as_deref()
@@ -122,7 +127,7 @@ pub fn build(req: &BuildRequest, console: &Console) -> Result<(), ActionError> {
         .filter(|cc| on_path(cc));
     if let Some(script) = &conf.pre_build {
         let kind = ScriptKind::PreBuild;
-        run_build_script(kind, script, build_dir, cc.as_deref(), &log, console)?;
+        run_build_script(kind, script, build_dir, cc.as_deref(), &user, &log, console)?;
     }
 
     // Paths to `<m>/<v>/build` in the command mean "this build's directory"; conf already
@@ -131,7 +136,7 @@ pub fn build(req: &BuildRequest, console: &Console) -> Result<(), ActionError> {
         BuildCommand::new(&conf.make_command, &req.tree.build_dir(mv)).in_dir(build_dir);
     let invocation = make_invocation(&make_command, req.jobs, target.kernel.as_str());
     console.verbose(&invocation);
-    make::run_make(&invocation, build_dir, &log, mv, target, console)?;
+    make::run_make(&invocation, build_dir, &user, &log, mv, target, console)?;
     for record in &conf.modules {
         let built = built_module_path(build_dir, &record.built_location, &record.built_name);
         if !built.exists() {
@@ -143,15 +148,23 @@ pub fn build(req: &BuildRequest, console: &Console) -> Result<(), ActionError> {
         }
     }
 
-    store(req, req.signing, console)?;
+    store(req, &user, req.signing, console)?;
     // As dkms 3.2.2: post_build runs with the module stored, logged to the same make.log
     // (back in the build dir while it runs).
     if let Some(script) = &conf.post_build {
         let stored_log = req.tree.built_dir(mv, target).join("log/make.log");
         rename(&stored_log, &log)?;
         let kind = ScriptKind::PostBuild;
-        let ran = run_build_script(kind, script, build_dir, None, &log, console);
-        rename(&log, &stored_log)?;
+        let ran = run_build_script(kind, script, build_dir, None, &user, &log, console);
+        if user.is_other() {
+            // The script's user owns the build dir: the log comes back by copy, never a
+            // link it put there.
+            let copied = stored_log.with_extension("log.new");
+            user::copy_regular(&log, &copied)?;
+            rename(&copied, &stored_log)?;
+        } else {
+            rename(&log, &stored_log)?;
+        }
         ran?;
     }
     // By rename: a kill while it is deleted leaves a name the next command knows. Cleaning
@@ -164,17 +177,21 @@ pub fn build(req: &BuildRequest, console: &Console) -> Result<(), ActionError> {
 }
 
 /// A fresh copy of the source in the build directory (`cp -a source/ build`, as dkms), and
-/// the build's make.log begun there with dkms 3.2.2's header; returns the log's path.
-fn copy_source(req: &BuildRequest) -> Result<PathBuf, ActionError> {
+/// the build's make.log begun there with dkms 3.2.2's header; returns the log's path. As
+/// another user: into a directory made for it, by that user (`cp -a source/. build`).
+fn copy_source(req: &BuildRequest, user: &BuildUser) -> Result<PathBuf, ActionError> {
     let build_dir = &req.build_dir;
     remove_dir_if_exists(build_dir)?;
-    run_quiet(
-        Command::new("cp")
-            .arg("-a")
-            .arg(format!("{}/", req.tree.source_dir(req.module).display()))
-            .arg(build_dir),
-        build_dir,
-    )?;
+    let source = req.tree.source_dir(req.module).display().to_string();
+    let mut cp = Command::new("cp");
+    if user.is_other() {
+        user.make_build_dir(build_dir)?;
+        cp.arg("-a").arg(format!("{source}/.")).arg(build_dir);
+        user.apply(&mut cp);
+    } else {
+        cp.arg("-a").arg(format!("{source}/")).arg(build_dir);
+    }
+    run_quiet(&mut cp, build_dir)?;
     let log = build_dir.join("make.log");
     make::start_log(&log, req.module, req.target)?;
     Ok(log)
@@ -182,7 +199,12 @@ fn copy_source(req: &BuildRequest) -> Result<PathBuf, ActionError> {
 
 /// The patches dkms.conf chose, applied in order (`patch -p1 < ./patches/<p>`, logged as
 /// dkms 3.2.2's invoke_command logs it).
-fn apply_patches(req: &BuildRequest, log: &Path, console: &Console) -> Result<(), ActionError> {
+fn apply_patches(
+    req: &BuildRequest,
+    user: &BuildUser,
+    log: &Path,
+    console: &Console,
+) -> Result<(), ActionError> {
     let build_dir = &req.build_dir;
     for patch in &req.conf.patches {
         if format!("patches/{patch}").contains("/../") {
@@ -201,7 +223,9 @@ fn apply_patches(req: &BuildRequest, log: &Path, console: &Console) -> Result<()
             what: &format!("Applying patch {patch}"),
             command: &command,
         };
-        if step.run(shell(&command, build_dir), log, console)? != 0 {
+        let mut cmd = shell(&command, build_dir);
+        user.apply(&mut cmd);
+        if step.run(cmd, log, console)? != 0 {
             return Err(ActionError::PatchFailed {
                 patch: patch.clone(),
                 dir: build_dir.clone(),
@@ -219,6 +243,7 @@ fn run_build_script(
     script: &str,
     build_dir: &Path,
     cc: Option<&str>,
+    user: &BuildUser,
     log: &Path,
     console: &Console,
 ) -> Result<(), ActionError> {
@@ -233,6 +258,7 @@ fn run_build_script(
     let dir = format!("{}/", build_dir.display());
     let command = format!("cd {dir} && {dir}{script}");
     let mut cmd = shell(&command, build_dir);
+    user.apply(&mut cmd);
     for name in UNSET_ENV {
         cmd.env_remove(name);
     }
@@ -257,6 +283,7 @@ fn run_build_script(
 /// beside the tree and renamed into place, so the target is built or not, never half.
 fn store(
     req: &BuildRequest,
+    user: &BuildUser,
     signing: Option<&Signing>,
     console: &Console,
 ) -> Result<(), ActionError> {
@@ -265,7 +292,7 @@ fn store(
         .version_dir(mv)
         .join(format!(".stage-{}-{}", target.kernel, target.arch));
     remove_dir_if_exists(&stage)?;
-    stage_build(req, signing, console, &stage).inspect_err(|_| {
+    stage_build(req, user, signing, console, &stage).inspect_err(|_| {
         let _ = std::fs::remove_dir_all(&stage);
         // `<k>/`, if this build made it and nothing else is in it.
         if let Some(kernel_dir) = tree.built_dir(mv, target).parent() {
@@ -277,6 +304,7 @@ fn store(
 /// [`store`] into `stage`, then the rename that makes the target built.
 fn stage_build(
     req: &BuildRequest,
+    user: &BuildUser,
     signing: Option<&Signing>,
     console: &Console,
     stage: &Path,
@@ -290,17 +318,36 @@ fn stage_build(
     if kernel_config.is_file() {
         copy(&kernel_config, &stage_log.join(".config"))?;
     }
-    rename(&build_dir.join("make.log"), &stage_log.join("make.log"))?;
+    if user.is_other() {
+        user::copy_regular(&build_dir.join("make.log"), &stage_log.join("make.log"))?;
+    } else {
+        rename(&build_dir.join("make.log"), &stage_log.join("make.log"))?;
+    }
     let compression = target.kernel.module_compression();
-    for record in &req.conf.modules {
+    let work = stage.join(".work");
+    for (i, record) in req.conf.modules.iter().enumerate() {
         let built = built_module_path(build_dir, &record.built_location, &record.built_name);
         if record.strip {
-            run_quiet(Command::new("strip").arg("-g").arg(&built), build_dir)?;
+            let mut strip = Command::new("strip");
+            strip.arg("-g").arg(&built);
+            user.apply(&mut strip);
+            run_quiet(&mut strip, build_dir)?;
         }
+        // Built as another user: signed and compressed as root in a copy of ours (a regular
+        // file, not a link the Makefile left), its own name kept (gzip records it).
+        let mine = if user.is_other() {
+            let dir = work.join(i.to_string());
+            create_dir(&dir)?;
+            let mine = dir.join(format!("{}.ko", record.built_name));
+            user::copy_regular(&built, &mine)?;
+            mine
+        } else {
+            built.clone()
+        };
         if let Some(sign) = signing {
-            sign.sign(&built, console);
+            sign.sign_as(&mine, &built, console);
         }
-        let (stored, ext) = compress::compress(&built, compression);
+        let (stored, ext) = compress::compress(&mine, compression);
         copy(
             &stored,
             &stage_module.join(format!("{}.ko{ext}", record.dest_name)),
@@ -314,6 +361,7 @@ fn stage_build(
             }
         }
     }
+    remove_dir_if_exists(&work)?;
     let built_dir = tree.built_dir(mv, target);
     if let Some(parent) = built_dir.parent() {
         create_dir(parent)?;
@@ -462,6 +510,14 @@ pub(crate) fn remove_dir_if_exists(dir: &Path) -> Result<(), ActionError> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_error(dir, e)),
+    }
+}
+
+pub(crate) fn remove_file_if_exists(file: &Path) -> Result<(), ActionError> {
+    match std::fs::remove_file(file) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error(file, e)),
     }
 }
 

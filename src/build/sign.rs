@@ -314,7 +314,13 @@ impl Signing {
     /// 3.2.2 does; a failure is its warning with sign-file's output, and the module stays
     /// unsigned (sign-file writes `<module>.~signed~` and renames it over the module).
     pub fn sign(&self, module: &Path, console: &Console) {
-        console.say(&format!("Signing module {}", module.display()));
+        self.sign_as(module, module, console);
+    }
+
+    /// [`Signing::sign`] `module`, named `shown` in the lines said (the build dir's path,
+    /// as dkms says it, when `module` is root's copy of a module built as another user).
+    pub fn sign_as(&self, module: &Path, shown: &Path, console: &Console) {
+        console.say(&format!("Signing module {}", shown.display()));
         let out = Command::new(&self.sign_file)
             .arg(&self.hash)
             .arg(&self.key)
@@ -331,7 +337,7 @@ impl Signing {
             }
             Err(e) => format!("{}: {e}", self.sign_file.display()),
         };
-        console.warn(&format!("Failed to sign module '{}'!", module.display()));
+        console.warn(&format!("Failed to sign module '{}'!", shown.display()));
         if !console.quiet {
             // dkms's `warn` echoes sign-file's output as one more line, empty or not.
             err_line(output.trim_end_matches('\n'));

@@ -4,6 +4,7 @@
 mod support;
 
 mod build_steps;
+mod build_user;
 mod cli;
 mod conf_words_3_2_2;
 mod depends;

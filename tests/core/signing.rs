@@ -248,11 +248,20 @@ fn first_build_makes_the_pair_and_signs_as_dkms_3_2_2() {
     };
     let k = &kernels[0];
     let mut results = Vec::new();
-    for side in ["dkms-rs", "dkms 3.2.2"] {
+    // dkms-rs building as nobody (framework.conf's build_user) signs and says the same.
+    for side in ["dkms-rs", "dkms 3.2.2", "dkms-rs as nobody"] {
         let s = scratch(std::slice::from_ref(k), true);
+        if side == "dkms-rs as nobody" {
+            use std::os::unix::fs::PermissionsExt;
+            let perms = std::fs::Permissions::from_mode(0o755);
+            std::fs::set_permissions(s.dir.path(), perms).unwrap();
+            let conf = s.etc_dir.join("framework.conf");
+            let text = std::fs::read_to_string(&conf).unwrap();
+            std::fs::write(&conf, format!("{text}build_user=nobody\n")).unwrap();
+        }
         s.write_module("signed", "1.0", "", TRIVIAL);
         let dkms = |args: &[&str]| match side {
-            "dkms-rs" => s.dkms_rs(args),
+            "dkms-rs" | "dkms-rs as nobody" => s.dkms_rs(args),
             _ => s.dkms_3_2_2(&reference, args),
         };
         ok(&mut dkms(&["add", "signed/1.0"]));
@@ -267,6 +276,10 @@ fn first_build_makes_the_pair_and_signs_as_dkms_3_2_2() {
     assert_eq!(
         results[0], results[1],
         "dkms-rs (left) vs dkms 3.2.2 (right)"
+    );
+    assert_eq!(
+        results[0], results[2],
+        "as root (left) vs as nobody (right)"
     );
     assert!(
         results[0]

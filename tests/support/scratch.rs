@@ -41,13 +41,16 @@ impl Scratch {
         std::fs::create_dir_all(&etc_dir).expect("etc dir");
         // Signing tool and MOK pair in the scratch, where there are none: modules are not
         // signed, and neither tool reads (or, dkms, creates) the host's /var/lib/dkms/mok.*.
+        // Builds as root (dkms's way) even where the engine package made its build user:
+        // the scratch is a 0700 temp dir (tests/core/build_user.rs opens it for one).
         let d = dir.path().display();
         std::fs::write(
             etc_dir.join("framework.conf"),
             format!(
                 "# dkms-rs tests: the scratch tree's framework.conf\n\
                  sign_file=\"{d}/no-sign-file\"\nmok_signing_key=\"{d}/mok.key\"\n\
-                 mok_certificate=\"{d}/mok.pub\"\n"
+                 mok_certificate=\"{d}/mok.pub\"\n\
+                 build_user=root\n"
             ),
         )
         .expect("framework.conf");

@@ -203,14 +203,7 @@ fn build_all(kernels: &[String], sources: &[&Path], user: Option<&str>) -> Vec<(
                 .join(k)
                 .join(support::arch())
                 .join("module");
-            let mut names: Vec<String> = std::fs::read_dir(module_dir)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
-            names.sort();
-            (code, names)
+            (code, support::file_names(&module_dir))
         })
         .collect()
 }

@@ -20,16 +20,7 @@ pub(crate) type Seen = (i32, String, String);
 
 impl Pair {
     pub(crate) fn new(kernels: &[String]) -> Option<Pair> {
-        if !["make", "modinfo", "unshare"]
-            .iter()
-            .all(|t| support::require_tool(t))
-        {
-            return None;
-        }
-        let reference = support::dkms_3_2_2()?;
-        if !support::scratch::is_root() && !support::missing("root (dkms 3.2.2's namespace)") {
-            return None;
-        }
+        let reference = support::dkms_3_2_2_with(&["make", "modinfo", "unshare"])?;
         Some(Pair {
             ours: Scratch::new(kernels),
             theirs: Scratch::new(kernels),

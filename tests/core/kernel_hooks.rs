@@ -181,15 +181,7 @@ impl Side {
 
     /// The modules installed for `kernel`, by name, sorted.
     fn installed(&self, kernel: &str) -> Vec<String> {
-        let dir = self.s.install_tree.join(kernel).join("updates/dkms");
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
+        support::file_names(&self.s.install_tree.join(kernel).join("updates/dkms"))
     }
 
     /// `dkms status`, sorted lines.

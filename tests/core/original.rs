@@ -233,18 +233,9 @@ fn sanity_outcomes(
 /// kernel's own): 3.0.10 refuses, 3.2.2 installs when the files differ.
 #[test]
 fn a_module_the_kernel_has_is_judged_as_dkms_3_2_2_does() {
-    if !["make", "modinfo", "unshare"]
-        .iter()
-        .all(|t| support::require_tool(t))
-    {
-        return;
-    }
-    let Some(reference) = support::dkms_3_2_2() else {
+    let Some(reference) = support::dkms_3_2_2_with(&["make", "modinfo", "unshare"]) else {
         return;
     };
-    if !support::scratch::is_root() && !support::missing("root (dkms 3.2.2's namespace)") {
-        return;
-    }
     let Some(kernels) = support::require_kernels(1) else {
         return;
     };

@@ -34,18 +34,10 @@ fn mtime_text(file: &Path) -> String {
 
 #[test]
 fn status_with_its_record_is_dkms_3_2_2_s_and_3_0_10_s() {
-    if !["make", "unshare", "dkms", "touch", "stat"]
-        .iter()
-        .all(|t| support::require_tool(t))
-    {
-        return;
-    }
-    let Some(reference) = support::dkms_3_2_2() else {
+    let Some(reference) = support::dkms_3_2_2_with(&["make", "unshare", "dkms", "touch", "stat"])
+    else {
         return;
     };
-    if !support::scratch::is_root() && !support::missing("root (dkms 3.2.2's namespace)") {
-        return;
-    }
     let Some(kernels) = support::require_kernels(1) else {
         return;
     };

@@ -451,3 +451,28 @@ pub fn dkms_3_2_2() -> Option<PathBuf> {
     }
     Some(dir)
 }
+
+/// What a test that runs dkms 3.2.2 beside dkms-rs needs: `tools`, dkms 3.2.2 ([`dkms_3_2_2`])
+/// and root (it runs in a private mount namespace); its extracted package, or `None` to skip.
+pub fn dkms_3_2_2_with(tools: &[&str]) -> Option<PathBuf> {
+    if !tools.iter().all(|t| require_tool(t)) {
+        return None;
+    }
+    let reference = dkms_3_2_2()?;
+    if !scratch::is_root() && !missing("root (dkms 3.2.2's namespace)") {
+        return None;
+    }
+    Some(reference)
+}
+
+/// The names in `dir` (none when it cannot be read), sorted.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}

@@ -58,10 +58,8 @@ impl TestModule {
     /// left, and clean up again when the guard drops. `packages` are purged with `path` as
     /// PATH when given (so maintainer scripts find the binaries under test).
     pub fn guard(&self, packages: &[&str], path: Option<OsString>) -> DpkgGuard {
-        let lock = fs::File::create(LOCK).unwrap();
-        lock.lock().unwrap();
         let guard = DpkgGuard {
-            _lock: lock,
+            _lock: hold_lock(),
             module: *self,
             packages: packages.iter().map(|p| p.to_string()).collect(),
             path,
@@ -69,6 +67,15 @@ impl TestModule {
         guard.clean();
         guard
     }
+}
+
+/// The dpkg tests' lock alone (waiting for them), for a test that installs nothing but runs
+/// what reads the machine's dpkg or debconf databases: Debian's common.postinst sources
+/// debconf's confmodule, which fails while a dpkg run of those tests holds config.dat.
+pub fn hold_lock() -> fs::File {
+    let lock = fs::File::create(LOCK).unwrap();
+    lock.lock().unwrap();
+    lock
 }
 
 /// Held while a test installs for real; see [`TestModule::guard`].

@@ -252,6 +252,8 @@ fn dpkg_buildpackage_builds_lintian_clean_engine_and_tools() {
             .arg(engine)
             .arg(&unpacked),
     );
+    // Debian's common.postinst reads debconf's database: not while a dpkg test holds it.
+    let _dpkg = support::dpkg::hold_lock();
     for (script, args, same_output) in [
         ("common.postinst", &[][..], true),
         ("common.postinst", &["onlyname"][..], true),

@@ -76,8 +76,11 @@ dkms status > {t}/out/status
         t = t.path().display(),
         modules = modules.display(),
     );
+    // Its overlays lie on the machine's /usr/src and /lib/modules: not while a dpkg test installs.
+    let lock = support::dpkg::share_lock();
     let (code, out, err) =
         run(Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]));
+    drop(lock);
     assert_eq!(code, 0, "the oracle's namespace failed:\n{out}\n{err}");
     let read = |f: &str| std::fs::read_to_string(p(f)).unwrap();
     (

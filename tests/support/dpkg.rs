@@ -78,6 +78,15 @@ pub fn hold_lock() -> fs::File {
     lock
 }
 
+/// The dpkg tests' lock shared (waiting while one of them runs; with other sharers at once),
+/// for a test whose mount namespace lays overlays on the machine's /usr or /lib/modules:
+/// a dpkg run changing those lower dirs under a mounted overlay would change what it sees.
+pub fn share_lock() -> fs::File {
+    let lock = fs::File::create(LOCK).unwrap();
+    lock.lock_shared().unwrap();
+    lock
+}
+
 /// Held while a test installs for real; see [`TestModule::guard`].
 pub struct DpkgGuard {
     _lock: fs::File,

@@ -91,61 +91,63 @@ impl Hook {
         }
         // For the whole run, not per verb: what is read between the verbs (stale, added,
         // built) must still hold when the next one runs. The verbs' own lock is this one.
-        let _lock = self.session.lock()?;
-        let arch = machine_arch();
-        let first = Target {
-            kernel: self.running_kernel.clone(),
-            arch: arch.clone(),
-        };
-        if previous.is_some_and(|p| !p.is_empty()) {
-            self.remove_older_versions(mv)?;
-        }
-        if tree.is_added(mv) && self.is_stale(mv) {
-            self.say(&format!(
-                "Removing old {}-{} DKMS files...",
-                mv.module, mv.version
-            ));
-            let targets = self.session.built_targets(mv)?;
-            self.session.remove(mv, &targets)?;
-        }
-        let tarball = self
-            .tarball_root
-            .as_ref()
-            .map(|root| root.join(format!("{}-{}.dkms.tar.gz", mv.module, mv.version)))
-            .filter(|t| t.is_file());
-        if let Some(tarball) = tarball.filter(|_| !tree.is_added(mv))
-            && let Err(e) = self.session.ldtarball(&tarball, &first)
-        {
-            // common.postinst: "Unable to load DKMS tarball", exit 2.
-            if !matches!(e, ActionError::Reported { .. }) {
-                e.report(&self.session.console);
+        let lock = self.session.lock()?;
+        lock.run(|| {
+            let arch = machine_arch();
+            let first = Target {
+                kernel: self.running_kernel.clone(),
+                arch: arch.clone(),
+            };
+            if previous.is_some_and(|p| !p.is_empty()) {
+                self.remove_older_versions(mv)?;
             }
-            self.session.console.warn(&format!(
-                "unable to load the DKMS tarball {}",
-                tarball.display()
-            ));
-            return Err(ActionError::Reported { code: 2 });
-        }
-        if !tree.is_added(mv) && tree.source_tree_dir(mv).is_dir() {
-            self.say(&format!(
-                "Loading new {}-{} DKMS files...",
-                mv.module, mv.version
-            ));
-            self.session.add(mv, &first)?;
-        }
+            if tree.is_added(mv) && self.is_stale(mv) {
+                self.say(&format!(
+                    "Removing old {}-{} DKMS files...",
+                    mv.module, mv.version
+                ));
+                let targets = self.session.built_targets(mv)?;
+                self.session.remove(mv, &targets)?;
+            }
+            let tarball = self
+                .tarball_root
+                .as_ref()
+                .map(|root| root.join(format!("{}-{}.dkms.tar.gz", mv.module, mv.version)))
+                .filter(|t| t.is_file());
+            if let Some(tarball) = tarball.filter(|_| !tree.is_added(mv))
+                && let Err(e) = self.session.ldtarball(&tarball, &first)
+            {
+                // common.postinst: "Unable to load DKMS tarball", exit 2.
+                if !matches!(e, ActionError::Reported { .. }) {
+                    e.report(&self.session.console);
+                }
+                self.session.console.warn(&format!(
+                    "unable to load the DKMS tarball {}",
+                    tarball.display()
+                ));
+                return Err(ActionError::Reported { code: 2 });
+            }
+            if !tree.is_added(mv) && tree.source_tree_dir(mv).is_dir() {
+                self.say(&format!(
+                    "Loading new {}-{} DKMS files...",
+                    mv.module, mv.version
+                ));
+                self.session.add(mv, &first)?;
+            }
 
-        let kernels = self.kernels(previous.is_some_and(|p| !p.is_empty()));
-        self.say(&format!("Building for {}", and_list(&kernels)));
-        for kernel in kernels {
-            self.configure_kernel(
-                mv,
-                Target {
-                    kernel,
-                    arch: arch.clone(),
-                },
-            )?;
-        }
-        Ok(())
+            let kernels = self.kernels(previous.is_some_and(|p| !p.is_empty()));
+            self.say(&format!("Building for {}", and_list(&kernels)));
+            for kernel in kernels {
+                self.configure_kernel(
+                    mv,
+                    Target {
+                        kernel,
+                        arch: arch.clone(),
+                    },
+                )?;
+            }
+            Ok(())
+        })
     }
 
     /// One kernel of common.postinst's loop: build if not built, install if not installed.
@@ -349,12 +351,14 @@ impl Hook {
     /// version from every kernel, as `dkms remove --all`; nothing to do when it is not there.
     pub fn remove(&self, mv: &ModuleVersion) -> Result<(), ActionError> {
         let tree = self.tree();
-        let _lock = self.session.lock()?;
-        if !tree.is_added(mv) {
-            return Ok(());
-        }
-        let targets = self.session.built_targets(mv)?;
-        self.session.remove(mv, &targets)
+        let lock = self.session.lock()?;
+        lock.run(|| {
+            if !tree.is_added(mv) {
+                return Ok(());
+            }
+            let targets = self.session.built_targets(mv)?;
+            self.session.remove(mv, &targets)
+        })
     }
 }
 

@@ -285,6 +285,9 @@ pub struct TreeLock {
     key: (u64, u64),
     /// Whether this guard took the lock (the first of its thread) rather than joined it.
     outermost: bool,
+    /// For the outermost guard: whether the command before this one left the tree clean
+    /// (see [`TreeLock::was_clean`]).
+    was_clean: bool,
     /// Dropped on the thread that took it: the lock is that thread's.
     _not_send: std::marker::PhantomData<*const ()>,
 }
@@ -300,7 +303,13 @@ static HELD: std::sync::Mutex<std::collections::BTreeMap<(u64, u64), Held>> =
 struct Held {
     owner: std::thread::ThreadId,
     guards: usize,
-    _file: File,
+    file: File,
+    /// Whether the guard that took the lock said its command ended well
+    /// ([`TreeLock::done`]): the last guard then writes [`CLEAN_MARK`] into the lock file,
+    /// if the tree was known clean when this command started: the mark was there, or the
+    /// command finished what a killed one left ([`TreeLock::recovered`]).
+    done: bool,
+    known_clean: bool,
     /// The lock file's path and the tree it locks: the last guard removes the file when the
     /// tree holds no module any more (see [`Tree::lock`]).
     path: PathBuf,
@@ -324,12 +333,85 @@ fn tree_is_empty(dkms_tree: &Path) -> bool {
 /// The tree lock's file name: a dot file, invisible to dkms's `$dkms_tree/*` globs.
 const LOCK_FILE: &str = ".dkms-rs.lock";
 
+/// What the lock file holds between commands when the last one that held the lock ended
+/// well: nothing of a killed or failed command is left in the tree, and the next command
+/// need not look for it in every module directory (dkms issue #32: a single-module command
+/// must not cost what the whole tree costs). The command that takes the lock empties the
+/// file, durably, before it changes anything; so a kill, a failure or a crash at any later
+/// moment leaves it empty, and the next command looks everywhere. A tree written by an
+/// older dkms-rs, or by dkms, has an empty (or no) lock file: looked at whole, once.
+const CLEAN_MARK: &[u8] = b"clean\n";
+
 impl TreeLock {
     /// Whether this guard took the lock, rather than joined the one its thread holds: the
     /// command that takes it first is the one that repairs what a killed command left.
     pub fn is_outermost(&self) -> bool {
         self.outermost
     }
+
+    /// For the guard that took the lock: whether the command that held it last ended well
+    /// ([`TreeLock::done`]), so that nothing a killed command leaves is in the tree.
+    pub fn was_clean(&self) -> bool {
+        self.outermost && self.was_clean
+    }
+
+    /// For the guard that took the lock: say that what killed commands left in the tree has
+    /// been finished (see `action::recover`), so that [`TreeLock::done`] may mark it clean.
+    pub fn recovered(&self) {
+        if let Some(h) = HELD
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&self.key)
+            .filter(|_| self.outermost)
+        {
+            h.known_clean = true;
+        }
+    }
+
+    /// Run a command's work under this guard, and say it ended well ([`TreeLock::done`])
+    /// when it returns `Ok`.
+    pub fn run<T, E>(&self, work: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        let result = work();
+        if result.is_ok() {
+            self.done();
+        }
+        result
+    }
+
+    /// Say that the command holding the lock ended well and left nothing half-done: when
+    /// the lock is released the lock file says so to the next command (see [`CLEAN_MARK`]).
+    /// Only the guard that took the lock can say it; a joined guard's word is ignored (its
+    /// caller may fail after it). A command that fails, panics or is killed never says it.
+    pub fn done(&self) {
+        if !self.outermost || std::thread::panicking() {
+            return;
+        }
+        if let Some(h) = HELD
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&self.key)
+        {
+            h.done = true;
+        }
+    }
+}
+
+/// Read the lock file's mark and, when it is [`CLEAN_MARK`], empty the file durably (the
+/// command now holding the lock may leave anything); whether it was clean. An error reading
+/// or emptying it counts as not clean.
+fn take_clean_mark(file: &mut File) -> bool {
+    use std::io::{Read, Seek};
+    let mut mark = Vec::new();
+    let read = file.seek(std::io::SeekFrom::Start(0)).and_then(|_| {
+        file.take(CLEAN_MARK.len() as u64 + 1)
+            .read_to_end(&mut mark)
+    });
+    if read.is_err() || mark.is_empty() {
+        return false;
+    }
+    // Anything else in it (a foreign write, a torn one): emptied too, and not clean.
+    let emptied = file.set_len(0).and_then(|()| file.sync_data()).is_ok();
+    emptied && mark == CLEAN_MARK
 }
 
 impl Drop for TreeLock {
@@ -344,6 +426,11 @@ impl Drop for TreeLock {
                 if tree_is_empty(&h.dkms_tree) {
                     let _ = std::fs::remove_file(h.dkms_tree.join(record::RECORD_FILE));
                     let _ = std::fs::remove_file(&h.path);
+                } else if h.done && h.known_clean && !std::thread::panicking() {
+                    // Not synced: lost in a crash, it costs the next command a look at
+                    // every module directory, nothing more.
+                    use std::os::unix::fs::FileExt;
+                    let _ = h.file.write_all_at(CLEAN_MARK, 0);
                 }
                 // Closing the file releases the flock.
                 held.remove(&self.key);
@@ -581,12 +668,24 @@ impl Tree {
         };
         let mut targets = Vec::new();
         for k in kernels {
-            let archs: Vec<String> = match arch {
-                Some(a) => vec![a.to_string()],
-                None => visible_names(&dir.join(&k)),
+            let kernel_dir = dir.join(&k);
+            let archs: Vec<(String, bool)> = match arch {
+                Some(a) => vec![(a.to_string(), false)],
+                // The listing's file types: a directory needs no stat to tell it is one
+                // (`[ -d ]`; a link, or a type the file system does not give, does).
+                None => std::fs::read_dir(&kernel_dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|e| {
+                        let name = e.file_name().into_string().ok()?;
+                        let dir = e.file_type().is_ok_and(|t| t.is_dir());
+                        (!name.starts_with('.')).then_some((name, dir))
+                    })
+                    .collect(),
             };
-            for a in archs {
-                if dir.join(&k).join(&a).is_dir() {
+            for (a, known_dir) in archs {
+                if known_dir || kernel_dir.join(&a).is_dir() {
                     targets.push(Target {
                         kernel: KernelRelease(k.clone()),
                         arch: a,
@@ -656,24 +755,27 @@ impl Tree {
     /// Take the tree's lock, waiting (with a message on stderr) while another command, or
     /// another thread of this one, holds it. Taken again by the thread holding it, it is
     /// the same lock: released when the outermost guard drops. The lock file
-    /// (`<dkms_tree>/.dkms-rs.lock`) is removed then when no module is left in the tree.
+    /// (`<dkms_tree>/.dkms-rs.lock`) is removed then when no module is left in the tree;
+    /// else it says whether the command ended well ([`TreeLock::done`], [`CLEAN_MARK`]).
     pub fn lock(&self) -> std::io::Result<TreeLock> {
         use std::os::unix::fs::MetadataExt;
         std::fs::create_dir_all(&self.dkms_tree)?;
         let path = self.dkms_tree.join(LOCK_FILE);
         loop {
-            let file = File::options()
+            let mut file = File::options()
                 .create(true)
                 .truncate(false)
+                .read(true)
                 .write(true)
                 .open(&path)?;
             let meta = file.metadata()?;
             // The file, not its path: a tree named two ways is one lock.
             let key = (meta.dev(), meta.ino());
             let me = std::thread::current().id();
-            let guard = |outermost| TreeLock {
+            let guard = |outermost, was_clean| TreeLock {
                 key,
                 outermost,
+                was_clean,
                 _not_send: std::marker::PhantomData,
             };
             if let Some(h) = HELD
@@ -684,7 +786,7 @@ impl Tree {
             {
                 // `file`, a second description, is closed unused: that releases nothing.
                 h.guards += 1;
-                return Ok(guard(false));
+                return Ok(guard(false, false));
             }
             // Not this thread's; HELD is not held while waiting (the holder's drop needs it).
             match file.try_lock() {
@@ -708,17 +810,20 @@ impl Tree {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             }
+            let was_clean = take_clean_mark(&mut file);
             HELD.lock().unwrap_or_else(|e| e.into_inner()).insert(
                 key,
                 Held {
                     owner: me,
                     guards: 1,
-                    _file: file,
+                    file,
+                    done: false,
+                    known_clean: was_clean,
                     path: path.clone(),
                     dkms_tree: self.dkms_tree.clone(),
                 },
             );
-            return Ok(guard(true));
+            return Ok(guard(true, was_clean));
         }
     }
 
@@ -822,6 +927,8 @@ impl Tree {
             let conf_path = self.source_dir(mv).join("dkms.conf");
             // Read when a target first needs it, once for all the version's targets.
             let mut file = None;
+            // The module records, when they hold for every target (see below).
+            let mut every_target: Option<Option<Vec<crate::conf::ModuleRecord>>> = None;
             // One listing of the module dir instead of a stat per target: most modules
             // have no original_module/ at all.
             let has_originals = self.module_dir(&mv.module).join("original_module").is_dir();
@@ -839,23 +946,39 @@ impl Tree {
                 };
                 let mut ctx = self.resolve_context(&target, Some(mv));
                 ctx.etc_names = memo.etc_names.clone();
-                let conf = match file.resolve(&ctx) {
-                    Ok(conf) => conf,
-                    // Not judged: not "built", and not "added" either (it may be both).
-                    Err(e @ ConfError::NotRun { .. }) => {
-                        if !refused {
-                            not_run.push(e);
+                // Status needs only the module records: read once for all the targets
+                // when the file says the same for each (no kernel name expanded, no
+                // override named after a kernel); else for each target, as dkms does.
+                let shared = every_target
+                    .as_ref()
+                    .filter(|_| !file.has_target_overrides(&ctx, &mv.module, &mv.version));
+                let records = match shared {
+                    Some(records) => records.clone(),
+                    None => match file.evaluate(&ctx, crate::conf::Reader::Auto) {
+                        Ok(res) => {
+                            let same = res.records_for_every_target;
+                            let records = res.into_result().ok().map(|conf| conf.modules);
+                            if same {
+                                every_target = Some(records.clone());
+                            }
+                            records
                         }
-                        refused = true;
-                        continue;
-                    }
-                    Err(_) => continue,
+                        // Not judged: not "built", and not "added" either (it may be both).
+                        Err(e @ ConfError::NotRun { .. }) => {
+                            if !refused {
+                                not_run.push(e);
+                            }
+                            refused = true;
+                            continue;
+                        }
+                        Err(_) => None,
+                    },
                 };
+                let Some(records) = records else { continue };
                 // dkms 3.2.2's is_module_built is the module/ dir; a module file missing
                 // there is its "incomplete" suffix.
                 let compression = target.kernel.module_compression();
-                let built: Option<Vec<(PathBuf, std::fs::Metadata)>> = conf
-                    .modules
+                let built: Option<Vec<(PathBuf, std::fs::Metadata)>> = records
                     .iter()
                     .map(|r| module_file_meta(&module_dir, &r.dest_name, compression))
                     .collect();
@@ -867,7 +990,7 @@ impl Tree {
                 // module_status_built_extra: the diff only when every module file is there.
                 let differs = match &built {
                     Some(built) => {
-                        installed && !self.installed_matches_built(&target, &conf, built, memo)
+                        installed && !self.installed_matches_built(&target, &records, built, memo)
                     }
                     None => false,
                 };
@@ -926,13 +1049,13 @@ impl Tree {
     fn installed_matches_built(
         &self,
         target: &Target,
-        conf: &ModuleConf,
+        records: &[crate::conf::ModuleRecord],
         built: &[(PathBuf, std::fs::Metadata)],
         memo: &mut Memo,
     ) -> bool {
         let compression = target.kernel.module_compression();
         let lib = self.kernel_modules_dir(&target.kernel);
-        conf.modules.iter().zip(built).all(|(r, (ours, meta))| {
+        records.iter().zip(built).all(|(r, (ours, meta))| {
             let dest = r.dest_dir(&lib);
             let Some((theirs, their_meta)) = module_file_meta(&dest, &r.dest_name, compression)
             else {

@@ -13,16 +13,18 @@ use super::Session;
 impl Session {
     /// `add`: link `<source_tree>/<m>-<v>` into the tree after checking its dkms.conf.
     pub fn add(&self, mv: &ModuleVersion, target: &Target) -> Result<(), ActionError> {
-        let _lock = self.lock()?;
-        self.check_addable(mv)?;
-        let conf_path = self
-            .flags
-            .conf_override
-            .clone()
-            .unwrap_or_else(|| self.tree.source_tree_dir(mv).join("dkms.conf"));
-        let conf = self.conf_at(&conf_path, target, Some(mv))?;
-        strict(&conf, &conf_path, target)?;
-        self.link_source(mv, &conf)
+        let lock = self.lock()?;
+        lock.run(|| {
+            self.check_addable(mv)?;
+            let conf_path = self
+                .flags
+                .conf_override
+                .clone()
+                .unwrap_or_else(|| self.tree.source_tree_dir(mv).join("dkms.conf"));
+            let conf = self.conf_at(&conf_path, target, Some(mv))?;
+            strict(&conf, &conf_path, target)?;
+            self.link_source(mv, &conf)
+        })
     }
 
     /// What dkms's `add_module` checks before reading dkms.conf: not added yet (exit 3), the
@@ -78,58 +80,60 @@ impl Session {
         dir: &Path,
         target: &Target,
     ) -> Result<ModuleVersion, ActionError> {
-        let _lock = self.lock()?;
-        let from = dir.canonicalize().map_err(|e| io_error(dir, e))?;
-        let conf_path = from.join("dkms.conf");
-        if !conf_path.is_file() {
-            return Err(ActionError::NotASourceTree { dir: from });
-        }
-        // Read once: with no `-m`, the conf is read as `-m PACKAGE_NAME -v PACKAGE_VERSION`
-        // (see `ResolveContext::module`), which is what `add` would read again.
-        let conf = self.conf_at(&conf_path, target, None)?;
-        let mv = ModuleVersion {
-            module: conf.package_name.clone(),
-            version: conf.package_version.clone(),
-        };
-        let dest = self.tree.source_tree_dir(&mv);
-        if from != dest {
-            let source_tree = &self.tree.source_tree;
-            std::fs::create_dir_all(source_tree).map_err(|e| io_error(source_tree, e))?;
-            let copy = || -> std::io::Result<()> {
-                let merge = !self.flags.force && dest.is_dir();
-                // cp -fr into a link to a directory writes in that directory: so does this.
-                let place = if merge && dest.is_symlink() {
-                    dest.canonicalize()?
-                } else {
-                    dest.clone()
-                };
-                let pending = crate::atomic::PendingDir::create(&place)?;
-                if merge {
-                    pending.copy_in("-a", &place)?;
-                }
-                pending.copy_in("-fr", &from)?;
-                pending.commit()
-            };
-            copy().map_err(|e| io_error(&dest, e))?;
-        }
-        if self.flags.conf_override.is_some() {
-            self.add(&mv, target)?;
-        } else {
-            self.check_addable(&mv)?;
-            // dkms 3.2.2 reads the copy: its deprecation lines name that.
-            let copied = self.tree.source_tree_dir(&mv).join("dkms.conf");
-            let mut conf = conf;
-            let (was, is) = (
-                format!("({})", conf_path.display()),
-                format!("({})", copied.display()),
-            );
-            for what in &mut conf.deprecated {
-                *what = what.replace(&was, &is);
+        let lock = self.lock()?;
+        lock.run(|| {
+            let from = dir.canonicalize().map_err(|e| io_error(dir, e))?;
+            let conf_path = from.join("dkms.conf");
+            if !conf_path.is_file() {
+                return Err(ActionError::NotASourceTree { dir: from });
             }
-            strict(&conf, &copied, target)?;
-            self.link_source(&mv, &conf)?;
-        }
-        Ok(mv)
+            // Read once: with no `-m`, the conf is read as `-m PACKAGE_NAME -v PACKAGE_VERSION`
+            // (see `ResolveContext::module`), which is what `add` would read again.
+            let conf = self.conf_at(&conf_path, target, None)?;
+            let mv = ModuleVersion {
+                module: conf.package_name.clone(),
+                version: conf.package_version.clone(),
+            };
+            let dest = self.tree.source_tree_dir(&mv);
+            if from != dest {
+                let source_tree = &self.tree.source_tree;
+                std::fs::create_dir_all(source_tree).map_err(|e| io_error(source_tree, e))?;
+                let copy = || -> std::io::Result<()> {
+                    let merge = !self.flags.force && dest.is_dir();
+                    // cp -fr into a link to a directory writes in that directory: so does this.
+                    let place = if merge && dest.is_symlink() {
+                        dest.canonicalize()?
+                    } else {
+                        dest.clone()
+                    };
+                    let pending = crate::atomic::PendingDir::create(&place)?;
+                    if merge {
+                        pending.copy_in("-a", &place)?;
+                    }
+                    pending.copy_in("-fr", &from)?;
+                    pending.commit()
+                };
+                copy().map_err(|e| io_error(&dest, e))?;
+            }
+            if self.flags.conf_override.is_some() {
+                self.add(&mv, target)?;
+            } else {
+                self.check_addable(&mv)?;
+                // dkms 3.2.2 reads the copy: its deprecation lines name that.
+                let copied = self.tree.source_tree_dir(&mv).join("dkms.conf");
+                let mut conf = conf;
+                let (was, is) = (
+                    format!("({})", conf_path.display()),
+                    format!("({})", copied.display()),
+                );
+                for what in &mut conf.deprecated {
+                    *what = what.replace(&was, &is);
+                }
+                strict(&conf, &copied, target)?;
+                self.link_source(&mv, &conf)?;
+            }
+            Ok(mv)
+        })
     }
 }
 

@@ -19,24 +19,26 @@ impl Session {
     /// kernel without headers fails it (21) when there is something to build, as in 3.2.2.
     pub fn autoinstall(&self, targets: &[Target]) -> Result<(), ActionError> {
         // A kernel hook's autoinstall races a package's install of the same module: one waits.
-        let _lock = self.lock()?;
-        if self.tree.etc_dir.join("no-autoinstall").exists() {
-            self.console
-                .say("Automatic installation of modules has been disabled.");
-            return Ok(());
-        }
-        let mut first_error = None;
-        for target in distinct(targets) {
-            if let Err(e) = self.autoinstall_target(&target) {
-                if !matches!(e, ActionError::Reported { .. }) {
-                    e.report(&self.console);
-                }
-                first_error.get_or_insert(ActionError::Reported {
-                    code: e.exit_code(),
-                });
+        let lock = self.lock()?;
+        lock.run(|| {
+            if self.tree.etc_dir.join("no-autoinstall").exists() {
+                self.console
+                    .say("Automatic installation of modules has been disabled.");
+                return Ok(());
             }
-        }
-        first_error.map_or(Ok(()), Err)
+            let mut first_error = None;
+            for target in distinct(targets) {
+                if let Err(e) = self.autoinstall_target(&target) {
+                    if !matches!(e, ActionError::Reported { .. }) {
+                        e.report(&self.console);
+                    }
+                    first_error.get_or_insert(ActionError::Reported {
+                        code: e.exit_code(),
+                    });
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        })
     }
 
     /// [`Session::autoinstall`] for one target.
@@ -227,25 +229,27 @@ impl Session {
         target: &Target,
         module: Option<&str>,
     ) -> Result<(), ActionError> {
-        let _lock = self.lock()?;
-        if &target.kernel == template {
-            return Err(ActionError::SameTemplateKernel {
-                kernel: template.clone(),
-            });
-        }
-        let template_target = Target {
-            kernel: template.clone(),
-            arch: target.arch.clone(),
-        };
-        self.console.say(&format!(
-            "Matching modules in kernel: {target} to the configuration of kernel: {template_target}"
-        ));
-        for mv in self.tree.added_modules(module, None) {
-            if self.tree.is_installed(&mv, &template_target) {
-                self.install(&mv, std::slice::from_ref(target))?;
+        let lock = self.lock()?;
+        lock.run(|| {
+            if &target.kernel == template {
+                return Err(ActionError::SameTemplateKernel {
+                    kernel: template.clone(),
+                });
             }
-        }
-        Ok(())
+            let template_target = Target {
+                kernel: template.clone(),
+                arch: target.arch.clone(),
+            };
+            self.console.say(&format!(
+                "Matching modules in kernel: {target} to the configuration of kernel: {template_target}"
+            ));
+            for mv in self.tree.added_modules(module, None) {
+                if self.tree.is_installed(&mv, &template_target) {
+                    self.install(&mv, std::slice::from_ref(target))?;
+                }
+            }
+            Ok(())
+        })
     }
 }
 

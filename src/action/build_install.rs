@@ -33,9 +33,11 @@ impl Goal {
 impl Session {
     /// `build`: build for every target (in parallel); already built targets are skipped.
     pub fn build(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
-        let _lock = self.lock()?;
-        let todo = self.plan(mv, targets, Goal::Built)?;
-        first_failure(self.build_all(todo, |_, _, _| Ok(None)))
+        let lock = self.lock()?;
+        lock.run(|| {
+            let todo = self.plan(mv, targets, Goal::Built)?;
+            first_failure(self.build_all(todo, |_, _, _| Ok(None)))
+        })
     }
 
     /// The targets still to do for `build`/`install`, each with its conf, adding the module
@@ -114,27 +116,29 @@ impl Session {
 
     /// `install`: build what is not built, install, one depmod per kernel.
     pub fn install(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
-        let _lock = self.lock()?;
-        let todo = self.plan(mv, targets, Goal::Installed)?;
-        let installed = Mutex::new(Vec::new());
-        let outcomes = self.build_all(todo, |mv, target, conf| {
-            self.install_one(mv, target, conf, &installed)
-        });
-        let result = first_failure(outcomes);
-        let installed = installed.into_inner().unwrap_or_default();
-        let targets: Vec<Target> = distinct(
-            &installed
-                .iter()
-                .map(|(_, t, _)| t.clone())
-                .collect::<Vec<_>>(),
-        );
-        self.depmod_or_roll_back(installed)?;
-        result?;
-        // dkms 3.2.2's do_install ends with check_and_rebuild_dependent_modules.
-        for target in &targets {
-            self.rebuild_dependents(target, 0)?;
-        }
-        Ok(())
+        let lock = self.lock()?;
+        lock.run(|| {
+            let todo = self.plan(mv, targets, Goal::Installed)?;
+            let installed = Mutex::new(Vec::new());
+            let outcomes = self.build_all(todo, |mv, target, conf| {
+                self.install_one(mv, target, conf, &installed)
+            });
+            let result = first_failure(outcomes);
+            let installed = installed.into_inner().unwrap_or_default();
+            let targets: Vec<Target> = distinct(
+                &installed
+                    .iter()
+                    .map(|(_, t, _)| t.clone())
+                    .collect::<Vec<_>>(),
+            );
+            self.depmod_or_roll_back(installed)?;
+            result?;
+            // dkms 3.2.2's do_install ends with check_and_rebuild_dependent_modules.
+            for target in &targets {
+                self.rebuild_dependents(target, 0)?;
+            }
+            Ok(())
+        })
     }
 
     /// Install one built module and depmod its kernel at once, then rebuild what depends on
@@ -510,18 +514,20 @@ impl Session {
     /// `uninstall`: for each target where this version is installed, depmod after each (as
     /// dkms 3.2.2's uninstall_module), a blank line between targets.
     pub fn uninstall(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
-        let _lock = self.lock()?;
-        self.require_added(mv)?;
-        for (i, target) in distinct(targets).iter().enumerate() {
-            if i > 0 {
-                self.console.say("");
+        let lock = self.lock()?;
+        lock.run(|| {
+            self.require_added(mv)?;
+            for (i, target) in distinct(targets).iter().enumerate() {
+                if i > 0 {
+                    self.console.say("");
+                }
+                let conf = self.read_conf(mv, target)?;
+                if let Err(e) = self.maybe_uninstall(mv, target, &conf) {
+                    return self.depmod_after_failure(e);
+                }
             }
-            let conf = self.read_conf(mv, target)?;
-            if let Err(e) = self.maybe_uninstall(mv, target, &conf) {
-                return self.depmod_after_failure(e);
-            }
-        }
-        self.depmod_all_marked()
+            self.depmod_all_marked()
+        })
     }
 
     /// dkms 3.2.2's maybe_uninstall_module: uninstall and depmod where this version is
@@ -556,12 +562,14 @@ impl Session {
 
     /// `unbuild`: uninstall and forget the build for each target.
     pub fn unbuild(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
-        let _lock = self.lock()?;
-        self.require_added(mv)?;
-        if let Err(e) = self.uninstall_and_unbuild(mv, targets, false) {
-            return self.depmod_after_failure(e);
-        }
-        self.depmod_all_marked()
+        let lock = self.lock()?;
+        lock.run(|| {
+            self.require_added(mv)?;
+            if let Err(e) = self.uninstall_and_unbuild(mv, targets, false) {
+                return self.depmod_after_failure(e);
+            }
+            self.depmod_all_marked()
+        })
     }
 
     /// dkms 3.2.2's unbuild_module (`blank_after`: remove_module's loop, a blank line after
@@ -594,44 +602,46 @@ impl Session {
 
     /// `remove`: uninstall, unbuild, and drop the version from the tree once no kernel is left.
     pub fn remove(&self, mv: &ModuleVersion, targets: &[Target]) -> Result<(), ActionError> {
-        let _lock = self.lock()?;
-        self.require_added(mv)?;
-        if let Err(e) = self.uninstall_and_unbuild(mv, targets, true) {
-            return self.depmod_after_failure(e);
-        }
-        let version_dir = self.tree.version_dir(mv);
-        let kernels_left = std::fs::read_dir(&version_dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.path().is_dir())
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| !n.starts_with('.'))
-            // dkms keeps the version while any dir other than these is left.
-            .any(|n| {
-                !["build", "tarball", "driver_disk", "rpm", "deb", "source"]
-                    .iter()
-                    .any(|s| n.ends_with(s))
-            });
-        if !kernels_left {
-            self.console.say(&format!(
-                "Deleting module {mv} completely from the DKMS tree."
-            ));
-            if let Err(e) = remove_dir_by_rename(&version_dir) {
+        let lock = self.lock()?;
+        lock.run(|| {
+            self.require_added(mv)?;
+            if let Err(e) = self.uninstall_and_unbuild(mv, targets, true) {
                 return self.depmod_after_failure(e);
             }
-            let module_dir = self.tree.module_dir(&mv.module);
-            let empty = std::fs::read_dir(&module_dir)
-                .map(|d| {
-                    d.flatten()
-                        .all(|e| e.file_name().to_string_lossy().starts_with('.'))
-                })
-                .unwrap_or(false);
-            if empty {
-                // As dkms's `rmdir`: best effort (the next command removes an empty one).
-                let _ = std::fs::remove_dir_all(&module_dir);
+            let version_dir = self.tree.version_dir(mv);
+            let kernels_left = std::fs::read_dir(&version_dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| !n.starts_with('.'))
+                // dkms keeps the version while any dir other than these is left.
+                .any(|n| {
+                    !["build", "tarball", "driver_disk", "rpm", "deb", "source"]
+                        .iter()
+                        .any(|s| n.ends_with(s))
+                });
+            if !kernels_left {
+                self.console.say(&format!(
+                    "Deleting module {mv} completely from the DKMS tree."
+                ));
+                if let Err(e) = remove_dir_by_rename(&version_dir) {
+                    return self.depmod_after_failure(e);
+                }
+                let module_dir = self.tree.module_dir(&mv.module);
+                let empty = std::fs::read_dir(&module_dir)
+                    .map(|d| {
+                        d.flatten()
+                            .all(|e| e.file_name().to_string_lossy().starts_with('.'))
+                    })
+                    .unwrap_or(false);
+                if empty {
+                    // As dkms's `rmdir`: best effort (the next command removes an empty one).
+                    let _ = std::fs::remove_dir_all(&module_dir);
+                }
             }
-        }
-        self.depmod_all_marked()
+            self.depmod_all_marked()
+        })
     }
 }

@@ -26,15 +26,17 @@ impl Session {
     /// in parallel, a failing one not stopping the others (dkms 3.2.2: "A wrapper for
     /// 'autoinstall'"). Exit 11 when any failed, as autoinstall.
     pub fn kernel_postinst(&self, target: &Target) -> Result<(), ActionError> {
-        let _lock = self.lock()?;
-        // 3.2.2's autoinstall says this (3.0.10's dkms_autoinstaller said "autoinstall for
-        // dkms modules has been disabled", which `autoinstall` keeps).
-        if self.tree.etc_dir.join("no-autoinstall").exists() {
-            self.console
-                .say("Automatic installation of modules has been disabled.");
-            return Ok(());
-        }
-        self.autoinstall(std::slice::from_ref(target))
+        let lock = self.lock()?;
+        lock.run(|| {
+            // 3.2.2's autoinstall says this (3.0.10's dkms_autoinstaller said "autoinstall for
+            // dkms modules has been disabled", which `autoinstall` keeps).
+            if self.tree.etc_dir.join("no-autoinstall").exists() {
+                self.console
+                    .say("Automatic installation of modules has been disabled.");
+                return Ok(());
+            }
+            self.autoinstall(std::slice::from_ref(target))
+        })
     }
 
     /// `kernel_preinst -k K`: before a kernel package is unpacked over the same version,
@@ -63,52 +65,54 @@ impl Session {
         target: &Target,
         which: Which,
     ) -> Result<(), ActionError> {
-        let _lock = self.lock()?;
-        let mut failed = Vec::new();
-        for mv in self.tree.added_modules(None, None) {
-            let conf = match self.read_conf(&mv, target) {
-                Ok(conf) => conf,
-                // 3.2.2's prerm needs no dkms.conf to see a build; preinst dies (8) without
-                // one. Here it is this module's failure, the others still go.
-                Err(e) => {
-                    if self.tree.built_dir(&mv, target).join("module").is_dir() {
-                        e.report(&self.console);
-                        failed.push(format!("{mv}({})", e.exit_code()));
+        let lock = self.lock()?;
+        lock.run(|| {
+            let mut failed = Vec::new();
+            for mv in self.tree.added_modules(None, None) {
+                let conf = match self.read_conf(&mv, target) {
+                    Ok(conf) => conf,
+                    // 3.2.2's prerm needs no dkms.conf to see a build; preinst dies (8) without
+                    // one. Here it is this module's failure, the others still go.
+                    Err(e) => {
+                        if self.tree.built_dir(&mv, target).join("module").is_dir() {
+                            e.report(&self.console);
+                            failed.push(format!("{mv}({})", e.exit_code()));
+                        }
+                        continue;
                     }
+                };
+                if !self.tree.is_built(&mv, target, &conf) {
                     continue;
                 }
-            };
-            if !self.tree.is_built(&mv, target, &conf) {
-                continue;
+                if which == Which::Autoinstall && !conf.autoinstall {
+                    continue;
+                }
+                if !self.console.quiet {
+                    crate::console::err_line(&format!(
+                        "dkms: removing module {mv} for kernel {target}"
+                    ));
+                }
+                if let Err(e) = self.unbuild_for_kernel(&mv, target, &conf) {
+                    e.report(&self.console);
+                    failed.push(format!("{mv}({})", e.exit_code()));
+                }
             }
-            if which == Which::Autoinstall && !conf.autoinstall {
-                continue;
+            let depmod = self.depmod_all_marked();
+            let dir = self.tree.kernel_modules_dir(&target.kernel);
+            remove_stale_depmod_files(&dir);
+            remove_empty_dirs(&dir);
+            if !failed.is_empty() {
+                if let Err(e) = depmod {
+                    e.report(&self.console);
+                }
+                return Err(ActionError::KernelHook {
+                    action,
+                    target: target.clone(),
+                    failed,
+                });
             }
-            if !self.console.quiet {
-                crate::console::err_line(&format!(
-                    "dkms: removing module {mv} for kernel {target}"
-                ));
-            }
-            if let Err(e) = self.unbuild_for_kernel(&mv, target, &conf) {
-                e.report(&self.console);
-                failed.push(format!("{mv}({})", e.exit_code()));
-            }
-        }
-        let depmod = self.depmod_all_marked();
-        let dir = self.tree.kernel_modules_dir(&target.kernel);
-        remove_stale_depmod_files(&dir);
-        remove_empty_dirs(&dir);
-        if !failed.is_empty() {
-            if let Err(e) = depmod {
-                e.report(&self.console);
-            }
-            return Err(ActionError::KernelHook {
-                action,
-                target: target.clone(),
-                failed,
-            });
-        }
-        depmod
+            depmod
+        })
     }
 
     /// Uninstall (depmod left due) and unbuild one module version for one target.

@@ -216,14 +216,19 @@ impl Session {
     /// command: taken again by the same thread, it is the same lock (see [`Tree::lock`]).
     ///
     /// The command that takes the lock first finishes what a killed command left (see
-    /// [`recover`]), so every verb starts from a tree that tells the truth.
+    /// [`recover`]), so every verb starts from a tree that tells the truth; when the command
+    /// before it ended well ([`crate::tree::TreeLock::done`]) nothing can be left in the
+    /// module directories, and they are not searched (a command on one module costs the
+    /// same whatever the tree holds).
+    /// A verb calls `done` on its guard when it succeeds.
     pub fn lock(&self) -> Result<crate::tree::TreeLock, ActionError> {
         let lock = self
             .tree
             .lock()
             .map_err(|e| io_error(&self.tree.dkms_tree, e))?;
         if lock.is_outermost() {
-            self.recover()?;
+            self.recover(!lock.was_clean())?;
+            lock.recovered();
         }
         Ok(lock)
     }

@@ -38,15 +38,19 @@ const VERSION_DIR_PARTS: [&str; 7] = [
 
 impl Session {
     /// Finish what killed commands left in the tree (see the module's list). Run by the
-    /// command that takes the lock, before it reads the tree.
-    pub(super) fn recover(&self) -> Result<(), ActionError> {
+    /// command that takes the lock, before it reads the tree. `modules`: look in every
+    /// module directory too; not needed when the command that held the lock last ended well
+    /// (see [`crate::tree::TreeLock::done`]): only a command under the lock changes them.
+    /// The top of the tree and of the source tree are looked at always: `status` writes its
+    /// record there without the lock, and a killed one leaves its temp file.
+    pub(super) fn recover(&self, modules: bool) -> Result<(), ActionError> {
         let tree_dir = &self.tree.dkms_tree;
         for entry in read_dir(tree_dir) {
             let path = entry.path();
             let name = entry.file_name();
             if atomic::is_leftover(&name) {
                 self.discard(&path)?;
-            } else if !name.to_string_lossy().starts_with('.') && is_real_dir(&path) {
+            } else if modules && !name.to_string_lossy().starts_with('.') && is_real_dir(&path) {
                 self.recover_module(&name.to_string_lossy())?;
             }
         }

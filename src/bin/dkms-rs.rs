@@ -645,9 +645,9 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
     };
     // Here, once for the whole command: what it reads before a verb (the targets of --all,
     // a source dir's name) must still hold when the verb runs; the verbs' own lock is this one.
-    let _lock = action.changes_tree().then(|| session.lock()).transpose()?;
+    let lock = action.changes_tree().then(|| session.lock()).transpose()?;
     let (mut module, mut version, source_dir) = module_args(&cli);
-    match action {
+    let result = match action {
         Action::Ldtarball => {
             let archive = cli
                 .archive
@@ -943,7 +943,14 @@ fn run(cli: Cli, console: Console) -> Result<(), ActionError> {
                 }),
             }
         }
+    };
+    // The tree as this command leaves it needs no search by the next (see TreeLock::done).
+    if let Some(lock) = &lock
+        && result.is_ok()
+    {
+        lock.done();
     }
+    result
 }
 
 /// Module and version from `-m M[/V]`, `-v V`, or a positional `M/V`; or a source directory.

@@ -175,7 +175,7 @@ impl ConfFile {
             Some(m) => (m.clone(), ctx.module_version.clone().unwrap_or_default()),
             None => {
                 // `dkms add <dir>` reads with empty $module first, as here.
-                let (vars, _) = self.source_native(text, ctx, "", "", &mut probe)?;
+                let (vars, _, _) = self.source_native(text, ctx, "", "", &mut probe)?;
                 let get = |n: &str| {
                     vars.get(n)
                         .and_then(|v| v.get(&0))
@@ -186,8 +186,26 @@ impl ConfFile {
                 (get("PACKAGE_NAME"), get("PACKAGE_VERSION"))
             }
         };
-        let (vars, files) = self.source_native(text, ctx, &module, &version, &mut probe)?;
-        Ok(resolve::resolve(&vars, &files, ctx, &module, &version))
+        let (vars, files, target_read) =
+            self.source_native(text, ctx, &module, &version, &mut probe)?;
+        let mut res = resolve::resolve(&vars, &files, ctx, &module, &version);
+        // Files beyond the dkms.conf are overrides; one named after the kernel is per target.
+        res.records_for_every_target =
+            !target_read && !self.has_target_overrides(ctx, &module, &version);
+        Ok(res)
+    }
+
+    /// Whether an `/etc/dkms` override named after `ctx`'s kernel (and arch) is there for
+    /// `module`/`version`: a [`Resolution::records_for_every_target`] of another target does
+    /// not hold for this one then.
+    pub fn has_target_overrides(&self, ctx: &ResolveContext, module: &str, version: &str) -> bool {
+        let paths = bash::override_paths(&ctx.etc_dir, module, version, &ctx.kernelver, &ctx.arch);
+        paths[2..]
+            .iter()
+            .any(|path| match (&ctx.etc_names, path.file_name()) {
+                (Some(names), Some(name)) => names.contains(name),
+                _ => path.exists(),
+            })
     }
 
     fn source_native(
@@ -197,7 +215,7 @@ impl ConfFile {
         module: &str,
         version: &str,
         probe: &mut native::GlobProbe,
-    ) -> Result<(vars::Vars, Vec<PathBuf>), Stop> {
+    ) -> Result<(vars::Vars, Vec<PathBuf>, bool), Stop> {
         let mut files = vec![self.path.clone()];
         let mut overrides = Vec::new();
         for file in ConfFile::overrides(ctx, module, version)?
@@ -228,9 +246,9 @@ impl ConfFile {
         let text_refs: Vec<&str> = std::iter::once(text)
             .chain(overrides.iter().map(String::as_str))
             .collect();
-        let vars = native::source_all(&text_refs, &context, probe)
+        let (vars, target_read) = native::source_all(&text_refs, &context, probe)
             .map_err(|nb| needs(&files[nb.file.min(files.len() - 1)], nb.line, nb.what))?;
-        Ok((vars, files))
+        Ok((vars, files, target_read))
     }
 }
 

@@ -63,10 +63,16 @@ fn is_special_name(name: &str) -> bool {
         )
 }
 
+/// The names of dkms's variables that differ between the (kernel, arch) targets of one
+/// module: a file that expands none of them reads the same for every target.
+pub const TARGET_NAMES: [&str; 4] = ["kernelver", "arch", "kernel_source_dir", "kernel_config"];
+
 /// What `$name` means while a file is sourced: the conf's own variables, then dkms's.
 struct Scope<'a> {
     vars: &'a Vars,
     context: &'a [(&'static str, String)],
+    /// Set when a name of [`TARGET_NAMES`] was expanded from the context.
+    target_read: &'a std::cell::Cell<bool>,
 }
 
 impl Scope<'_> {
@@ -75,6 +81,9 @@ impl Scope<'_> {
             return Some(var.get(&0).map_or("", |e| e.value.as_str()));
         }
         if let Some((_, v)) = self.context.iter().find(|(n, _)| *n == name) {
+            if TARGET_NAMES.contains(&name) {
+                self.target_read.set(true);
+            }
             return Some(v);
         }
         // read_conf unsets every whitelisted variable before sourcing.
@@ -94,12 +103,14 @@ impl Scope<'_> {
 }
 
 /// Source `files` (the dkms.conf and the `/etc/dkms` overrides that exist, in dkms's order)
-/// and return the whitelisted variables as dkms's shell holds them afterwards.
+/// and return the whitelisted variables as dkms's shell holds them afterwards, and whether
+/// any of [`TARGET_NAMES`] was expanded (when not, the variables are the same for every
+/// target whose context differs only in those).
 pub fn source_all(
     files: &[&str],
     context: &[(&'static str, String)],
     cwd: &mut GlobProbe,
-) -> Result<Vars, NeedsBash> {
+) -> Result<(Vars, bool), NeedsBash> {
     if std::env::vars_os().any(|(k, _)| k.as_encoded_bytes().starts_with(b"DKMS_DIRECTIVE")) {
         // safe_source re-exports DKMS_DIRECTIVE* from `set`: environment-dependent.
         return Err(NeedsBash {
@@ -109,16 +120,17 @@ pub fn source_all(
         });
     }
     let mut outer = Vars::default();
+    let target_read = std::cell::Cell::new(false);
     for (file, text) in files.iter().enumerate() {
         let assigns = lexer::parse(text).map_err(|b| NeedsBash {
             file,
             line: b.line,
             what: b.what,
         })?;
-        let inner = source_one(file, &assigns, &outer, context)?;
-        resource(file, &inner, &mut outer, context, cwd)?;
+        let inner = source_one(file, &assigns, &outer, context, &target_read)?;
+        resource(file, &inner, &mut outer, context, cwd, &target_read)?;
     }
-    Ok(outer)
+    Ok((outer, target_read.get()))
 }
 
 /// The subshell part of safe_source: `. "$to_source_file"` on a copy of dkms's variables.
@@ -127,6 +139,7 @@ fn source_one(
     assigns: &[Assignment],
     outer: &Vars,
     context: &[(&'static str, String)],
+    target_read: &std::cell::Cell<bool>,
 ) -> Result<Vars, NeedsBash> {
     let mut inner = outer.clone();
     for a in assigns {
@@ -141,6 +154,7 @@ fn source_one(
         let value = Scope {
             vars: &inner,
             context,
+            target_read,
         }
         .expand(&a.value)
         .ok_or(beyond("a variable dkms.conf does not define"))?;
@@ -162,6 +176,7 @@ fn resource(
     outer: &mut Vars,
     context: &[(&'static str, String)],
     cwd: &mut GlobProbe,
+    target_read: &std::cell::Cell<bool>,
 ) -> Result<(), NeedsBash> {
     let beyond = |line, what| NeedsBash { file, line, what };
     for name in WHITELIST {
@@ -201,6 +216,7 @@ fn resource(
             let value = Scope {
                 vars: outer,
                 context,
+                target_read,
             }
             .expand(&a.value)
             .ok_or(beyond(line, "a value dkms expands a second time"))?;

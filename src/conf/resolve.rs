@@ -19,6 +19,12 @@ pub struct Resolution {
     pub problems: Vec<ConfError>,
     /// Which reader produced it: whether bash ran the file's shell code.
     pub read_by: ReadBy,
+    /// Whether [`ModuleConf::modules`] and `problems` are the same for every (kernel, arch)
+    /// of the module (see [`super::ConfFile::has_target_overrides`]): the native reader read it,
+    /// expanded no name of [`super::native::TARGET_NAMES`], and no override named after the
+    /// kernel was there. What else the conf holds (make command, BUILD_EXCLUSIVE_*, patches)
+    /// may still depend on the kernel.
+    pub records_for_every_target: bool,
 }
 
 /// Which reader produced a [`Resolution`].
@@ -214,6 +220,7 @@ pub fn resolve(
         },
         problems,
         read_by: ReadBy::Native,
+        records_for_every_target: false,
     }
 }
 

@@ -332,3 +332,62 @@ fn a_kernel_given_twice_is_built_once() {
         ),
     );
 }
+
+/// Between commands the lock file tells the next one whether the last ended well (`clean`):
+/// a killed command leaves it empty (it is emptied, synced, before anything changes), and so
+/// does a failed one; only then are the module directories searched for what a killed
+/// command leaves (here a `.stage-<k>-<a>` dir, a build being stored). After a command that
+/// ended well they are not (dkms issue #32: one module's command must not cost the tree).
+#[test]
+fn the_module_dirs_are_searched_only_after_a_command_that_did_not_end_well() {
+    let Some(kernels) = support::require_kernels(1) else {
+        return;
+    };
+    let k = kernels[0].as_str();
+    let s = Scratch::new(&kernels);
+    let lock_path = s.dkms_tree.join(".dkms-rs.lock");
+    let mark = || std::fs::read(&lock_path).unwrap();
+    s.add_module("one", "1.0", "", TRIVIAL);
+    assert_eq!(mark(), b"clean\n", "add ended well");
+    let stage = s
+        .dkms_tree
+        .join(format!("one/1.0/.stage-{k}-{}", support::arch()));
+    let plant = || std::fs::create_dir_all(stage.join("module")).unwrap();
+    plant();
+
+    // Fails (added already): the mark is taken and not given back.
+    let (code, _, err) = support::run(&mut s.dkms_rs(&["add", "one/1.0"]));
+    assert_ne!(code, 0, "{err}");
+    assert!(stage.exists(), "after a clean command nothing is searched");
+    assert_eq!(mark(), b"", "a failed command leaves no mark");
+    s.add_module("two", "1.0", "MAKE[0]=\"sleep 20\"\n", TRIVIAL);
+    assert!(
+        !stage.exists(),
+        "after a failed command the module dirs are searched"
+    );
+    assert_eq!(mark(), b"clean\n");
+
+    // A command killed while it holds the lock (in two's make, which does not end).
+    plant();
+    let mut build = s
+        .dkms_rs(&["build", "two/1.0", "-k", k])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !s.dkms_tree.join("two/1.0/build/make.log").exists()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    build.kill().unwrap();
+    build.wait().unwrap();
+    assert_eq!(mark(), b"", "a killed command leaves no mark");
+    s.add_module("three", "1.0", "", TRIVIAL);
+    assert!(
+        !stage.exists(),
+        "after a killed command the module dirs are searched"
+    );
+    assert_eq!(mark(), b"clean\n");
+}

@@ -18,12 +18,9 @@ fn setup() -> Option<Vec<String>> {
     support::require_kernels(1)
 }
 
-/// Builds in `s` as `user` from now on: the scratch dir (a 0700 temp dir) opened for it.
+/// Builds in `s` as `user` from now on ([`Scratch::set_build_user`]).
 fn build_as(s: &Scratch, user: &str) {
-    std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let conf = s.etc_dir.join("framework.conf");
-    let text = std::fs::read_to_string(&conf).unwrap();
-    std::fs::write(&conf, format!("{text}build_user={user}\n")).unwrap();
+    s.set_build_user(user);
 }
 
 /// Every entry under `dir` but `skip` (`<path> <size> <mtime>`, dirs by name, links not
@@ -233,4 +230,136 @@ fn debian_sources_build_as_nobody_as_they_build_as_root() {
         );
         assert_eq!(root, nobody, "{}", source.display());
     }
+}
+
+/// `(uid, name)` of `user` as `id` says.
+fn id_of(user: &str) -> (String, String) {
+    let uid = ok(std::process::Command::new("id").args(["-u", user]));
+    let name = ok(std::process::Command::new("id").args(["-un", user]));
+    (uid.trim().to_owned(), name.trim().to_owned())
+}
+
+/// The kernel postinst.d hook (hooks/etc/kernel/postinst.d/dkms, as a kernel image package
+/// runs it: the kernel release as $1, `dkms` from PATH: dkms-rs on a scratch tree building
+/// as `user`) on the first kernel with headers, with the identity module `who` added:
+/// `kernel_postinst` builds it with its PRE_BUILD, make and POST_BUILD run as `user` in a
+/// build dir it owns (`id` and `stat` in the module's steps say so in the kept make.log),
+/// and installs it as root; `status --format json|plain` say `installed` for the kernel, as
+/// dkms 3.2.2's text `status` on the same tree does. Returns the make.log and the path the
+/// whether the Makefile's write outside its build dir made the file.
+fn hook_builds_as(user: &str) -> Option<(String, bool)> {
+    let kernels = setup()?;
+    let k = kernels[0].as_str();
+    let arch = support::arch();
+    let s = Scratch::new(&kernels[..1]);
+    build_as(&s, user);
+    let outside = s.dir.path().join("written-by-make");
+    s.write_identity_module("who", &outside);
+    ok(&mut s.dkms_rs(&["add", "who/1.0"]));
+    let bin = s.dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let tree: Vec<String> = s
+        .tree_args()
+        .iter()
+        .chain([&"--etcdir".into(), &s.etc_dir.clone().into_os_string()])
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
+    std::fs::write(
+        bin.join("dkms"),
+        format!(
+            "#!/bin/sh\nexec '{}' \"$@\" {}\n",
+            env!("CARGO_BIN_EXE_dkms-rs"),
+            tree.join(" ")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(bin.join("dkms"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let hook = Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks/etc/kernel/postinst.d/dkms");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let (code, out, err) = support::run(
+        support::command(&hook)
+            .arg(k)
+            .env("PATH", path)
+            .current_dir(s.dir.path()),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+
+    let log = s.kept_make_log("who/1.0", k);
+    let (uid, name) = id_of(user);
+    let who = format!("uid={uid} user={name} dir={name}");
+    assert_eq!(
+        Scratch::identity_lines(&log),
+        [
+            format!("who-pre: {who}"),
+            format!("who-make: {who}"),
+            format!("who-post: {who}")
+        ],
+        "{log}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    let stored = s
+        .dkms_tree
+        .join(format!("who/1.0/{k}/{arch}/module/who.ko"));
+    for file in [stored, s.installed_module(k, "who")] {
+        let meta = std::fs::metadata(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert_eq!((meta.uid(), meta.gid()), (0, 0), "{}", file.display());
+    }
+    let dep = std::fs::read_to_string(s.install_tree.join(k).join("modules.dep")).unwrap();
+    assert!(
+        dep.contains("updates/dkms/who.ko:"),
+        "depmod did not run: {dep}"
+    );
+
+    let records = s.status_records();
+    assert_eq!(
+        records,
+        [["who", "1.0", k, &arch, "installed"].map(|f| Some(f.to_owned()))],
+        "status records"
+    );
+    let line = format!("who/1.0, {k}, {arch}: installed\n");
+    assert_eq!(
+        ok(&mut s.dkms_rs(&["status"])),
+        line,
+        "dkms-rs's text status"
+    );
+    if let Some(reference) = support::dkms_3_2_2() {
+        assert_eq!(
+            ok(&mut s.dkms_3_2_2(&reference, &["status"])),
+            line,
+            "dkms 3.2.2's status"
+        );
+    }
+    // The scratch (and `outside` in it) goes with `s`: whether make wrote there is said now.
+    Some((log, outside.exists()))
+}
+
+#[test]
+fn the_kernel_hook_builds_as_the_build_user_and_installs_as_root() {
+    let Some((log, wrote)) = hook_builds_as("nobody") else {
+        return;
+    };
+    assert!(!wrote, "make wrote outside its build dir:\n{log}");
+    let denied: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.starts_with("touch: cannot touch '")
+                && l.ends_with("/written-by-make': Permission denied")
+        })
+        .collect();
+    assert_eq!(denied.len(), 1, "{log}");
+}
+
+#[test]
+fn the_kernel_hook_with_build_user_root_builds_as_root() {
+    let Some((log, wrote)) = hook_builds_as("root") else {
+        return;
+    };
+    assert!(
+        wrote,
+        "root's make could write outside its build dir, and did not:\n{log}"
+    );
 }

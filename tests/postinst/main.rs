@@ -3,5 +3,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod build_user;
 mod configure;
 mod oracle;

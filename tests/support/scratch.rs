@@ -287,3 +287,101 @@ pub fn built_lines(out: &str) -> usize {
         .filter(|l| *l == "Building module(s)... done.")
         .count()
 }
+
+impl Scratch {
+    /// Builds in this scratch as `user` from now on (framework.conf's `build_user`, the last
+    /// assignment winning over [`Scratch::new`]'s `root`), the scratch dir (a 0700 temp dir)
+    /// opened for it.
+    pub fn set_build_user(&self, user: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("scratch dir mode");
+        let conf = self.etc_dir.join("framework.conf");
+        let text = std::fs::read_to_string(&conf).expect("framework.conf");
+        std::fs::write(&conf, format!("{text}build_user={user}\n")).expect("framework.conf");
+    }
+
+    /// A module `<name>-1.0` (AUTOINSTALL) that says who runs its code: its PRE_BUILD
+    /// (`who.sh pre`), its make (`make KDIR=$kernel_source_dir`, a Makefile that then runs
+    /// kbuild) and its POST_BUILD (`who.sh post`) each print `who-<step>: uid=<id -u>
+    /// user=<id -un> dir=<stat -c %U of its cwd, the build dir>` into make.log; the Makefile
+    /// first tries (`-touch`, a failure not failing it) to create `outside`, a path outside
+    /// the build dir.
+    pub fn write_identity_module(&self, name: &str, outside: &Path) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.write_module(
+            name,
+            "1.0",
+            "AUTOINSTALL=\"yes\"\nMAKE[0]=\"make KDIR=${kernel_source_dir}\"\n\
+             PRE_BUILD=\"who.sh pre\"\nPOST_BUILD=\"who.sh post\"\n",
+            TRIVIAL,
+        );
+        let who = dir.join("who.sh");
+        std::fs::write(
+            &who,
+            "#!/bin/sh\necho \"who-$1: uid=$(id -u) user=$(id -un) dir=$(stat -c %U .)\"\n",
+        )
+        .expect("who.sh");
+        std::fs::set_permissions(&who, std::fs::Permissions::from_mode(0o755)).expect("who.sh");
+        std::fs::write(
+            dir.join("Makefile"),
+            format!(
+                "all:\n\
+                 \t@echo \"who-make: uid=$$(id -u) user=$$(id -un) dir=$$(stat -c %U .)\"\n\
+                 \t-touch '{}'\n\
+                 \t$(MAKE) -C '$(KDIR)' M=\"$$PWD\" modules\n",
+                outside.display()
+            ),
+        )
+        .expect("Makefile");
+        dir
+    }
+
+    /// The make.log kept with the build of `<m>/<v>` for `kernel` (this machine's arch).
+    pub fn kept_make_log(&self, mv: &str, kernel: &str) -> String {
+        let log = self
+            .dkms_tree
+            .join(mv)
+            .join(kernel)
+            .join(super::arch())
+            .join("log/make.log");
+        std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()))
+    }
+
+    /// The lines of a make.log that [`Scratch::write_identity_module`]'s steps printed, in order.
+    pub fn identity_lines(log: &str) -> Vec<&str> {
+        log.lines()
+            .filter(|l| {
+                ["who-pre: ", "who-make: ", "who-post: "]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+            })
+            .collect()
+    }
+
+    /// `dkms-rs status --format json` and `--format plain` of this tree, each record as
+    /// `[module, version, kernel, arch, state]` (`None` where absent): the json read by
+    /// serde_json, the plain split at its tabs (`-` absent), the two lists equal.
+    pub fn status_records(&self) -> Vec<[Option<String>; 5]> {
+        let json = super::run_ok(&mut self.dkms_rs(&["status", "--format", "json"]));
+        let doc: serde_json::Value = serde_json::from_str(&json).expect("one JSON document");
+        let fields = ["module", "version", "kernel", "arch", "state"];
+        let from_json: Vec<[Option<String>; 5]> = doc
+            .as_array()
+            .expect("a JSON array")
+            .iter()
+            .map(|o| fields.map(|f| o[f].as_str().map(str::to_owned)))
+            .collect();
+        let plain = super::run_ok(&mut self.dkms_rs(&["status", "--format", "plain"]));
+        let from_plain: Vec<[Option<String>; 5]> = plain
+            .lines()
+            .map(|line| {
+                let v: Vec<&str> = line.split('\t').collect();
+                assert_eq!(v.len(), 10, "{line:?}");
+                [0, 1, 2, 3, 4].map(|i| Some(v[i].to_owned()).filter(|s| s != "-"))
+            })
+            .collect();
+        assert_eq!(from_plain, from_json, "plain:\n{plain}\njson:\n{json}");
+        from_json
+    }
+}

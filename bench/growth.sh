@@ -17,7 +17,7 @@
 #     log/make.log, tree/<m>/kernel-<fk>-<a> -> 1.0/<fk>/<a>, and the installed copy
 #     lib/modules/<fk>/updates/dkms/<m>.ko: the files dkms writes, so both tools say
 #     `installed` for all N x K (checked: the two status outputs must be equal).
-# Times: whole processes, `date +%s%N` around each (hyperfine is not on this machine), the
+# Times: whole processes, `date +%s%N` around each (written before hyperfine was installed), the
 # median of $RUNS (default 5) for dkms-rs. dkms 3.2.2 runs as the tests run it
 # (tests/support/scratch.rs Scratch::dkms_3_2_2: unshare -m, etc/ bind-mounted on /etc/dkms,
 # `bash dkms ... <tree options>`; the unshare is in its time): $PEER_RUNS runs (default 5), and

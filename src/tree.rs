@@ -233,22 +233,27 @@ impl StatusEntry {
     /// The `--format json` object (one line, the fields in [`STATUS_FIELDS`] order): the
     /// values as strings, `null` when absent, the three flags as booleans.
     pub fn json(&self) -> String {
-        let mut object = String::from("{");
+        // serde_json writes each string straight into the line (no Value per field).
+        let mut object = Vec::with_capacity(256);
+        object.push(b'{');
         for (i, (field, value)) in STATUS_FIELDS.iter().zip(self.values()).enumerate() {
             if i > 0 {
-                object.push(',');
+                object.push(b',');
             }
-            object.push_str(&serde_json::Value::from(*field).to_string());
-            object.push(':');
-            let value = match (i, value) {
-                (5..=7, Some(v)) => serde_json::Value::Bool(v == "yes"),
-                (_, Some(v)) => serde_json::Value::String(v),
-                (_, None) => serde_json::Value::Null,
-            };
-            object.push_str(&value.to_string());
+            let written = serde_json::to_writer(&mut object, field).and_then(|()| {
+                object.push(b':');
+                match (i, value) {
+                    (5..=7, Some(v)) => serde_json::to_writer(&mut object, &(v == "yes")),
+                    (_, Some(v)) => serde_json::to_writer(&mut object, &v),
+                    (_, None) => serde_json::to_writer(&mut object, &()),
+                }
+            });
+            // Writing into a Vec cannot fail, and strings serialize.
+            debug_assert!(written.is_ok());
         }
-        object.push('}');
-        object
+        object.push(b'}');
+        // serde_json writes UTF-8 only.
+        String::from_utf8(object).unwrap_or_default()
     }
 }
 

@@ -232,13 +232,6 @@ fn debian_sources_build_as_nobody_as_they_build_as_root() {
     }
 }
 
-/// `(uid, name)` of `user` as `id` says.
-fn id_of(user: &str) -> (String, String) {
-    let uid = ok(std::process::Command::new("id").args(["-u", user]));
-    let name = ok(std::process::Command::new("id").args(["-un", user]));
-    (uid.trim().to_owned(), name.trim().to_owned())
-}
-
 /// The kernel postinst.d hook (hooks/etc/kernel/postinst.d/dkms, as a kernel image package
 /// runs it: the kernel release as $1, `dkms` from PATH: dkms-rs on a scratch tree building
 /// as `user`) on the first kernel with headers, with the identity module `who` added:
@@ -250,7 +243,6 @@ fn id_of(user: &str) -> (String, String) {
 fn hook_builds_as(user: &str) -> Option<(String, bool)> {
     let kernels = setup()?;
     let k = kernels[0].as_str();
-    let arch = support::arch();
     let s = Scratch::new(&kernels[..1]);
     build_as(&s, user);
     let outside = s.dir.path().join("written-by-make");
@@ -288,51 +280,7 @@ fn hook_builds_as(user: &str) -> Option<(String, bool)> {
     );
     assert_eq!(code, 0, "{out}\n{err}");
 
-    let log = s.kept_make_log("who/1.0", k);
-    let (uid, name) = id_of(user);
-    let who = format!("uid={uid} user={name} dir={name}");
-    assert_eq!(
-        Scratch::identity_lines(&log),
-        [
-            format!("who-pre: {who}"),
-            format!("who-make: {who}"),
-            format!("who-post: {who}")
-        ],
-        "{log}"
-    );
-    use std::os::unix::fs::MetadataExt;
-    let stored = s
-        .dkms_tree
-        .join(format!("who/1.0/{k}/{arch}/module/who.ko"));
-    for file in [stored, s.installed_module(k, "who")] {
-        let meta = std::fs::metadata(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        assert_eq!((meta.uid(), meta.gid()), (0, 0), "{}", file.display());
-    }
-    let dep = std::fs::read_to_string(s.install_tree.join(k).join("modules.dep")).unwrap();
-    assert!(
-        dep.contains("updates/dkms/who.ko:"),
-        "depmod did not run: {dep}"
-    );
-
-    let records = s.status_records();
-    assert_eq!(
-        records,
-        [["who", "1.0", k, &arch, "installed"].map(|f| Some(f.to_owned()))],
-        "status records"
-    );
-    let line = format!("who/1.0, {k}, {arch}: installed\n");
-    assert_eq!(
-        ok(&mut s.dkms_rs(&["status"])),
-        line,
-        "dkms-rs's text status"
-    );
-    if let Some(reference) = support::dkms_3_2_2() {
-        assert_eq!(
-            ok(&mut s.dkms_3_2_2(&reference, &["status"])),
-            line,
-            "dkms 3.2.2's status"
-        );
-    }
+    let log = s.assert_who_built_as(k, user);
     // The scratch (and `outside` in it) goes with `s`: whether make wrote there is said now.
     Some((log, outside.exists()))
 }

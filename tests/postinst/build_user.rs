@@ -6,17 +6,9 @@
 
 use crate::support;
 
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use support::scratch::{Scratch, is_root, ok, run};
-
-/// `(uid, name)` of `user` as `id` says.
-fn id_of(user: &str) -> (String, String) {
-    let uid = ok(std::process::Command::new("id").args(["-u", user]));
-    let name = ok(std::process::Command::new("id").args(["-un", user]));
-    (uid.trim().to_owned(), name.trim().to_owned())
-}
+use support::scratch::{Scratch, is_root, run};
 
 /// A scratch on the first kernel with headers building as `user`, the identity module
 /// `who` in its source tree (not added: configure adds it), and the path its make tries
@@ -45,59 +37,7 @@ fn configure_and_check(s: &Scratch, k: &str, user: &str) -> String {
         out.contains(&format!("Building initial module for {k}")),
         "{out}"
     );
-    let log = s.kept_make_log("who/1.0", k);
-    let (uid, name) = id_of(user);
-    let who = format!("uid={uid} user={name} dir={name}");
-    assert_eq!(
-        Scratch::identity_lines(&log),
-        [
-            format!("who-pre: {who}"),
-            format!("who-make: {who}"),
-            format!("who-post: {who}")
-        ],
-        "{log}"
-    );
-    let arch = support::arch();
-    let stored = s
-        .dkms_tree
-        .join(format!("who/1.0/{k}/{arch}/module/who.ko"));
-    let installed = s.installed_module(k, "who");
-    for file in [&stored, &installed] {
-        let meta = std::fs::metadata(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        assert_eq!((meta.uid(), meta.gid()), (0, 0), "{}", file.display());
-    }
-    let dep = std::fs::read_to_string(s.install_tree.join(k).join("modules.dep")).unwrap();
-    assert!(
-        dep.contains("updates/dkms/who.ko:"),
-        "depmod did not run: {dep}"
-    );
-
-    let records = s.status_records();
-    assert_eq!(
-        records,
-        [["who", "1.0", k, &arch, "installed"].map(|f| Some(f.to_owned()))],
-        "status records"
-    );
-    let lines: String = records
-        .iter()
-        .map(|r| {
-            let f = |i: usize| r[i].as_deref().unwrap_or_default();
-            format!("{}/{}, {}, {}: {}\n", f(0), f(1), f(2), f(3), f(4))
-        })
-        .collect();
-    assert_eq!(
-        ok(&mut s.dkms_rs(&["status"])),
-        lines,
-        "dkms-rs's text status"
-    );
-    if let Some(reference) = support::dkms_3_2_2() {
-        assert_eq!(
-            ok(&mut s.dkms_3_2_2(&reference, &["status"])),
-            lines,
-            "dkms 3.2.2's status"
-        );
-    }
-    log
+    s.assert_who_built_as(k, user)
 }
 
 #[test]

@@ -384,4 +384,64 @@ impl Scratch {
         assert_eq!(from_plain, from_json, "plain:\n{plain}\njson:\n{json}");
         from_json
     }
+
+    /// What a build of [`Scratch::write_identity_module`]'s `who/1.0` for `k` as `user` left
+    /// (started by any of the tools): the kept make.log's PRE_BUILD, make and POST_BUILD
+    /// lines are `user`'s (uid and name as `id` says, the build dir `user`'s), the stored and
+    /// installed `who.ko` are root's, depmod ran, and `status --format json|plain` say
+    /// `installed` for `k`, as the text status of dkms-rs and of dkms 3.2.2 do. Returns the
+    /// kept make.log.
+    pub fn assert_who_built_as(&self, k: &str, user: &str) -> String {
+        use std::os::unix::fs::MetadataExt;
+        let log = self.kept_make_log("who/1.0", k);
+        let id = |flag: &str| {
+            super::run_ok(Command::new("id").args([flag, user]))
+                .trim()
+                .to_owned()
+        };
+        let (uid, name) = (id("-u"), id("-un"));
+        let who = format!("uid={uid} user={name} dir={name}");
+        assert_eq!(
+            Scratch::identity_lines(&log),
+            [
+                format!("who-pre: {who}"),
+                format!("who-make: {who}"),
+                format!("who-post: {who}")
+            ],
+            "{log}"
+        );
+        let arch = super::arch();
+        let stored = self
+            .dkms_tree
+            .join(format!("who/1.0/{k}/{arch}/module/who.ko"));
+        for file in [stored, self.installed_module(k, "who")] {
+            let meta =
+                std::fs::metadata(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            assert_eq!((meta.uid(), meta.gid()), (0, 0), "{}", file.display());
+        }
+        let dep = std::fs::read_to_string(self.install_tree.join(k).join("modules.dep")).unwrap();
+        assert!(
+            dep.contains("updates/dkms/who.ko:"),
+            "depmod did not run: {dep}"
+        );
+        assert_eq!(
+            self.status_records(),
+            [["who", "1.0", k, &arch, "installed"].map(|f| Some(f.to_owned()))],
+            "status records"
+        );
+        let line = format!("who/1.0, {k}, {arch}: installed\n");
+        assert_eq!(
+            super::run_ok(&mut self.dkms_rs(&["status"])),
+            line,
+            "dkms-rs's text status"
+        );
+        if let Some(reference) = super::dkms_3_2_2() {
+            assert_eq!(
+                super::run_ok(&mut self.dkms_3_2_2(&reference, &["status"])),
+                line,
+                "dkms 3.2.2's status"
+            );
+        }
+        log
+    }
 }

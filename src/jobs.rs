@@ -16,11 +16,13 @@ pub fn limit(setting: Option<usize>) -> Option<usize> {
     }
 }
 
-/// A unit of work: a name for the progress line and the indices of jobs it waits for.
+/// A unit of work: a name for the progress line, the indices of jobs it waits for, and its
+/// estimated cost (any unit, larger is longer; see [`run`]).
 #[derive(Debug, Clone)]
 pub struct Job<T> {
     pub name: String,
     pub after: Vec<usize>,
+    pub cost: u64,
     pub item: T,
 }
 
@@ -44,6 +46,12 @@ struct State {
 
 /// Run `work` over the jobs with at most `concurrency` at once. A job starts once every job
 /// in its `after` list is done; if one of those failed, it is blocked.
+///
+/// The schedule: with one worker, jobs run in the order given (dkms 3.2.2's order, and its
+/// output's). With several, a free worker takes the ready job of the largest `cost` (ties:
+/// the order given): longest first, so that the longest build never starts last and runs
+/// alone on a machine whose other cores are idle (bench/README.md, "corpus": on 2 cores the
+/// corpus's openafs builds, ~10x the median, decide the wall time).
 pub fn run<T: Sync>(
     jobs: &[Job<T>],
     concurrency: usize,
@@ -88,9 +96,17 @@ pub fn run<T: Sync>(
                         st.finished += 1;
                     }
                 }
-                let ready = (0..total).find(|&i| {
-                    !st.started[i] && jobs[i].after.iter().all(|&d| met(&st.outcomes[d]))
-                });
+                let ready = (0..total)
+                    .filter(|&i| {
+                        !st.started[i] && jobs[i].after.iter().all(|&d| met(&st.outcomes[d]))
+                    })
+                    // The first of the largest cost (max_by_key would take the last).
+                    .min_by_key(|&i| {
+                        (
+                            std::cmp::Reverse(if workers > 1 { jobs[i].cost } else { 0 }),
+                            i,
+                        )
+                    });
                 if let Some(i) = ready {
                     break Some(i);
                 }

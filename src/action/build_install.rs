@@ -350,12 +350,21 @@ impl Session {
             .filter(|(_, n)| *n > 1)
             .map(|(mv, _)| mv.clone())
             .collect();
+        // Only a parallel schedule uses the costs (jobs::run): one at a time, the order given.
+        let mut costs: BTreeMap<ModuleVersion, u64> = BTreeMap::new();
         let jobs: Vec<Job<(ModuleVersion, Target, ModuleConf)>> = todo
             .into_iter()
             .zip(deps)
             .map(|(item, after)| Job {
                 name: format!("{}, {}, {}", item.0, item.1.kernel, item.1.arch),
                 after,
+                cost: if self.concurrency() > 1 {
+                    *costs
+                        .entry(item.0.clone())
+                        .or_insert_with(|| self.build_cost(&item.0))
+                } else {
+                    0
+                },
                 item,
             })
             .collect();
@@ -449,6 +458,51 @@ impl Session {
     /// `build` and `install` prepare it for a build that passes do_build's first checks;
     /// autoinstall for any module not built, BUILD_EXCLUSIVE or not (3.2.2 prepares the
     /// kernel and signing before it installs each module).
+    /// A build's estimated cost in milliseconds, known before it starts, for the parallel
+    /// schedule (jobs::run starts the largest first): the longest time a build of the same
+    /// module version took for another kernel (the `# elapsed time` lines of its make.log:
+    /// after an ABI bump every module has one), else its source's size in bytes at 32 KiB
+    /// a second (bench/README.md, "corpus": the corpus's builds alone run at 10 to 50 KiB/s
+    /// on the bench machine, plus kbuild's few seconds for the smallest).
+    fn build_cost(&self, mv: &ModuleVersion) -> u64 {
+        let logs = std::fs::read_dir(self.tree.version_dir(mv))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|kernel| kernel.file_type().is_ok_and(|t| t.is_dir()))
+            .flat_map(|kernel| {
+                std::fs::read_dir(kernel.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .map(|arch| arch.path().join("log/make.log"));
+        let recorded = logs
+            .filter_map(|log| std::fs::read_to_string(log).ok())
+            .map(|text| {
+                text.lines()
+                    .filter_map(|line| line.strip_prefix("# elapsed time: "))
+                    .filter_map(|hms| {
+                        let mut parts = hms.trim().split(':').map(|p| p.parse::<u64>().ok());
+                        Some(parts.next()?? * 3600 + parts.next()?? * 60 + parts.next()??)
+                    })
+                    .sum::<u64>()
+            })
+            .max();
+        if let Some(seconds) = recorded {
+            return seconds * 1000;
+        }
+        let bytes: u64 = walkdir::WalkDir::new(self.tree.source_dir(mv))
+            .follow_links(false)
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry.file_type().is_file())
+            .filter_map(|entry| entry.metadata().ok())
+            .map(|meta| meta.len())
+            .sum();
+        bytes * 1000 / 32768
+    }
+
     fn prepare_signing<'a>(
         &self,
         items: impl Iterator<Item = &'a (ModuleVersion, Target, ModuleConf)>,

@@ -451,13 +451,6 @@ impl Session {
         )
     }
 
-    /// dkms 3.2.2's `prepare_signing`, once per kernel that has a build to do (headers there,
-    /// not BUILD_EXCLUSIVE), in order, before the builds start: its lines come before them,
-    /// and a missing MOK pair is made once, not by two builds at a time.
-    ///
-    /// `build` and `install` prepare it for a build that passes do_build's first checks;
-    /// autoinstall for any module not built, BUILD_EXCLUSIVE or not (3.2.2 prepares the
-    /// kernel and signing before it installs each module).
     /// A build's estimated cost in milliseconds, known before it starts, for the parallel
     /// schedule (jobs::run starts the largest first): the longest time a build of the same
     /// module version took for another kernel (the `# elapsed time` lines of its make.log:
@@ -503,6 +496,13 @@ impl Session {
         bytes * 1000 / 32768
     }
 
+    /// dkms 3.2.2's `prepare_signing`, once per kernel that has a build to do (headers there,
+    /// not BUILD_EXCLUSIVE), in order, before the builds start: its lines come before them,
+    /// and a missing MOK pair is made once, not by two builds at a time.
+    ///
+    /// `build` and `install` prepare it for a build that passes do_build's first checks;
+    /// autoinstall for any module not built, BUILD_EXCLUSIVE or not (3.2.2 prepares the
+    /// kernel and signing before it installs each module).
     fn prepare_signing<'a>(
         &self,
         items: impl Iterator<Item = &'a (ModuleVersion, Target, ModuleConf)>,

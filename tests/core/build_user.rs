@@ -23,12 +23,13 @@ fn build_as(s: &Scratch, user: &str) {
     s.set_build_user(user);
 }
 
-/// Every entry under `dir` but `skip` (`<path> <size> <mtime>`, dirs by name, links not
-/// followed), sorted.
+/// Every entry under `dir` but `skip` and the tree's lock file (`<path> <size> <mtime>`, dirs
+/// by name, links not followed), sorted. The lock file is dkms-rs's own: a command that takes
+/// the lock empties its `clean` mark, and a failed one leaves it empty.
 fn listing(dir: &Path, skip: &Path) -> Vec<String> {
     let mut out: Vec<String> = walkdir::WalkDir::new(dir)
         .into_iter()
-        .filter_entry(|e| e.path() != skip)
+        .filter_entry(|e| e.path() != skip && e.file_name() != ".dkms-rs.lock")
         .flatten()
         .map(|e| {
             let m = e.path().symlink_metadata().unwrap();

@@ -42,11 +42,14 @@ impl Hooked {
     }
 }
 
-/// Every path under `dir` with its mtime: a run that changes nothing leaves this equal.
+/// Every path under `dir` with its mtime: a run that changes nothing leaves this equal. The
+/// tree's lock file is not in it: every command that takes the lock empties it and, ending
+/// well, writes its `clean` mark again (the callers compare its content).
 fn snapshot(dir: &Path) -> Vec<(PathBuf, SystemTime)> {
     let mut v: Vec<(PathBuf, SystemTime)> = walkdir::WalkDir::new(dir)
         .into_iter()
         .flatten()
+        .filter(|e| e.file_name() != ".dkms-rs.lock")
         .filter_map(|e| {
             let m = e.path().symlink_metadata().ok()?.modified().ok()?;
             Some((e.path().to_path_buf(), m))
@@ -99,6 +102,8 @@ fn configure_installs_for_every_kernel_with_headers_and_twice_is_a_no_op() {
     assert_eq!(status.lines().count(), kernels.len(), "{status}");
 
     let before = snapshot(h.s.dir.path());
+    let lock = h.s.dkms_tree.join(".dkms-rs.lock");
+    let mark = std::fs::read(&lock).unwrap();
     let (code, out, err) = run(&mut h.hook(&["configure", "pihook", "1.0"]));
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(!out.contains("Building initial module"), "{out}");
@@ -107,6 +112,7 @@ fn configure_installs_for_every_kernel_with_headers_and_twice_is_a_no_op() {
         before,
         "a second configure changed files"
     );
+    assert_eq!(std::fs::read(&lock).unwrap(), mark, "the lock file's mark");
     assert_eq!(h.status(), status);
 
     // prerm's step: everything goes, and a second remove finds nothing to do.

@@ -588,7 +588,9 @@ impl Tree {
     }
 
     /// Every `<m>/<v>` that is added, in the order of dkms's `$dkms_tree/*/*` glob
-    /// (whole `m/v` strings sorted, so `a-b/1` comes before `a/1` as in bash).
+    /// (whole `m/v` strings sorted, so `a-b/1` comes before `a/1` as in bash), without the
+    /// `kernel-*-*` names dkms 3.2.2 skips (3.0.10 took one for a version when it had a
+    /// `source`: install's `kernel-<k>-<a>` link to a target dir holding one).
     pub fn added_modules(&self, module: Option<&str>, version: Option<&str>) -> Vec<ModuleVersion> {
         self.listed_modules(module, version)
             .into_iter()
@@ -596,10 +598,9 @@ impl Tree {
             .collect()
     }
 
-    /// [`Tree::added_modules`] with [`Tree::is_broken`] of each, found with fewer stats:
-    /// every `kernel-<k>-<a>` link of a module is a `*/*` name too (a dir, through the
-    /// link), so each costs what a version costs; most have no `source` and no
-    /// `<source_tree>/<m>-kernel-...`, which the source tree's one listing tells.
+    /// [`Tree::added_modules`] with [`Tree::is_broken`] of each, found with fewer stats: most
+    /// names without a `source` have no `<source_tree>/<m>-<v>` either, which the source
+    /// tree's one listing tells.
     fn listed_modules(
         &self,
         module: Option<&str>,
@@ -622,7 +623,9 @@ impl Tree {
                 Some(v) => vec![v.to_string()],
                 None => visible_names(&self.dkms_tree.join(&m)),
             };
-            for v in versions {
+            // dkms 3.2.2's list_module_version_combos skips `<m>/kernel-*-*` (install's
+            // `kernel-<k>-<a>` links, or anything so named): not versions, not looked into.
+            for v in versions.into_iter().filter(|v| !is_kernel_link_name(v)) {
                 let mv = ModuleVersion {
                     module: m.clone(),
                     version: v,
@@ -1135,6 +1138,13 @@ fn module_file_meta(
     let compressed = dir.join(format!("{name}.ko{}", compression.extension()));
     let meta = std::fs::metadata(&compressed).ok()?;
     Some((compressed, meta))
+}
+
+/// Whether `name` matches bash's `kernel-*-*`: the names dkms 3.2.2 never takes for
+/// versions (see [`Tree::added_modules`]).
+fn is_kernel_link_name(name: &str) -> bool {
+    name.strip_prefix("kernel-")
+        .is_some_and(|rest| rest.contains('-'))
 }
 
 /// Names in a directory that a bash `*` glob would list (no dot files), sorted.

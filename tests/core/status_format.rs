@@ -538,3 +538,56 @@ fn every_option_run_test_sh_passes_is_taken() {
         );
     }
 }
+
+/// dkms 3.2.2 takes no `<m>/kernel-*-*` name for a version (list_module_version_combos skips
+/// install's `kernel-<k>-<a>` links, and anything so named): neither a version dir by that
+/// name with a source, nor install's own link once its target dir holds a `source`. A
+/// `kernel-<x>` name (no second dash) is a version as any other. dkms-rs says what 3.2.2
+/// says on the same tree.
+#[test]
+fn kernel_link_names_are_no_versions_as_for_dkms_3_2_2() {
+    let Some(reference) = support::dkms_3_2_2_with(&["make", "unshare", "dkms"]) else {
+        return;
+    };
+    let Some(kernels) = support::require_kernels(1) else {
+        return;
+    };
+    let k = kernels[0].as_str();
+    let s = Scratch::new(&kernels);
+    let source = s.write_module("klinks", "1.0", "", TRIVIAL);
+    for action in ["add", "build", "install"] {
+        ok(&mut s.dkms_rs(&[action, "klinks/1.0", "-k", k]));
+    }
+    let arch = ok(support::command("uname").arg("-m"));
+    let arch = arch.trim_end();
+    let link = s.dkms_tree.join(format!("klinks/kernel-{k}-{arch}"));
+    assert!(link.is_symlink(), "install's link {}", link.display());
+    // Through install's link, `source` is there now.
+    let target = s.dkms_tree.join(format!("klinks/1.0/{k}/{arch}"));
+    std::os::unix::fs::symlink(&source, target.join("source")).unwrap();
+    assert!(link.join("source").is_dir());
+    for v in ["kernel-9-x", "kernel-9"] {
+        let dir = s.dkms_tree.join("klinks").join(v);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(&source, dir.join("source")).unwrap();
+    }
+    for args in [
+        &["status"][..],
+        &["status", "-m", "klinks", "-v", "kernel-9-x"],
+    ] {
+        let theirs = ok(&mut s.dkms_3_2_2(&reference, args));
+        let ours = ok(&mut s.dkms_rs(args));
+        assert_eq!(
+            ours, theirs,
+            "{args:?}: dkms-rs (left) vs dkms 3.2.2 (right)"
+        );
+        assert!(!theirs.contains("kernel-9-x"), "{theirs}");
+        assert!(!theirs.contains(&format!("kernel-{k}")), "{theirs}");
+    }
+    let whole = ok(&mut s.dkms_3_2_2(&reference, &["status"]));
+    assert!(whole.contains("klinks/kernel-9: added\n"), "{whole}");
+    assert!(
+        whole.contains(&format!("klinks/1.0, {k}, {arch}: installed")),
+        "{whole}"
+    );
+}

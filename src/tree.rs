@@ -12,6 +12,7 @@ use crate::conf::{ConfError, ModuleConf, ResolveContext};
 use crate::framework::Framework;
 use crate::kernel::{self, KernelRelease, Target};
 
+mod listing;
 pub mod record;
 use record::{Record, StatData};
 
@@ -607,12 +608,14 @@ impl Tree {
         version: Option<&str>,
     ) -> Vec<(ModuleVersion, bool)> {
         let sources: Option<std::collections::HashSet<String>> =
-            std::fs::read_dir(&self.source_tree).ok().map(|entries| {
-                entries
-                    .flatten()
-                    .filter_map(|e| e.file_name().into_string().ok())
-                    .collect()
-            });
+            Some(listing::entries(&self.source_tree))
+                .filter(|_| self.source_tree.is_dir())
+                .map(|entries| {
+                    entries
+                        .into_iter()
+                        .filter_map(|e| e.name.into_string().ok())
+                        .collect()
+                });
         let mut found = Vec::new();
         let modules: Vec<String> = match module {
             Some(m) => vec![m.to_string()],
@@ -681,14 +684,11 @@ impl Tree {
                 Some(a) => vec![(a.to_string(), false)],
                 // The listing's file types: a directory needs no stat to tell it is one
                 // (`[ -d ]`; a link, or a type the file system does not give, does).
-                None => std::fs::read_dir(&kernel_dir)
+                None => listing::entries(&kernel_dir)
                     .into_iter()
-                    .flatten()
-                    .flatten()
                     .filter_map(|e| {
-                        let name = e.file_name().into_string().ok()?;
-                        let dir = e.file_type().is_ok_and(|t| t.is_dir());
-                        (!name.starts_with('.')).then_some((name, dir))
+                        let name = e.name.into_string().ok()?;
+                        (!name.starts_with('.')).then_some((name, e.is_dir))
                     })
                     .collect(),
             };
@@ -1149,11 +1149,9 @@ fn is_kernel_link_name(name: &str) -> bool {
 
 /// Names in a directory that a bash `*` glob would list (no dot files), sorted.
 fn visible_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
+    let mut names: Vec<String> = listing::entries(dir)
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|e| e.name.into_string().ok())
         .filter(|n| !n.starts_with('.'))
         .collect();
     names.sort();

@@ -942,8 +942,18 @@ impl Tree {
             let has_originals = self.module_dir(&mv.module).join("original_module").is_dir();
             for target in self.target_dirs(mv, kernel, arch) {
                 // Only a target with a `module/` dir can be built: skip its dkms.conf read.
+                // With the records of an earlier target (the same for every target, as
+                // below), every module file found there shows the dir without its own stat.
                 let module_dir = self.built_dir(mv, &target).join("module");
-                if !module_dir.is_dir() {
+                let compression = target.kernel.module_compression();
+                let found_early: Option<Vec<(PathBuf, std::fs::Metadata)>> = match &every_target {
+                    Some(Some(records)) => records
+                        .iter()
+                        .map(|r| module_file_meta(&module_dir, &r.dest_name, compression))
+                        .collect(),
+                    _ => None,
+                };
+                if found_early.is_none() && !module_dir.is_dir() {
                     continue;
                 }
                 let Ok(file) = file
@@ -960,6 +970,7 @@ impl Tree {
                 let shared = every_target
                     .as_ref()
                     .filter(|_| !file.has_target_overrides(&ctx, &mv.module, &mv.version));
+                let shared_taken = shared.is_some();
                 let records = match shared {
                     Some(records) => records.clone(),
                     None => match file.evaluate(&ctx, crate::conf::Reader::Auto) {
@@ -984,12 +995,15 @@ impl Tree {
                 };
                 let Some(records) = records else { continue };
                 // dkms 3.2.2's is_module_built is the module/ dir; a module file missing
-                // there is its "incomplete" suffix.
-                let compression = target.kernel.module_compression();
-                let built: Option<Vec<(PathBuf, std::fs::Metadata)>> = records
-                    .iter()
-                    .map(|r| module_file_meta(&module_dir, &r.dest_name, compression))
-                    .collect();
+                // there is its "incomplete" suffix. The files found early are these
+                // records' when the shared ones were taken.
+                let built: Option<Vec<(PathBuf, std::fs::Metadata)>> = match found_early {
+                    Some(found) if shared_taken => Some(found),
+                    _ => records
+                        .iter()
+                        .map(|r| module_file_meta(&module_dir, &r.dest_name, compression))
+                        .collect(),
+                };
                 let complete = built.is_some();
                 // The built dir is there (its module/ is): the link alone decides.
                 let installed = self.links_here(mv, &target);

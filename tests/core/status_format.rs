@@ -591,3 +591,51 @@ fn kernel_link_names_are_no_versions_as_for_dkms_3_2_2() {
         "{whole}"
     );
 }
+
+/// Built dirs of one module version for several kernels: whole, with `module/` emptied, and
+/// without `module/`; dkms-rs reads the dkms.conf once for them all and finds the first's
+/// module files without a stat of `module/`, and says what dkms 3.2.2 says of each.
+#[test]
+fn built_incomplete_and_unbuilt_targets_of_one_version_as_for_dkms_3_2_2() {
+    let Some(reference) = support::dkms_3_2_2_with(&["make", "unshare", "dkms", "cp"]) else {
+        return;
+    };
+    let Some(kernels) = support::require_kernels(1) else {
+        return;
+    };
+    let k = kernels[0].as_str();
+    let s = Scratch::new(&kernels);
+    s.write_module("targets", "1.0", "", TRIVIAL);
+    for action in ["add", "build"] {
+        ok(&mut s.dkms_rs(&[action, "targets/1.0", "-k", k]));
+    }
+    let arch = support::arch();
+    let version = s.dkms_tree.join("targets/1.0");
+    let built = version.join(format!("{k}/{arch}"));
+    // Fake kernels (ABI 99x, never a release), ordered after and before the real one.
+    for (fake, what) in [
+        ("6.1.0-997-amd64", "whole"),
+        ("6.1.0-998-amd64", "empty"),
+        ("6.1.0-999-amd64", "none"),
+    ] {
+        let dir = version.join(fake);
+        std::fs::create_dir_all(&dir).unwrap();
+        ok(support::command("cp").arg("-a").arg(&built).arg(&dir));
+        let module = dir.join(&arch).join("module");
+        match what {
+            "empty" => {
+                std::fs::remove_dir_all(&module).unwrap();
+                std::fs::create_dir(&module).unwrap();
+            }
+            "none" => std::fs::remove_dir_all(&module).unwrap(),
+            _ => {}
+        }
+    }
+    let theirs = ok(&mut s.dkms_3_2_2(&reference, &["status"]));
+    let ours = ok(&mut s.dkms_rs(&["status"]));
+    assert_eq!(ours, theirs, "dkms-rs (left) vs dkms 3.2.2 (right)");
+    assert_eq!(theirs.lines().count(), 3, "{theirs}");
+    assert!(theirs.contains("6.1.0-997-amd64"), "{theirs}");
+    assert!(theirs.contains("6.1.0-998-amd64"), "{theirs}");
+    assert!(!theirs.contains("6.1.0-999-amd64"), "{theirs}");
+}

@@ -608,14 +608,12 @@ impl Tree {
         version: Option<&str>,
     ) -> Vec<(ModuleVersion, bool)> {
         let sources: Option<std::collections::HashSet<String>> =
-            Some(listing::entries(&self.source_tree))
-                .filter(|_| self.source_tree.is_dir())
-                .map(|entries| {
-                    entries
-                        .into_iter()
-                        .filter_map(|e| e.name.into_string().ok())
-                        .collect()
-                });
+            listing::entries(&self.source_tree).map(|entries| {
+                entries
+                    .into_iter()
+                    .filter_map(|e| e.name.into_string().ok())
+                    .collect()
+            });
         let mut found = Vec::new();
         let modules: Vec<String> = match module {
             Some(m) => vec![m.to_string()],
@@ -686,6 +684,7 @@ impl Tree {
                 // (`[ -d ]`; a link, or a type the file system does not give, does).
                 None => listing::entries(&kernel_dir)
                     .into_iter()
+                    .flatten()
                     .filter_map(|e| {
                         let name = e.name.into_string().ok()?;
                         (!name.starts_with('.')).then_some((name, e.is_dir))
@@ -946,14 +945,17 @@ impl Tree {
                 // below), every module file found there shows the dir without its own stat.
                 let module_dir = self.built_dir(mv, &target).join("module");
                 let compression = target.kernel.module_compression();
-                let found_early: Option<Vec<(PathBuf, std::fs::Metadata)>> = match &every_target {
-                    Some(Some(records)) => records
-                        .iter()
-                        .map(|r| module_file_meta(&module_dir, &r.dest_name, compression))
-                        .collect(),
-                    _ => None,
-                };
-                if found_early.is_none() && !module_dir.is_dir() {
+                let found_early: Option<Option<Vec<(PathBuf, std::fs::Metadata)>>> =
+                    match &every_target {
+                        Some(Some(records)) => Some(
+                            records
+                                .iter()
+                                .map(|r| module_file_meta(&module_dir, &r.dest_name, compression))
+                                .collect(),
+                        ),
+                        _ => None,
+                    };
+                if !found_early.as_ref().is_some_and(Option::is_some) && !module_dir.is_dir() {
                     continue;
                 }
                 let Ok(file) = file
@@ -998,7 +1000,7 @@ impl Tree {
                 // there is its "incomplete" suffix. The files found early are these
                 // records' when the shared ones were taken.
                 let built: Option<Vec<(PathBuf, std::fs::Metadata)>> = match found_early {
-                    Some(found) if shared_taken => Some(found),
+                    Some(found) if shared_taken => found,
                     _ => records
                         .iter()
                         .map(|r| module_file_meta(&module_dir, &r.dest_name, compression))
@@ -1165,6 +1167,7 @@ fn is_kernel_link_name(name: &str) -> bool {
 fn visible_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = listing::entries(dir)
         .into_iter()
+        .flatten()
         .filter_map(|e| e.name.into_string().ok())
         .filter(|n| !n.starts_with('.'))
         .collect();

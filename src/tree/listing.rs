@@ -16,18 +16,16 @@ pub struct Entry {
     pub is_dir: bool,
 }
 
-/// The entries of `dir` but `.` and `..`, in the file system's order; empty when it cannot
+/// The entries of `dir` but `.` and `..`, in the file system's order; `None` when it cannot
 /// be opened, and the entries read so far when a read fails (as a `read_dir` whose errors are
 /// skipped).
-pub fn entries(dir: &Path) -> Vec<Entry> {
-    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return Vec::new();
-    };
+pub fn entries(dir: &Path) -> Option<Vec<Entry>> {
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NONBLOCK;
     // SAFETY: `path` is NUL-terminated and outlives the call.
     let fd = unsafe { libc::open(path.as_ptr(), flags) };
     if fd < 0 {
-        return Vec::new();
+        return None;
     }
     // SAFETY: `fd` was just opened and is owned by nothing else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -51,7 +49,7 @@ pub fn entries(dir: &Path) -> Vec<Entry> {
         }
         parse(&buf[..n as usize], &mut out);
     }
-    out
+    Some(out)
 }
 
 /// The `linux_dirent64` records of one `getdents64` read: d_ino (8 bytes), d_off (8),
@@ -95,7 +93,7 @@ mod tests {
             }
         }
         std::fs::write(dir.path().join("é\u{1}x"), b"").unwrap();
-        let mut ours = entries(dir.path());
+        let mut ours = entries(dir.path()).unwrap();
         let mut theirs: Vec<Entry> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| {
@@ -110,10 +108,10 @@ mod tests {
         theirs.sort_by(|a, b| a.name.cmp(&b.name));
         assert_eq!(ours.len(), 1501);
         assert_eq!(ours, theirs);
-        assert_eq!(entries(&dir.path().join("missing")), Vec::new());
+        assert_eq!(entries(&dir.path().join("missing")), None);
         assert_eq!(
             entries(&dir.path().join("0001-".to_owned() + &"n".repeat(100))),
-            Vec::new()
+            None
         );
     }
 }

@@ -558,8 +558,7 @@ fn kernel_link_names_are_no_versions_as_for_dkms_3_2_2() {
     for action in ["add", "build", "install"] {
         ok(&mut s.dkms_rs(&[action, "klinks/1.0", "-k", k]));
     }
-    let arch = ok(support::command("uname").arg("-m"));
-    let arch = arch.trim_end();
+    let arch = support::arch();
     let link = s.dkms_tree.join(format!("klinks/kernel-{k}-{arch}"));
     assert!(link.is_symlink(), "install's link {}", link.display());
     // Through install's link, `source` is there now.

@@ -40,6 +40,10 @@ impl KernelRelease {
     pub fn module_compression(&self) -> ModuleCompression {
         static SEEN: Mutex<BTreeMap<String, ModuleCompression>> = Mutex::new(BTreeMap::new());
         let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+        // Asked for every target of a status: no copy of the name once it is known.
+        if let Some(known) = seen.get(&self.0) {
+            return *known;
+        }
         *seen
             .entry(self.0.clone())
             .or_insert_with(|| read_module_compression(&self.0))

@@ -199,13 +199,14 @@ impl ConfFile {
     /// `module`/`version`: a [`Resolution::records_for_every_target`] of another target does
     /// not hold for this one then.
     pub fn has_target_overrides(&self, ctx: &ResolveContext, module: &str, version: &str) -> bool {
-        let paths = bash::override_paths(&ctx.etc_dir, module, version, &ctx.kernelver, &ctx.arch);
-        paths[2..]
-            .iter()
-            .any(|path| match (&ctx.etc_names, path.file_name()) {
-                (Some(names), Some(name)) => names.contains(name),
-                _ => path.exists(),
-            })
+        let target = (ctx.kernelver.as_str(), ctx.arch.as_str());
+        target_overrides_there(
+            &ctx.etc_dir,
+            ctx.etc_names.as_deref(),
+            module,
+            version,
+            target,
+        )
     }
 
     fn source_native(
@@ -295,6 +296,38 @@ fn needs(file: &Path, line: usize, what: &'static str) -> NeedsShell {
         line,
         what,
     }
+}
+
+/// [`ConfFile::has_target_overrides`] for a (kernel, arch) target: `etc_names`, when given,
+/// is `etc_dir`'s listing, and is searched without a path made for each name (`status` asks
+/// for every module x kernel).
+pub fn target_overrides_there(
+    etc_dir: &std::path::Path,
+    etc_names: Option<&std::collections::HashSet<std::ffi::OsString>>,
+    module: &str,
+    version: &str,
+    (kernel, arch): (&str, &str),
+) -> bool {
+    let Some(names) = etc_names else {
+        let paths = bash::override_paths(etc_dir, module, version, kernel, arch);
+        return paths[2..].iter().any(|path| path.exists());
+    };
+    // `<module>-<version>-<kernel>.conf` or `<module>-<version>-<kernel>-<arch>.conf`.
+    names.iter().any(|name| {
+        let rest = name
+            .as_encoded_bytes()
+            .strip_prefix(module.as_bytes())
+            .and_then(|r| r.strip_prefix(b"-"))
+            .and_then(|r| r.strip_prefix(version.as_bytes()))
+            .and_then(|r| r.strip_prefix(b"-"))
+            .and_then(|r| r.strip_prefix(kernel.as_bytes()));
+        rest.is_some_and(|r| {
+            r == b".conf"
+                || r.strip_prefix(b"-")
+                    .and_then(|r| r.strip_prefix(arch.as_bytes()))
+                    .is_some_and(|r| r == b".conf")
+        })
+    })
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::framework;
-pub use file::ConfFile;
+pub use file::{ConfFile, target_overrides_there};
 pub use resolve::{ReadBy, Resolution};
 pub use show::{ShowFormat, Shown, UnknownShowFormat, show};
 

@@ -111,7 +111,12 @@ pub fn source_all(
     context: &[(&'static str, String)],
     cwd: &mut GlobProbe,
 ) -> Result<(Vars, bool), NeedsBash> {
-    if std::env::vars_os().any(|(k, _)| k.as_encoded_bytes().starts_with(b"DKMS_DIRECTIVE")) {
+    // Looked up once a process: status evaluates a dkms.conf per module.
+    static DIRECTIVES_IN_ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let in_env = DIRECTIVES_IN_ENV.get_or_init(|| {
+        std::env::vars_os().any(|(k, _)| k.as_encoded_bytes().starts_with(b"DKMS_DIRECTIVE"))
+    });
+    if *in_env {
         // safe_source re-exports DKMS_DIRECTIVE* from `set`: environment-dependent.
         return Err(NeedsBash {
             file: 0,

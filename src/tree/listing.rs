@@ -9,11 +9,14 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 /// One name of a directory, with whether the listing says it is a directory (`DT_DIR`; a
-/// link to one, or a file system that gives no types, says not: stat it to know).
+/// link to one, or a file system that gives no types, says not: stat it to know) or a
+/// symbolic link (`DT_LNK`), and whether it gave a type at all (not `DT_UNKNOWN`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub name: OsString,
     pub is_dir: bool,
+    pub is_link: bool,
+    pub typed: bool,
 }
 
 /// The entries of `dir` but `.` and `..`, in the file system's order; `None` when it cannot
@@ -68,6 +71,8 @@ fn parse(mut records: &[u8], out: &mut Vec<Entry>) {
             out.push(Entry {
                 name: OsString::from_vec(name.to_vec()),
                 is_dir: d_type == libc::DT_DIR,
+                is_link: d_type == libc::DT_LNK,
+                typed: d_type != libc::DT_UNKNOWN,
             });
         }
         records = &records[reclen..];
@@ -98,9 +103,12 @@ mod tests {
             .unwrap()
             .map(|e| {
                 let e = e.unwrap();
+                let t = e.file_type().unwrap();
                 Entry {
                     name: e.file_name(),
-                    is_dir: e.file_type().unwrap().is_dir(),
+                    is_dir: t.is_dir(),
+                    is_link: t.is_symlink(),
+                    typed: true,
                 }
             })
             .collect();

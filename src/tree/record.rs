@@ -10,18 +10,32 @@
 //! began, since a file written in the same clock tick as the stat (file times come from the
 //! kernel's coarse clock, a jiffy behind) could change again with the same stat data.
 //!
+//! Directories are recorded the same way, as git's untracked cache does: a directory's
+//! entries (and the targets of the symbolic links among them) with its stat data when it was
+//! listed. Any entry made, removed or renamed in it moves its mtime and ctime, and a link
+//! cannot be changed but by replacing it, so while a directory's stat data are the recorded
+//! ones its listing and its links are the recorded ones: one stat instead of an open, two
+//! reads and a close (status lists every `<m>`, `<m>/<v>` and `<m>/<v>/<k>`: 10,000 of them
+//! at 1,000 modules x 8 kernels), and no readlink of each `kernel-<k>-<a>`. The directory is
+//! stat'ed before it is listed, and recorded only when settled (as files, below), so a
+//! change made while it is listed leaves stat data that no longer match.
+//!
 //! The record is one file, `<dkms_tree>/.dkms-rs.status`: a dot file, so dkms 3.0.10's and
 //! 3.2.2's `$dkms_tree/*` globs never see it. What they change in the tree, they change
 //! without it: their writes give new stat data, so a stale entry only costs a comparison.
 //! Format (text, one entry a line, paths relative to the dkms and install trees):
 //!
 //! ```text
-//! dkms-rs status record 1
+//! dkms-rs status record 2
 //! = <dev> <ino> <size> <mtime_ns> <ctime_ns> <dev> <ino> <size> <mtime_ns> <ctime_ns> <built>\t<installed>
-//! end <entries> <fnv1a-64 of the lines between, hex>
+//! d <dev> <ino> <size> <mtime_ns> <ctime_ns> <dir>\t<entry>\t<entry>...
+//! end <lines> <fnv1a-64 of the lines between, hex>
 //! ```
 //!
-//! `=` same contents, `!` different; the first five numbers are the built file's. A file
+//! `=` same contents, `!` different; the first five numbers are the built file's. A `d`
+//! line's entries (none for an empty dir, and no tab either) are `d<name>` (a directory), `l<name>/<target>` (a symbolic link) or
+//! `-<name>` (anything else); a directory with a name or target that is not UTF-8 or holds a
+//! tab or a newline, or whose listing gave no file types, is not recorded. A file
 //! that does not end with a matching `end` line (truncated, corrupt, another version) is
 //! ignored whole: every entry is compared again. It is written to a temp name beside it and
 //! renamed (a killed writer leaves the old record, or a hidden `*.dkms-rs-new` leftover that
@@ -29,16 +43,18 @@
 //! non-root `status`) leaves the old one and is not an error: the record only saves time.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The record's file name in the dkms tree: `.dkms-rs.<what>` as the lock, a file that
 /// stays; `*.dkms-rs-<state>` names are what a killed command left.
 pub const RECORD_FILE: &str = ".dkms-rs.status";
 
-const HEADER: &str = "dkms-rs status record 1";
+const HEADER: &str = "dkms-rs status record 2";
 
 /// How much older than the comparison's start a file's times must be for its result to be
 /// recorded: far more than a jiffy (the coarse clock's step) and any clock adjustment NTP
@@ -66,9 +82,19 @@ impl StatData {
         }
     }
 
-    /// Whether both times are older than `before` (ns since the epoch): not racy.
+    /// Whether both times are older than `before` (ns since the epoch): not racy; and every
+    /// number has 19 digits at most, as `parse` reads them (a time 317 years from 1970, or a
+    /// device number past 10^19, is compared every time instead).
     fn settled_before(&self, before: i128) -> bool {
-        self.mtime_ns < before && self.ctime_ns < before
+        const MAX: i128 = 9_999_999_999_999_999_999;
+        let fits = |n: i128| (-MAX..=MAX).contains(&n);
+        self.mtime_ns < before
+            && self.ctime_ns < before
+            && [self.dev, self.ino, self.size]
+                .iter()
+                .all(|n| fits(i128::from(*n)))
+            && fits(self.mtime_ns)
+            && fits(self.ctime_ns)
     }
 
     fn write(&self, out: &mut String) {
@@ -80,13 +106,39 @@ impl StatData {
         );
     }
 
-    fn parse<'a>(fields: &mut impl Iterator<Item = &'a str>) -> Option<StatData> {
+    /// Five numbers, each followed by a space, from the start of `rest`, which is left at
+    /// what follows them. By hand: a record holds 26,000 of these at 1,000 x 8, and str's
+    /// `parse` and `splitn` took a tenth of `status`'s instructions.
+    fn parse(rest: &mut &str) -> Option<StatData> {
+        fn number(rest: &mut &str) -> Option<i128> {
+            let bytes = rest.as_bytes();
+            let negative = bytes.first() == Some(&b'-');
+            let start = usize::from(negative);
+            // 19 digits at most (what `settled_before` lets be recorded): never past u64.
+            let mut value: u64 = 0;
+            let mut at = start;
+            while let Some(b) = bytes.get(at).filter(|b| b.is_ascii_digit()) {
+                if at - start == 19 {
+                    return None;
+                }
+                value = value * 10 + u64::from(b - b'0');
+                at += 1;
+            }
+            let value = i128::from(value);
+            if at == start || bytes.get(at) != Some(&b' ') {
+                return None;
+            }
+            // ASCII up to here: `at + 1` is a char boundary.
+            *rest = &rest[at + 1..];
+            Some(if negative { -value } else { value })
+        }
+        let unsigned = |rest: &mut &str| number(rest).and_then(|n| u64::try_from(n).ok());
         Some(StatData {
-            dev: fields.next()?.parse().ok()?,
-            ino: fields.next()?.parse().ok()?,
-            size: fields.next()?.parse().ok()?,
-            mtime_ns: fields.next()?.parse().ok()?,
-            ctime_ns: fields.next()?.parse().ok()?,
+            dev: unsigned(rest)?,
+            ino: unsigned(rest)?,
+            size: unsigned(rest)?,
+            mtime_ns: number(rest)?,
+            ctime_ns: number(rest)?,
         })
     }
 }
@@ -99,10 +151,119 @@ pub struct Entry {
     pub same: bool,
 }
 
-/// The record, by `<built>\t<installed>` (paths relative to the dkms and install trees).
+/// A directory's entries as listed (dot names too, in the listing's order) and the target
+/// of each symbolic link among them that could be read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Dir {
+    pub entries: Vec<super::listing::Entry>,
+    pub links: Vec<(OsString, PathBuf)>,
+}
+
+impl Dir {
+    /// Whether it has an entry of this name.
+    pub fn has(&self, name: &str) -> bool {
+        self.entries.iter().any(|e| e.name == name)
+    }
+
+    /// The target of the link of this name; `None` when there is none (or no such name).
+    pub fn link(&self, name: &str) -> Option<&Path> {
+        self.links
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.as_path())
+    }
+
+    /// The `d` line's entries, each after a tab, or `None` when one cannot be written (see
+    /// the module doc).
+    fn render(&self) -> Option<String> {
+        let mut out = String::new();
+        let plain = |s: &str| !s.contains(['\t', '\n']);
+        for e in &self.entries {
+            let name = e.name.to_str().filter(|n| plain(n))?;
+            if !e.typed {
+                return None;
+            }
+            out.push('\t');
+            if e.is_link {
+                out.push('l');
+                out.push_str(name);
+                if let Some(target) = self.link(name) {
+                    out.push('/');
+                    out.push_str(target.to_str().filter(|t| plain(t))?);
+                }
+            } else {
+                out.push(if e.is_dir { 'd' } else { '-' });
+                out.push_str(name);
+            }
+        }
+        Some(out)
+    }
+
+    /// The entries `render` wrote, each after a tab (none: an empty dir).
+    fn parse(text: &str) -> Option<Dir> {
+        let mut dir = Dir::default();
+        for field in text.split('\t').skip(1) {
+            let (kind, rest) = field.split_at_checked(1)?;
+            let (name, target) = match kind {
+                "l" => match rest.split_once('/') {
+                    Some((name, target)) => (name, Some(target)),
+                    None => (rest, None),
+                },
+                "d" | "-" => (rest, None),
+                _ => return None,
+            };
+            if name.is_empty() {
+                return None;
+            }
+            dir.entries.push(super::listing::Entry {
+                name: name.into(),
+                is_dir: kind == "d",
+                is_link: kind == "l",
+                typed: true,
+            });
+            if let Some(target) = target {
+                dir.links.push((name.into(), target.into()));
+            }
+        }
+        Some(dir)
+    }
+}
+
+/// A multiply-rotate hash of 8 bytes a step (as rustc's FxHash), for the record's maps:
+/// std's SipHash of 18,000 keys of ~90 bytes was a tenth of `status`'s instructions, and its
+/// protection against chosen keys buys nothing here (who writes the tree writes the modules).
+#[derive(Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0xf135_7aea_2e62_a9c5;
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(26) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+    }
+
+    fn write_u8(&mut self, b: u8) {
+        self.write(&[b]);
+    }
+
+    fn finish(&self) -> u64 {
+        // hashbrown takes its control bits from the top: fold the well-mixed high bits down
+        // too.
+        self.0.rotate_left(26)
+    }
+}
+
+type Map<V> = HashMap<String, V, std::hash::BuildHasherDefault<KeyHasher>>;
+
+/// The record: comparisons by `<built>\t<installed>` (paths relative to the dkms and
+/// install trees), directories by their path relative to the dkms tree.
 #[derive(Debug, Default)]
 pub struct Record {
-    entries: HashMap<String, Entry>,
+    entries: Map<Entry>,
+    dirs: Map<(StatData, Arc<Dir>)>,
 }
 
 /// FNV-1a, 64 bits: enough to tell a damaged record from a whole one (not an adversary:
@@ -141,25 +302,61 @@ impl Record {
         let mut end = end.strip_prefix("end ")?.split(' ');
         let count: usize = end.next()?.parse().ok()?;
         let sum = u64::from_str_radix(end.next()?, 16).ok()?;
-        if end.next().is_some() || fnv1a(lines.as_bytes()) != sum {
+        if end.next().is_some() {
             return None;
         }
-        let mut entries = HashMap::with_capacity(count);
+        // The file holds its comparisons, then its dirs (as `render` writes them): one
+        // thread reads the dirs while this one reads the comparisons and checks the sum.
+        let split = lines.find("\nd ").map_or(lines.len(), |i| i + 1);
+        let (first, second) = lines.split_at(split);
+        let (first, second, whole) = std::thread::scope(|scope| {
+            let second = scope.spawn(|| Record::parse_lines(second));
+            let first = Record::parse_lines(first);
+            let whole = fnv1a(lines.as_bytes()) == sum;
+            (first, second.join().ok().flatten(), whole)
+        });
+        let (mut record, other) = (first?, second?);
+        if !whole {
+            return None;
+        }
+        record.extend(other);
+        (record.len() == count).then_some(record)
+    }
+
+    /// Lines of a record, each `=`, `!` or `d` (see the module doc).
+    fn parse_lines(lines: &str) -> Option<Record> {
+        let mut record = Record::default();
+        let count = lines.bytes().filter(|b| *b == b'\n').count();
+        if lines.starts_with("d ") {
+            record.dirs.reserve(count);
+        } else {
+            record.entries.reserve(count);
+        }
         for line in lines.lines() {
             let (same, rest) = line.split_at_checked(1)?;
             let same = match same {
                 "=" => true,
                 "!" => false,
+                "d" => {
+                    let mut rest = rest.strip_prefix(' ')?;
+                    let stat = StatData::parse(&mut rest)?;
+                    // No tab: an empty dir (a path holds none).
+                    let at = rest.find('\t').unwrap_or(rest.len());
+                    let dir = Dir::parse(&rest[at..])?;
+                    record
+                        .dirs
+                        .insert(rest[..at].to_owned(), (stat, Arc::new(dir)));
+                    continue;
+                }
                 _ => return None,
             };
-            let mut fields = rest.strip_prefix(' ')?.splitn(11, ' ');
-            let built = StatData::parse(&mut fields)?;
-            let installed = StatData::parse(&mut fields)?;
-            let key = fields.next()?;
+            let mut key = rest.strip_prefix(' ')?;
+            let built = StatData::parse(&mut key)?;
+            let installed = StatData::parse(&mut key)?;
             if !key.contains('\t') {
                 return None;
             }
-            entries.insert(
+            record.entries.insert(
                 key.to_owned(),
                 Entry {
                     built,
@@ -168,7 +365,7 @@ impl Record {
                 },
             );
         }
-        (entries.len() == count).then_some(Record { entries })
+        Some(record)
     }
 
     /// The recorded result for this pair, if both files' stat data are still the recorded.
@@ -179,21 +376,51 @@ impl Record {
             .map(|e| e.same)
     }
 
-    /// Keep an entry found still valid (it was settled when recorded).
-    pub fn keep(&mut self, key: String, entry: Entry) {
-        self.entries.insert(key, entry);
+    /// The entry of this key, with the key as the record holds it.
+    pub fn get(&self, key: &str) -> Option<(&str, &Entry)> {
+        self.entries
+            .get_key_value(key)
+            .map(|(k, e)| (k.as_str(), e))
     }
 
-    pub fn get(&self, key: &str) -> Option<&Entry> {
-        self.entries.get(key)
+    /// Take from `old` the entries and dirs of these keys (found still valid).
+    pub fn keep_from(&mut self, old: &Record, entries: &[&str], dirs: &[&str]) {
+        for key in entries {
+            if let Some(e) = old.entries.get(*key) {
+                self.entries.insert((*key).to_owned(), *e);
+            }
+        }
+        for key in dirs {
+            if let Some(d) = old.dirs.get(*key) {
+                self.dirs.insert((*key).to_owned(), d.clone());
+            }
+        }
     }
 
+    /// Entries and directories.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len() + self.dirs.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
+    }
+
+    /// The recorded listing of the directory at `rel` (relative to the dkms tree), whatever
+    /// its stat data now (the caller compares them), with the key as the record holds it.
+    pub fn dir(&self, rel: &str) -> Option<(&str, &(StatData, Arc<Dir>))> {
+        self.dirs.get_key_value(rel).map(|(k, d)| (k.as_str(), d))
+    }
+
+    /// Record a directory's listing, unless its times are not older than `limit` or it
+    /// cannot be written (see the module doc). Returns whether it was recorded.
+    pub fn insert_dir(&mut self, rel: String, stat: StatData, dir: Arc<Dir>, limit: i128) -> bool {
+        let plain = !rel.is_empty() && !rel.contains(['\t', '\n']);
+        if !plain || !stat.settled_before(limit) || dir.render().is_none() {
+            return false;
+        }
+        self.dirs.insert(rel, (stat, dir));
+        true
     }
 
     /// Record a comparison, unless a file's times are not older than `limit` (racy: see the
@@ -206,13 +433,18 @@ impl Record {
         true
     }
 
-    /// Keep only the entries `keep` accepts.
-    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
-        self.entries.retain(|k, _| keep(k));
-    }
-
     pub fn extend(&mut self, other: Record) {
-        self.entries.extend(other.entries);
+        // Moved whole into an empty side: no entry hashed again.
+        if self.entries.is_empty() {
+            self.entries = other.entries;
+        } else {
+            self.entries.extend(other.entries);
+        }
+        if self.dirs.is_empty() {
+            self.dirs = other.dirs;
+        } else {
+            self.dirs.extend(other.dirs);
+        }
     }
 
     fn render(&self) -> Vec<u8> {
@@ -229,15 +461,27 @@ impl Record {
             lines.push_str(key);
             lines.push('\n');
         }
+        let mut dirs: Vec<&String> = self.dirs.keys().collect();
+        dirs.sort();
+        let mut count = self.entries.len();
+        for rel in dirs {
+            let (stat, dir) = &self.dirs[rel];
+            // Checked when inserted; a parsed one renders as it was read.
+            let Some(listing) = dir.render() else {
+                continue;
+            };
+            lines.push_str("d ");
+            stat.write(&mut lines);
+            lines.push(' ');
+            lines.push_str(rel);
+            lines.push_str(&listing);
+            lines.push('\n');
+            count += 1;
+        }
         let mut out = Vec::with_capacity(lines.len() + 64);
         let _ = writeln!(out, "{HEADER}");
         out.extend_from_slice(lines.as_bytes());
-        let _ = writeln!(
-            out,
-            "end {} {:016x}",
-            self.entries.len(),
-            fnv1a(lines.as_bytes())
-        );
+        let _ = writeln!(out, "end {} {:016x}", count, fnv1a(lines.as_bytes()));
         out
     }
 
@@ -262,6 +506,21 @@ impl Record {
     }
 }
 
+/// `path` below `base`, as text: what follows `base` and a `/` in it, byte for byte (the
+/// paths status makes are `base` joined with more; `Path::strip_prefix`'s component walk cost
+/// more than the rest of a record lookup). `None` when it is not below it or not UTF-8.
+pub fn relative<'p>(base: &Path, path: &'p Path) -> Option<&'p str> {
+    use std::os::unix::ffi::OsStrExt;
+    let base = base.as_os_str().as_bytes();
+    let rest = path.as_os_str().as_bytes().strip_prefix(base)?;
+    let rest = if base.ends_with(b"/") {
+        rest
+    } else {
+        rest.strip_prefix(b"/")?
+    };
+    std::str::from_utf8(rest).ok().filter(|r| !r.is_empty())
+}
+
 /// A pair's key in the record: both paths relative to their trees, `None` when either is
 /// outside its tree or holds a tab or a newline (such a pair is compared every time).
 pub fn key(
@@ -270,8 +529,8 @@ pub fn key(
     install_tree: &Path,
     installed: &Path,
 ) -> Option<String> {
-    let b = built.strip_prefix(dkms_tree).ok()?.to_str()?;
-    let i = installed.strip_prefix(install_tree).ok()?.to_str()?;
+    let b = relative(dkms_tree, built)?;
+    let i = relative(install_tree, installed)?;
     let bad = |s: &str| s.contains(['\t', '\n']);
     (!bad(b) && !bad(i)).then(|| format!("{b}\t{i}"))
 }
@@ -331,5 +590,84 @@ mod tests {
         // No temp file left beside it.
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    fn entry(name: &str, is_dir: bool, is_link: bool) -> crate::tree::listing::Entry {
+        crate::tree::listing::Entry {
+            name: name.into(),
+            is_dir,
+            is_link,
+            typed: true,
+        }
+    }
+
+    /// A dir's listing reads back as written, links and all; one that cannot be written
+    /// (a tab in a name, a newline in a target, an entry without a type, a time of more
+    /// than 19 digits, a racy time) is not recorded.
+    #[test]
+    fn dirs_read_back_and_unwritable_ones_are_not_recorded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(RECORD_FILE);
+        let listing = Dir {
+            entries: vec![
+                entry("1.0", true, false),
+                entry("kernel-6.1.0-999-amd64-x86_64", false, true),
+                entry("dangling", false, true),
+                entry("a file with spaces", false, false),
+            ],
+            links: vec![(
+                "kernel-6.1.0-999-amd64-x86_64".into(),
+                "1.0/6.1.0-999-amd64/x86_64".into(),
+            )],
+        };
+        let mut r = Record::default();
+        assert!(r.insert_dir("m".into(), stat(1), Arc::new(listing.clone()), 10));
+        assert!(r.insert_dir("m/1.0".into(), stat(2), Arc::new(Dir::default()), 10));
+        let e = Entry {
+            built: stat(3),
+            installed: stat(4),
+            same: true,
+        };
+        assert!(r.insert("m/1.0/k/a/module/m.ko\tk/m.ko".into(), e, 10));
+        r.write(&path).unwrap();
+        let back = Record::read(&path);
+        assert_eq!(back.len(), 3);
+        let (key, (s, d)) = back.dir("m").unwrap();
+        assert_eq!((key, *s, &**d), ("m", stat(1), &listing));
+        assert_eq!(
+            d.link("kernel-6.1.0-999-amd64-x86_64"),
+            Some(Path::new("1.0/6.1.0-999-amd64/x86_64"))
+        );
+        assert_eq!(d.link("dangling"), None);
+        assert!(d.has("a file with spaces") && !d.has("2.0"));
+        assert_eq!(back.dir("m/1.0").unwrap().1.1.entries, vec![]);
+        assert_eq!(back.get("m/1.0/k/a/module/m.ko\tk/m.ko").unwrap().1, &e);
+
+        let mut bad = Record::default();
+        let with = |entries, links| Arc::new(Dir { entries, links });
+        let tab = with(vec![entry("a\tb", false, false)], vec![]);
+        assert!(!bad.insert_dir("m".into(), stat(1), tab, 10));
+        let newline = with(
+            vec![entry("l", false, true)],
+            vec![("l".into(), "x\ny".into())],
+        );
+        assert!(!bad.insert_dir("m".into(), stat(1), newline, 10));
+        let mut untyped = entry("u", false, false);
+        untyped.typed = false;
+        assert!(!bad.insert_dir("m".into(), stat(1), with(vec![untyped], vec![]), 10));
+        assert!(!bad.insert_dir("m".into(), stat(7), Arc::new(Dir::default()), 6));
+        let far = StatData {
+            mtime_ns: 10_000_000_000_000_000_000,
+            ..stat(1)
+        };
+        assert!(!bad.insert_dir("m".into(), far, Arc::new(Dir::default()), i128::MAX));
+        let before_1970 = StatData {
+            mtime_ns: -5,
+            ctime_ns: -3,
+            ..stat(1)
+        };
+        assert!(bad.insert_dir("old".into(), before_1970, Arc::new(Dir::default()), 10));
+        bad.write(&path).unwrap();
+        assert_eq!(Record::read(&path).dir("old").unwrap().1.0, before_1970);
     }
 }

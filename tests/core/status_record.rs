@@ -105,6 +105,42 @@ fn status_with_its_record_is_dkms_3_2_2_s_and_3_0_10_s() {
     assert_eq!(same_status(&s, &reference, "replaced, settled"), differ);
     assert_eq!(same_status(&s, &reference, "replaced, recorded"), differ);
 
+    // (d) Directories are recorded with their listings and links: recordb's kernel link
+    // replaced by one to another version, its module dir's mtime set back: only the dir's
+    // ctime tells; 3.2.2 says "built", so must dkms-rs (not the recorded "installed").
+    let text = std::fs::read_to_string(&record).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("d ") && l.contains(" recordb\t")),
+        "recordb's module dir is in the record:\n{text}"
+    );
+    let module_dir = s.dkms_tree.join("recordb");
+    let link = module_dir.join(format!("kernel-{k}-{}", support::arch()));
+    let was = std::fs::read_link(&link).unwrap();
+    let dir_mtime = mtime_text(&module_dir);
+    let dir_before = std::fs::metadata(&module_dir).unwrap();
+    let relink = |to: &Path| {
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(to, &link).unwrap();
+        ok(support::command("touch")
+            .arg("-d")
+            .arg(&dir_mtime)
+            .arg(&module_dir));
+        let now = std::fs::metadata(&module_dir).unwrap();
+        assert_eq!(
+            (now.mtime(), now.mtime_nsec()),
+            (dir_before.mtime(), dir_before.mtime_nsec())
+        );
+    };
+    relink(&Path::new("9.9").join(k).join(support::arch()));
+    let relinked = same_status(&s, &reference, "kernel link replaced, dir mtime set back");
+    assert_ne!(relinked, differ, "3.2.2 sees the replaced link");
+    relink(&was);
+    assert_eq!(same_status(&s, &reference, "kernel link put back"), differ);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(same_status(&s, &reference, "put back, settled"), differ);
+    assert_eq!(same_status(&s, &reference, "put back, recorded"), differ);
+
     // (c) Records that would say "same" for the replaced module if believed: the one from
     // before the change (stale: recorda's stat data are the old ones), the current one
     // with recorda's line forged to the current stat data but the checksum left (corrupt),

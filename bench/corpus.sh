@@ -154,7 +154,8 @@ for side in $tools; do
 				rc=0
 				/usr/bin/time -o "$work/one.time" -f '%e %U %S' "$RS" build "$mv" -k "$k" -j "$cores" --etcdir "$work/etc" $(T limit) \
 					>"$work/one.log" 2>&1 || rc=$?
-				read -r wall user sys <"$work/one.time"
+				# A failed build's time has "Command exited with non-zero status N" first.
+				read -r wall user sys < <(tail -n 1 "$work/one.time")
 				echo "$mv $kl $wall $(echo "$user + $sys" | bc) $rc" >>"$work/limit.each"
 			done
 		done

@@ -929,7 +929,9 @@ impl Tree {
             && query.version.is_none()
             && query.kernel.is_none()
             && query.arch.is_none();
-        if whole {
+        if !all.not_run.is_empty() {
+            // A dkms.conf refused (`--no-exec`): the command wrote nothing, the record neither.
+        } else if whole {
             // Every pair and dir was looked at: what was not, or is no longer valid, is gone
             // and leaves the record.
             if changed || kept != old.len() {

@@ -25,18 +25,9 @@ impl Session {
     /// `kernel_postinst -k K`: a new kernel (image or headers) gets every AUTOINSTALL module,
     /// in parallel, a failing one not stopping the others (dkms 3.2.2: "A wrapper for
     /// 'autoinstall'"). Exit 11 when any failed, as autoinstall.
+    /// Autoinstall's lock, and its `<etc>/no-autoinstall` check and message, are its own.
     pub fn kernel_postinst(&self, target: &Target) -> Result<(), ActionError> {
-        let lock = self.lock()?;
-        lock.run(|| {
-            // 3.2.2's autoinstall says this (3.0.10's dkms_autoinstaller said "autoinstall for
-            // dkms modules has been disabled", which `autoinstall` keeps).
-            if self.tree.etc_dir.join("no-autoinstall").exists() {
-                self.console
-                    .say("Automatic installation of modules has been disabled.");
-                return Ok(());
-            }
-            self.autoinstall(std::slice::from_ref(target))
-        })
+        self.autoinstall(std::slice::from_ref(target))
     }
 
     /// `kernel_preinst -k K`: before a kernel package is unpacked over the same version,

@@ -26,8 +26,12 @@ impl Session {
                     .say("Automatic installation of modules has been disabled.");
                 return Ok(());
             }
+            let targets = distinct(targets);
+            if self.concurrency() > 1 && targets.len() > 1 {
+                return self.autoinstall_together(&targets);
+            }
             let mut first_error = None;
-            for target in distinct(targets) {
+            for target in targets {
                 if let Err(e) = self.autoinstall_target(&target) {
                     if !matches!(e, ActionError::Reported { .. }) {
                         e.report(&self.console);
@@ -43,6 +47,85 @@ impl Session {
 
     /// [`Session::autoinstall`] for one target.
     fn autoinstall_target(&self, target: &Target) -> Result<(), ActionError> {
+        let Some(mut plan) = self.autoinstall_plan(target)? else {
+            return Ok(());
+        };
+        let installed = Mutex::new(Vec::new());
+        // dkms 3.2.2's install_module for each: do_install (its depmod, the rebuild of the
+        // modules that depend on it), then autoinstall's blank line.
+        let outcomes = self.run_announced_jobs(
+            std::mem::take(&mut plan.todo),
+            plan.deps.clone(),
+            |mv, target, conf| {
+                self.install_now(mv, target, conf, &installed, 0)
+                    .map(|()| Some(String::new()))
+            },
+        );
+        let installed = installed.into_inner().unwrap_or_default();
+        self.autoinstall_finish(target, plan, outcomes, installed, false)
+    }
+
+    /// Several kernels' autoinstalls as one batch of builds, so that `-j` builds of one
+    /// kernel run beside another's (on 2 cores the corpus's wall was one kernel's longest
+    /// build after the other's: bench/README.md, "corpus"); each kernel's lines, depmod and
+    /// summary after it, in the order given, as its own autoinstall would say them. A kernel
+    /// that cannot be planned (no headers) fails alone, as in the loop one kernel at a time.
+    fn autoinstall_together(&self, targets: &[Target]) -> Result<(), ActionError> {
+        let mut first_error = None;
+        let failed_early = |e: ActionError, first_error: &mut Option<ActionError>| {
+            if !matches!(e, ActionError::Reported { .. }) {
+                e.report(&self.console);
+            }
+            first_error.get_or_insert(ActionError::Reported {
+                code: e.exit_code(),
+            });
+        };
+        let mut plans = Vec::new();
+        for target in targets {
+            match self.autoinstall_plan(target) {
+                Ok(Some(plan)) => plans.push((target, plan)),
+                Ok(None) => {}
+                Err(e) => failed_early(e, &mut first_error),
+            }
+        }
+        // One list of jobs, each target's dependencies shifted to its place in it.
+        let mut todo = Vec::new();
+        let mut deps = Vec::new();
+        for (_, plan) in &mut plans {
+            let start = todo.len();
+            deps.extend(
+                plan.deps
+                    .iter()
+                    .map(|after| after.iter().map(|d| d + start).collect::<Vec<_>>()),
+            );
+            todo.append(&mut plan.todo);
+        }
+        let installed: Vec<Mutex<Vec<_>>> = plans.iter().map(|_| Mutex::new(Vec::new())).collect();
+        let which = |target: &Target| plans.iter().position(|(t, _)| *t == target);
+        let mut outcomes = self.run_announced_jobs(todo, deps, |mv, target, conf| {
+            let at = which(target).expect("a job's target is planned");
+            self.install_now(mv, target, conf, &installed[at], 0)
+                .map(|()| Some(String::new()))
+        });
+        for ((target, plan), done) in plans.into_iter().zip(installed) {
+            let mine: Vec<Outcome> = outcomes.drain(..plan.deps.len()).collect();
+            let done = done.into_inner().unwrap_or_default();
+            if let Err(e) = self.autoinstall_finish(target, plan, mine, done, true) {
+                failed_early(e, &mut first_error);
+            }
+        }
+        // Anything left due (a rebuild of another kernel's dependents, a recovered mark).
+        if let Err(e) = self.depmod_or_roll_back(Vec::new()) {
+            first_error.get_or_insert(ActionError::Reported {
+                code: e.exit_code(),
+            });
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// What autoinstall will do for `target`, or `None` when there is nothing to build and
+    /// nothing to say; `Err` when it cannot start (no headers: 21, as 3.2.2's prepare_kernel).
+    fn autoinstall_plan(&self, target: &Target) -> Result<Option<Plan>, ActionError> {
         let mut todo: Vec<(ModuleVersion, Target, ModuleConf)> = Vec::new();
         let mut failed: Vec<String> = Vec::new();
         let mut by_module: BTreeMap<String, Vec<ModuleVersion>> = BTreeMap::new();
@@ -93,7 +176,7 @@ impl Session {
             }
         }
         if todo.is_empty() && failed.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         // dkms 3.2.2's prepare_kernel dies (21) before the first build when there are no headers.
         let headers = self.tree.headers_dir(&target.kernel);
@@ -119,7 +202,7 @@ impl Session {
             .iter()
             .map(|(mv, _, conf)| (mv.clone(), conf.build_depends.clone()))
             .collect();
-        let mut not_run: Vec<usize> = order.blocked.iter().map(|(i, _)| *i).collect();
+        let not_run: Vec<usize> = order.blocked.iter().map(|(i, _)| *i).collect();
         // The runnable builds as they were planned.
         let todo: Vec<_> = todo
             .into_iter()
@@ -140,13 +223,38 @@ impl Session {
             .iter()
             .map(|(mv, t, _)| (mv.clone(), t.clone()))
             .collect();
-        let installed = Mutex::new(Vec::new());
-        // dkms 3.2.2's install_module for each: do_install (its depmod, the rebuild of the
-        // modules that depend on it), then autoinstall's blank line.
-        let outcomes = self.run_announced_jobs(todo, deps, |mv, target, conf| {
-            self.install_now(mv, target, conf, &installed, 0)
-                .map(|()| Some(String::new()))
-        });
+        Ok(Some(Plan {
+            todo,
+            deps,
+            round,
+            names,
+            wanted,
+            not_run,
+            succeeded,
+            failed,
+        }))
+    }
+
+    /// The end of autoinstall for `target` once its builds ran (`outcomes`, in the plan's
+    /// order): its depmod (of this kernel alone when `own_kernel`: other kernels of the same
+    /// batch have their own), then 3.2.2's summary lines.
+    fn autoinstall_finish(
+        &self,
+        target: &Target,
+        plan: Plan,
+        outcomes: Vec<Outcome>,
+        installed: Vec<(ModuleVersion, Target, ModuleConf)>,
+        own_kernel: bool,
+    ) -> Result<(), ActionError> {
+        let Plan {
+            round,
+            names,
+            wanted,
+            mut not_run,
+            mut succeeded,
+            mut failed,
+            ..
+        } = plan;
         let mut skipped = Vec::new();
         let mut done = Vec::new();
         for (i, ((mv, _), outcome)) in names.into_iter().zip(outcomes).enumerate() {
@@ -187,7 +295,11 @@ impl Session {
                 )
             })
             .collect();
-        let depmod = self.depmod_or_roll_back(installed.into_inner().unwrap_or_default());
+        let depmod = if own_kernel {
+            self.depmod_or_roll_back_kernel(&target.kernel, installed)
+        } else {
+            self.depmod_or_roll_back(installed)
+        };
         if let Err(e) = depmod {
             failed.push(format!("depmod({})", e.exit_code()));
         }
@@ -331,6 +443,21 @@ fn build_order<T: PartialEq>(
         waits_for,
         blocked,
     }
+}
+
+/// One kernel's autoinstall, planned ([`Session::autoinstall_plan`]): the builds to run in
+/// order with what each waits for, and what is known before they run.
+struct Plan {
+    todo: Vec<(ModuleVersion, Target, ModuleConf)>,
+    deps: Vec<Vec<usize>>,
+    /// Each job's install round (3.2.2 lists the modules in that order).
+    round: Vec<usize>,
+    names: Vec<(ModuleVersion, Target)>,
+    /// Every planned module with its BUILD_DEPENDS, for what is left waiting.
+    wanted: Vec<(ModuleVersion, Vec<String>)>,
+    not_run: Vec<usize>,
+    succeeded: Vec<String>,
+    failed: Vec<String>,
 }
 
 #[cfg(test)]

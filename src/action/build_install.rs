@@ -279,6 +279,25 @@ impl Session {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// [`Session::depmod_or_roll_back`] of one kernel, if its depmod is due.
+    pub(super) fn depmod_or_roll_back_kernel(
+        &self,
+        kernel: &crate::kernel::KernelRelease,
+        installed: Vec<(ModuleVersion, Target, ModuleConf)>,
+    ) -> Result<(), ActionError> {
+        if !self.tree.pending_depmod(kernel).exists() {
+            return Ok(());
+        }
+        if let Err(e) = self.depmod_marked(kernel) {
+            for (mv, target, conf) in installed.iter().filter(|(_, t, _)| t.kernel == *kernel) {
+                self.uninstall_target(mv, target, conf)?;
+            }
+            e.report(&self.console);
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Uninstall `mv` from a target where it is installed, depmod due for the kernel.
     pub(super) fn uninstall_target(
         &self,

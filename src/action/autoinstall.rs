@@ -100,16 +100,17 @@ impl Session {
             );
             todo.append(&mut plan.todo);
         }
-        let installed: Vec<Mutex<Vec<_>>> = plans.iter().map(|_| Mutex::new(Vec::new())).collect();
-        let which = |target: &Target| plans.iter().position(|(t, _)| *t == target);
+        // One lock for every install of the batch, as for one kernel's (install_now).
+        let installed = Mutex::new(Vec::new());
         let mut outcomes = self.run_announced_jobs(todo, deps, |mv, target, conf| {
-            let at = which(target).expect("a job's target is planned");
-            self.install_now(mv, target, conf, &installed[at], 0)
+            self.install_now(mv, target, conf, &installed, 0)
                 .map(|()| Some(String::new()))
         });
-        for ((target, plan), done) in plans.into_iter().zip(installed) {
+        let mut installed = installed.into_inner().unwrap_or_default();
+        for (target, plan) in plans {
             let mine: Vec<Outcome> = outcomes.drain(..plan.deps.len()).collect();
-            let done = done.into_inner().unwrap_or_default();
+            let (done, rest) = installed.into_iter().partition(|(_, t, _)| t == target);
+            installed = rest;
             if let Err(e) = self.autoinstall_finish(target, plan, mine, done, true) {
                 failed_early(e, &mut first_error);
             }

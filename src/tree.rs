@@ -920,7 +920,7 @@ impl Tree {
             all.not_run.extend(part.not_run);
             memos.push(memo);
         }
-        let changed = memos.iter().any(|m| m.changed);
+        let changed = memos.iter().any(|m| !m.seen.is_empty());
         let kept: usize = memos
             .iter()
             .map(|m| m.kept_entries.len() + m.kept_dirs.len())
@@ -1175,8 +1175,7 @@ impl Tree {
             .filter_map(|e| Some((e.name.clone(), std::fs::read_link(dir.join(&e.name)).ok()?)))
             .collect();
         let listing = Arc::new(Dir { entries, links });
-        memo.changed |= memo
-            .seen
+        memo.seen
             .insert_dir(rel.to_owned(), stat, listing.clone(), memo.limit);
         Some(listing)
     }
@@ -1235,7 +1234,7 @@ impl Tree {
                 installed: sb,
                 same,
             };
-            memo.changed |= memo.seen.insert(key, entry, memo.limit);
+            memo.seen.insert(key, entry, memo.limit);
         }
         same
     }
@@ -1252,8 +1251,6 @@ struct Memo<'a> {
     /// The keys of `old`'s entries and dirs found still valid.
     kept_entries: Vec<&'a str>,
     kept_dirs: Vec<&'a str>,
-    /// Whether `seen` holds anything.
-    changed: bool,
     /// [`record::settle_limit`] at the start of `status`.
     limit: i128,
     /// [`crate::conf::ResolveContext::etc_names`] for every dkms.conf read.
@@ -1273,7 +1270,6 @@ impl<'a> Memo<'a> {
             seen: Record::default(),
             kept_entries: Vec::new(),
             kept_dirs: Vec::new(),
-            changed: false,
             limit,
             etc_names,
         }

@@ -13,8 +13,10 @@ use crate::conf::{ConfError, ModuleConf, ResolveContext};
 use crate::framework::Framework;
 use crate::kernel::{self, KernelRelease, Target};
 
+pub mod conf_cache;
 mod listing;
 pub mod record;
+use conf_cache::ConfCache;
 use record::{Dir, Record, StatData};
 
 /// The three roots dkms works on (`--dkmstree`, `--sourcetree`, `--installtree`).
@@ -331,6 +333,7 @@ fn tree_is_empty(dkms_tree: &Path) -> bool {
             let name = e.file_name();
             name == LOCK_FILE
                 || name == record::RECORD_FILE
+                || name == conf_cache::CACHE_FILE
                 || name == "mok.key"
                 || name == "mok.pub"
         })
@@ -432,6 +435,7 @@ impl Drop for TreeLock {
                 // longer its file, and takes the lock again on a new one.
                 if tree_is_empty(&h.dkms_tree) {
                     let _ = std::fs::remove_file(h.dkms_tree.join(record::RECORD_FILE));
+                    let _ = std::fs::remove_file(h.dkms_tree.join(conf_cache::CACHE_FILE));
                     let _ = std::fs::remove_file(&h.path);
                 } else if h.done && h.known_clean && !std::thread::panicking() {
                     // Not synced: lost in a crash, it costs the next command a look at
@@ -598,6 +602,12 @@ impl Tree {
             .into_iter()
             .map(|(mv, _)| mv)
             .collect()
+    }
+
+    /// Every added module version with whether it is broken ([`Tree::is_broken`]), as
+    /// [`Tree::added_modules`] finds them.
+    pub fn added_modules_judged(&self) -> Vec<(ModuleVersion, bool)> {
+        self.listed_modules(None, None, &mut list_dir)
     }
 
     /// [`Tree::added_modules`] with [`Tree::is_broken`] of each, found with fewer stats: most
@@ -871,16 +881,17 @@ impl Tree {
     /// ([`record`]): contents are read only where stat data changed, and what was compared is
     /// recorded for the next `status` (a failed write costs only time).
     pub fn status(&self, query: &StatusQuery) -> Status {
-        let (kernel, arch) = (query.kernel, query.arch);
         let record_path = self.dkms_tree.join(record::RECORD_FILE);
         let old = Record::read(&record_path);
+        let cache_path = self.dkms_tree.join(conf_cache::CACHE_FILE);
+        let old_confs = ConfCache::read(&cache_path);
         let limit = record::settle_limit(std::time::SystemTime::now());
         // The overrides dir listed once, not four stats per target (see ResolveContext).
         let etc_names = std::fs::read_dir(&self.etc_dir)
             .ok()
             .map(|entries| std::sync::Arc::new(entries.flatten().map(|e| e.file_name()).collect()));
         // The module dirs, through the record; the workers take their listings from here.
-        let mut first = Memo::new(&old, None, etc_names.clone(), limit);
+        let mut first = Memo::new((&old, &old_confs), None, etc_names.clone(), limit);
         let mut module_dirs = std::collections::HashMap::new();
         let modules = self.listed_modules(query.module, query.version, &mut |dir| {
             let listing = self.recorded_listing(dir, &mut first);
@@ -898,11 +909,12 @@ impl Tree {
             let handles: Vec<_> = modules
                 .chunks(chunk)
                 .map(|part| {
-                    let (old, module_dirs) = (&old, &module_dirs);
+                    let (old, module_dirs, old_confs) = (&old, &module_dirs, &old_confs);
                     let etc_names = etc_names.clone();
                     scope.spawn(move || {
-                        let mut memo = Memo::new(old, Some(module_dirs), etc_names, limit);
-                        let status = self.status_of(part, kernel, arch, &mut memo);
+                        let mut memo =
+                            Memo::new((old, old_confs), Some(module_dirs), etc_names, limit);
+                        let status = self.status_of(part, query, &mut memo);
                         (status, memo)
                     })
                 })
@@ -929,6 +941,23 @@ impl Tree {
             && query.version.is_none()
             && query.kernel.is_none()
             && query.arch.is_none();
+        // The conf cache as the record below: what a whole status did not find valid goes.
+        let confs_changed = memos.iter().any(|m| !m.seen_confs.is_empty());
+        let confs_kept: usize = memos.iter().map(|m| m.kept_confs.len()).sum();
+        if all.not_run.is_empty() && (confs_changed || (whole && confs_kept != old_confs.len())) {
+            let mut confs = ConfCache::default();
+            if whole {
+                for m in &memos {
+                    confs.keep_from(&old_confs, Some(&m.kept_confs));
+                }
+            } else {
+                confs.keep_from(&old_confs, None);
+            }
+            for m in &mut memos {
+                confs.extend(std::mem::take(&mut m.seen_confs));
+            }
+            let _ = confs.write(&cache_path);
+        }
         if !all.not_run.is_empty() {
             // A dkms.conf refused (`--no-exec`): the command wrote nothing, the record neither.
         } else if whole {
@@ -959,10 +988,14 @@ impl Tree {
     fn status_of(
         &self,
         modules: &[(ModuleVersion, bool)],
-        kernel: Option<&str>,
-        arch: Option<&str>,
+        query: &StatusQuery,
         memo: &mut Memo,
     ) -> Status {
+        let (kernel, arch) = (query.kernel, query.arch);
+        // dkms 3.2.2's module_status_built_extra reads each dkms.conf with its globals
+        // $module and $module_version, the command line's (`-m`, `-v`; empty without):
+        // what the file expands them to and which /etc/dkms overrides apply.
+        let (module, version) = (query.module.unwrap_or(""), query.version.unwrap_or(""));
         let mut entries = Vec::new();
         let mut not_run = Vec::new();
         for (mv, broken) in modules {
@@ -1010,6 +1043,16 @@ impl Tree {
                 self.targets_listed(mv, kernel, arch, version_listing.as_deref(), &mut |dir| {
                     self.recorded_listing(dir, memo)
                 });
+            // The facts kept of an unchanged dkms.conf stand for its reading (see
+            // conf_cache); else, when what it says may be kept, the key and stat data to
+            // keep it with.
+            let mut to_keep = None;
+            if !targets.is_empty() {
+                match memo.conf_facts(mv, module, &conf_path) {
+                    Ok(facts) => every_target = Some(Some(facts.records.clone())),
+                    Err(keep) => to_keep = keep,
+                }
+            }
             for target in targets {
                 // Only a target with a `module/` dir can be built: skip its dkms.conf read.
                 // With the records of an earlier target (the same for every target, as
@@ -1032,12 +1075,6 @@ impl Tree {
                 if !found_early.as_ref().is_some_and(Option::is_some) && !module_dir.is_dir() {
                     continue;
                 }
-                let Ok(file) = file
-                    .get_or_insert_with(|| crate::conf::ConfFile::read(&conf_path))
-                    .as_ref()
-                else {
-                    continue;
-                };
                 // Status needs only the module records: read once for all the targets
                 // when the file says the same for each (no kernel name expanded, no
                 // override named after a kernel); else for each target, as dkms does.
@@ -1045,39 +1082,52 @@ impl Tree {
                     !crate::conf::target_overrides_there(
                         &self.etc_dir,
                         memo.etc_names.as_deref(),
-                        &mv.module,
-                        &mv.version,
+                        module,
+                        version,
                         (target.kernel.as_str(), &target.arch),
                     )
                 });
                 let shared_taken = shared.is_some();
                 let records = match shared {
                     Some(records) => records.clone(),
-                    None => match file.evaluate(
-                        &ResolveContext {
-                            etc_names: memo.etc_names.clone(),
-                            ..self.resolve_context(&target, Some(mv))
-                        },
-                        crate::conf::Reader::Auto,
-                    ) {
-                        Ok(res) => {
-                            let same = res.records_for_every_target;
-                            let records = res.into_result().ok().map(|conf| Arc::new(conf.modules));
-                            if same {
-                                every_target = Some(records.clone());
-                            }
-                            records
-                        }
-                        // Not judged: not "built", and not "added" either (it may be both).
-                        Err(e @ ConfError::NotRun { .. }) => {
-                            if !refused {
-                                not_run.push(e);
-                            }
-                            refused = true;
+                    None => {
+                        let Ok(file) = file
+                            .get_or_insert_with(|| crate::conf::ConfFile::read(&conf_path))
+                            .as_ref()
+                        else {
                             continue;
+                        };
+                        let ctx = ResolveContext {
+                            etc_names: memo.etc_names.clone(),
+                            ..self.resolve_context(&target, None)
                         }
-                        Err(_) => None,
-                    },
+                        .with_module(module, version);
+                        match file.evaluate(&ctx, crate::conf::Reader::Auto) {
+                            Ok(res) => {
+                                if let Some((key, stat)) = to_keep.take()
+                                    && let Some(facts) = conf_cache::Facts::of(&res, &ctx)
+                                {
+                                    memo.seen_confs.insert(&key, stat, facts, memo.limit);
+                                }
+                                let same = res.records_for_every_target;
+                                let records =
+                                    res.into_result().ok().map(|conf| Arc::new(conf.modules));
+                                if same {
+                                    every_target = Some(records.clone());
+                                }
+                                records
+                            }
+                            // Not judged: not "built", and not "added" either (it may be both).
+                            Err(e @ ConfError::NotRun { .. }) => {
+                                if !refused {
+                                    not_run.push(e);
+                                }
+                                refused = true;
+                                continue;
+                            }
+                            Err(_) => None,
+                        }
+                    }
                 };
                 let Some(records) = records else { continue };
                 // dkms 3.2.2's is_module_built is the module/ dir; a module file missing
@@ -1255,11 +1305,17 @@ struct Memo<'a> {
     limit: i128,
     /// [`crate::conf::ResolveContext::etc_names`] for every dkms.conf read.
     etc_names: Option<std::sync::Arc<std::collections::HashSet<std::ffi::OsString>>>,
+    /// The conf cache read, the facts read anew, the keys of the old ones still valid.
+    confs: &'a ConfCache,
+    seen_confs: ConfCache,
+    kept_confs: Vec<String>,
+    /// The host's distribution and addon dir, as every dkms.conf is read with them.
+    host: ResolveContext,
 }
 
 impl<'a> Memo<'a> {
     fn new(
-        old: &'a Record,
+        (old, confs): (&'a Record, &'a ConfCache),
         module_dirs: Option<&'a std::collections::HashMap<String, Arc<Dir>>>,
         etc_names: Option<std::sync::Arc<std::collections::HashSet<std::ffi::OsString>>>,
         limit: i128,
@@ -1272,6 +1328,36 @@ impl<'a> Memo<'a> {
             kept_dirs: Vec::new(),
             limit,
             etc_names,
+            confs,
+            seen_confs: ConfCache::default(),
+            kept_confs: Vec::new(),
+            host: ResolveContext::new("", ""),
+        }
+    }
+
+    /// The kept facts of `mv`'s dkms.conf at `path` when they still hold (see
+    /// [`conf_cache`]); else, when they may be kept once read, the file's stat data.
+    /// `read_as` is the `$module` the file is read with, which names its overrides.
+    fn conf_facts(
+        &mut self,
+        mv: &ModuleVersion,
+        read_as: &str,
+        path: &Path,
+    ) -> Result<Arc<conf_cache::Facts>, Option<(String, StatData)>> {
+        if !conf_cache::usable(self.etc_names.as_deref(), read_as) {
+            return Err(None);
+        }
+        let Ok(meta) = std::fs::metadata(path) else {
+            return Err(None);
+        };
+        let stat = StatData::of(&meta);
+        let key = format!("{}/{}", mv.module, mv.version);
+        match self.confs.get(&key, &stat, &self.host) {
+            Some(facts) => {
+                self.kept_confs.push(key);
+                Ok(facts)
+            }
+            None => Err(Some((key, stat))),
         }
     }
 }

@@ -4,12 +4,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use crate::build::{self, BuildRequest};
-use crate::conf::ModuleConf;
+use crate::conf::{ModuleConf, Reader};
 use crate::error::ActionError;
 use crate::install;
 use crate::jobs::{self, Job, Outcome};
 use crate::kernel::Target;
 use crate::tree::ModuleVersion;
+use crate::tree::conf_cache::{self, ConfCache};
+use crate::tree::record::{StatData, settle_limit};
 
 use super::{Session, distinct, first_failure, remove_dir_by_rename};
 
@@ -182,19 +184,58 @@ impl Session {
             return Ok(());
         }
         let mut todo = Vec::new();
-        for mv in self.tree.added_modules(None, None) {
+        // Every built module's dkms.conf, as 3.2.2 reads them; one whose kept facts hold
+        // (tree::conf_cache) and say no BUILD_DEPENDS_REBUILD costs a stat.
+        let cache_path = self.tree.dkms_tree.join(conf_cache::CACHE_FILE);
+        let cache = ConfCache::read(&cache_path);
+        let mut seen = ConfCache::default();
+        let etc_names: Option<std::collections::HashSet<std::ffi::OsString>> =
+            std::fs::read_dir(&self.tree.etc_dir)
+                .ok()
+                .map(|entries| entries.flatten().map(|e| e.file_name()).collect());
+        let limit = settle_limit(std::time::SystemTime::now());
+        for (mv, broken) in self.tree.added_modules_judged() {
             // dkms 3.2.2's module_status: broken ones have no built targets.
-            if self.tree.is_broken(&mv) || !self.tree.built_dir(&mv, target).join("module").is_dir()
-            {
+            if broken || !self.tree.built_dir(&mv, target).join("module").is_dir() {
                 continue;
             }
-            let conf = self.read_conf(&mv, target)?;
+            let path = self.tree.source_dir(&mv).join("dkms.conf");
+            let mut to_keep = None;
+            if self.flags.conf_override.is_none()
+                && conf_cache::usable(etc_names.as_ref(), &mv.module)
+                && let Ok(meta) = std::fs::metadata(&path)
+            {
+                let stat = StatData::of(&meta);
+                let key = format!("{}/{}", mv.module, mv.version);
+                let ctx = self.tree.resolve_context(target, Some(&mv));
+                match cache.get(&key, &stat, &ctx) {
+                    Some(facts) if !facts.rebuilds => continue,
+                    Some(_) => {}
+                    None => to_keep = Some((key, stat, ctx)),
+                }
+            }
+            let conf = match to_keep {
+                Some((key, stat, ctx)) => {
+                    let res = self.confs.get(&path)?.evaluate(&ctx, Reader::Auto)?;
+                    if let Some(facts) = conf_cache::Facts::of(&res, &ctx) {
+                        seen.insert(&key, stat, facts, limit);
+                    }
+                    res.into_result()?
+                }
+                None => self.read_conf(&mv, target)?,
+            };
             if conf.build_depends.is_empty() || !conf.build_depends_rebuild {
                 continue;
             }
             if build::dependencies_updated(&self.tree, &mv, target, &conf) {
                 todo.push((mv, conf));
             }
+        }
+        if !seen.is_empty() {
+            // Another command's facts written meanwhile may be lost: they only save time.
+            let mut merged = ConfCache::read(&cache_path);
+            merged.extend(seen);
+            let _ = merged.write(&cache_path);
         }
         for (mv, conf) in todo {
             self.console.say("");

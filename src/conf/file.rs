@@ -186,12 +186,13 @@ impl ConfFile {
                 (get("PACKAGE_NAME"), get("PACKAGE_VERSION"))
             }
         };
-        let (vars, files, target_read) =
-            self.source_native(text, ctx, &module, &version, &mut probe)?;
+        let (vars, files, reads) = self.source_native(text, ctx, &module, &version, &mut probe)?;
         let mut res = resolve::resolve(&vars, &files, ctx, &module, &version);
         // Files beyond the dkms.conf are overrides; one named after the kernel is per target.
         res.records_for_every_target =
-            !target_read && !self.has_target_overrides(ctx, &module, &version);
+            !reads.target && !self.has_target_overrides(ctx, &module, &version);
+        res.text_only =
+            res.records_for_every_target && files.len() == 1 && reads == native::Reads::default();
         Ok(res)
     }
 
@@ -216,7 +217,7 @@ impl ConfFile {
         module: &str,
         version: &str,
         probe: &mut native::GlobProbe,
-    ) -> Result<(vars::Vars, Vec<PathBuf>, bool), Stop> {
+    ) -> Result<(vars::Vars, Vec<PathBuf>, native::Reads), Stop> {
         let mut files = vec![self.path.clone()];
         let mut overrides = Vec::new();
         for file in ConfFile::overrides(ctx, module, version)?
@@ -247,9 +248,9 @@ impl ConfFile {
         let text_refs: Vec<&str> = std::iter::once(text)
             .chain(overrides.iter().map(String::as_str))
             .collect();
-        let (vars, target_read) = native::source_all(&text_refs, &context, probe)
+        let (vars, reads) = native::source_all(&text_refs, &context, probe)
             .map_err(|nb| needs(&files[nb.file.min(files.len() - 1)], nb.line, nb.what))?;
-        Ok((vars, files, target_read))
+        Ok((vars, files, reads))
     }
 }
 

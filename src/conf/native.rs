@@ -67,12 +67,26 @@ fn is_special_name(name: &str) -> bool {
 /// module: a file that expands none of them reads the same for every target.
 pub const TARGET_NAMES: [&str; 4] = ["kernelver", "arch", "kernel_source_dir", "kernel_config"];
 
+/// What a native read looked at beyond the text of its files (see [`source_all`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reads {
+    /// A name of [`TARGET_NAMES`] was expanded from dkms's variables.
+    pub target: bool,
+    /// Another of dkms's variables was (`$dkms_tree`, `$source_tree`, `$install_tree`: the
+    /// command's tree options; `$module`, `$module_version`: what the command was given,
+    /// which is not the module's name in every command: `status` without `-m`).
+    pub tree: bool,
+    /// A value dkms echoes unquoted holds a glob character (`*`, `?`, `[`): what it reads back
+    /// may depend on the files of the working directory.
+    pub glob: bool,
+}
+
 /// What `$name` means while a file is sourced: the conf's own variables, then dkms's.
 struct Scope<'a> {
     vars: &'a Vars,
     context: &'a [(&'static str, String)],
-    /// Set when a name of [`TARGET_NAMES`] was expanded from the context.
-    target_read: &'a std::cell::Cell<bool>,
+    /// What was expanded from the context.
+    reads: &'a std::cell::Cell<Reads>,
 }
 
 impl Scope<'_> {
@@ -81,9 +95,13 @@ impl Scope<'_> {
             return Some(var.get(&0).map_or("", |e| e.value.as_str()));
         }
         if let Some((_, v)) = self.context.iter().find(|(n, _)| *n == name) {
+            let mut reads = self.reads.get();
             if TARGET_NAMES.contains(&name) {
-                self.target_read.set(true);
+                reads.target = true;
+            } else {
+                reads.tree = true;
             }
+            self.reads.set(reads);
             return Some(v);
         }
         // read_conf unsets every whitelisted variable before sourcing.
@@ -103,20 +121,17 @@ impl Scope<'_> {
 }
 
 /// Source `files` (the dkms.conf and the `/etc/dkms` overrides that exist, in dkms's order)
-/// and return the whitelisted variables as dkms's shell holds them afterwards, and whether
-/// any of [`TARGET_NAMES`] was expanded (when not, the variables are the same for every
-/// target whose context differs only in those).
+/// and return the whitelisted variables as dkms's shell holds them afterwards, and what the
+/// read looked at beyond the files' text ([`Reads`]: with no `target`, the variables are the
+/// same for every target whose context differs only in [`TARGET_NAMES`]; with nothing, they
+/// follow from the text alone, as long as no entry of the
+/// working directory is named like a directive: see [`directive_named_entries`]).
 pub fn source_all(
     files: &[&str],
     context: &[(&'static str, String)],
     cwd: &mut GlobProbe,
-) -> Result<(Vars, bool), NeedsBash> {
-    // Looked up once a process: status evaluates a dkms.conf per module.
-    static DIRECTIVES_IN_ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let in_env = DIRECTIVES_IN_ENV.get_or_init(|| {
-        std::env::vars_os().any(|(k, _)| k.as_encoded_bytes().starts_with(b"DKMS_DIRECTIVE"))
-    });
-    if *in_env {
+) -> Result<(Vars, Reads), NeedsBash> {
+    if directives_in_env() {
         // safe_source re-exports DKMS_DIRECTIVE* from `set`: environment-dependent.
         return Err(NeedsBash {
             file: 0,
@@ -125,17 +140,42 @@ pub fn source_all(
         });
     }
     let mut outer = Vars::default();
-    let target_read = std::cell::Cell::new(false);
+    let reads = std::cell::Cell::new(Reads::default());
     for (file, text) in files.iter().enumerate() {
         let assigns = lexer::parse(text).map_err(|b| NeedsBash {
             file,
             line: b.line,
             what: b.what,
         })?;
-        let inner = source_one(file, &assigns, &outer, context, &target_read)?;
-        resource(file, &inner, &mut outer, context, cwd, &target_read)?;
+        let inner = source_one(file, &assigns, &outer, context, &reads)?;
+        resource(file, &inner, &mut outer, context, cwd, &reads)?;
     }
-    Ok((outer, target_read.get()))
+    Ok((outer, reads.get()))
+}
+
+/// Whether the environment holds a `DKMS_DIRECTIVE*` variable, which safe_source re-exports
+/// from `set`: files are then read by bash. Looked up once a process (status evaluates a
+/// dkms.conf per module).
+pub fn directives_in_env() -> bool {
+    static IN_ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN_ENV.get_or_init(|| {
+        std::env::vars_os().any(|(k, _)| k.as_encoded_bytes().starts_with(b"DKMS_DIRECTIVE"))
+    })
+}
+
+/// Whether an entry of the working directory is named like a whitelisted directive (starts
+/// with one's name): only such an entry can match the `NAME[i]="...` field that dkms's
+/// unquoted echo globs for a value without glob characters ([`Reads::glob`]); a relative
+/// pattern matches nothing unless its first component matches an entry. Listed once a process.
+pub fn directive_named_entries() -> bool {
+    static THERE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *THERE.get_or_init(|| {
+        cwd_names().iter().any(|n| {
+            WHITELIST
+                .iter()
+                .any(|w| n.as_bytes().starts_with(w.as_bytes()))
+        })
+    })
 }
 
 /// The subshell part of safe_source: `. "$to_source_file"` on a copy of dkms's variables.
@@ -144,7 +184,7 @@ fn source_one(
     assigns: &[Assignment],
     outer: &Vars,
     context: &[(&'static str, String)],
-    target_read: &std::cell::Cell<bool>,
+    reads: &std::cell::Cell<Reads>,
 ) -> Result<Vars, NeedsBash> {
     let mut inner = outer.clone();
     for a in assigns {
@@ -159,7 +199,7 @@ fn source_one(
         let value = Scope {
             vars: &inner,
             context,
-            target_read,
+            reads,
         }
         .expand(&a.value)
         .ok_or(beyond("a variable dkms.conf does not define"))?;
@@ -181,7 +221,7 @@ fn resource(
     outer: &mut Vars,
     context: &[(&'static str, String)],
     cwd: &mut GlobProbe,
-    target_read: &std::cell::Cell<bool>,
+    reads: &std::cell::Cell<Reads>,
 ) -> Result<(), NeedsBash> {
     let beyond = |line, what| NeedsBash { file, line, what };
     for name in WHITELIST {
@@ -190,6 +230,12 @@ fn resource(
         };
         for (index, elem) in var {
             let line = elem.origin.map_or(0, |(_, l)| l);
+            if has_glob(&elem.value) {
+                reads.set(Reads {
+                    glob: true,
+                    ..reads.get()
+                });
+            }
             // `echo VAR[i]=\"${VAR[i]}\"` unquoted: IFS runs become one space.
             let mut echoed = format!("{name}[{index}]=\"");
             let mut in_space = false;
@@ -221,7 +267,7 @@ fn resource(
             let value = Scope {
                 vars: outer,
                 context,
-                target_read,
+                reads,
             }
             .expand(&a.value)
             .ok_or(beyond(line, "a value dkms expands a second time"))?;

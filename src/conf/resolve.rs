@@ -25,6 +25,14 @@ pub struct Resolution {
     /// kernel was there. What else the conf holds (make command, BUILD_EXCLUSIVE_*, patches)
     /// may still depend on the kernel.
     pub records_for_every_target: bool,
+    /// Whether the module records and BUILD_DEPENDS* follow from the dkms.conf's bytes and
+    /// the host's distribution (DEST_MODULE_LOCATION's override) alone, for every target and
+    /// whatever `$module` it is read with: [`Self::records_for_every_target`], no override
+    /// file read at all, none of dkms's variables expanded, and no value with a glob character (see
+    /// [`super::native::Reads`]); and read with no `DKMS_DIRECTIVE*` in the environment.
+    /// What such a file says may be kept with its stat data ([`crate::tree::conf_cache`]),
+    /// while no entry of the working directory is named like a directive.
+    pub text_only: bool,
 }
 
 /// Which reader produced a [`Resolution`].
@@ -221,6 +229,7 @@ pub fn resolve(
         problems,
         read_by: ReadBy::Native,
         records_for_every_target: false,
+        text_only: false,
     }
 }
 

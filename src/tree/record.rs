@@ -85,7 +85,7 @@ impl StatData {
     /// Whether both times are older than `before` (ns since the epoch): not racy; and every
     /// number has 19 digits at most, as `parse` reads them (a time 317 years from 1970, or a
     /// device number past 10^19, is compared every time instead).
-    fn settled_before(&self, before: i128) -> bool {
+    pub(super) fn settled_before(&self, before: i128) -> bool {
         const MAX: i128 = 9_999_999_999_999_999_999;
         let fits = |n: i128| (-MAX..=MAX).contains(&n);
         self.mtime_ns < before
@@ -97,7 +97,7 @@ impl StatData {
             && fits(self.ctime_ns)
     }
 
-    fn write(&self, out: &mut String) {
+    pub(super) fn write(&self, out: &mut String) {
         use std::fmt::Write;
         let _ = write!(
             out,
@@ -109,7 +109,7 @@ impl StatData {
     /// Five numbers, each followed by a space, from the start of `rest`, which is left at
     /// what follows them. By hand: a record holds 26,000 of these at 1,000 x 8, and str's
     /// `parse` and `splitn` took a tenth of `status`'s instructions.
-    fn parse(rest: &mut &str) -> Option<StatData> {
+    pub(super) fn parse(rest: &mut &str) -> Option<StatData> {
         fn number(rest: &mut &str) -> Option<i128> {
             let bytes = rest.as_bytes();
             let negative = bytes.first() == Some(&b'-');
@@ -256,7 +256,7 @@ impl std::hash::Hasher for KeyHasher {
     }
 }
 
-type Map<V> = HashMap<String, V, std::hash::BuildHasherDefault<KeyHasher>>;
+pub(super) type Map<V> = HashMap<String, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
 /// The record: comparisons by `<built>\t<installed>` (paths relative to the dkms and
 /// install trees), directories by their path relative to the dkms tree.
@@ -268,7 +268,7 @@ pub struct Record {
 
 /// FNV-1a, 64 bits: enough to tell a damaged record from a whole one (not an adversary:
 /// whoever can write the tree can write the modules).
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })

@@ -6,6 +6,7 @@ mod support;
 mod build_steps;
 mod build_user;
 mod cli;
+mod conf_cache;
 mod conf_words_3_2_2;
 mod depends;
 mod depends_rebuild_3_2_2;

@@ -2,7 +2,8 @@
 # How the cost of dkms-rs's commands grows with the tree, against Debian's dkms 3.2.2, in one
 # run (a benchmark, not a test; issue 13, item 1):
 #   `status`, a no-op `autoinstall -k K1`, `uninstall M/1.0 -k K1` of one module and
-#   `remove M/1.0 --all` of one module, with N modules installed for K kernels
+#   `remove M/1.0 --all` of one module, `install M/1.0 -k K1` of one module uninstalled
+#   for K1 (its build kept), with N modules installed for K kernels
 #   (N in $SIZES, K in $KERNELS; default 10 100 1000 x 1 4 8).
 #
 # The tree, in a temp dir per size (`--dkmstree tree --sourcetree src --installtree
@@ -172,6 +173,9 @@ restore_victim() {
     for d in "$T"/saved/lib/*; do cp -a "$d/$victim.ko" "$T/lib/modules/${d##*/}/updates/dkms/"; done
 }
 nothing() { :; }
+# install's runs start from the victim uninstalled for K1 (by dkms-rs, untimed), and end
+# with the tree put back.
+reuninstall() { ours uninstall "$victim/1.0" -k "$k1" --no-depmod > /dev/null; }
 
 if [ "${1:-}" = tree ]; then
     make_tree "$work/n$3-k$4" "$3" "$4"
@@ -207,9 +211,11 @@ for n in "${sizes[@]}"; do
         fi
         lines=$(grep -c ': installed$' "$work/rs.status")
         (( lines == n * k )) || { echo "$lines installed lines, not $((n * k))" >&2; exit 1; }
-        for cmd in status autoinstall uninstall remove; do
+        for cmd in status autoinstall uninstall remove install; do
+            [ "$cmd" = install ] && reuninstall
             case $cmd in
                 status) args=(status); restore=nothing ;;
+                install) args=(install "$victim/1.0" -k "$k1" --no-depmod); restore=reuninstall ;;
                 autoinstall) args=(autoinstall -k "$k1"); restore=nothing ;;
                 uninstall) args=(uninstall "$victim/1.0" -k "$k1" --no-depmod); restore=restore_victim ;;
                 remove) args=(remove "$victim/1.0" --all --no-depmod); restore=restore_victim ;;
@@ -227,6 +233,7 @@ for n in "${sizes[@]}"; do
             printf '| %s x %s = %s | `%s` | %s | %s | %s | %s |\n' "$n" "$k" "$size" "${args[*]}" "$a" "$peer_cell" "$ratio" "$load" | tee -a "$results" >&2
             echo "$cmd $size $a ${b:-}" >> "$slopes"
             b=
+            [ "$cmd" = install ] && restore_victim
         done
         # The status output after uninstall/remove runs is the one before (restored).
         ours status | cmp -s - "$work/rs.status" || { echo "tree not restored at $n x $k" >&2; exit 1; }
@@ -253,7 +260,7 @@ printf '\n`status` once under /usr/bin/time (user+sys CPU, peak RSS %%M of the l
 cat "$work/cpu" >> "$results"
 echo >> "$results"
 # Slope: least squares of ms on modules x kernels, over every size measured.
-for cmd in status autoinstall uninstall remove; do
+for cmd in status autoinstall uninstall remove install; do
     awk -v c="$cmd" '$1 == c {
         n++; x += $2; y += $3; xx += $2 * $2; xy += $2 * $3
         if ($4 != "") { m++; X += $2; Y += $4; XX += $2 * $2; XY += $2 * $4 } }

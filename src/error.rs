@@ -90,11 +90,16 @@ pub enum ActionError {
     /// dkms 3.2.2's do_install: a built module's file is not there (6).
     #[error("Missing module {name} in {}", dir.display())]
     MissingBuiltModule { name: String, dir: PathBuf },
-    #[error("build of {name} failed for {target}: make did not produce it in {dir}")]
+    /// dkms 3.2.2's do_build: make ended well but a module of the conf is not where the conf
+    /// says it is built (`name` with its BUILT_MODULE_LOCATION).
+    #[error(
+        "Build of {name} failed for: {target}\nMake sure the name and location of the generated module are correct,\nor consult {} for more information.",
+        log.display()
+    )]
     ModuleNotProduced {
         name: String,
         target: Target,
-        dir: PathBuf,
+        log: PathBuf,
     },
     #[error("{dir} does not exist: cannot install a module onto a non-existent kernel")]
     NoKernelDir { dir: PathBuf },

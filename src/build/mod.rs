@@ -141,9 +141,9 @@ pub fn build(req: &BuildRequest, console: &Console) -> Result<(), ActionError> {
         let built = built_module_path(build_dir, &record.built_location, &record.built_name);
         if !built.exists() {
             return Err(ActionError::ModuleNotProduced {
-                name: format!("{}.ko", record.built_name),
+                name: format!("{}{}.ko", record.built_location, record.built_name),
                 target: target.clone(),
-                dir: build_dir.clone(),
+                log: log.clone(),
             });
         }
     }

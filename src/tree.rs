@@ -886,7 +886,7 @@ impl Tree {
         let cache_path = self.dkms_tree.join(conf_cache::CACHE_FILE);
         let old_confs = ConfCache::read(&cache_path);
         let limit = record::settle_limit(std::time::SystemTime::now());
-        // The overrides dir listed once, not four stats per target (see ResolveContext).
+        // The overrides dir listed once, not six stats per target (see ResolveContext).
         let etc_names = std::fs::read_dir(&self.etc_dir)
             .ok()
             .map(|entries| std::sync::Arc::new(entries.flatten().map(|e| e.file_name()).collect()));

@@ -120,7 +120,8 @@ dkms_rs_read_conf() {
     local _conf_file dkms_rs_from_text=$dkms_rs_text dkms_rs_n=0
     for _conf_file in "$read_conf_file" "$dkms_rs_etc/$module.conf" \
         "$dkms_rs_etc/$module-$module_version.conf" "$dkms_rs_etc/$module-$module_version-$1.conf" \
-        "$dkms_rs_etc/$module-$module_version-$1-$2.conf"; do
+        "$dkms_rs_etc/$module-$module_version-$1-$2.conf" "$dkms_rs_etc/$module--$1.conf" \
+        "$dkms_rs_etc/$module--$1-$2.conf"; do
         { [[ $dkms_rs_from_text ]] || { ((dkms_rs_n == 0)) && [ -e "$_conf_file" ]; }; } && safe_source "$_conf_file" $dkms_conf_variables; dkms_rs_from_text=${dkms_rs_over[++dkms_rs_n]}
     done
 }
@@ -128,7 +129,7 @@ dkms_rs_kernelver=$1 dkms_rs_arch=$2 kernel_source_dir=$3 kernel_config=$4 dkms_
 source_tree=$6 install_tree=$7 dkms_rs_etc=$8 dkms_rs_conf=$9
 module=${10} module_version=${11} dkms_rs_identify=${12}
 running_distribution=${13} addon_modules_dir=${14}
-current_os=${15} current_kernel=${16}; dkms_rs_over=("" "${@:18:4}")
+current_os=${15} current_kernel=${16}; dkms_rs_over=("" "${@:18:6}")
 tmp_location=${TMPDIR:-/tmp}
 PATH="$PATH:/usr/lib/dkms"
 umask 022
@@ -194,7 +195,7 @@ pub fn source(file: &ConfFile, ctx: &ResolveContext) -> Result<Sourced, ConfErro
 fn source_with(
     file: &ConfFile,
     ctx: &ResolveContext,
-    overrides: &[Option<ConfFile>; 4],
+    overrides: &[Option<ConfFile>; 6],
 ) -> Result<Sourced, ConfError> {
     let conf = file.path();
     // Kept until bash is done: what it sources in place of each override.
@@ -371,15 +372,18 @@ pub fn snippet(script: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The files dkms sources for `module`/`version` on (kernel, arch), existing or not, spelled
-/// as dkms spells them (`"/etc/dkms/$module.conf"`: plain concatenation, not a path join).
+/// The files dkms 3.2.2's read_conf sources for `module`/`version` on (kernel, arch), in its
+/// order, existing or not, spelled as dkms spells them (`"/etc/dkms/$module.conf"`: plain
+/// concatenation, not a path join): 3.0.10's four, then 3.2.2's `$module--$kernel.conf` and
+/// `$module--$kernel-$arch.conf` (any version; with an empty `$module_version` the third
+/// and the fifth are one file, sourced twice, as by dkms).
 pub fn override_paths(
     etc: &Path,
     module: &str,
     version: &str,
     kernel: &str,
     arch: &str,
-) -> [PathBuf; 4] {
+) -> [PathBuf; 6] {
     let at = |name: String| {
         let mut p = etc.as_os_str().to_owned();
         p.push("/");
@@ -391,6 +395,8 @@ pub fn override_paths(
         at(format!("{module}-{version}.conf")),
         at(format!("{module}-{version}-{kernel}.conf")),
         at(format!("{module}-{version}-{kernel}-{arch}.conf")),
+        at(format!("{module}--{kernel}.conf")),
+        at(format!("{module}--{kernel}-{arch}.conf")),
     ]
 }
 

@@ -79,9 +79,9 @@ impl ConfFile {
         ctx: &ResolveContext,
         module: &str,
         version: &str,
-    ) -> Result<[Option<ConfFile>; 4], ConfError> {
+    ) -> Result<[Option<ConfFile>; 6], ConfError> {
         let paths = bash::override_paths(&ctx.etc_dir, module, version, &ctx.kernelver, &ctx.arch);
-        let mut out = [None, None, None, None];
+        let mut out: [Option<ConfFile>; 6] = std::array::from_fn(|_| None);
         for (slot, path) in out.iter_mut().zip(paths) {
             let listed = match (&ctx.etc_names, path.file_name()) {
                 (Some(names), Some(name)) => names.contains(name),
@@ -313,21 +313,26 @@ pub fn target_overrides_there(
         let paths = bash::override_paths(etc_dir, module, version, kernel, arch);
         return paths[2..].iter().any(|path| path.exists());
     };
-    // `<module>-<version>-<kernel>.conf` or `<module>-<version>-<kernel>-<arch>.conf`.
+    // `<module>-<version>-<kernel>[-<arch>].conf`, or 3.2.2's `<module>--<kernel>[-<arch>].conf`.
+    let for_target = |rest: Option<&[u8]>| {
+        rest.and_then(|r| r.strip_prefix(kernel.as_bytes()))
+            .is_some_and(|r| {
+                r == b".conf"
+                    || r.strip_prefix(b"-")
+                        .and_then(|r| r.strip_prefix(arch.as_bytes()))
+                        .is_some_and(|r| r == b".conf")
+            })
+    };
     names.iter().any(|name| {
-        let rest = name
+        let after_module = name
             .as_encoded_bytes()
             .strip_prefix(module.as_bytes())
-            .and_then(|r| r.strip_prefix(b"-"))
-            .and_then(|r| r.strip_prefix(version.as_bytes()))
-            .and_then(|r| r.strip_prefix(b"-"))
-            .and_then(|r| r.strip_prefix(kernel.as_bytes()));
-        rest.is_some_and(|r| {
-            r == b".conf"
-                || r.strip_prefix(b"-")
-                    .and_then(|r| r.strip_prefix(arch.as_bytes()))
-                    .is_some_and(|r| r == b".conf")
-        })
+            .and_then(|r| r.strip_prefix(b"-"));
+        for_target(
+            after_module
+                .and_then(|r| r.strip_prefix(version.as_bytes()))
+                .and_then(|r| r.strip_prefix(b"-")),
+        ) || for_target(after_module.and_then(|r| r.strip_prefix(b"-")))
     })
 }
 

@@ -65,7 +65,7 @@ pub struct ResolveContext {
     /// `/etc/dkms` override) is refused ([`ConfError::NotRun`]) instead of run by bash.
     pub no_exec: bool,
     /// The names in `etc_dir`, listed once by a caller that resolves many files (`status`):
-    /// an override not among them is not looked for (one stat less per file, four per
+    /// an override not among them is not looked for (one stat less per file, six per
     /// target). `None`: each override path is checked.
     pub etc_names: Option<std::sync::Arc<std::collections::HashSet<std::ffi::OsString>>>,
 }

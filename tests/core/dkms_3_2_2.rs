@@ -217,3 +217,38 @@ fn an_unknown_action_as_dkms_3_2_2() {
     let seen = pair.same(&["frobnicate"]);
     assert!(seen.2.contains("Unknown action specified"), "{seen:?}");
 }
+
+/// dkms 3.2.2's read_conf sources `/etc/dkms/<module>--<kernel>.conf` and
+/// `<module>--<kernel>-<arch>.conf` (any version of the module) after 3.0.10's four: a build
+/// of `-m -v` reads them. Each names a module make does not make: the build fails as 3.2.2's.
+#[test]
+fn any_version_kernel_overrides_are_read_as_dkms_3_2_2_reads_them() {
+    let Some((pair, k)) = Pair::on_a_kernel() else {
+        return;
+    };
+    let k = k.as_str();
+    let arch = support::command("uname").arg("-m").output().unwrap().stdout;
+    let arch = String::from_utf8(arch).unwrap().trim().to_string();
+    pair.each(|s| {
+        s.write_module("anyver", "1.0", "", TRIVIAL);
+    });
+    pair.same(&["add", "anyver/1.0"]);
+    for name in [
+        format!("anyver--{k}.conf"),
+        format!("anyver--{k}-{arch}.conf"),
+    ] {
+        pair.each(|s| {
+            std::fs::write(
+                s.etc_dir.join(&name),
+                "BUILT_MODULE_NAME[0]=\"anyver_other\"\n",
+            )
+            .unwrap()
+        });
+        let built = pair.same(&["build", "anyver/1.0", "-k", k]);
+        assert_ne!(built.0, 0, "{name}: {built:?}");
+        pair.each(|s| std::fs::remove_file(s.etc_dir.join(&name)).unwrap());
+    }
+    let built = pair.same(&["build", "anyver/1.0", "-k", k]);
+    assert_eq!(built.0, 0, "no override: {built:?}");
+    pair.same(&["status"]);
+}

@@ -28,11 +28,10 @@
 
 use std::collections::HashSet;
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::record::{Map, StatData, fnv1a};
+use super::record::{Map, StatData, fnv1a, framed, unframe, write_by_rename};
 use crate::conf::{ModuleConf, ModuleRecord, Resolution, ResolveContext};
 
 /// The cache's file name in the dkms tree.
@@ -110,17 +109,8 @@ impl ConfCache {
     }
 
     fn parse(bytes: &[u8]) -> Option<ConfCache> {
-        let text = std::str::from_utf8(bytes).ok()?;
-        let body = text.strip_prefix(HEADER)?.strip_prefix('\n')?;
-        let trimmed = body.strip_suffix('\n')?;
-        let (lines, end) = match trimmed.rfind('\n') {
-            Some(i) => (&body[..=i], &trimmed[i + 1..]),
-            None => ("", trimmed),
-        };
-        let mut end = end.strip_prefix("end ")?.split(' ');
-        let count: usize = end.next()?.parse().ok()?;
-        let sum = u64::from_str_radix(end.next()?, 16).ok()?;
-        if end.next().is_some() || fnv1a(lines.as_bytes()) != sum {
+        let (lines, count, sum) = unframe(bytes, HEADER)?;
+        if fnv1a(lines.as_bytes()) != sum {
             return None;
         }
         let mut cache = ConfCache::default();
@@ -246,31 +236,13 @@ impl ConfCache {
             }
             lines.push('\n');
         }
-        let mut out = Vec::with_capacity(lines.len() + 64);
-        let _ = writeln!(out, "{HEADER}");
-        out.extend_from_slice(lines.as_bytes());
-        let _ = writeln!(out, "end {} {:016x}", keys.len(), fnv1a(lines.as_bytes()));
-        out
+        framed(HEADER, &lines, keys.len())
     }
 
     /// Write the cache to `path` by rename; a failed write leaves the old one (the cache only
     /// saves time).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let temp = path.with_file_name(format!(
-            "{name}.{}{}",
-            std::process::id(),
-            crate::atomic::NEW_SUFFIX
-        ));
-        let written =
-            std::fs::write(&temp, self.render()).and_then(|()| std::fs::rename(&temp, path));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&temp);
-        }
-        written
+        write_by_rename(path, &self.render())
     }
 }
 

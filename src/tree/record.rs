@@ -291,20 +291,7 @@ impl Record {
     }
 
     fn parse(bytes: &[u8]) -> Option<Record> {
-        let text = std::str::from_utf8(bytes).ok()?;
-        let body = text.strip_prefix(HEADER)?.strip_prefix('\n')?;
-        // The end line is the last one: the body is everything before it.
-        let trimmed = body.strip_suffix('\n')?;
-        let (lines, end) = match trimmed.rfind('\n') {
-            Some(i) => (&body[..=i], &trimmed[i + 1..]),
-            None => ("", trimmed),
-        };
-        let mut end = end.strip_prefix("end ")?.split(' ');
-        let count: usize = end.next()?.parse().ok()?;
-        let sum = u64::from_str_radix(end.next()?, 16).ok()?;
-        if end.next().is_some() {
-            return None;
-        }
+        let (lines, count, sum) = unframe(bytes, HEADER)?;
         // The file holds its comparisons, then its dirs (as `render` writes them): one
         // thread reads the dirs while this one reads the comparisons and checks the sum.
         let split = lines.find("\nd ").map_or(lines.len(), |i| i + 1);
@@ -478,32 +465,63 @@ impl Record {
             lines.push('\n');
             count += 1;
         }
-        let mut out = Vec::with_capacity(lines.len() + 64);
-        let _ = writeln!(out, "{HEADER}");
-        out.extend_from_slice(lines.as_bytes());
-        let _ = writeln!(out, "end {} {:016x}", count, fnv1a(lines.as_bytes()));
-        out
+        framed(HEADER, &lines, count)
     }
 
-    /// Write the record to `path` by rename (see the module doc). Its temp name holds the
-    /// process id: `status` takes no lock, and two at once must not write one temp file.
+    /// Write the record to `path` by rename (see the module doc).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let temp = path.with_file_name(format!(
-            "{name}.{}{}",
-            std::process::id(),
-            crate::atomic::NEW_SUFFIX
-        ));
-        let written =
-            std::fs::write(&temp, self.render()).and_then(|()| std::fs::rename(&temp, path));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&temp);
-        }
-        written
+        write_by_rename(path, &self.render())
     }
+}
+
+/// `lines` (each ending in a newline) between `header`'s line and the `end <count> <sum>`
+/// line: the form of the status record and of the conf cache.
+pub(super) fn framed(header: &str, lines: &str, count: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(lines.len() + 64);
+    let _ = writeln!(out, "{header}");
+    out.extend_from_slice(lines.as_bytes());
+    let _ = writeln!(out, "end {} {:016x}", count, fnv1a(lines.as_bytes()));
+    out
+}
+
+/// What [`framed`] wrote: the lines, the count and the sum of the end line (the caller checks
+/// both), or `None` when the header or the end line is not there.
+pub(super) fn unframe<'b>(bytes: &'b [u8], header: &str) -> Option<(&'b str, usize, u64)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let body = text.strip_prefix(header)?.strip_prefix('\n')?;
+    // The end line is the last one: the body is everything before it.
+    let trimmed = body.strip_suffix('\n')?;
+    let (lines, end) = match trimmed.rfind('\n') {
+        Some(i) => (&body[..=i], &trimmed[i + 1..]),
+        None => ("", trimmed),
+    };
+    let mut end = end.strip_prefix("end ")?.split(' ');
+    let count: usize = end.next()?.parse().ok()?;
+    let sum = u64::from_str_radix(end.next()?, 16).ok()?;
+    if end.next().is_some() {
+        return None;
+    }
+    Some((lines, count, sum))
+}
+
+/// `bytes` written to `path` by rename, through a temp name beside it that holds the process
+/// id (`status` takes no lock, and two at once must not write one temp file); a failed write
+/// leaves the old file and no temp one.
+pub(super) fn write_by_rename(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = path.with_file_name(format!(
+        "{name}.{}{}",
+        std::process::id(),
+        crate::atomic::NEW_SUFFIX
+    ));
+    let written = std::fs::write(&temp, bytes).and_then(|()| std::fs::rename(&temp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
 }
 
 /// `path` below `base`, as text: what follows `base` and a `/` in it, byte for byte (the

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::dkms_3_2_2::Pair;
+use crate::status_record::mtime_text;
 use crate::support;
 
 use support::scratch::{Scratch, TRIVIAL, ok};
@@ -34,13 +35,6 @@ fn same_status_of(s: &Scratch, reference: &Path, cwd: &Path, args: &[&str], why:
     let ours = ok(s.dkms_rs(&args).current_dir(cwd));
     assert_eq!(ours, theirs, "{why}: dkms-rs (left) vs dkms 3.2.2 (right)");
     theirs
-}
-
-/// touch(1) -d with a file's mtime to the ns, as `stat -c %y` prints it.
-fn mtime_text(file: &Path) -> String {
-    ok(support::command("stat").args(["-c", "%y"]).arg(file))
-        .trim_end()
-        .to_owned()
 }
 
 /// Replace `file`'s contents and set its mtime back to what it was: only its ctime (and

@@ -27,7 +27,7 @@ fn same_status(s: &Scratch, reference: &Path, why: &str) -> String {
 }
 
 /// touch(1) -d with a file's mtime to the ns, as `stat -c %y` prints it.
-fn mtime_text(file: &Path) -> String {
+pub(crate) fn mtime_text(file: &Path) -> String {
     let out = ok(support::command("stat").args(["-c", "%y"]).arg(file));
     out.trim_end().to_owned()
 }

@@ -30,8 +30,8 @@ pub struct Resolution {
     /// whatever `$module` it is read with: [`Self::records_for_every_target`], no override
     /// file read at all, none of dkms's variables expanded, and no value with a glob character (see
     /// [`super::native::Reads`]); and read with no `DKMS_DIRECTIVE*` in the environment.
-    /// What such a file says may be kept with its stat data ([`crate::tree::conf_cache`]),
-    /// while no entry of the working directory is named like a directive.
+    /// What such a file says may be kept with its stat data (the tree's conf cache, a layer
+    /// above), while no entry of the working directory is named like a directive.
     pub text_only: bool,
 }
 

@@ -34,16 +34,48 @@ impl Default for Console {
 /// under a redirected output must not stop a command half-way through a change (`println!`
 /// panics on it). Held instead while this thread runs [`held`].
 pub fn out_line(line: &str) {
-    if !hold(false, line) {
-        write_held(vec![(false, line.to_owned())]);
+    let line = Line {
+        stderr: false,
+        text: line.to_owned(),
+        once: None,
+    };
+    if let Some(line) = hold(line) {
+        write_held(vec![line]);
     }
 }
 
 /// [`out_line`] on stderr.
 pub fn err_line(line: &str) {
-    if !hold(true, line) {
-        write_held(vec![(true, line.to_owned())]);
+    let line = Line {
+        stderr: true,
+        text: line.to_owned(),
+        once: None,
+    };
+    if let Some(line) = hold(line) {
+        write_held(vec![line]);
     }
+}
+
+/// [`out_line`] of a line that is written only the first time its `key` is: held lines are
+/// judged when they are written, so among jobs whose lines are written in the jobs' order
+/// the first job's line is the one written, as when the jobs run one after the other.
+pub fn out_line_once(key: String, line: &str) {
+    let line = Line {
+        stderr: false,
+        text: line.to_owned(),
+        once: Some(key),
+    };
+    if let Some(line) = hold(line) {
+        write_held(vec![line]);
+    }
+}
+
+/// One line said: where it goes, and the key of a line said once ([`out_line_once`]).
+#[derive(Debug)]
+struct Line {
+    stderr: bool,
+    text: String,
+    once: Option<String>,
 }
 
 /// One writer at a time: a job's lines come out together, never between another's. It
@@ -58,25 +90,30 @@ fn output() -> std::sync::MutexGuard<'static, StatusLine> {
     OUTPUT.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The keys of the [`out_line_once`] lines written so far.
+static WRITTEN_ONCE: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
 std::thread_local! {
-    /// The lines this thread holds back, each with whether it goes to stderr.
-    static HELD: std::cell::RefCell<Option<Vec<(bool, String)>>> =
+    /// The lines this thread holds back.
+    static HELD: std::cell::RefCell<Option<Vec<Line>>> =
         const { std::cell::RefCell::new(None) };
 }
 
-fn hold(stderr: bool, line: &str) -> bool {
+/// Hold `line` if this thread holds its lines; else give it back, to be written.
+fn hold(line: Line) -> Option<Line> {
     HELD.with(|held| match held.borrow_mut().as_mut() {
         Some(lines) => {
-            lines.push((stderr, line.to_owned()));
-            true
+            lines.push(line);
+            None
         }
-        None => false,
+        None => Some(line),
     })
 }
 
 /// Lines held back by [`holding`], to be written with [`Held::write`].
 #[derive(Debug, Default)]
-pub struct Held(Vec<(bool, String)>);
+pub struct Held(Vec<Line>);
 
 impl Held {
     /// Write them out together, in the order they were said.
@@ -109,7 +146,8 @@ pub fn holding<R>(f: impl FnOnce() -> R) -> (R, Held) {
 
 /// What this thread holds so far, written out now (it goes on holding what follows), and
 /// the output lock held while `f` runs: for a program whose output goes straight to the
-/// terminal (a module's install script), after the lines said before it.
+/// terminal (a module's install script), after the lines said before it. In a parallel job
+/// that is before the lines of jobs ahead of it that have not ended (see `jobs::run`).
 pub fn unheld<R>(f: impl FnOnce() -> R) -> R {
     let lines = HELD.with(|h| h.borrow_mut().as_mut().map(std::mem::take));
     let mut status = output();
@@ -121,19 +159,27 @@ pub fn unheld<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// `lines` written together, the status line cleared before them and redrawn after.
-fn write_held(lines: Vec<(bool, String)>) {
+fn write_held(lines: Vec<Line>) {
     let mut status = output();
     status.clear();
     write_lines(lines);
     status.draw();
 }
 
-fn write_lines(lines: Vec<(bool, String)>) {
-    for (stderr, line) in lines {
-        if stderr {
-            let _ = writeln!(std::io::stderr().lock(), "{line}");
+/// Called with the output lock held ([`output`]): a once-line's key is judged in the order
+/// the lines are written.
+fn write_lines(lines: Vec<Line>) {
+    for line in lines {
+        if let Some(key) = line.once {
+            let mut written = WRITTEN_ONCE.lock().unwrap_or_else(|e| e.into_inner());
+            if !written.insert(key) {
+                continue;
+            }
+        }
+        if line.stderr {
+            let _ = writeln!(std::io::stderr().lock(), "{}", line.text);
         } else {
-            let _ = writeln!(std::io::stdout().lock(), "{line}");
+            let _ = writeln!(std::io::stdout().lock(), "{}", line.text);
         }
     }
 }
@@ -312,6 +358,14 @@ impl Console {
     pub fn say(&self, line: &str) {
         if !self.quiet {
             out_line(line);
+        }
+    }
+
+    /// [`Console::say`], only the first time a line of this `key` is written (see
+    /// [`out_line_once`]).
+    pub fn say_once(&self, key: String, line: &str) {
+        if !self.quiet {
+            out_line_once(key, line);
         }
     }
 

@@ -42,10 +42,55 @@ struct State {
     outcomes: Vec<Option<Outcome>>,
     running: Vec<String>,
     finished: usize,
+    /// Each ended job's lines, until the jobs before it in `order` have ended: lines are
+    /// written in the order one worker would run the jobs (dkms 3.2.2's), whichever ends first.
+    held: Vec<Option<crate::console::Held>>,
+    /// The jobs in the order one worker runs them ([`one_at_a_time`]).
+    order: Vec<usize>,
+    /// How many jobs of `order`, from its first, have had their lines written.
+    written: usize,
+}
+
+impl State {
+    /// Write the lines of the ended jobs that follow the written ones in `order`; a job that
+    /// did not run (blocked) has none.
+    fn write_in_order(&mut self) {
+        while let Some(&i) = self.order.get(self.written) {
+            if self.outcomes[i].is_none() {
+                break;
+            }
+            if let Some(lines) = self.held[i].take() {
+                lines.write();
+            }
+            self.written += 1;
+        }
+    }
+}
+
+/// The order one worker runs `jobs` in: the first job of the order given whose `after` jobs
+/// have all run, each time (a job blocked by a failure only drops out of it; jobs in a cycle
+/// come last, in the order given).
+fn one_at_a_time<T>(jobs: &[Job<T>]) -> Vec<usize> {
+    let mut done = vec![false; jobs.len()];
+    let mut order = Vec::with_capacity(jobs.len());
+    while order.len() < jobs.len() {
+        let next = (0..jobs.len())
+            .find(|&i| !done[i] && jobs[i].after.iter().all(|&d| done[d]))
+            .or_else(|| (0..jobs.len()).find(|&i| !done[i]));
+        let Some(i) = next else { break };
+        done[i] = true;
+        order.push(i);
+    }
+    order
 }
 
 /// Run `work` over the jobs with at most `concurrency` at once. A job starts once every job
 /// in its `after` list is done; if one of those failed, it is blocked.
+///
+/// Each job's lines are held and written together once it and every job one worker would
+/// have run before it have ended: the output is the one-at-a-time output (dkms 3.2.2's),
+/// whichever job ends first. (A dkms.conf script's own output goes straight out while it runs, as
+/// `console::unheld` says.)
 ///
 /// The schedule: with one worker, jobs run in the order given (dkms 3.2.2's order, and its
 /// output's). With several, a free worker takes the ready job of the largest `cost` (ties:
@@ -62,6 +107,8 @@ pub fn run<T: Sync>(
     let state = Mutex::new(State {
         started: vec![false; total],
         outcomes: (0..total).map(|_| None).collect(),
+        held: (0..total).map(|_| None).collect(),
+        order: one_at_a_time(jobs),
         ..State::default()
     });
     let wake = Condvar::new();
@@ -153,7 +200,7 @@ pub fn run<T: Sync>(
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
             st.running.retain(|n| n != &jobs[i].name);
             st.finished += 1;
-            lines.write();
+            st.held[i] = Some(lines);
             if let Some(slot) = &slot {
                 let (text, brief) = if st.finished < total {
                     progress(&st, total)
@@ -166,6 +213,7 @@ pub fn run<T: Sync>(
                 Ok(line) => Outcome::Done(line),
                 Err(e) => Outcome::Failed(e),
             });
+            st.write_in_order();
             drop(st);
             wake.notify_all();
         }
@@ -181,7 +229,14 @@ pub fn run<T: Sync>(
             }
         });
     }
-    let st = state.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut st = state.into_inner().unwrap_or_else(|e| e.into_inner());
+    // Jobs blocked after the last one ended hold nothing; any lines left are written.
+    for i in 0..total {
+        if st.outcomes[i].is_none() {
+            st.outcomes[i] = Some(Outcome::Blocked(Vec::new()));
+        }
+    }
+    st.write_in_order();
     st.outcomes
         .into_iter()
         .map(|o| o.unwrap_or(Outcome::Blocked(Vec::new())))
@@ -201,4 +256,32 @@ fn met(outcome: &Option<Outcome>) -> bool {
 fn progress(st: &State, total: usize) -> (String, String) {
     let brief = format!("[{}/{}]", st.finished, total);
     (format!("{brief} building {}", st.running.join("; ")), brief)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jobs(after: &[&[usize]]) -> Vec<Job<()>> {
+        after
+            .iter()
+            .enumerate()
+            .map(|(i, a)| Job {
+                name: i.to_string(),
+                after: a.to_vec(),
+                cost: 0,
+                item: (),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_worker_runs_the_first_ready_job_each_time() {
+        assert_eq!(one_at_a_time(&jobs(&[&[], &[], &[]])), [0, 1, 2]);
+        // 0 needs 2, 1 needs nothing: 1 first, then 2, then 0.
+        assert_eq!(one_at_a_time(&jobs(&[&[2], &[], &[]])), [1, 2, 0]);
+        assert_eq!(one_at_a_time(&jobs(&[&[1], &[2], &[]])), [2, 1, 0]);
+        // A cycle comes last, in the order given.
+        assert_eq!(one_at_a_time(&jobs(&[&[1], &[0], &[]])), [2, 0, 1]);
+    }
 }

@@ -435,7 +435,7 @@ impl Session {
             &self.console,
             |(mv, target, conf)| {
                 // dkms 3.2.2's lines for this build, said as it goes: jobs::run holds a
-                // job's lines and writes them together when it is done.
+                // job's lines and writes them together, in the jobs' order.
                 let header = format!("Autoinstall of module {mv} for kernel {target}");
                 let said_header = std::cell::Cell::new(false);
                 let say_header = || {
@@ -483,9 +483,7 @@ impl Session {
                     {
                         return fail(e);
                     }
-                    if let Some(blank) = self.prepare_target(target) {
-                        self.console.say(&blank);
-                    }
+                    self.prepare_target(target);
                     say_header();
                     let missing = build::missing_build_depends(&request);
                     if self.flags.force && !missing.is_empty() {

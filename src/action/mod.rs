@@ -203,11 +203,16 @@ impl Session {
         Ok(())
     }
 
-    /// The lines dkms 3.2.2 prints when it first prepares `target` in a command (signing's
-    /// prologue, then a blank line), or nothing when this command already did.
-    pub(crate) fn prepare_target(&self, target: &Target) -> Option<String> {
+    /// The blank line dkms 3.2.2 prints when it first prepares `target` in a command (after
+    /// signing's prologue), said once per command and target: of parallel jobs, the first in
+    /// the jobs' order says it (their lines are written in that order, [`jobs::run`]), as when
+    /// they run one after the other.
+    pub(crate) fn prepare_target(&self, target: &Target) {
         let mut done = self.prepared.0.lock().unwrap_or_else(|e| e.into_inner());
-        done.insert(target.clone()).then(String::new)
+        done.insert(target.clone());
+        // This command's, not another's in the same process.
+        let key = format!("{:p} {target}", Arc::as_ptr(&self.prepared.0));
+        self.console.say_once(key, "");
     }
 
     /// Take the tree's lock until the guard drops (waiting for another command's). Every

@@ -252,3 +252,33 @@ fn any_version_kernel_overrides_are_read_as_dkms_3_2_2_reads_them() {
     assert_eq!(built.0, 0, "no override: {built:?}");
     pair.same(&["status"]);
 }
+
+/// An autoinstall of independent modules, two at a time (`-j 2`): their lines come out in
+/// 3.2.2's order (one module after the other, by name), blank line first, whichever build
+/// ends first. `aorder`'s MAKE sleeps before make, so `zorder`, started beside it, ends first.
+#[test]
+fn parallel_autoinstall_says_each_module_in_dkms_3_2_2_s_order() {
+    let Some((pair, k)) = Pair::on_a_kernel() else {
+        return;
+    };
+    let k = k.as_str();
+    pair.each(|s| {
+        s.write_module(
+            "aorder",
+            "1.0",
+            "AUTOINSTALL=\"yes\"\nMAKE[0]=\"sleep 4; make -C $kernel_source_dir M=$dkms_tree/aorder/1.0/build\"\n",
+            TRIVIAL,
+        );
+        s.write_module("zorder", "1.0", "AUTOINSTALL=\"yes\"\n", TRIVIAL);
+    });
+    pair.same(&["add", "aorder/1.0"]);
+    pair.same(&["add", "zorder/1.0"]);
+    let auto = pair.same(&["autoinstall", "-k", k, "-j", "2"]);
+    assert_eq!(auto.0, 0, "{auto:?}");
+    let (a, z) = (
+        auto.1.find("module aorder/1.0").expect("aorder said"),
+        auto.1.find("module zorder/1.0").expect("zorder said"),
+    );
+    assert!(a < z, "{auto:?}");
+    pair.same(&["status"]);
+}

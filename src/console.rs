@@ -34,36 +34,27 @@ impl Default for Console {
 /// under a redirected output must not stop a command half-way through a change (`println!`
 /// panics on it). Held instead while this thread runs [`held`].
 pub fn out_line(line: &str) {
-    let line = Line {
-        stderr: false,
-        text: line.to_owned(),
-        once: None,
-    };
-    if let Some(line) = hold(line) {
-        write_held(vec![line]);
-    }
+    say_line(false, line, None);
 }
 
 /// [`out_line`] on stderr.
 pub fn err_line(line: &str) {
-    let line = Line {
-        stderr: true,
-        text: line.to_owned(),
-        once: None,
-    };
-    if let Some(line) = hold(line) {
-        write_held(vec![line]);
-    }
+    say_line(true, line, None);
 }
 
 /// [`out_line`] of a line that is written only the first time its `key` is: held lines are
 /// judged when they are written, so among jobs whose lines are written in the jobs' order
 /// the first job's line is the one written, as when the jobs run one after the other.
 pub fn out_line_once(key: String, line: &str) {
+    say_line(false, line, Some(key));
+}
+
+/// Hold the line, or write it now when this thread holds none.
+fn say_line(stderr: bool, text: &str, once: Option<String>) {
     let line = Line {
-        stderr: false,
-        text: line.to_owned(),
-        once: Some(key),
+        stderr,
+        text: text.to_owned(),
+        once,
     };
     if let Some(line) = hold(line) {
         write_held(vec![line]);

@@ -546,6 +546,14 @@ impl Tree {
             .unwrap_or_else(|| self.kernel_modules_dir(kernel).join("build"))
     }
 
+    /// The names in the `/etc/dkms` dir, listed once by a caller that reads many dkms.conf
+    /// ([`ResolveContext::etc_names`]); `None` when it cannot be listed.
+    pub fn etc_names(&self) -> Option<std::collections::HashSet<std::ffi::OsString>> {
+        std::fs::read_dir(&self.etc_dir)
+            .ok()
+            .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
+    }
+
     /// What dkms.conf sees while read for one target (and module, when known).
     pub fn resolve_context(
         &self,
@@ -887,9 +895,7 @@ impl Tree {
         let old_confs = ConfCache::read(&cache_path);
         let limit = record::settle_limit(std::time::SystemTime::now());
         // The overrides dir listed once, not six stats per target (see ResolveContext).
-        let etc_names = std::fs::read_dir(&self.etc_dir)
-            .ok()
-            .map(|entries| std::sync::Arc::new(entries.flatten().map(|e| e.file_name()).collect()));
+        let etc_names = self.etc_names().map(std::sync::Arc::new);
         // The module dirs, through the record; the workers take their listings from here.
         let mut first = Memo::new((&old, &old_confs), None, etc_names.clone(), limit);
         let mut module_dirs = std::collections::HashMap::new();
@@ -1048,9 +1054,17 @@ impl Tree {
             // keep it with.
             let mut to_keep = None;
             if !targets.is_empty() {
-                match memo.conf_facts(mv, module, &conf_path) {
-                    Ok(facts) => every_target = Some(Some(facts.records.clone())),
-                    Err(keep) => to_keep = keep,
+                let etc_names = memo.etc_names.as_deref();
+                match memo
+                    .confs
+                    .lookup(etc_names, module, mv, &conf_path, &memo.host)
+                {
+                    conf_cache::Lookup::Kept(key, facts) => {
+                        memo.kept_confs.push(key);
+                        every_target = Some(Some(facts.records.clone()));
+                    }
+                    conf_cache::Lookup::Keep(key, stat) => to_keep = Some((key, stat)),
+                    conf_cache::Lookup::Read => {}
                 }
             }
             for target in targets {
@@ -1332,32 +1346,6 @@ impl<'a> Memo<'a> {
             seen_confs: ConfCache::default(),
             kept_confs: Vec::new(),
             host: ResolveContext::new("", ""),
-        }
-    }
-
-    /// The kept facts of `mv`'s dkms.conf at `path` when they still hold (see
-    /// [`conf_cache`]); else, when they may be kept once read, the file's stat data.
-    /// `read_as` is the `$module` the file is read with, which names its overrides.
-    fn conf_facts(
-        &mut self,
-        mv: &ModuleVersion,
-        read_as: &str,
-        path: &Path,
-    ) -> Result<Arc<conf_cache::Facts>, Option<(String, StatData)>> {
-        if !conf_cache::usable(self.etc_names.as_deref(), read_as) {
-            return Err(None);
-        }
-        let Ok(meta) = std::fs::metadata(path) else {
-            return Err(None);
-        };
-        let stat = StatData::of(&meta);
-        let key = format!("{}/{}", mv.module, mv.version);
-        match self.confs.get(&key, &stat, &self.host) {
-            Some(facts) => {
-                self.kept_confs.push(key);
-                Ok(facts)
-            }
-            None => Err(Some((key, stat))),
         }
     }
 }

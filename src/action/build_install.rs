@@ -10,8 +10,8 @@ use crate::install;
 use crate::jobs::{self, Job, Outcome};
 use crate::kernel::Target;
 use crate::tree::ModuleVersion;
-use crate::tree::conf_cache::{self, ConfCache};
-use crate::tree::record::{StatData, settle_limit};
+use crate::tree::conf_cache::{self, ConfCache, Lookup};
+use crate::tree::record::settle_limit;
 
 use super::{Session, distinct, first_failure, remove_dir_by_rename};
 
@@ -189,10 +189,8 @@ impl Session {
         let cache_path = self.tree.dkms_tree.join(conf_cache::CACHE_FILE);
         let cache = ConfCache::read(&cache_path);
         let mut seen = ConfCache::default();
-        let etc_names: Option<std::collections::HashSet<std::ffi::OsString>> =
-            std::fs::read_dir(&self.tree.etc_dir)
-                .ok()
-                .map(|entries| entries.flatten().map(|e| e.file_name()).collect());
+        let etc_names = self.tree.etc_names();
+        let host = crate::conf::ResolveContext::new("", "");
         let limit = settle_limit(std::time::SystemTime::now());
         for (mv, broken) in self.tree.added_modules_judged() {
             // dkms 3.2.2's module_status: broken ones have no built targets.
@@ -201,21 +199,16 @@ impl Session {
             }
             let path = self.tree.source_dir(&mv).join("dkms.conf");
             let mut to_keep = None;
-            if self.flags.conf_override.is_none()
-                && conf_cache::usable(etc_names.as_ref(), &mv.module)
-                && let Ok(meta) = std::fs::metadata(&path)
-            {
-                let stat = StatData::of(&meta);
-                let key = format!("{}/{}", mv.module, mv.version);
-                let ctx = self.tree.resolve_context(target, Some(&mv));
-                match cache.get(&key, &stat, &ctx) {
-                    Some(facts) if !facts.rebuilds => continue,
-                    Some(_) => {}
-                    None => to_keep = Some((key, stat, ctx)),
+            if self.flags.conf_override.is_none() {
+                match cache.lookup(etc_names.as_ref(), &mv.module, &mv, &path, &host) {
+                    Lookup::Kept(_, facts) if !facts.rebuilds => continue,
+                    Lookup::Kept(..) | Lookup::Read => {}
+                    Lookup::Keep(key, stat) => to_keep = Some((key, stat)),
                 }
             }
             let conf = match to_keep {
-                Some((key, stat, ctx)) => {
+                Some((key, stat)) => {
+                    let ctx = self.tree.resolve_context(target, Some(&mv));
                     let res = self.confs.get(&path)?.evaluate(&ctx, Reader::Auto)?;
                     if let Some(facts) = conf_cache::Facts::of(&res, &ctx) {
                         seen.insert(&key, stat, facts, limit);

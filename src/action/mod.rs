@@ -44,13 +44,23 @@ pub struct Session {
 /// The targets a command has prepared builds for: dkms 3.2.2's `prepare_kernel_and_signing`
 /// runs once per kernel and arch in a command, and its output (the signing prologue, then a
 /// blank line) comes before the first build there.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Prepared(
-    Arc<Mutex<std::collections::BTreeSet<Target>>>,
+    /// This command's number in the process: its blank lines are its own
+    /// ([`Session::prepare_target`]), not another command's.
+    u64,
     /// Each kernel's signing as prepared, for the builds after the first (a dependent
     /// rebuilt after an install is signed without the prologue said again).
     Arc<Mutex<BTreeMap<Target, Option<crate::build::Signing>>>>,
 );
+
+impl Default for Prepared {
+    fn default() -> Self {
+        static COMMANDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = COMMANDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Prepared(id, Arc::default())
+    }
+}
 
 /// The dkms.conf files a command has read, by real path (`<m>/<v>/source/dkms.conf` is the
 /// `<source_tree>/<m>-<v>/dkms.conf` that `add` read): each is read once per command, then
@@ -208,11 +218,8 @@ impl Session {
     /// the jobs' order says it (their lines are written in that order, [`jobs::run`]), as when
     /// they run one after the other.
     pub(crate) fn prepare_target(&self, target: &Target) {
-        let mut done = self.prepared.0.lock().unwrap_or_else(|e| e.into_inner());
-        done.insert(target.clone());
-        // This command's, not another's in the same process.
-        let key = format!("{:p} {target}", Arc::as_ptr(&self.prepared.0));
-        self.console.say_once(key, "");
+        self.console
+            .say_once(format!("{} {target}", self.prepared.0), "");
     }
 
     /// Take the tree's lock until the guard drops (waiting for another command's). Every

@@ -75,7 +75,7 @@ pub struct Reads {
     /// Another of dkms's variables was (`$dkms_tree`, `$source_tree`, `$install_tree`: the
     /// command's tree options; `$module`, `$module_version`: what the command was given,
     /// which is not the module's name in every command: `status` without `-m`).
-    pub tree: bool,
+    pub other: bool,
     /// A value dkms echoes unquoted holds a glob character (`*`, `?`, `[`): what it reads back
     /// may depend on the files of the working directory.
     pub glob: bool,
@@ -99,7 +99,7 @@ impl Scope<'_> {
             if TARGET_NAMES.contains(&name) {
                 reads.target = true;
             } else {
-                reads.tree = true;
+                reads.other = true;
             }
             self.reads.set(reads);
             return Some(v);

@@ -8,7 +8,7 @@
 //! glob character in a value), and only a valid one (dkms accepts it); its facts stand for
 //! reading it again while its stat data are the recorded ones (the status record's rule, and
 //! its [`SETTLE`](super::record::SETTLE) time against racy writes), the host's distribution
-//! and `ADDON_MODULES_DIR` are the recorded ones, and [`usable`] holds in this process: no
+//! and `ADDON_MODULES_DIR` are the recorded ones, and `usable` holds in this process: no
 //! `DKMS_DIRECTIVE*` in the environment, no entry of the working directory named like a
 //! directive, and no override for the module in the listed `/etc/dkms`. The stat is of the
 //! dkms.conf through the `source` link, so a link pointed elsewhere finds another file.
@@ -77,7 +77,7 @@ impl Facts {
 
 /// Whether kept facts may stand for reading `module`'s dkms.conf in this process, with
 /// `etc_names` the listing of the `/etc/dkms` in use (`None`: not listed, not usable).
-pub fn usable(etc_names: Option<&HashSet<OsString>>, module: &str) -> bool {
+fn usable(etc_names: Option<&HashSet<OsString>>, module: &str) -> bool {
     let Some(names) = etc_names else {
         return false;
     };
@@ -91,6 +91,16 @@ pub fn usable(etc_names: Option<&HashSet<OsString>>, module: &str) -> bool {
     !an_override
         && !crate::conf::native::directives_in_env()
         && !crate::conf::native::directive_named_entries()
+}
+
+/// What [`ConfCache::lookup`] found.
+pub enum Lookup {
+    /// The facts kept under this key hold: the file need not be read.
+    Kept(String, Arc<Facts>),
+    /// Read the file; what it says may be kept under this key with these stat data.
+    Keep(String, StatData),
+    /// Read the file, and keep nothing.
+    Read,
 }
 
 /// The cache: facts by `<module>/<version>`.
@@ -143,6 +153,31 @@ impl ConfCache {
                 .insert(key.to_owned(), (stat, Arc::new(facts)));
         }
         (cache.entries.len() == count).then_some(cache)
+    }
+
+    /// What to do with `mv`'s dkms.conf at `path`, read as `$module` `read_as` (which names
+    /// its overrides) by `ctx`'s host, `etc_names` the listed `/etc/dkms`: take the kept facts,
+    /// read it and keep what it says with the stat data taken before, or just read it.
+    pub fn lookup(
+        &self,
+        etc_names: Option<&HashSet<OsString>>,
+        read_as: &str,
+        mv: &super::ModuleVersion,
+        path: &Path,
+        ctx: &ResolveContext,
+    ) -> Lookup {
+        if !usable(etc_names, read_as) {
+            return Lookup::Read;
+        }
+        let Ok(meta) = std::fs::metadata(path) else {
+            return Lookup::Read;
+        };
+        let stat = StatData::of(&meta);
+        let key = format!("{}/{}", mv.module, mv.version);
+        match self.get(&key, &stat, ctx) {
+            Some(facts) => Lookup::Kept(key, facts),
+            None => Lookup::Keep(key, stat),
+        }
     }
 
     /// The facts kept for `key` when the file's stat data are still `stat` and they were read
